@@ -1,0 +1,99 @@
+"""Metrics. Per-sample scores are returned as tensors so their mean, spread and worst cases
+can all be read from one place."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def accuracy_per_sample(logits: Tensor, targets: Tensor) -> Tensor:
+    """1.0 where ``argmax(logits)`` equals the target class, else 0.0. (N, C), (N,) -> (N,)."""
+    return (logits.argmax(dim=1) == targets).float()
+
+
+def confusion_matrix(targets: Tensor | np.ndarray, predictions: Tensor | np.ndarray,
+                     num_classes: int) -> np.ndarray:
+    """``cm[i, j]`` counts samples of true class ``i`` predicted as ``j`` (scikit-learn's convention)."""
+    from sklearn.metrics import confusion_matrix as sk_confusion_matrix
+
+    return sk_confusion_matrix(np.asarray(targets), np.asarray(predictions), labels=list(range(num_classes)))
+
+
+def summarize(values: list[float] | np.ndarray) -> dict:
+    """Mean, sample standard deviation (ddof=1; 0 for a single value), min, max and count."""
+    arr = np.asarray(values, dtype=float)
+    if arr.size == 0:
+        raise ValueError("cannot summarize an empty list of values")
+    return {
+        "mean": float(arr.mean()),
+        "std": float(arr.std(ddof=1)) if arr.size > 1 else 0.0,
+        "min": float(arr.min()),
+        "max": float(arr.max()),
+        "n": int(arr.size),
+    }
+
+
+def fit_verdict(epochs: list[dict], *, gap_tol: float, rise_tol: float = 0.10,
+                improve_tol: float = 0.002) -> dict:
+    """Classify a training run as over-fitting, under-fitting or a good fit from its curves.
+
+    ``epochs`` are the per-epoch records of :func:`common.train.fit` (``train_eval_score`` and
+    ``val_score`` measured the same way, in eval mode, on equally sized subsets). The rule:
+
+    * over-fitting if the final validation loss is more than ``rise_tol`` (relative) above its
+      minimum, or the final train score exceeds the validation score by more than ``gap_tol``;
+    * otherwise under-fitting if the train score still rose by more than ``improve_tol`` over
+      the last quarter of the epochs (the model has not converged: more epochs or capacity help);
+    * otherwise a good fit.
+    """
+    val_loss = [e["val_loss"] for e in epochs]
+    last = epochs[-1]
+    best_epoch = int(np.argmin(val_loss))
+    rise = val_loss[-1] / val_loss[best_epoch] - 1.0
+    gap = last["train_eval_score"] - last["val_score"]
+    quarter = epochs[max(0, len(epochs) - 1 - max(1, len(epochs) // 4))]
+    still_improving = last["train_eval_score"] - quarter["train_eval_score"]
+    facts = (f"train-validation gap {gap:+.4f}; validation loss {rise:+.1%} vs its minimum "
+             f"(epoch {best_epoch + 1}); train score change over the last quarter {still_improving:+.4f}")
+    if rise > rise_tol or gap > gap_tol:
+        verdict = "over-fitting"
+    elif still_improving > improve_tol:
+        verdict = "under-fitting (still improving)"
+    else:
+        verdict = "good fit"
+    rule = (f"over-fitting if final val loss > (1+{rise_tol}) x its minimum or train-val score gap > {gap_tol}; "
+            f"else under-fitting if the train score rose > {improve_tol} over the last quarter of epochs; "
+            "else good fit")
+    return {"verdict": verdict, "facts": facts, "rule": rule, "gap": gap, "val_loss_rise": rise,
+            "best_val_loss_epoch": best_epoch + 1, "late_train_improvement": still_improving}
+
+
+# --- Segmentation ----------------------------------------------------------------------------
+
+DICE_EMPTY = 1.0  # Dice of an image where prediction and ground truth are both empty: perfect agreement
+
+
+def dice_coefficient(pred: Tensor, target: Tensor, empty: float = DICE_EMPTY) -> Tensor:
+    """Sørensen-Dice coefficient DSC = 2|A∩B| / (|A| + |B|) of each image, on the foreground.
+
+    ``pred`` (A) and ``target`` (B) are boolean (or 0/1) masks of shape (N, H, W) (any trailing
+    shape works); returns (N,) floats in [0, 1]. Where both masks are empty the ratio is 0/0 and
+    the image scores ``empty`` (default 1.0: nothing to find and nothing found).
+    """
+    if pred.shape != target.shape:
+        raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape")
+    a, b = pred.bool().flatten(1), target.bool().flatten(1)
+    intersection = (a & b).sum(1).double()
+    total = (a.sum(1) + b.sum(1)).double()
+    dice = torch.where(total > 0, 2.0 * intersection / total.clamp(min=1), torch.full_like(total, empty))
+    return dice.float()
+
+
+def dice_per_sample(logits: Tensor, targets: Tensor) -> Tensor:
+    """Dice of the gland class (1) per image: the ScoreFn adapter of :func:`dice_coefficient`.
+
+    ``logits`` (N, 2, H, W), ``targets`` (N, H, W) class indices -> (N,). The prediction is the
+    arg-max class of each pixel (softmax probability of gland > 0.5).
+    """
+    return dice_coefficient(logits.argmax(dim=1) == 1, targets == 1)

@@ -1,0 +1,114 @@
+"""Comparing segmentation configurations (Ex 2.3-2.5): Dice and boundary metrics per test image and
+seed from the stored test logits, their mean and spread over seeds, paired per-image comparisons,
+and how fast a run reaches a validation Dice.
+
+Conventions: a configuration's score for one seed is the mean over the test images; "mean and
+spread over seeds" summarises those per-seed means (``common.metrics.summarize``: mean, sample
+standard deviation, min, max). Per-image values averaged over the seeds are used to pick example
+images and for paired (same image) comparisons.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from torch import Tensor
+
+from .boundary import boundary_scores
+from .metrics import summarize
+from .seg_analysis import per_image_dice
+
+TOLERANCES = (1.0, 2.0)  # boundary F1 tolerances, pixels
+METRIC_LABELS = {"dice": "Dice", "boundary_f1_1px": "boundary F1 (1 px)", "boundary_f1_2px": "boundary F1 (2 px)",
+                 "hd95": "HD95 (px)"}
+LOWER_IS_BETTER = ("hd95",)
+
+
+def per_image_metrics(config: dict, test_targets: Tensor, tolerances: tuple[float, ...] = TOLERANCES,
+                      boundary: bool = True) -> dict[str, np.ndarray]:
+    """``{metric: (seeds, images) array}``: Dice and (with ``boundary``) boundary F1 at each
+    tolerance and HD95, of each seed's predictions (arg-max of the stored test logits)."""
+    targets = test_targets.cpu()
+    out = {"dice": per_image_dice(config, targets)}
+    if boundary:
+        per_seed = [boundary_scores(r.load_test_logits().argmax(dim=1), targets, tolerances)
+                    for r in config["_results"]]
+        for metric in per_seed[0]:
+            out[metric] = np.array([s[metric] for s in per_seed])
+    return out
+
+
+def summarize_metrics(per_image: dict[str, np.ndarray]) -> dict:
+    """Per metric: the summary over seeds of the per-seed mean over images, the per-seed means,
+    and the median over images of the per-image mean over seeds."""
+    out = {}
+    for metric, values in per_image.items():
+        per_seed = values.mean(axis=1)
+        out[metric] = {**summarize(per_seed), "per_seed": per_seed.round(5).tolist(),
+                       "median_over_images": float(np.median(values.mean(axis=0)))}
+    return out
+
+
+def paired_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict:
+    """``b`` minus ``a`` per metric: the difference of the means over seeds, its spread over seed
+    pairs (seed k of ``b`` against seed k of ``a``: same split, data order and, where the
+    architecture allows, initial weights), and on how many test images (mean over seeds) ``b`` is
+    better, worse or equal."""
+    out = {}
+    for metric in a:
+        sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+        seed_diff = b[metric].mean(axis=1) - a[metric].mean(axis=1)
+        image_diff = b[metric].mean(axis=0) - a[metric].mean(axis=0)
+        out[metric] = {
+            "difference": float(seed_diff.mean()),
+            "difference_per_seed_pair": seed_diff.round(5).tolist(),
+            "seed_pairs_better": int((sign * seed_diff > 0).sum()),
+            "images_better": int((sign * image_diff > 1e-9).sum()),
+            "images_worse": int((sign * image_diff < -1e-9).sum()),
+            "images": len(image_diff),
+        }
+    return out
+
+
+def difference_sentence(label_a: str, label_b: str, diff: dict) -> str:
+    """One line per metric: '<b> vs <a>: Dice +0.0123 (3/3 seed pairs better, 41/60 images better)'."""
+    parts = []
+    for metric, d in diff.items():
+        parts.append(f"{METRIC_LABELS.get(metric, metric)} {d['difference']:+.4f} "
+                     f"({d['seed_pairs_better']}/{len(d['difference_per_seed_pair'])} seed pairs and "
+                     f"{d['images_better']}/{d['images']} images better)")
+    return f"{label_b} vs {label_a}: " + "; ".join(parts)
+
+
+def first_reaching(run: dict, threshold: float) -> dict:
+    """The first epoch at which ``run``'s validation score is at least ``threshold``, and the
+    training seconds (sum of the epochs' training times) spent until then; None if never."""
+    elapsed = 0.0
+    for e in run["history"]["epochs"]:
+        elapsed += e["train_time_s"]
+        if e["val_score"] >= threshold:
+            return {"epoch": e["epoch"], "train_seconds": elapsed}
+    return {"epoch": None, "train_seconds": None}
+
+
+def speed_of_learning(config: dict, threshold: float) -> dict:
+    """:func:`first_reaching` per seed, with the mean over the seeds that got there."""
+    reached = [first_reaching(r, threshold) for r in config["runs"]]
+    epochs = [r["epoch"] for r in reached if r["epoch"] is not None]
+    seconds = [r["train_seconds"] for r in reached if r["train_seconds"] is not None]
+    return {"threshold": threshold, "per_seed": reached, "seeds_reaching": len(epochs),
+            "mean_epoch": float(np.mean(epochs)) if epochs else None,
+            "mean_train_seconds": float(np.mean(seconds)) if seconds else None}
+
+
+def nan_if_none(value) -> float:
+    return math.nan if value is None else float(value)
+
+
+def cases_by_difference(a: np.ndarray, b: np.ndarray) -> dict[str, int]:
+    """Test images to show when comparing ``b`` with ``a`` ((images,) scores, higher better): the
+    one where ``b`` gains most, the median gain and the one where ``b`` loses most."""
+    diff = np.asarray(b) - np.asarray(a)
+    order = np.argsort(diff)
+    return {"largest gain": int(order[-1]), "median gain": int(order[len(order) // 2]),
+            "largest loss": int(order[0])}

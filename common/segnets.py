@@ -1,0 +1,169 @@
+"""Encoder-decoder networks for semantic segmentation (Part 2). Every model returns logits
+(N, num_classes, H, W); the softmax over the channel axis is applied by ``nn.CrossEntropyLoss``.
+
+:class:`SegNet` re-purposes the Exercise 1.2 CNN (``common.models.MnistCNN``): the same
+conv 3x3 / ReLU / max-pool encoder, no fully connected layer; the resolution is recovered by
+transposed convolutions whose kernel size is an integer multiple of their stride (no
+checkerboard artefacts), and a 1x1 convolution replaces the classifier. With the default
+``channels=(8, 16, 32)`` (Ex 1.2's widths; Ex 2.1 adds a fourth level of 64 channels and uses
+4x4 kernels, ``up_kernel=4``)::
+
+    input (N, 2, 128, 128)
+    enc1        conv 8 x 3x3, ReLU                  -> (N, 8, 128, 128)  --skip1--.
+    pool        max pool 2x2/2                      -> (N, 8, 64, 64)             |
+    enc2        conv 16 x 3x3, ReLU                 -> (N, 16, 64, 64)  --skip2-. |
+    pool        max pool 2x2/2                      -> (N, 16, 32, 32)          | |
+    bottleneck  conv 32 x 3x3, ReLU                 -> (N, 32, 32, 32)          | |
+    up2         transposed conv 16 x 2x2/2, ReLU    -> (N, 16, 64, 64)          | |
+    merge2      (concat or sum with skip2, if any)                          <---' |
+    dec2        conv 16 x 3x3, ReLU                 -> (N, 16, 64, 64)            |
+    up1         transposed conv 8 x 2x2/2, ReLU     -> (N, 8, 128, 128)           |
+    merge1      (concat or sum with skip1, if any)                          <-----'
+    dec1        conv 8 x 3x3, ReLU                  -> (N, 8, 128, 128)
+    head        conv 2 x 1x1                        -> (N, 2, 128, 128) logits
+
+Longer ``channels`` add levels (one more pool / up-sampling per entry). The options exist so that
+Ex 2.2-2.4 flip one thing at a time on an otherwise identical network:
+
+* ``skip``: None (Ex 2.1), "concat" (U-Net) or "sum" (FCN/LinkNet style) encoder -> decoder links;
+* ``block_depth``: each "conv 3x3, ReLU" above becomes a stage of that many conv+ReLU pairs;
+* ``residual``: a shortcut bridges each stage (identity, or 1x1 conv where channels change);
+* ``batch_norm``: BatchNorm2d after every convolution (and transposed convolution) before ReLU;
+* ``dropout``: channel dropout (Dropout2d) with this probability after the bottleneck;
+* ``init``: "default" (PyTorch's) or "kaiming" (He normal for ReLU networks, zero biases), see
+  ``INIT_SCHEMES``. PyTorch's default shrinks the signal by about 1/sqrt(3) per ReLU layer.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .models import make_activation
+
+SKIP_MODES = (None, "concat", "sum")
+INIT_SCHEMES = {
+    "default": "PyTorch defaults: kaiming_uniform_(a=sqrt(5)) weights, U(+-1/sqrt(fan_in)) biases",
+    "kaiming": "He et al. (2015): weights N(0, 2/fan_in) (transposed convolutions: 2/(in_channels*k*k)), zero biases",
+}
+
+
+class ConvStage(nn.Module):
+    """``depth`` x (conv 3x3 [+ BatchNorm] + activation); with ``residual`` the input is added
+    (through a 1x1 convolution where the channel count changes) before the last activation:
+    ``act(F(x) + shortcut(x))`` as in ResNet."""
+
+    def __init__(self, in_channels: int, out_channels: int, *, depth: int = 1, residual: bool = False,
+                 batch_norm: bool = False, activation: str = "relu") -> None:
+        super().__init__()
+        if depth < 1:
+            raise ValueError(f"block depth must be at least 1, got {depth}")
+        layers: list[nn.Module] = []
+        for i in range(depth):
+            layers.append(nn.Conv2d(in_channels if i == 0 else out_channels, out_channels, 3, padding=1,
+                                    bias=not batch_norm))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(out_channels))
+            if i < depth - 1:
+                layers.append(make_activation(activation))
+        self.body = nn.Sequential(*layers)
+        self.shortcut: nn.Module | None = None
+        if residual:
+            self.shortcut = (nn.Identity() if in_channels == out_channels
+                             else nn.Conv2d(in_channels, out_channels, 1, bias=not batch_norm))
+            if batch_norm and in_channels != out_channels:
+                self.shortcut = nn.Sequential(self.shortcut, nn.BatchNorm2d(out_channels))
+        self.act = make_activation(activation)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.body(x)
+        if self.shortcut is not None:
+            out = out + self.shortcut(x)
+        return self.act(out)
+
+
+class UpSample(nn.Sequential):
+    """Transposed convolution doubling the resolution (kernel = ``kernel`` = a multiple of the
+    stride 2, padding chosen so the output is exactly twice the input) [+ BatchNorm] + activation."""
+
+    def __init__(self, in_channels: int, out_channels: int, *, kernel: int = 2, batch_norm: bool = False,
+                 activation: str = "relu") -> None:
+        stride = 2
+        if kernel % stride:
+            raise ValueError(f"transposed convolution kernel {kernel} must be a multiple of its stride {stride}")
+        layers: list[nn.Module] = [nn.ConvTranspose2d(in_channels, out_channels, kernel, stride=stride,
+                                                      padding=(kernel - stride) // 2, bias=not batch_norm)]
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(out_channels))
+        layers.append(make_activation(activation))
+        super().__init__(*layers)
+
+
+class Merge(nn.Module):
+    """Combine the up-sampled decoder features with the encoder features of the same resolution."""
+
+    def __init__(self, mode: str | None) -> None:
+        super().__init__()
+        if mode not in SKIP_MODES:
+            raise ValueError(f"unknown skip mode {mode!r}; choose one of {SKIP_MODES}")
+        self.mode = mode
+
+    def forward(self, up: Tensor, skip: Tensor) -> Tensor:
+        if self.mode == "concat":
+            return torch.cat([up, skip], dim=1)
+        if self.mode == "sum":
+            return up + skip
+        return up
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode}"
+
+
+class SegNet(nn.Module):
+    """Encoder-decoder segmentation network; see the module docstring for the diagram."""
+
+    def __init__(self, in_channels: int = 2, num_classes: int = 2, channels: Sequence[int] = (8, 16, 32), *,
+                 skip: str | None = None, block_depth: int = 1, residual: bool = False, batch_norm: bool = False,
+                 dropout: float = 0.0, up_kernel: int = 2, activation: str = "relu", init: str = "default") -> None:
+        super().__init__()
+        if len(channels) < 2:
+            raise ValueError(f"need at least two levels of channels, got {tuple(channels)}")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        stage = dict(depth=block_depth, residual=residual, batch_norm=batch_norm, activation=activation)
+        *enc, bottom = channels
+        self.encoder = nn.ModuleList(ConvStage(c_in, c_out, **stage)
+                                     for c_in, c_out in zip([in_channels, *enc[:-1]], enc))
+        self.pool = nn.MaxPool2d(2, stride=2)
+        self.bottleneck = ConvStage(enc[-1], bottom, **stage)
+        self.drop = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
+        # decoder, deepest level first: up-sample to the level's width, merge its skip, convolve
+        widths = list(reversed(enc))
+        self.ups = nn.ModuleList(UpSample(c_in, c_out, kernel=up_kernel, batch_norm=batch_norm, activation=activation)
+                                 for c_in, c_out in zip([bottom, *widths[:-1]], widths))
+        self.merges = nn.ModuleList(Merge(skip) for _ in widths)
+        merged = 2 if skip == "concat" else 1
+        self.decoder = nn.ModuleList(ConvStage(merged * c, c, **stage) for c in widths)
+        self.head = nn.Conv2d(enc[0], num_classes, kernel_size=1)
+        if init not in INIT_SCHEMES:
+            raise ValueError(f"unknown init {init!r}; choose one of {', '.join(INIT_SCHEMES)}")
+        if init == "kaiming":
+            for m in self.modules():
+                if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+                    # fan_out of a transposed convolution's weight (in, out, k, k) is its true fan-in x k^2/4
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out" if isinstance(m, nn.ConvTranspose2d) else "fan_in",
+                                            nonlinearity="relu")
+                    if m.bias is not None:
+                        nn.init.zeros_(m.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        skips = []
+        for stage in self.encoder:  # conv stage, keep its output for the decoder, halve the size
+            x = stage(x)
+            skips.append(x)
+            x = self.pool(x)
+        x = self.drop(self.bottleneck(x))
+        for up, merge, stage, skip in zip(self.ups, self.merges, self.decoder, reversed(skips)):
+            x = stage(merge(up(x), skip))  # double the size, bring in the encoder features, convolve
+        return self.head(x)

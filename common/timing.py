@@ -1,0 +1,70 @@
+"""Timing of training steps, for comparing architectures that compute the same thing differently.
+
+:func:`time_forward_backward` measures forward + loss + backward of each model on the same
+batches. The models are timed in turn within every repeat (round-robin), so that a slow-down
+of the machine during the measurement (other processes) hits all of them alike, and the median
+over repeats discards the outliers.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+from torch import Tensor, nn
+
+from .runtime import synchronize
+
+
+def time_forward_backward(models: dict[str, nn.Module], inputs: Tensor, targets: Tensor, *,
+                          batch_size: int, loss_fn: nn.Module | None = None, num_batches: int = 20,
+                          warmup: int = 3, repeats: int = 5, steps_per_epoch: int | None = None,
+                          channels_last: bool = True) -> dict[str, dict]:
+    """Seconds for forward + loss + backward of each model, per batch and (optionally) per epoch.
+
+    Each repeat times ``num_batches`` consecutive batches of ``batch_size`` taken from
+    ``inputs``/``targets`` (cycling if needed) after ``warmup`` untimed batches. No optimizer
+    step is taken, so the weights (and hence the work) stay the same throughout. Returns, per
+    model name, the median and all repeats of the time per batch, the time per epoch
+    (median x ``steps_per_epoch``) when that is given, and the ratio to the fastest model.
+    """
+    if not models:
+        raise ValueError("time_forward_backward() needs at least one model")
+    if num_batches < 1 or repeats < 1 or warmup < 0:
+        raise ValueError(f"need num_batches >= 1, repeats >= 1, warmup >= 0; got {num_batches}, {repeats}, {warmup}")
+    loss_fn = loss_fn or nn.CrossEntropyLoss()
+    device = inputs.device
+    n = len(inputs)
+    batches = []
+    for k in range(warmup + num_batches):
+        idx = torch.arange(k * batch_size, (k + 1) * batch_size, device=device) % n
+        x = inputs[idx]
+        batches.append((x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x,
+                        targets[idx]))
+    for model in models.values():
+        model.to(device).train()
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+
+    def step(model: nn.Module, x: Tensor, y: Tensor) -> None:
+        model.zero_grad(set_to_none=True)
+        loss_fn(model(x), y).backward()
+
+    per_batch: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(repeats):
+        for name, model in models.items():
+            for x, y in batches[:warmup]:
+                step(model, x, y)
+            synchronize(device)
+            start = time.perf_counter()
+            for x, y in batches[warmup:]:
+                step(model, x, y)
+            synchronize(device)
+            per_batch[name].append((time.perf_counter() - start) / num_batches)
+    medians = {name: statistics.median(times) for name, times in per_batch.items()}
+    fastest = min(medians.values())
+    return {name: {"per_batch_s": medians[name], "per_batch_repeats_s": per_batch[name],
+                   **({"per_epoch_s": medians[name] * steps_per_epoch} if steps_per_epoch else {}),
+                   "relative_to_fastest": medians[name] / fastest,
+                   "batch_size": batch_size, "num_batches": num_batches, "warmup": warmup, "repeats": repeats}
+            for name in models}

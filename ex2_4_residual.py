@@ -1,0 +1,135 @@
+"""Exercise 2.4 (optional): residual connections, and whether they let deeper networks train.
+
+Implement residual connections in your architecture. Evaluate if this improves performance. In
+particular, check if the inclusion of residual connections allows training of deeper networks by
+replacing each Convolution+activation pair in your architecture with a block of two or three
+similar pairs, where the residual connection bridges over each such block. Check the speed of
+learning with and without the residual connections in place (for otherwise identical
+architectures).
+
+Starting from the Ex 2.1 network (ex2_1_segnet.segnet_spec; its runs are the block depth 1
+reference, loaded from the run cache), every "conv 3x3 + ReLU" of the encoder, bottleneck and
+decoder becomes a block of BLOCK_DEPTHS = 2 or 3 such pairs (common/segnets.py ConvStage;
+with the Ex 2.1 network's 7 stages, 3 encoder + bottleneck + 3 decoder, block depth 3 puts 21
+convolutions + 3 transposed convolutions + the 1x1 head on the longest path, against 7 + 3 + 1).
+Each depth is trained plain and with a residual connection bridging each block,
+``relu(F(x) + x)``, where x passes through a 1x1 convolution if the block changes the channel
+count. Plain and residual networks of a depth differ only in these shortcuts (about 3,000
+weights of 1x1 projections); initialisation, data, split, batches, epochs, optimizer and learning-rate
+schedule are the Ex 2.1 ones.
+
+Speed of learning: training loss against epoch and against training seconds, the first epoch
+(and the seconds) at which each run's validation Dice reaches DICE_THRESHOLD, and the final test
+Dice, over the seeds; all in the results file's findings.
+
+Run:   python ex2_4_residual.py --device cuda     (or --device cpu; --quick for a smoke test)
+Writes report/results/ex2_4_residual.json and report/figures/ex2_4_residual_{depth2,depth3}_{epoch,time}.{pdf,png}
+and report/figures/ex2_4_residual_summary.{pdf,png}.
+"""
+import numpy as np
+import torch
+
+import ex2_1_segnet
+from common import boundary_plots, cli, experiment, plotting, results, seg_eval
+from common.metrics import dice_coefficient
+
+BLOCK_DEPTHS = (2, 3)  # conv+ReLU pairs per block (the Ex 2.1 network has 1)
+DICE_THRESHOLD = 0.75  # validation Dice whose first epoch measures the speed of learning; above the
+# ~0.64 of the trivial "everything is gland" prediction, below the Ex 2.1 network's final ~0.80
+BASELINE_LABEL = "depth 1 (Ex 2.1)"
+
+
+def label(depth: int, residual: bool) -> str:
+    return f"depth {depth}, {'residual' if residual else 'plain'}"
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = cli.make_parser(__doc__, epochs=ex2_1_segnet.EPOCHS, batch_size=ex2_1_segnet.BATCH_SIZE,
+                             lr=ex2_1_segnet.LR, num_seeds=ex2_1_segnet.NUM_SEEDS)
+    parser.add_argument("--depths", nargs="+", type=int, default=list(BLOCK_DEPTHS),
+                        help="block depths to compare with the Ex 2.1 network (default: %(default)s)")
+    ctx = cli.setup(parser, argv, __file__)
+    args = ctx.args
+    splits = ex2_1_segnet.load_splits(ctx)
+
+    specs = {BASELINE_LABEL: ex2_1_segnet.segnet_spec(args)}
+    for depth in args.depths:
+        for residual in (False, True):
+            specs[label(depth, residual)] = ex2_1_segnet.segnet_spec(
+                args, f"segnet_depth{depth}_{'residual' if residual else 'plain'}", block_depth=depth,
+                residual=residual)
+    configs = []
+    for name, spec in specs.items():
+        config = experiment.run_seeds(spec, splits, ctx.seeds, ctx.device, **ctx.run_kwargs())
+        config["label"] = name
+        configs.append(config)
+    by_label = {c["label"]: c for c in configs}
+
+    speed = {c["label"]: seg_eval.speed_of_learning(c, DICE_THRESHOLD) for c in configs}
+    val_targets = splits.val[1].cpu()
+    findings = {
+        "dice_threshold": DICE_THRESHOLD,
+        "all_gland_val_dice": float(dice_coefficient(torch.ones_like(val_targets), val_targets).mean()),
+        "configs": {c["label"]: {
+            "weights": c["num_weights"],
+            "test_dice": c["summary"]["test_dice"],
+            "final_val_dice": c["summary"]["final_val_dice"],
+            "final_train_loss": [r["history"]["epochs"][-1]["train_loss"] for r in c["runs"]],
+            "train_time_per_epoch_s": c["summary"]["train_time_per_epoch_s"],
+            "reaches_threshold": speed[c["label"]],
+        } for c in configs},
+        "residual_vs_plain": {depth: _compare(by_label[label(depth, False)], by_label[label(depth, True)],
+                                              speed, depth) for depth in args.depths},
+    }
+    for config in configs:
+        s = speed[config["label"]]
+        print(results.summary_line(config) + f"; val Dice >= {DICE_THRESHOLD} reached by {s['seeds_reaching']}/"
+              f"{len(config['runs'])} seeds, mean epoch {s['mean_epoch']}")
+    for comparison in findings["residual_vs_plain"].values():
+        print(comparison["summary"])
+    results.write_results(ctx, "ex2_4_residual", configs, splits.info, findings)
+
+    for depth in args.depths:
+        shown = [by_label[BASELINE_LABEL], by_label[label(depth, False)], by_label[label(depth, True)]]
+        for x in ("epoch", "time"):
+            plotting.plot_training_curves(
+                shown, ctx.figures_dir, f"ex2_4_residual_depth{depth}_{x}", x=x, score_label="Dice",
+                title=f"Ex 2.4: blocks of {depth} conv+ReLU pairs, with and without residual connections "
+                      f"(against {'epochs' if x == 'epoch' else 'training seconds'})")
+    per_seed = {c["label"]: {
+        "test dice": [r["test"]["dice"] for r in c["runs"]],
+        "epoch": [seg_eval.nan_if_none(r["epoch"]) for r in speed[c["label"]]["per_seed"]],
+        "seconds": [seg_eval.nan_if_none(r["train_seconds"]) for r in speed[c["label"]]["per_seed"]],
+        "s/epoch": [r["train_time_per_epoch_s"]["mean"] for r in c["runs"]]} for c in configs}
+    boundary_plots.plot_metric_comparison(
+        per_seed, ctx.figures_dir, "ex2_4_residual_summary", lower_is_better=("epoch", "seconds", "s/epoch"),
+        metric_labels={"test dice": "final test Dice", "epoch": f"epochs to val Dice ≥ {DICE_THRESHOLD}",
+                       "seconds": f"seconds to val Dice ≥ {DICE_THRESHOLD}", "s/epoch": "seconds per epoch"},
+        title=f"Ex 2.4: per seed (dots; seeds that never reach the threshold left out), "
+              f"mean ± std over {len(ctx.seeds)} seeds")
+    return configs
+
+
+def _compare(plain: dict, residual: dict, speed: dict, depth: int) -> dict:
+    p, r = speed[plain["label"]], speed[residual["label"]]
+    test_p, test_r = plain["summary"]["test_dice"], residual["summary"]["test_dice"]
+    val_p = np.mean([run["history"]["epochs"][-1]["val_score"] for run in plain["runs"]])
+    val_r = np.mean([run["history"]["epochs"][-1]["val_score"] for run in residual["runs"]])
+
+    def reach(s):
+        return (f"{s['seeds_reaching']}/{len(s['per_seed'])} seeds reach val Dice {s['threshold']}"
+                + (f", at epoch {s['mean_epoch']:.1f} ({s['mean_train_seconds']:.0f} s) on average"
+                   if s["mean_epoch"] is not None else ""))
+
+    return {
+        "depth": depth, "plain": reach(p), "residual": reach(r),
+        "final_val_dice": {"plain": float(val_p), "residual": float(val_r)},
+        "test_dice": {"plain": test_p["mean"], "residual": test_r["mean"]},
+        "summary": (f"block depth {depth}: plain: {reach(p)}; final val Dice {val_p:.4f}, test Dice "
+                    f"{test_p['mean']:.4f} ± {test_p['std']:.4f}. Residual: {reach(r)}; final val Dice {val_r:.4f}, "
+                    f"test Dice {test_r['mean']:.4f} ± {test_r['std']:.4f}."),
+    }
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""The README's results table is generated from the results files, never typed."""
+import json
+
+import pytest
+
+from common import report
+from common.cache import REPO_ROOT
+
+
+def test_committed_readme_table_matches_the_committed_results():
+    assert report.main(["--check"]) == 0, "README.md results table is stale: run `make readme`"
+
+
+def test_table_rows_come_from_results_files(tmp_path):
+    config = {"name": "cnn_sgd", "score_name": "accuracy", "num_weights": 21578,
+              "summary": {"test_accuracy": {"mean": 0.98765, "std": 0.001, "n": 3},
+                          "train_time_per_epoch_s": {"mean": 3.21}, "verdicts": ["good fit", "good fit"]}}
+    record = {"exercise": "ex1_2_cnn", "configs": [config], "environment": {"device_name": "CPU: test"}}
+    (tmp_path / "ex1_2_cnn.json").write_text(json.dumps(record))
+    table = report.results_table(tmp_path)
+    assert "| ex1_2_cnn | cnn_sgd | accuracy 98.77 ± 0.10 % | 3 | 21,578 | 3.21 | good fit |" in table
+    assert "CPU: test" in table
+
+
+def test_replace_block_needs_markers():
+    assert report.replace_block(f"a\n{report.START}\nold\n{report.END}\nb", "new") == \
+        f"a\n{report.START}\nnew\n{report.END}\nb"
+    with pytest.raises(ValueError, match="markers"):
+        report.replace_block("no markers here", "x")
+
+
+def test_readme_mentions_every_exercise_script():
+    readme = (REPO_ROOT / "README.md").read_text()
+    for script in sorted(REPO_ROOT.glob("ex[0-9]_[0-9]_*.py")):
+        assert f"`{script.name}`" in readme, f"README.md does not describe {script.name}"

@@ -1,0 +1,79 @@
+"""--quick smoke runs of the Ex 2.3, Ex 2.4 and best-model scripts: results files, findings, figures."""
+import importlib
+import json
+
+import pytest
+
+SCRIPTS = {
+    "ex2_3_skip": (["--skips", "concat", "sum"],
+                   ["ex2_3_skip_curves", "ex2_3_skip_metrics", "ex2_3_skip_per_image", "ex2_3_skip_boundaries"]),
+    "ex2_4_residual": (["--depths", "2"],
+                       ["ex2_4_residual_depth2_epoch", "ex2_4_residual_depth2_time", "ex2_4_residual_summary"]),
+    "ex2_5_best": ([], ["ex2_5_best_curves", "ex2_5_best_dice", "ex2_5_best_cases"]),
+}
+
+
+@pytest.fixture(scope="module")
+def runs(warwick_dir, tmp_path_factory):
+    out = {}
+    for script, (flags, _) in SCRIPTS.items():
+        tmp = tmp_path_factory.mktemp(script)
+        importlib.import_module(script).main(["--quick", "--device", "cpu", "--data-dir", str(warwick_dir),
+                                              "--out-dir", str(tmp), "--no-progress", "--num-seeds", "1", *flags])
+        out[script] = (tmp, json.loads((tmp / "results" / f"{script}.json").read_text()))
+    return out
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPTS))
+def test_quick_run_writes_results_and_figures(script, runs):
+    tmp, record = runs[script]
+    assert record["quick"] is True and record["command"].startswith(f"python {script}.py --quick")
+    for config in record["configs"]:
+        assert config["score_name"] == "dice"
+        for run in config["runs"]:
+            assert 0 <= run["test"]["dice"] <= 1 and run["history"]["epochs"][0]["train_time_s"] > 0
+    for figure in SCRIPTS[script][1]:
+        for ext in ("pdf", "png"):
+            assert (tmp / "figures" / f"{figure}.{ext}").stat().st_size > 1000
+
+
+def test_ex2_3_compares_the_ex2_1_network_with_skips(runs):
+    _, record = runs["ex2_3_skip"]
+    names = [c["name"] for c in record["configs"]]
+    assert names == ["segnet", "segnet_skip_concat", "segnet_skip_sum"]
+    weights = [c["num_weights"] for c in record["configs"]]
+    assert weights[0] == weights[2] < weights[1]  # sum adds no weights, concat widens the decoder convs
+    findings = record["findings"]
+    n_test = record["data"]["sizes"]["test"]
+    for metrics in findings["metrics"].values():
+        assert set(metrics) == {"dice", "boundary_f1_1px", "boundary_f1_2px", "hd95"}
+        assert metrics["dice"]["n"] == 1 and 0 <= metrics["boundary_f1_2px"]["mean"] <= 1
+    for label, per_image in findings["per_image"].items():
+        if label != "names":
+            assert len(per_image["hd95"]) == n_test
+    assert set(findings["shown_cases"]) == {"largest gain", "median gain", "largest loss"}
+
+
+def test_ex2_4_records_the_speed_of_learning(runs):
+    _, record = runs["ex2_4_residual"]
+    assert [c["name"] for c in record["configs"]] == ["segnet", "segnet_depth2_plain", "segnet_depth2_residual"]
+    findings = record["findings"]
+    for config in findings["configs"].values():
+        reach = config["reaches_threshold"]
+        assert reach["threshold"] == findings["dice_threshold"] and len(reach["per_seed"]) == 1
+    plain, residual = (findings["configs"][k]["weights"] for k in ("depth 2, plain", "depth 2, residual"))
+    # only the 1x1 projections 2->8, 8->16, 16->32, 32->64 differ: with biases 24 + 144 + 544 + 2,112;
+    # with batch norm (as Ex 2.1 uses) no biases but 2 weights per output channel: 32 + 160 + 576 + 2,176
+    import ex2_1_segnet
+
+    expected = 32 + 160 + 576 + 2_176 if getattr(ex2_1_segnet, "BATCH_NORM", False) else 24 + 144 + 544 + 2_112
+    assert residual - plain == expected
+
+
+def test_best_model_shows_its_best_and_worst_case(runs):
+    _, record = runs["ex2_5_best"]
+    findings = record["findings"]
+    per_image = findings["per_image_test_dice"]["per_seed"][0]
+    assert findings["best_case"]["dice_mean"] == pytest.approx(max(per_image), abs=1e-4)
+    assert findings["worst_case"]["dice_mean"] == pytest.approx(min(per_image), abs=1e-4)
+    assert record["configs"][0]["runs"][0]["hyperparameters"]["scheduler"]["class"] == "OneCycleLR"

@@ -1,0 +1,19 @@
+import torch
+from torch import nn
+
+from common import timing
+
+
+def test_times_every_model_on_the_same_batches_without_changing_weights():
+    torch.manual_seed(0)
+    small, large = nn.Sequential(nn.Flatten(), nn.Linear(16, 2)), nn.Sequential(nn.Flatten(), nn.Linear(16, 256), nn.ReLU(), nn.Linear(256, 2))
+    before = [p.clone() for p in small.parameters()]
+    x, y = torch.randn(40, 1, 4, 4), torch.randint(0, 2, (40,))
+    out = timing.time_forward_backward({"small": small, "large": large}, x, y, batch_size=8, num_batches=3,
+                                       warmup=1, repeats=2, steps_per_epoch=5)
+    assert set(out) == {"small", "large"}
+    for entry in out.values():
+        assert entry["per_batch_s"] > 0 and len(entry["per_batch_repeats_s"]) == 2
+        assert entry["per_epoch_s"] == entry["per_batch_s"] * 5 and entry["relative_to_fastest"] >= 1
+    assert min(e["relative_to_fastest"] for e in out.values()) == 1
+    assert all(torch.equal(a, b) for a, b in zip(before, small.parameters()))
