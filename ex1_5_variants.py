@@ -5,7 +5,7 @@ learning-rate schedule, a wider network, another activation) and reach above 99.
 accuracy. For the best model show the confusion matrix and the misclassified test images.
 
 Each variant changes one thing against the same baseline, Exercise 1.2's configuration (plain
-SGD lr 0.1, batch 64, 15 epochs; it comes from the run cache, as does the tanh variant, which
+SGD lr 0.05, batch 64, 15 epochs; it comes from the run cache, as does the tanh variant, which
 is Exercise 1.3's tanh run). The "best" configuration combines what helped (a wider network with
 batch normalisation, augmentation, a one-cycle schedule of SGD with Nesterov momentum and label
 smoothing); its settings were chosen on the validation split only. All configurations use the same seeds; the
@@ -34,7 +34,6 @@ from common.mnist_augment import RandomAffine
 # Variants of the baseline, one change each.
 DROPOUT = 0.25  # on the 1568 flattened features before the fully connected layer
 AUGMENTATION = RandomAffine(max_rotation_deg=10.0, max_shift=2.0, max_scale=0.1)
-WIDE_CHANNELS = (16, 32, 64)
 OTHER_ACTIVATION = "tanh"
 
 # The combined model, chosen on the validation split (seed 0, single runs, final validation
@@ -50,6 +49,7 @@ BEST_MOMENTUM = 0.9  # Nesterov; one-cycle cycles it between 0.85 and 0.95
 BEST_WEIGHT_DECAY = 5e-4
 TARGET = 0.996  # mean test accuracy wanted from the best configuration
 MAX_MISCLASSIFIED_SHOWN = 60
+TOP_CONFUSIONS = 4  # most frequent (true, predicted) pairs named in the findings
 WEIGHTS_FILE = "ex1_5_best.pt"
 
 
@@ -81,8 +81,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "cosine_lr": (dataclasses.replace(baseline, name="cosine_lr", build_scheduler=_cosine(args.epochs),
                                           scheduler_per_batch=True), {},
                       f"learning rate annealed from {args.lr} to 0 by a cosine over all iterations"),
-        "wider": (ex1_2_cnn.cnn_spec(args, "wider", channels=WIDE_CHANNELS), {"channels": WIDE_CHANNELS},
-                  f"twice the channels: {WIDE_CHANNELS}"),
         OTHER_ACTIVATION: (ex1_2_cnn.cnn_spec(args, OTHER_ACTIVATION, activation=OTHER_ACTIVATION),
                            {"activation": OTHER_ACTIVATION}, f"{OTHER_ACTIVATION} instead of ReLU"),
         "best": (experiment.RunSpec(
@@ -200,7 +198,12 @@ def _test_figures(logits: torch.Tensor, splits, figures_dir: Path, name: str, nu
                              figures_dir, "ex1_5_best_misclassified",
                              title=f"{name} ({num_weights:,} weights): misclassified test images, "
                                    f"true→predicted (probability of the prediction), {len(wrong)} of {errors}")
-    return {"accuracy": 1 - errors / len(targets), "errors": errors, "confusion_matrix": cm.tolist()}
+    off_diagonal = [(int(cm[t, p]), t, p) for t in range(10) for p in range(10) if t != p and cm[t, p] > 0]
+    top = sorted(off_diagonal, reverse=True)[:TOP_CONFUSIONS]
+    low = int((confidence[predictions != targets] < 0.5).sum())
+    return {"accuracy": 1 - errors / len(targets), "errors": errors, "confusion_matrix": cm.tolist(),
+            "top_confusions": ", ".join(f"{t}→{p} ({n})" for n, t, p in top),
+            "errors_with_probability_below_half": low}
 
 
 if __name__ == "__main__":

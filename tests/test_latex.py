@@ -1,0 +1,69 @@
+"""The generated LaTeX: number formatting, escaping, the spread rule, and one macro per result."""
+import json
+
+import pytest
+
+from common import latex
+
+
+def test_tex_escape_special_characters():
+    assert latex.tex_escape("a_b 50% & #1 ±") == r"a\_b 50\% \& \#1 $\pm$"
+
+
+@pytest.mark.parametrize("value, text", [(21578, "21{,}578"), (0.1, "0.1"), (13.3419, "13.34"), (0.98853, "0.9885"),
+                                         (1e-8, r"$1.00 \times 10^{-8}$"), (True, "yes"), (None, "n/a"),
+                                         (123456.7, "123{,}457")])
+def test_fmt_number(value, text):
+    assert latex.fmt_number(value) == text
+
+
+def test_score_formats_accuracy_in_percent_and_dice_as_is():
+    s = {"mean": 0.98853, "std": 0.00108, "min": 0.9873, "max": 0.9893, "n": 3}
+    assert latex.Score("accuracy").mean_std(s) == r"98.85\,$\pm$\,0.11\,\%"
+    assert latex.Score("dice").mean_std({**s, "mean": 0.8075, "std": 0.008}) == r"0.807\,$\pm$\,0.008"
+
+
+def test_diff_applies_the_spread_rule():
+    a = {"mean": 0.900, "std": 0.010, "n": 3}
+    within = latex.Score("dice").diff(a, {"mean": 0.905, "std": 0.002, "n": 3})
+    larger = latex.Score("dice").diff(a, {"mean": 0.880, "std": 0.002, "n": 3})
+    assert within.startswith("+0.005") and "within the seed-to-seed spread" in within
+    assert larger.startswith("-0.020") and "larger than the seed-to-seed spread" in larger
+
+
+def _record(exercise="ex9_9_demo"):
+    run = {"seed": 0, "hyperparameters": {"num_epochs": 2, "batch_size": 8, "architecture": "Linear(in_features=4, "
+                                          "out_features=3)", "optimizer": {"class": "SGD", "param_groups": [
+                                              {"lr": 0.05, "momentum": 0}], "defaults": {"lr": 0.05, "nesterov": False}},
+                                          "loss": {"class": "CrossEntropyLoss", "label_smoothing": 0.0}}}
+    summary = {"test_accuracy": {"mean": 0.9, "std": 0.01, "min": 0.89, "max": 0.91, "n": 2},
+               "final_val_accuracy": {"mean": 0.88, "std": 0.02, "min": 0.86, "max": 0.9, "n": 2},
+               "train_time_per_epoch_s": {"mean": 1.234}, "verdicts": ["good fit", "over-fitting"]}
+    configs = [{"name": name, "score_name": "accuracy", "num_weights": 15, "summary": summary, "runs": [run]}
+               for name in ("base", "variant_1")]
+    return {"exercise": exercise, "command": "python ex9_9_demo.py", "seeds": [0, 1], "quick": True,
+            "environment": {"python": "3.11", "torch": "2.14.1", "device_name": "CPU"}, "wall_time_s": 90.0,
+            "data": {"sizes": {"train": 100, "val": 10, "test": 20}}, "configs": configs,
+            "findings": {"ratio": 2.5, "worst": {"name": "Test/image_01.png"}, "per_seed": [0.5, 0.25]}}
+
+
+def test_write_all_generates_every_macro_and_table(tmp_path):
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "ex9_9_demo.json").write_text(json.dumps(_record()))
+    latex.write_all(tmp_path)
+    macros = (tmp_path / "generated" / "results.tex").read_text()
+    for line in [r"\@namedef{res@ex9_9.base.test}{90.00\,$\pm$\,1.00\,\%}", r"\@namedef{res@ex9_9.variant_1.weights}{15}",
+                 r"\@namedef{res@ex9_9.base.verdict}{good fit (1/2 seeds); over-fitting (1/2 seeds)}",
+                 r"\@namedef{res@ex9_9.f.ratio}{2.5}", r"\@namedef{res@ex9_9.f.worst.name}{Test/image\_01.png}",
+                 r"\@namedef{res@ex9_9.f.per_seed}{0.5, 0.25}", r"\@namedef{res@ex9_9.wall}{1.5}",
+                 r"\@namedef{res@ex9_9.base.layers}{4--3}", r"\@namedef{res@ex9_9.data.val}{10}"]:
+        assert line in macros
+    assert "res@ex9_9.diff.variant_1.base.test" in macros
+    hyper = (tmp_path / "generated" / "ex9_9_hyper.tex").read_text()
+    assert "momentum=0" in hyper and "nesterov=False" in hyper and "label\\_smoothing=0.0" in hyper
+    assert str((tmp_path / "figures").resolve()) in (tmp_path / "generated" / "paths.tex").read_text()
+
+
+def test_missing_results_is_a_clear_error(tmp_path, capsys):
+    assert latex.main(["--root", str(tmp_path)]) == 1
+    assert "no results files" in capsys.readouterr().err
