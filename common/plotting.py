@@ -63,12 +63,14 @@ def plot_training_curves(configs: list[dict], figures_dir: Path, name: str, *, t
     and validation-score lines), e.g. to show two configurations drawn on top of each other.
     ``loss_legend=False`` leaves out the loss panel's legend (many configurations).
 
-    Left: per-iteration training loss, smoothed over a fifth of an epoch (raw values faint),
-    and per-epoch loss on the training subset (circles) and the validation set (squares).
-    Right: per-epoch validation score (solid) and training-subset score (dashed), with the
-    range over seeds shaded.
+    Left: per-iteration training loss (mean over seeds), smoothed over a fifth of an epoch, and
+    per-epoch loss on the training subset (circles) and the validation set (squares); the log
+    axis is cut below the smallest smoothed or per-epoch value. Right: per-epoch validation score
+    (solid) and training-subset score (dashed), with the range over seeds shaded. Colours name
+    the configurations in the right panel's legend (left panel too with ``loss_legend``).
     """
     fig, (ax_loss, ax_score) = plt.subplots(1, 2, figsize=figsize)
+    lowest: list[float] = []
     for k, config in enumerate(configs):
         runs, label = config["runs"], config.get("label", config["name"])
         color, style = config.get("color", COLORS[k % len(COLORS)]), config.get("linestyle", "-")
@@ -77,14 +79,15 @@ def plot_training_curves(configs: list[dict], figures_dir: Path, name: str, *, t
         iter_loss = np.array([r["history"]["iter_loss"][:min_len] for r in runs]).mean(axis=0)
         x_iter = x_iter[:min_len]
         per_epoch = max(1, min_len // len(x_epoch))
-        ax_loss.plot(x_iter, iter_loss, color=color, alpha=0.15, linewidth=0.5)
-        ax_loss.plot(x_iter, moving_average(iter_loss, max(1, per_epoch // 5)), style, color=color,
-                     label=f"{label}: train (iterations)")
-        ax_loss.plot(x_epoch, _epoch_array(runs, "val_loss").mean(axis=0), "s-", color=color, markersize=3,
-                     linewidth=0.8, label=f"{label}: validation")
+        smoothed = moving_average(iter_loss, max(1, per_epoch // 5))
+        ax_loss.plot(x_iter, smoothed, style, color=color, linewidth=0.9, alpha=0.8, label=label)
+        val_loss = _epoch_array(runs, "val_loss").mean(axis=0)
+        ax_loss.plot(x_epoch, val_loss, "s-", color=color, markersize=3, linewidth=0.8)
+        lowest.extend([float(np.min(smoothed)), float(np.min(val_loss))])
         if "train_eval_loss" in runs[0]["history"]["epochs"][0]:
-            ax_loss.plot(x_epoch, _epoch_array(runs, "train_eval_loss").mean(axis=0), "o--", color=color,
-                         markersize=2.5, linewidth=0.6, label=f"{label}: train (epoch end)")
+            train_loss = _epoch_array(runs, "train_eval_loss").mean(axis=0)
+            ax_loss.plot(x_epoch, train_loss, "o--", color=color, markersize=2.5, linewidth=0.6)
+            lowest.append(float(np.min(train_loss)))
             train_score = _epoch_array(runs, "train_eval_score")
             ax_score.plot(x_epoch, train_score.mean(axis=0), "--", color=color, linewidth=0.8)
         val_score = _epoch_array(runs, "val_score")
@@ -92,9 +95,13 @@ def plot_training_curves(configs: list[dict], figures_dir: Path, name: str, *, t
         if len(runs) > 1:
             ax_score.fill_between(x_epoch, val_score.min(axis=0), val_score.max(axis=0), color=color, alpha=0.2)
     score_label = score_label or configs[0].get("score_name", "score")
-    ax_loss.set(xlabel=x_label, ylabel="cross-entropy loss", yscale="log", title="loss")
+    ax_loss.set(xlabel=x_label, ylabel="cross-entropy loss", yscale="log",
+                title="loss: train per iteration (line), per epoch:\ntrain (circles), validation (squares)")
+    positive = [v for v in lowest if v > 0]
+    if positive:
+        ax_loss.set_ylim(bottom=0.7 * min(positive))
     ax_score.set(xlabel=x_label, ylabel=score_label, title=f"{score_label}: validation (solid), train (dashed)")
-    if loss_legend:
+    if loss_legend and len(configs) > 1:
         ax_loss.legend(loc="upper right")
     if len(configs) > 1:
         ax_score.legend(loc="lower right")

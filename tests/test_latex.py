@@ -7,11 +7,11 @@ from common import latex
 
 
 def test_tex_escape_special_characters():
-    assert latex.tex_escape("a_b 50% & #1 ±") == r"a\_b 50\% \& \#1 $\pm$"
+    assert latex.tex_escape("a_b 50% & #1 ±") == r"a\_b 50\% \& \#1 \ensuremath{\pm}"
 
 
 @pytest.mark.parametrize("value, text", [(21578, "21{,}578"), (0.1, "0.1"), (13.3419, "13.34"), (0.98853, "0.9885"),
-                                         (1e-8, r"$1.00 \times 10^{-8}$"), (True, "yes"), (None, "n/a"),
+                                         (1e-8, r"\ensuremath{1.00 \times 10^{-8}}"), (True, "yes"), (None, "n/a"),
                                          (123456.7, "123{,}457")])
 def test_fmt_number(value, text):
     assert latex.fmt_number(value) == text
@@ -32,7 +32,7 @@ def test_diff_applies_the_spread_rule():
 
 
 def _record(exercise="ex9_9_demo"):
-    run = {"seed": 0, "hyperparameters": {"num_epochs": 2, "batch_size": 8, "architecture": "Linear(in_features=4, "
+    run = {"seed": 0, "wall_time_s": 30.0, "hyperparameters": {"num_epochs": 2, "batch_size": 8, "architecture": "Linear(in_features=4, "
                                           "out_features=3)", "optimizer": {"class": "SGD", "param_groups": [
                                               {"lr": 0.05, "momentum": 0}], "defaults": {"lr": 0.05, "nesterov": False}},
                                           "loss": {"class": "CrossEntropyLoss", "label_smoothing": 0.0}}}
@@ -55,7 +55,7 @@ def test_write_all_generates_every_macro_and_table(tmp_path):
     for line in [r"\@namedef{res@ex9_9.base.test}{90.00\,$\pm$\,1.00\,\%}", r"\@namedef{res@ex9_9.variant_1.weights}{15}",
                  r"\@namedef{res@ex9_9.base.verdict}{good fit (1/2 seeds); over-fitting (1/2 seeds)}",
                  r"\@namedef{res@ex9_9.f.ratio}{2.5}", r"\@namedef{res@ex9_9.f.worst.name}{Test/image\_01.png}",
-                 r"\@namedef{res@ex9_9.f.per_seed}{0.5, 0.25}", r"\@namedef{res@ex9_9.wall}{1.5}",
+                 r"\@namedef{res@ex9_9.f.per_seed}{0.5, 0.25}", r"\@namedef{res@ex9_9.wall}{1.0}",
                  r"\@namedef{res@ex9_9.base.layers}{4--3}", r"\@namedef{res@ex9_9.data.val}{10}"]:
         assert line in macros
     assert "res@ex9_9.diff.variant_1.base.test" in macros
