@@ -86,7 +86,7 @@ def test_best_model_weight_count_and_shape():
     head = 8 * 2 + 2
     expected = sum(blocks.values()) + ups + head
     assert expected == 126_914
-    net = ex2_5_best.build_model()
+    net = ex2_5_best.best_spec(argparse.Namespace(lr=1e-2, epochs=1, batch_size=10)).build_model()
     assert count_weights(net) == expected
     assert net(torch.randn(2, 2, 128, 128)).shape == (2, 2, 128, 128)
 
