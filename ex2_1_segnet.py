@@ -28,6 +28,7 @@ Writes report/results/ex2_1_segnet.json and report/figures/ex2_1_segnet_{curves,
 import argparse
 import functools
 
+import numpy as np
 import torch
 
 from common import cli, experiment, plotting, results, seg_analysis, seg_plots, warwick
@@ -100,6 +101,13 @@ def main(argv: list[str] | None = None) -> dict:
         "median_case": seg_analysis.describe_case(median, dice, stats, names),
         "statistics_from": f"seed {ctx.seeds[0]}'s predictions",
     }
+    # Is the worst case's stain balance seen in training? (red share: the red stain's part of the mean intensity)
+    train_stats = seg_analysis.image_statistics(*splits.train, splits.train[1], splits.info["normalisation"])
+    train_red, test_red = train_stats["red_share"], stats["red_share"]
+    findings["red_share"] = {"train_min": float(train_red.min()), "train_median": float(np.median(train_red)),
+                             "train_max": float(train_red.max()), "test_median": float(np.median(test_red)),
+                             "worst_case": float(test_red[worst]),
+                             "test_images_above_train_max": int((test_red > train_red.max()).sum())}
     print(results.summary_line(segnet) + f"; verdicts per seed: {segnet['summary']['verdicts']}")
     print("worst test case: " + findings["worst_case"]["description"])
     results.write_results(ctx, "ex2_1_segnet", [segnet], splits.info, findings)

@@ -11,10 +11,8 @@ rotations. Each technique is therefore measured by switching exactly one thing r
 baseline (the very Ex 2.1 run, loaded from the run cache), everything else identical (initial
 weights where the architecture allows, batches, epochs, optimizer, learning rate schedule):
 
-* augmentation:  removed (no flips / rotations). (Extending it by a small random affine + elastic
-                 warp, common/seg_augment.py, is available with --with-deform; it is left out of
-                 the default run to keep Part 2 within its time budget: on validation it made no
-                 clear difference in single tuning runs, see ex2_5_best.py.)
+* augmentation:  removed (no flips / rotations), and, separately, extended by a small random
+                 affine + elastic warp of image and mask alike (common/seg_augment.py);
 * batch norm:    removed (convolutions with biases, no BatchNorm2d);
 * dropout:       added: channel dropout (Dropout2d) after the bottleneck, p = DROPOUT;
 * weight decay:  added: an L2 penalty WEIGHT_DECAY * |w|^2 / 2 through Adam's weight_decay.
@@ -40,8 +38,6 @@ WEIGHT_DECAY = 1e-3
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = cli.make_parser(__doc__, epochs=ex2_1_segnet.EPOCHS, batch_size=ex2_1_segnet.BATCH_SIZE,
                              lr=ex2_1_segnet.LR, num_seeds=ex2_1_segnet.NUM_SEEDS)
-    parser.add_argument("--with-deform", action="store_true",
-                        help="also compare augmentation extended by random affine + elastic deformations")
     ctx = cli.setup(parser, argv, __file__)
     args = ctx.args
     splits = ex2_1_segnet.load_splits(ctx)
@@ -50,12 +46,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     specs = {
         "baseline (Ex 2.1)": spec(args, "baseline"),
         "no augmentation": spec(args, "no_augmentation", train_transform=None),
+        "+ affine/elastic": spec(args, "deform", train_transform=DEFORM),
         "no batch norm": spec(args, "no_batch_norm", batch_norm=False),
         f"+ dropout {DROPOUT}": spec(args, "dropout", dropout=DROPOUT),
         f"+ weight decay {WEIGHT_DECAY:g}": spec(args, "weight_decay", weight_decay=WEIGHT_DECAY),
     }
-    if args.with_deform:
-        specs["+ affine/elastic"] = spec(args, "deform", train_transform=DEFORM)
     configs = []
     for label, run_spec in specs.items():
         config = experiment.run_seeds(run_spec, splits, ctx.seeds, ctx.device, **ctx.run_kwargs())

@@ -18,12 +18,16 @@ count. Plain and residual networks of a depth differ only in these shortcuts (ab
 weights of 1x1 projections); initialisation, data, split, batches, epochs, optimizer and learning-rate
 schedule are the Ex 2.1 ones.
 
+Since batch normalisation (in every stage of the Ex 2.1 network) already keeps deep plain networks
+trainable, NO_BN_DEPTHS are also trained without it, plain and residual, where the shortcut is the
+only help the depth gets.
+
 Speed of learning: training loss against epoch and against training seconds, the first epoch
 (and the seconds) at which each run's validation Dice reaches DICE_THRESHOLD, and the final test
 Dice, over the seeds; all in the results file's findings.
 
 Run:   python ex2_4_residual.py --device cuda     (or --device cpu; --quick for a smoke test)
-Writes report/results/ex2_4_residual.json and report/figures/ex2_4_residual_{depth2,depth3}_{epoch,time}.{pdf,png}
+Writes report/results/ex2_4_residual.json and report/figures/ex2_4_residual_{depth2,depth3,depth3_nobn}_{epoch,time}.{pdf,png}
 and report/figures/ex2_4_residual_summary.{pdf,png}.
 """
 import numpy as np
@@ -34,13 +38,14 @@ from common import boundary_plots, cli, experiment, plotting, results, seg_eval
 from common.metrics import dice_coefficient
 
 BLOCK_DEPTHS = (2, 3)  # conv+ReLU pairs per block (the Ex 2.1 network has 1)
+NO_BN_DEPTHS = (3,)  # also trained without batch normalisation, where depth is harder to train
 DICE_THRESHOLD = 0.75  # validation Dice whose first epoch measures the speed of learning; above the
 # ~0.64 of the trivial "everything is gland" prediction, below the Ex 2.1 network's final ~0.80
 BASELINE_LABEL = "depth 1 (Ex 2.1)"
 
 
-def label(depth: int, residual: bool) -> str:
-    return f"depth {depth}, {'residual' if residual else 'plain'}"
+def label(depth: int, residual: bool, batch_norm: bool = True) -> str:
+    return f"depth {depth}, {'residual' if residual else 'plain'}{'' if batch_norm else ', no BN'}"
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -48,6 +53,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                              lr=ex2_1_segnet.LR, num_seeds=ex2_1_segnet.NUM_SEEDS)
     parser.add_argument("--depths", nargs="+", type=int, default=list(BLOCK_DEPTHS),
                         help="block depths to compare with the Ex 2.1 network (default: %(default)s)")
+    parser.add_argument("--no-bn-depths", nargs="*", type=int, default=list(NO_BN_DEPTHS),
+                        help="block depths also compared without batch normalisation (default: %(default)s)")
     ctx = cli.setup(parser, argv, __file__)
     args = ctx.args
     splits = ex2_1_segnet.load_splits(ctx)
@@ -58,6 +65,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
             specs[label(depth, residual)] = ex2_1_segnet.segnet_spec(
                 args, f"segnet_depth{depth}_{'residual' if residual else 'plain'}", block_depth=depth,
                 residual=residual)
+    for depth in args.no_bn_depths:
+        for residual in (False, True):
+            specs[label(depth, residual, False)] = ex2_1_segnet.segnet_spec(
+                args, f"segnet_depth{depth}_{'residual' if residual else 'plain'}_nobn", block_depth=depth,
+                residual=residual, batch_norm=False)
     configs = []
     for name, spec in specs.items():
         config = experiment.run_seeds(spec, splits, ctx.seeds, ctx.device, **ctx.run_kwargs())
@@ -80,22 +92,28 @@ def main(argv: list[str] | None = None) -> list[dict]:
         } for c in configs},
         "residual_vs_plain": {depth: _compare(by_label[label(depth, False)], by_label[label(depth, True)],
                                               speed, depth) for depth in args.depths},
+        "residual_vs_plain_no_bn": {depth: _compare(by_label[label(depth, False, False)],
+                                                    by_label[label(depth, True, False)], speed, depth, " without batch norm")
+                                    for depth in args.no_bn_depths},
     }
     for config in configs:
         s = speed[config["label"]]
         print(results.summary_line(config) + f"; val Dice >= {DICE_THRESHOLD} reached by {s['seeds_reaching']}/"
               f"{len(config['runs'])} seeds, mean epoch {s['mean_epoch']}")
-    for comparison in findings["residual_vs_plain"].values():
+    for comparison in [*findings["residual_vs_plain"].values(), *findings["residual_vs_plain_no_bn"].values()]:
         print(comparison["summary"])
     results.write_results(ctx, "ex2_4_residual", configs, splits.info, findings)
 
-    for depth in args.depths:
-        shown = [by_label[BASELINE_LABEL], by_label[label(depth, False)], by_label[label(depth, True)]]
+    panels = [(depth, True) for depth in args.depths] + [(depth, False) for depth in args.no_bn_depths]
+    for depth, batch_norm in panels:
+        shown = [by_label[BASELINE_LABEL], by_label[label(depth, False, batch_norm)],
+                 by_label[label(depth, True, batch_norm)]]
         for x in ("epoch", "time"):
             plotting.plot_training_curves(
-                shown, ctx.figures_dir, f"ex2_4_residual_depth{depth}_{x}", x=x, score_label="Dice",
-                title=f"Ex 2.4: blocks of {depth} conv+ReLU pairs, with and without residual connections "
-                      f"(against {'epochs' if x == 'epoch' else 'training seconds'})")
+                shown, ctx.figures_dir, f"ex2_4_residual_depth{depth}{'' if batch_norm else '_nobn'}_{x}", x=x,
+                score_label="Dice",
+                title=f"Ex 2.4: blocks of {depth} conv+ReLU pairs{'' if batch_norm else ' without batch norm'}, with and "
+                      f"without residual connections (against {'epochs' if x == 'epoch' else 'training seconds'})")
     per_seed = {c["label"]: {
         "test dice": [r["test"]["dice"] for r in c["runs"]],
         "epoch": [seg_eval.nan_if_none(r["epoch"]) for r in speed[c["label"]]["per_seed"]],
@@ -110,7 +128,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     return configs
 
 
-def _compare(plain: dict, residual: dict, speed: dict, depth: int) -> dict:
+def _compare(plain: dict, residual: dict, speed: dict, depth: int, what: str = "") -> dict:
     p, r = speed[plain["label"]], speed[residual["label"]]
     test_p, test_r = plain["summary"]["test_dice"], residual["summary"]["test_dice"]
     val_p = np.mean([run["history"]["epochs"][-1]["val_score"] for run in plain["runs"]])
@@ -125,7 +143,7 @@ def _compare(plain: dict, residual: dict, speed: dict, depth: int) -> dict:
         "depth": depth, "plain": reach(p), "residual": reach(r),
         "final_val_dice": {"plain": float(val_p), "residual": float(val_r)},
         "test_dice": {"plain": test_p["mean"], "residual": test_r["mean"]},
-        "summary": (f"block depth {depth}: plain: {reach(p)}; final val Dice {val_p:.4f}, test Dice "
+        "summary": (f"block depth {depth}{what}: plain: {reach(p)}; final val Dice {val_p:.4f}, test Dice "
                     f"{test_p['mean']:.4f} ± {test_p['std']:.4f}. Residual: {reach(r)}; final val Dice {val_r:.4f}, "
                     f"test Dice {test_r['mean']:.4f} ± {test_r['std']:.4f}."),
     }

@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict:
     mean_dice = dice.mean(axis=0)
     worst, top = int(mean_dice.argmin()), int(mean_dice.argmax())
     pred = seg_analysis.test_predictions(best, 0)
-    stats = seg_analysis.image_statistics(test_inputs, test_targets, pred)
+    stats = seg_analysis.image_statistics(test_inputs, test_targets, pred, splits.info["normalisation"])
     names = splits.info["names"]["test"]
     test = best["summary"]["test_dice"]
     findings = {

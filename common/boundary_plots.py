@@ -123,9 +123,15 @@ def plot_metric_comparison(values: dict[str, dict[str, Sequence[float]]], figure
     labels = list(values)
     metrics = list(values[labels[0]])
     metric_labels = metric_labels or {}
-    fig, axes = plt.subplots(1, len(metrics), figsize=(max(6.4, 1.7 * len(metrics)), 2.6), squeeze=False)
+    if len(labels) <= 4:  # one row of panels
+        fig, axes = plt.subplots(1, len(metrics), figsize=(max(6.4, 1.7 * len(metrics)), 2.6), squeeze=False)
+    else:  # many configurations: two columns of wider panels, so that their labels stay legible
+        rows = -(-len(metrics) // 2)
+        fig, axes = plt.subplots(rows, 2, figsize=(7.2, 3.0 * rows), squeeze=False)
+        for ax in axes.flat[len(metrics):]:
+            ax.set_visible(False)
     x = np.arange(len(labels))
-    for ax, metric in zip(axes[0], metrics):
+    for ax, metric in zip(axes.flat, metrics):
         for k, label in enumerate(labels):
             v = np.asarray(values[label][metric], float)
             v = v[np.isfinite(v)]

@@ -30,7 +30,8 @@ def image_statistics(inputs: Tensor, truth: Tensor, pred: Tensor, normalisation:
     outside| / pooled within-class standard deviation (Cohen's d), averaged over the channels
     (nan where the ground truth has only one class). ``inputs`` (N, C, H, W), masks (N, H, W).
     With the data's ``normalisation`` also the fraction of pixels without tissue (both stains
-    below ``NO_TISSUE_LEVEL`` of full scale)."""
+    below ``NO_TISSUE_LEVEL`` of full scale) and the stain balance: the red stain's share of the
+    two stains' mean intensity ("red_share")."""
     x = inputs.detach().float().cpu()
     t, p = truth.cpu().bool(), pred.cpu().bool()
     area = t[0].numel()
@@ -50,6 +51,8 @@ def image_statistics(inputs: Tensor, truth: Tensor, pred: Tensor, normalisation:
     if normalisation is not None:
         raw = display_images(inputs, normalisation)[..., :2]
         stats["no_tissue_fraction"] = (raw < NO_TISSUE_LEVEL).all(axis=-1).reshape(len(x), -1).mean(1)
+        mean_stain = raw.reshape(len(x), -1, 2).mean(1)  # (N, 2): mean red, mean green
+        stats["red_share"] = mean_stain[:, 0] / mean_stain.sum(1)
     return stats
 
 
@@ -69,7 +72,8 @@ def describe_case(index: int, dice: np.ndarray, stats: dict[str, np.ndarray], na
     own = {k: float(v[index]) for k, v in stats.items()}
     rank = {k: int((v < v[index]).sum()) + 1 for k, v in stats.items()}
     n = len(mean_dice)
-    correlations = {k: spearman(mean_dice, stats[k]) for k in ("gland_fraction", "contrast")}
+    correlations = {k: spearman(mean_dice, stats[k]) for k in ("gland_fraction", "contrast", "red_share")
+                    if k in stats}
     fp, fn = own["false_positive_fraction"], own["false_negative_fraction"]
     error_kind = ("mostly false positives (over-segmentation)" if fp > 2 * fn else
                   "mostly false negatives (under-segmentation)" if fn > 2 * fp else
@@ -86,8 +90,11 @@ def describe_case(index: int, dice: np.ndarray, stats: dict[str, np.ndarray], na
         + (f" Empty slide (no tissue) covers {own['no_tissue_fraction']:.1%} of it (median "
            f"{median['no_tissue_fraction']:.1%}, rank {rank['no_tissue_fraction']} of {n} from smallest)."
            if "no_tissue_fraction" in own else "")
+        + (f" Its stain balance (red share of the mean stain intensity) is {own['red_share']:.2f} vs a median of "
+           f"{median['red_share']:.2f} (rank {rank['red_share']} of {n} from lowest)." if "red_share" in own else "")
         + f" Over all test images, Spearman correlation of Dice with gland fraction "
-        f"{correlations['gland_fraction']:+.2f} and with contrast {correlations['contrast']:+.2f}."
+        f"{correlations['gland_fraction']:+.2f}, with contrast {correlations['contrast']:+.2f}"
+        + (f" and with the red share {correlations['red_share']:+.2f}." if "red_share" in correlations else ".")
     )
     return {"index": index, "name": names[index], "dice_mean": float(mean_dice[index]),
             "dice_per_seed": dice[:, index].tolist(), "median_dice": float(np.median(mean_dice)),

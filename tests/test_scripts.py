@@ -115,7 +115,7 @@ def test_ex1_5_saves_the_chosen_weights_and_remakes_its_figures_from_them(mnist_
 
 SEG_SCRIPTS = {
     "ex2_1_segnet": ["ex2_1_segnet_curves", "ex2_1_segnet_dice", "ex2_1_segnet_worst"],
-    "ex2_2_regularization": ["ex2_2_no_augmentation_curves", "ex2_2_no_batch_norm_curves",
+    "ex2_2_regularization": ["ex2_2_no_augmentation_curves", "ex2_2_deform_curves", "ex2_2_no_batch_norm_curves",
                              "ex2_2_dropout_curves", "ex2_2_weight_decay_curves", "ex2_2_validation_dice",
                              "ex2_2_test_dice", "ex2_2_dice_per_image"],
 }

@@ -7,8 +7,9 @@ import pytest
 SCRIPTS = {
     "ex2_3_skip": (["--skips", "concat", "sum"],
                    ["ex2_3_skip_curves", "ex2_3_skip_metrics", "ex2_3_skip_per_image", "ex2_3_skip_boundaries"]),
-    "ex2_4_residual": (["--depths", "2"],
-                       ["ex2_4_residual_depth2_epoch", "ex2_4_residual_depth2_time", "ex2_4_residual_summary"]),
+    "ex2_4_residual": (["--depths", "2", "--no-bn-depths", "2"],
+                       ["ex2_4_residual_depth2_epoch", "ex2_4_residual_depth2_time", "ex2_4_residual_depth2_nobn_epoch",
+                        "ex2_4_residual_summary"]),
     "ex2_5_best": ([], ["ex2_5_best_curves", "ex2_5_best_dice", "ex2_5_best_cases"]),
 }
 
@@ -56,7 +57,8 @@ def test_ex2_3_compares_the_ex2_1_network_with_skips(runs):
 
 def test_ex2_4_records_the_speed_of_learning(runs):
     _, record = runs["ex2_4_residual"]
-    assert [c["name"] for c in record["configs"]] == ["segnet", "segnet_depth2_plain", "segnet_depth2_residual"]
+    assert [c["name"] for c in record["configs"]] == ["segnet", "segnet_depth2_plain", "segnet_depth2_residual",
+                                                      "segnet_depth2_plain_nobn", "segnet_depth2_residual_nobn"]
     findings = record["findings"]
     for config in findings["configs"].values():
         reach = config["reaches_threshold"]
@@ -68,6 +70,9 @@ def test_ex2_4_records_the_speed_of_learning(runs):
 
     expected = 32 + 160 + 576 + 2_176 if getattr(ex2_1_segnet, "BATCH_NORM", False) else 24 + 144 + 544 + 2_112
     assert residual - plain == expected
+    plain, residual = (findings["configs"][k]["weights"] for k in ("depth 2, plain, no BN", "depth 2, residual, no BN"))
+    assert residual - plain == 24 + 144 + 544 + 2_112
+    assert set(findings["residual_vs_plain_no_bn"]) == {"2"}  # JSON keys are strings
 
 
 def test_best_model_shows_its_best_and_worst_case(runs):
