@@ -98,4 +98,4 @@ def _curve_differences(a: dict, b: dict) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

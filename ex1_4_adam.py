@@ -67,4 +67,4 @@ def _time_to_reach(configs: list[dict], target: float) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -209,4 +209,4 @@ def _test_figures(logits: torch.Tensor, splits, figures_dir: Path, name: str, nu
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -111,4 +111,4 @@ def _compare(config: dict, baseline: dict) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

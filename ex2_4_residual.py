@@ -150,4 +150,4 @@ def _compare(plain: dict, residual: dict, speed: dict, depth: int, what: str = "
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

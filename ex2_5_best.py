@@ -148,4 +148,4 @@ def _selection() -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -6,6 +6,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass
+from typing import Callable
 from pathlib import Path
 
 import torch
@@ -102,3 +103,13 @@ def setup(parser: argparse.ArgumentParser, argv: list[str] | None, script: str) 
     print(f"{ctx.script.name}: device {env['device_name']}, data {ctx.data_dir}, output {ctx.out_dir}, "
           f"seeds {ctx.seeds}" + (" [quick]" if args.quick else ""), flush=True)
     return ctx
+
+
+def run(main: Callable[[], object]) -> None:
+    """Call a script's ``main()``; bad input data ends it with the one-line error
+    instead of a traceback (exit status 1), since the message already names the path and what was expected."""
+    from .data import DataError
+    try:
+        main()
+    except DataError as error:
+        sys.exit(f"error: {error}")
