@@ -59,17 +59,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = ctx.args
     splits = ex2_1_segnet.load_splits(ctx)
 
+    panels = [(depth, True) for depth in args.depths] + [(depth, False) for depth in args.no_bn_depths]
     specs = {BASELINE_LABEL: ex2_1_segnet.segnet_spec(args)}
-    for depth in args.depths:
+    for depth, batch_norm in panels:
         for residual in (False, True):
-            specs[label(depth, residual)] = ex2_1_segnet.segnet_spec(
-                args, f"segnet_depth{depth}_{'residual' if residual else 'plain'}", block_depth=depth,
-                residual=residual)
-    for depth in args.no_bn_depths:
-        for residual in (False, True):
-            specs[label(depth, residual, False)] = ex2_1_segnet.segnet_spec(
-                args, f"segnet_depth{depth}_{'residual' if residual else 'plain'}_nobn", block_depth=depth,
-                residual=residual, batch_norm=False)
+            specs[label(depth, residual, batch_norm)] = ex2_1_segnet.segnet_spec(
+                args, f"segnet_depth{depth}_{'residual' if residual else 'plain'}{'' if batch_norm else '_nobn'}",
+                block_depth=depth, residual=residual, batch_norm=batch_norm)
     configs = []
     for name, spec in specs.items():
         config = experiment.run_seeds(spec, splits, ctx.seeds, ctx.device, **ctx.run_kwargs())
@@ -104,7 +100,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(comparison["summary"])
     results.write_results(ctx, "ex2_4_residual", configs, splits.info, findings)
 
-    panels = [(depth, True) for depth in args.depths] + [(depth, False) for depth in args.no_bn_depths]
     for depth, batch_norm in panels:
         shown = [by_label[BASELINE_LABEL], by_label[label(depth, False, batch_norm)],
                  by_label[label(depth, True, batch_norm)]]

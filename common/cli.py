@@ -6,12 +6,13 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from .cache import REPO_ROOT, cache_dir
+from .data import DataError
 from .runtime import DEVICE_CHOICES, environment, resolve_device, seed_everything
 
 DATA_DIR_ENV = "DLIA_DATA_DIR"
@@ -108,7 +109,6 @@ def setup(parser: argparse.ArgumentParser, argv: list[str] | None, script: str) 
 def run(main: Callable[[], object]) -> None:
     """Call a script's ``main()``; bad input data ends it with the one-line error
     instead of a traceback (exit status 1), since the message already names the path and what was expected."""
-    from .data import DataError
     try:
         main()
     except DataError as error:

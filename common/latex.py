@@ -28,6 +28,7 @@ the seed-to-seed spread".
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import re
@@ -179,15 +180,11 @@ def exercise_macros(record: dict) -> dict[str, str]:
     for config in configs:  # the configuration a script chose on validation is also "<ex>.chosen.*"
         if config["name"] == chosen:
             macros.update(config_macros(ex, {**config, "name": "chosen"}))
-    for i, a in enumerate(configs):
-        for b in configs[i + 1:]:
-            if a["score_name"] != b["score_name"]:
-                continue
-            score, name = Score(a["score_name"]), f"test_{a['score_name']}"
-            macros[f"{ex}.diff.{key_part(b['name'])}.{key_part(a['name'])}.test"] = score.diff(
+    for a, b in itertools.permutations(configs, 2):  # "<ex>.diff.<b>.<a>.test": b minus a
+        if a["score_name"] == b["score_name"]:
+            name = f"test_{a['score_name']}"
+            macros[f"{ex}.diff.{key_part(b['name'])}.{key_part(a['name'])}.test"] = Score(a["score_name"]).diff(
                 a["summary"][name], b["summary"][name])
-            macros[f"{ex}.diff.{key_part(a['name'])}.{key_part(b['name'])}.test"] = score.diff(
-                b["summary"][name], a["summary"][name])
     macros.update(dict(flatten(f"{ex}.f", record.get("findings", {}))))
     macros[f"{ex}.wall"] = f"{training_minutes(record):.1f}"
     macros[f"{ex}.command"] = tex_escape(record["command"])
