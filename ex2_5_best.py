@@ -30,6 +30,19 @@ within SELECTION_TOL of the best candidate's: the 8-16-32-64 residual U-Net for 
 the up-sampling uses 2x2/2 transposed convolutions and PyTorch's default initialisation: with
 batch norm neither needed changing.)
 
+Why the test Dice stays below the validation Dice, and the stain sweep. The test images are, by their
+unlabelled inputs alone, stained more towards red than the training images (common.warwick.red_share);
+Ex 2.1's worst test case is the most red-stained of all (that analysis looked at test results, so it
+is disclosed as the origin of this round). tuning/seg_stain_sweep.py (record:
+tuning/seg_stain_sweep.json, this CPU, seeds 0 and 1) therefore validates on two hold-outs: the usual
+random one and "reddest", the 15 most red-stained training images, on which the chosen model drops
+to about the level it reaches on the test set. It compares STAIN_CANDIDATES -- random stain contrast
+and brightness during training (StainJitter) and per-image input standardisation (input_norm) --
+each also with test-time augmentation over the 8 flips/rotations. STAIN_RULE, fixed before the sweep
+ran, keeps the simplest candidate within SELECTION_TOL of the best mean validation Dice over both
+hold-outs: STAIN_CHOICE. Neither stain measure helped; test-time augmentation gained less than the
+tolerance, so the model stays as above, and the test set was not evaluated for any of these candidates.
+
 The best and the worst test image (per-image Dice, mean over the seeds) are shown, chosen by code.
 
 Run:   python ex2_5_best.py --device cuda     (or --device cpu; --quick for a smoke test)
@@ -45,7 +58,7 @@ import torch
 import ex2_1_segnet
 from common import cli, experiment, plotting, results, seg_analysis, seg_eval, seg_plots
 from common.metrics import dice_per_sample
-from common.seg_augment import SegmentationAugment
+from common.seg_augment import Compose, SegmentationAugment, StainJitter
 from common.segnets import SegNet
 
 CHANNELS = (8, 16, 32, 64)  # three poolings: 128 -> 16 at the bottom
@@ -56,10 +69,28 @@ BATCH_SIZE = 10
 LR = 1e-2  # Adam, peak of the one-cycle schedule
 NUM_SEEDS = 3
 DICE_TARGET = 0.90
-SWEEP_RECORD = Path(__file__).resolve().parent / "tuning" / "seg_best_sweep.json"
+TUNING_DIR = Path(__file__).resolve().parent / "tuning"
+SWEEP_RECORD = TUNING_DIR / "seg_best_sweep.json"  # the architecture sweep: width, depth, epochs
+STAIN_RECORD = TUNING_DIR / "seg_stain_sweep.json"  # the stain sweep: stain jitter, input norm, TTA
 SELECTION_TOL = 0.005  # about the seed-to-seed spread of the validation Dice
 SELECTION_RULE = (f"the cheapest candidate (weights x epochs) whose mean final validation Dice is within "
                   f"{SELECTION_TOL} of the best candidate's")
+STAIN_JITTER = StainJitter(log_gain=0.25, shift=0.25)  # contrast x0.78-1.28, brightness +-0.25 std
+# The stain sweep's trained candidates (tuning/seg_stain_sweep.py), simplest first; each is also evaluated
+# with test-time augmentation, "<name> + TTA", which counts as simpler than the next candidate.
+STAIN_CANDIDATES = {
+    "base": {},
+    "stain jitter": {"augment": Compose((AUGMENT, STAIN_JITTER))},
+    "input norm": {"input_norm": True},
+}
+TTA_SUFFIX = " + TTA"
+STAIN_ORDER = [n + t for n in STAIN_CANDIDATES for t in ("", TTA_SUFFIX)]
+STAIN_RULE = (f"the first candidate, simplest first ({', '.join(STAIN_ORDER)}), whose mean final validation Dice "
+              f"over both hold-outs (random and reddest) and both seeds is within {SELECTION_TOL} of the best "
+              f"candidate's")
+STAIN_CHOICE = "base"  # what STAIN_RULE picks from STAIN_RECORD (tests/test_best_selection.py checks this)
+TTA = STAIN_CHOICE.endswith(TTA_SUFFIX)
+FINAL_OPTIONS = STAIN_CANDIDATES[STAIN_CHOICE.removesuffix(TTA_SUFFIX)]
 
 
 def best_spec(args, name: str = "best", *, channels: tuple[int, ...] = CHANNELS, augment=AUGMENT,
@@ -90,22 +121,31 @@ def main(argv: list[str] | None = None) -> dict:
     ctx = cli.setup(parser, argv, __file__)
     splits = ex2_1_segnet.load_splits(ctx)
 
-    best = experiment.run_seeds(best_spec(ctx.args), splits, ctx.seeds, ctx.device, **ctx.run_kwargs())
-
+    spec = best_spec(ctx.args, **FINAL_OPTIONS)
+    best = experiment.run_seeds(spec, splits, ctx.seeds, ctx.device, **ctx.run_kwargs())
     test_inputs, test_targets = splits.test
-    metrics = seg_eval.per_image_metrics(best, test_targets)
+    configs, final, logits = [best], best, None
+    if TTA:  # the same trained runs, predicting with test-time augmentation
+        final, logits = seg_eval.tta_config(best, spec.build_model, test_inputs, test_targets, name=f"best{TTA_SUFFIX}")
+        configs.append(final)
+
+    metrics = seg_eval.per_image_metrics(best, test_targets, logits=logits)
     dice = metrics["dice"]  # (seeds, images)
     mean_dice = dice.mean(axis=0)
     worst, top = int(mean_dice.argmin()), int(mean_dice.argmax())
-    pred = seg_analysis.test_predictions(best, 0)
+    pred = logits[0].argmax(dim=1) if TTA else seg_analysis.test_predictions(best, 0)
     stats = seg_analysis.image_statistics(test_inputs, test_targets, pred, splits.info["normalisation"])
     names = splits.info["names"]["test"]
-    test = best["summary"]["test_dice"]
+    test = final["summary"]["test_dice"]
     findings = {
         "dice_target": DICE_TARGET,
         "target_met": test["mean"] >= DICE_TARGET,
+        "final_config": final["name"],
+        "tta": TTA,
         "selection_rule": SELECTION_RULE,
         "selection_on_validation": _selection(),
+        "stain_rule": STAIN_RULE,
+        "stain_selection_on_validation": _stain_selection(),
         "metrics": seg_eval.summarize_metrics(metrics),
         "train_time_per_epoch_s": best["summary"]["train_time_per_epoch_s"],
         "train_time_total_s": sum(r["wall_time_s"] for r in best["runs"]),
@@ -113,38 +153,64 @@ def main(argv: list[str] | None = None) -> dict:
         "worst_case": seg_analysis.describe_case(worst, dice, stats, names),
         "per_image_test_dice": {"names": names, "per_seed": dice.round(5).tolist()},
     }
-    print(results.summary_line(best) + f"; target {DICE_TARGET}: {'met' if findings['target_met'] else 'NOT met'}; "
+    for config in configs:
+        print(results.summary_line(config))
+    print(f"{final['name']}: target {DICE_TARGET}: {'met' if findings['target_met'] else 'NOT met'}; "
           f"{findings['train_time_total_s']:.0f} s of training for {len(ctx.seeds)} seeds")
     print("worst test case: " + findings["worst_case"]["description"])
-    results.write_results(ctx, "ex2_5_best", [best], splits.info, findings)
+    results.write_results(ctx, "ex2_5_best", configs, splits.info, findings)
 
-    title = (f"Best model: residual U-Net {'-'.join(map(str, CHANNELS))}, batch norm, flips/rotations, "
-             f"one-cycle Adam lr={ctx.args.lr}, {ctx.args.epochs} epochs")
+    extras = {"stain jitter": ", stain jitter", "input norm": ", per-image input standardisation"}
+    title = (f"Best model: residual U-Net {'-'.join(map(str, CHANNELS))}, batch norm, flips/rotations"
+             f"{extras.get(STAIN_CHOICE.removesuffix(TTA_SUFFIX), '')}, one-cycle Adam lr={ctx.args.lr}, "
+             f"{ctx.args.epochs} epochs")
     plotting.plot_training_curves([best], ctx.figures_dir, "ex2_5_best_curves", title=title, score_label="Dice")
     seg_plots.plot_dice_distribution(dice, ctx.figures_dir, "ex2_5_best_dice", reference=DICE_TARGET,
                                      highlight={"best": top, "worst": worst},
-                                     title=f"Best model: per-image test Dice ({len(ctx.seeds)} seeds)")
+                                     title=f"Best model{' with TTA' if TTA else ''}: per-image test Dice "
+                                           f"({len(ctx.seeds)} seeds)")
     shown = seg_analysis.display_images(test_inputs[[top, worst]], splits.info["normalisation"])
     rows = [{"image": shown[k], "truth": test_targets[i].cpu().numpy(), "pred": pred[i].numpy(),
              "label": f"{what}: {names[i]}\nDice {dice[:, i].mean():.3f}"}
             for k, (what, i) in enumerate((("best", top), ("worst", worst)))]
     seg_plots.plot_cases(rows, ctx.figures_dir, "ex2_5_best_cases",
                          title=f"Best model: best and worst test case (prediction of seed {ctx.seeds[0]})")
-    return best
+    return final
+
+
+def pick(mean_val: dict[str, float], cost) -> str:
+    """The selection rules' common core: among the candidates whose mean validation Dice is within
+    SELECTION_TOL of the best one's, the one with the lowest ``cost(name)``."""
+    best = max(mean_val.values())
+    return min((name for name, v in mean_val.items() if v >= best - SELECTION_TOL), key=cost)
 
 
 def _selection() -> dict:
-    """The validation sweep's record, and the candidate SELECTION_RULE picks from it."""
+    """The architecture sweep's record, and the candidate SELECTION_RULE picks from it."""
     if not SWEEP_RECORD.exists():
         return {"missing": str(SWEEP_RECORD)}
     sweep = json.loads(SWEEP_RECORD.read_text())
-    mean_val = {name: float(np.mean(c["final_val_dice"])) for name, c in sweep["candidates"].items()}
-    best = max(mean_val.values())
-    near = [name for name, v in mean_val.items() if v >= best - SELECTION_TOL]
-    chosen = min(near, key=lambda n: sweep["candidates"][n]["weights"] * sweep["candidates"][n]["epochs"])
+    candidates = sweep["candidates"]
+    mean_val = {name: float(np.mean(c["final_val_dice"])) for name, c in candidates.items()}
+    chosen = pick(mean_val, lambda n: candidates[n]["weights"] * candidates[n]["epochs"])
     return {"record": str(SWEEP_RECORD.relative_to(SWEEP_RECORD.parents[1])), "device": sweep["device"],
-            "seeds": sweep["seeds"], "mean_final_val_dice": mean_val, "chosen": chosen,
-            "candidates": sweep["candidates"]}
+            "seeds": sweep["seeds"], "mean_final_val_dice": mean_val, "chosen": chosen, "candidates": candidates}
+
+
+def _stain_selection() -> dict:
+    """The stain sweep's record, and the candidate STAIN_RULE picks from it."""
+    if not STAIN_RECORD.exists():
+        return {"missing": str(STAIN_RECORD)}
+    sweep = json.loads(STAIN_RECORD.read_text())
+    candidates = sweep["candidates"]
+    per_holdout = {name: {h: float(np.mean(v)) for h, v in c["final_val_dice"].items()}
+                   for name, c in candidates.items()}
+    mean_val = {name: float(np.mean(list(v.values()))) for name, v in per_holdout.items()}
+    chosen = pick(mean_val, STAIN_ORDER.index)
+    return {"record": str(STAIN_RECORD.relative_to(STAIN_RECORD.parents[1])), "device": sweep["device"],
+            "seeds": sweep["seeds"], "epochs": sweep["epochs"], "red_share": sweep["red_share"],
+            "mean_final_val_dice": mean_val, "mean_final_val_dice_per_holdout": per_holdout, "chosen": chosen,
+            "configured": STAIN_CHOICE}
 
 
 if __name__ == "__main__":

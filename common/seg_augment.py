@@ -6,6 +6,8 @@ augmented). The same geometry is applied to an image and its mask: exact symmetr
 dihedral group) by index operations, then optionally a small random affine map (rotation, scale,
 shear, translation) plus a smooth elastic displacement field, applied with one ``grid_sample``
 call: bilinear for the image, nearest neighbour for the mask, reflection at the border for both.
+:class:`StainJitter` changes the colours only (each stain channel's contrast and brightness), and
+:class:`Compose` applies several such transforms in turn.
 
 Each sample of a batch gets its own random transform, drawn from torch's global random number
 generator on the batch's device, so a run is reproducible given ``torch.manual_seed`` (which
@@ -105,3 +107,43 @@ def random_dihedral(inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
     inputs = torch.stack([torch.rot90(inputs, r, dims=(2, 3)) for r in range(4)])[k, rows]
     targets = torch.stack([torch.rot90(targets, r, dims=(1, 2)) for r in range(4)])[k, rows]
     return inputs, targets
+
+
+@dataclass(frozen=True)
+class StainJitter:
+    """Random stain intensity: each channel c of each sample becomes ``exp(u) * x + v`` with
+    ``u ~ U(-log_gain, log_gain)`` and ``v ~ U(-shift, shift)`` drawn per sample and channel.
+
+    For inputs normalised per channel (``common.warwick``: zero mean, unit standard deviation over the
+    training pixels), this is a random change of that stain's contrast and brightness; drawn
+    independently for the two channels, it also changes the balance between the stains, as a
+    different staining batch or scanner would. Masks are returned unchanged.
+    """
+
+    log_gain: float = 0.25
+    shift: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.log_gain < 0 or self.shift < 0:
+            raise ValueError(f"invalid stain jitter settings: {self}")
+
+    def __call__(self, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        if inputs.dim() != 4:
+            raise ValueError(f"expected inputs (N, C, H, W), got {tuple(inputs.shape)}")
+        n, c = inputs.shape[:2]
+        dev = inputs.device
+        gain = torch.exp((torch.rand(n, c, 1, 1, device=dev) * 2 - 1) * self.log_gain)
+        shift = (torch.rand(n, c, 1, 1, device=dev) * 2 - 1) * self.shift
+        return inputs * gain + shift, targets
+
+
+@dataclass(frozen=True)
+class Compose:
+    """Apply ``transforms`` (each ``(inputs, targets) -> (inputs, targets)``) in order."""
+
+    transforms: tuple
+
+    def __call__(self, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        for transform in self.transforms:
+            inputs, targets = transform(inputs, targets)
+        return inputs, targets

@@ -1,6 +1,7 @@
 """Comparing segmentation configurations (Ex 2.3-2.5): Dice and boundary metrics per test image and
 seed from the stored test logits, their mean and spread over seeds, paired per-image comparisons,
-and how fast a run reaches a validation Dice.
+and how fast a run reaches a validation Dice. :func:`dihedral_tta_logits` predicts with test-time
+augmentation (the average over the 8 symmetries of the square) from a run's stored weights.
 
 Conventions: a configuration's score for one seed is the mean over the test images; "mean and
 spread over seeds" summarises those per-seed means (``common.metrics.summarize``: mean, sample
@@ -11,11 +12,17 @@ from __future__ import annotations
 
 import math
 
+from typing import Callable
+
+import copy
+
 import numpy as np
-from torch import Tensor
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 from .boundary import boundary_scores
-from .metrics import summarize
+from .metrics import dice_per_sample, summarize
 from .seg_analysis import per_image_dice
 
 TOLERANCES = (1.0, 2.0)  # boundary F1 tolerances, pixels
@@ -25,14 +32,18 @@ LOWER_IS_BETTER = ("hd95",)
 
 
 def per_image_metrics(config: dict, test_targets: Tensor, tolerances: tuple[float, ...] = TOLERANCES,
-                      boundary: bool = True) -> dict[str, np.ndarray]:
+                      boundary: bool = True, logits: list[Tensor] | None = None) -> dict[str, np.ndarray]:
     """``{metric: (seeds, images) array}``: Dice and (with ``boundary``) boundary F1 at each
-    tolerance and HD95, of each seed's predictions (arg-max of the stored test logits)."""
+    tolerance and HD95, of each seed's predictions: the arg-max of the stored test logits, or of
+    ``logits`` (one (images, classes, H, W) tensor per seed, e.g. from :func:`dihedral_tta_logits`)."""
     targets = test_targets.cpu()
-    out = {"dice": per_image_dice(config, targets)}
+    if logits is None:
+        out = {"dice": per_image_dice(config, targets)}
+        logits = [r.load_test_logits() for r in config["_results"]]
+    else:
+        out = {"dice": np.stack([dice_per_sample(lg.cpu(), targets).numpy() for lg in logits])}
     if boundary:
-        per_seed = [boundary_scores(r.load_test_logits().argmax(dim=1), targets, tolerances)
-                    for r in config["_results"]]
+        per_seed = [boundary_scores(lg.cpu().argmax(dim=1), targets, tolerances) for lg in logits]
         for metric in per_seed[0]:
             out[metric] = np.array([s[metric] for s in per_seed])
     return out
@@ -112,3 +123,54 @@ def cases_by_difference(a: np.ndarray, b: np.ndarray) -> dict[str, int]:
     order = np.argsort(diff)
     return {"largest gain": int(order[-1]), "median gain": int(order[len(order) // 2]),
             "largest loss": int(order[0])}
+
+
+DIHEDRAL = [(flip, k) for flip in (False, True) for k in range(4)]  # the 8 symmetries of the square
+
+
+@torch.no_grad()
+def dihedral_tta_logits(model: nn.Module, inputs: Tensor, batch_size: int = 64) -> Tensor:
+    """Test-time augmentation: ``model``'s class probabilities for each of the 8 flipped/rotated
+    copies of ``inputs`` (N, C, H, W), mapped back and averaged; returned as their logarithm
+    (N, classes, H, W), i.e. logits whose softmax is the averaged probabilities."""
+    if inputs.dim() != 4 or inputs.shape[2] != inputs.shape[3]:
+        raise ValueError(f"expected square images (N, C, H, W), got {tuple(inputs.shape)}")
+    model.eval()
+    out = []
+    for batch in inputs.split(batch_size):
+        probs = torch.zeros(())
+        for flip, k in DIHEDRAL:
+            x = torch.rot90(batch.flip(3) if flip else batch, k, dims=(2, 3))
+            p = torch.rot90(model(x).softmax(dim=1), -k, dims=(2, 3))
+            probs = probs + (p.flip(3) if flip else p)
+        out.append((probs / len(DIHEDRAL)).log())
+    return torch.cat(out)
+
+
+def tta_logits(config: dict, build_model: Callable[[], nn.Module], inputs: Tensor) -> list[Tensor]:
+    """One :func:`dihedral_tta_logits` tensor (on the CPU) per seed of a ``run_seeds`` result,
+    each from that run's stored final weights loaded into ``build_model()`` on ``inputs``' device."""
+    out = []
+    for result in config["_results"]:
+        model = build_model()
+        model.load_state_dict(result.load_weights())
+        out.append(dihedral_tta_logits(model.to(inputs.device), inputs).cpu())
+    return out
+
+
+def tta_config(config: dict, build_model: Callable[[], nn.Module], test_inputs: Tensor, test_targets: Tensor,
+               name: str) -> tuple[dict, list[Tensor]]:
+    """``config`` (a ``run_seeds`` result) evaluated on the test set with test-time augmentation:
+    a copy named ``name`` whose runs' test Dice and loss, and whose test summary, come from
+    :func:`tta_logits`; training curves and validation scores stay those of the single-pass model.
+    Returns the copy and the per-seed TTA logits."""
+    logits = tta_logits(config, build_model, test_inputs)
+    targets = test_targets.cpu()
+    out = copy.deepcopy({k: v for k, v in config.items() if not k.startswith("_")})
+    out["name"] = name
+    for run, lg in zip(out["runs"], logits):
+        run["test"] = {"loss": F.nll_loss(lg, targets).item(), "dice": dice_per_sample(lg, targets).mean().item(),
+                       "n": len(targets), "evaluation": f"test-time augmentation: mean probability over the "
+                                                         f"{len(DIHEDRAL)} flips/rotations of each image"}
+    out["summary"]["test_dice"] = summarize([run["test"]["dice"] for run in out["runs"]])
+    return out, logits

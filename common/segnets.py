@@ -29,6 +29,9 @@ Ex 2.2-2.4 flip one thing at a time on an otherwise identical network:
 * ``block_depth``: each "conv 3x3, ReLU" above becomes a stage of that many conv+ReLU pairs;
 * ``residual``: a shortcut bridges each stage (identity, or 1x1 conv where channels change);
 * ``batch_norm``: BatchNorm2d after every convolution (and transposed convolution) before ReLU;
+* ``input_norm``: standardise each channel of each input image with its own mean and standard
+  deviation (``InstanceNorm2d`` without learnt parameters) before the first convolution, so that a
+  global change of a stain's contrast or brightness does not reach the network;
 * ``dropout``: channel dropout (Dropout2d) with this probability after the bottleneck;
 * ``init``: "default" (PyTorch's) or "kaiming" (He normal for ReLU networks, zero biases), see
   ``INIT_SCHEMES``. PyTorch's default shrinks the signal by about 1/sqrt(3) per ReLU layer.
@@ -125,7 +128,8 @@ class SegNet(nn.Module):
 
     def __init__(self, in_channels: int = 2, num_classes: int = 2, channels: Sequence[int] = (8, 16, 32), *,
                  skip: str | None = None, block_depth: int = 1, residual: bool = False, batch_norm: bool = False,
-                 dropout: float = 0.0, up_kernel: int = 2, activation: str = "relu", init: str = "default") -> None:
+                 input_norm: bool = False, dropout: float = 0.0, up_kernel: int = 2, activation: str = "relu",
+                 init: str = "default") -> None:
         super().__init__()
         if len(channels) < 2:
             raise ValueError(f"need at least two levels of channels, got {tuple(channels)}")
@@ -133,6 +137,7 @@ class SegNet(nn.Module):
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         stage = dict(depth=block_depth, residual=residual, batch_norm=batch_norm, activation=activation)
         *enc, bottom = channels
+        self.input_norm = nn.InstanceNorm2d(in_channels) if input_norm else nn.Identity()
         self.encoder = nn.ModuleList(ConvStage(c_in, c_out, **stage)
                                      for c_in, c_out in zip([in_channels, *enc[:-1]], enc))
         self.pool = nn.MaxPool2d(2, stride=2)
@@ -159,6 +164,7 @@ class SegNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         skips = []
+        x = self.input_norm(x)
         for stage in self.encoder:  # conv stage, keep its output for the decoder, halve the size
             x = stage(x)
             skips.append(x)

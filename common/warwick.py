@@ -31,6 +31,7 @@ SPLITS = {"train": "Train", "test": "Test"}
 IMAGE_SIZE = (128, 128)
 CHANNELS = (0, 1)  # red and green: the two unmixed stains (blue is constant zero)
 LABEL_VALUES = ({0, 255}, {0, 1})  # allowed label encodings; gland = the non-zero value
+HOLDOUTS = ("random", "reddest")  # how load_splits picks the validation images, see there
 QUICK_SUBSET = {"train": 8, "val": 4, "test": 6}  # --quick: sizes of each split
 _NAME = re.compile(r"^(image|label)_(\d+)\.png$", re.IGNORECASE)
 
@@ -187,10 +188,13 @@ def load_splits(
     seed: int,
     device: torch.device,
     quick: bool = False,
+    holdout: str = "random",
 ) -> Splits:
     """Normalised (N, 2, 128, 128) float inputs and (N, 128, 128) 0/1 class maps on ``device``.
 
-    ``val_size`` of the 85 training images are held out for validation (drawn with ``seed``);
+    ``val_size`` of the 85 training images are held out for validation: drawn with ``seed``
+    (``holdout="random"``), or the ``val_size`` images with the highest :func:`red_share`
+    (``"reddest"``: a validation set whose staining lies outside the range the network trains on);
     each channel is normalised with the mean and standard deviation of the train split only.
     ``quick`` truncates each split to the sizes in ``QUICK_SUBSET`` (for smoke tests).
     ``info["names"]`` gives each test image's file name, in the order of the test tensors.
@@ -199,7 +203,15 @@ def load_splits(
     data = load_warwick(data_dir)
     train_images, train_masks, train_names = data["train"]
     test_images, test_masks, test_names = data["test"]
-    train_idx, val_idx = train_val_indices(len(train_masks), val_size, seed)
+    if holdout == "random":
+        train_idx, val_idx = train_val_indices(len(train_masks), val_size, seed)
+    elif holdout == "reddest":
+        if not 0 < val_size < len(train_masks):
+            raise ValueError(f"val_size must be between 1 and {len(train_masks) - 1}, got {val_size}")
+        order = torch.from_numpy(np.argsort(-red_share(train_images), kind="stable").copy())
+        train_idx, val_idx = order[val_size:].sort().values, order[:val_size].sort().values
+    else:
+        raise ValueError(f"unknown holdout {holdout!r}; choose one of {', '.join(HOLDOUTS)}")
     parts = {
         "train": (train_images[train_idx], train_masks[train_idx]),
         "val": (train_images[val_idx], train_masks[val_idx]),
@@ -226,11 +238,19 @@ def load_splits(
         "input": "red and green channels (the two unmixed stains), 128x128; labels 0/255 -> classes 0/1",
         "sizes": {k: len(v[1]) for k, v in tensors.items()},
         "split_seed": seed,
+        "holdout": holdout,
         "normalisation": {"mean": [round(v, 6) for v in mean.tolist()], "std": [round(v, 6) for v in std.tolist()],
                           "from": "train split, per channel"},
         "gland_fraction": {k: round(v[1].float().mean().item(), 4) for k, v in parts.items()},
         "names": names,
         "fingerprint": stable_hash([tensor_fingerprint(train_images, train_masks, test_images, test_masks),
-                                    val_size, seed, subset]),
+                                    val_size, seed, subset] + ([holdout] if holdout != "random" else [])),
     }
     return Splits(train=tensors["train"], val=tensors["val"], test=tensors["test"], info=info)
+
+
+def red_share(images: torch.Tensor) -> np.ndarray:
+    """Per image, the red stain's share of the two stains' mean intensity: mean(R) / (mean(R) +
+    mean(G)) of (N, 2, H, W) raw images (any scale). 0.5 means both stains equally intense."""
+    means = images.double().mean(dim=(2, 3)).numpy()
+    return means[:, 0] / means.sum(axis=1)

@@ -82,3 +82,21 @@ def test_best_model_shows_its_best_and_worst_case(runs):
     assert findings["best_case"]["dice_mean"] == pytest.approx(max(per_image), abs=1e-4)
     assert findings["worst_case"]["dice_mean"] == pytest.approx(min(per_image), abs=1e-4)
     assert record["configs"][0]["runs"][0]["hyperparameters"]["scheduler"]["class"] == "OneCycleLR"
+
+
+def test_best_model_with_test_time_augmentation(warwick_dir, tmp_path, monkeypatch):
+    """The path ex2_5_best.py takes when its validation sweep picks a "+ TTA" candidate."""
+    import ex2_5_best
+
+    monkeypatch.setattr(ex2_5_best, "TTA", True)
+    monkeypatch.setattr(ex2_5_best, "FINAL_OPTIONS", ex2_5_best.STAIN_CANDIDATES["input norm"])
+    ex2_5_best.main(["--quick", "--device", "cpu", "--data-dir", str(warwick_dir), "--out-dir", str(tmp_path),
+                     "--no-progress", "--num-seeds", "1"])
+    record = json.loads((tmp_path / "results" / "ex2_5_best.json").read_text())
+    single, tta = record["configs"]
+    assert (single["name"], tta["name"]) == ("best", "best + TTA") and record["findings"]["final_config"] == "best + TTA"
+    assert single["runs"][0]["hyperparameters"]["model_options"]["input_norm"] is True
+    assert "test-time augmentation" in tta["runs"][0]["test"]["evaluation"]
+    assert tta["runs"][0]["history"] == single["runs"][0]["history"]  # the same trained run
+    per_image = record["findings"]["per_image_test_dice"]["per_seed"][0]
+    assert tta["summary"]["test_dice"]["mean"] == pytest.approx(sum(per_image) / len(per_image), abs=1e-4)

@@ -1,7 +1,10 @@
 """Joint augmentation keeps images and masks aligned, is reproducible and keeps masks binary."""
+import math
+
+import pytest
 import torch
 
-from common.seg_augment import SegmentationAugment, random_dihedral
+from common.seg_augment import Compose, SegmentationAugment, StainJitter, random_dihedral
 
 
 def _batch(n=16, size=32):
@@ -47,3 +50,35 @@ def test_channels_last_batches_work():
     images, masks = _batch()
     out_images, out_masks = SegmentationAugment(rotate_deg=10)(images.contiguous(memory_format=torch.channels_last), masks)
     assert out_images.shape == images.shape and out_masks.shape == masks.shape
+
+
+def test_stain_jitter_is_a_bounded_affine_map_per_sample_and_channel():
+    images, masks = _batch()
+    jitter = StainJitter(log_gain=0.3, shift=0.5)
+    torch.manual_seed(4)
+    out, out_masks = jitter(images, masks)
+    assert torch.equal(out_masks, masks)
+    for i in range(len(images)):
+        for c in range(images.shape[1]):
+            x, y = images[i, c].flatten(), out[i, c].flatten()
+            gain = (y[1:] - y[0]) / (x[1:] - x[0])  # the same gain for every pixel of the channel
+            gain = gain[(x[1:] - x[0]).abs() > 0.1]
+            assert torch.allclose(gain, gain[0], atol=1e-4)
+            assert math.exp(-0.3) - 1e-6 <= gain[0] <= math.exp(0.3) + 1e-6
+            assert abs(y[0] - gain[0] * x[0]) <= 0.5 + 1e-6
+    gains = (out[:, 1, 0, 0] - out[:, 1, 0, 1]) / (images[:, 1, 0, 0] - images[:, 1, 0, 1])
+    assert gains.std() > 0.05  # drawn per sample
+    assert torch.equal(StainJitter(0, 0)(images, masks)[0], images)
+    with pytest.raises(ValueError, match="invalid stain jitter"):
+        StainJitter(log_gain=-1)
+
+
+def test_compose_applies_in_order():
+    images, masks = _batch()
+    steps = (SegmentationAugment(dihedral=True), StainJitter())
+    torch.manual_seed(5)
+    composed = Compose(steps)(images, masks)
+    torch.manual_seed(5)
+    by_hand = steps[1](*steps[0](images, masks))
+    assert torch.equal(composed[0], by_hand[0]) and torch.equal(composed[1], by_hand[1])
+    assert "StainJitter(log_gain=0.25, shift=0.25)" in repr(Compose(steps))  # recorded with the run

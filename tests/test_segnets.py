@@ -14,6 +14,7 @@ WEIGHT_COUNTS = [
     ({}, BASE),
     ({"skip": "sum"}, BASE),  # summation adds no weights
     ({"dropout": 0.3}, BASE),
+    ({"input_norm": True}, BASE),  # per-image standardisation learns nothing
     # concat doubles the decoder convs' input: dec2 32->16 = 4624 (+2304), dec1 16->8 = 1160 (+576)
     ({"skip": "concat"}, BASE + 2304 + 576),
     # batch norm: convolution biases dropped, 2 parameters per channel of each of the 7 norms
@@ -92,3 +93,15 @@ def test_kaiming_init_keeps_the_architecture_and_zeroes_biases():
     assert conv.weight.std().item() == pytest.approx((2 / 72) ** 0.5, rel=0.15)
     with pytest.raises(ValueError, match="unknown init"):
         SegNet(init="xavier")
+
+
+def test_input_norm_ignores_each_images_stain_contrast_and_brightness():
+    torch.manual_seed(0)
+    net = SegNet(input_norm=True, init="kaiming").eval()  # He init: outputs that depend clearly on inputs
+    x = torch.randn(3, 2, 32, 32)
+    gain = torch.tensor([0.5, 2.0]).view(1, 2, 1, 1) * torch.tensor([1.0, 1.5, 0.8]).view(3, 1, 1, 1)
+    shift = torch.randn(3, 2, 1, 1)
+    assert torch.allclose(net(x * gain + shift), net(x), atol=1e-4)
+    plain = SegNet(init="kaiming").eval()
+    plain.load_state_dict(net.state_dict())  # the same weights: input_norm adds none
+    assert (plain(x * gain + shift) - plain(x)).abs().max() > 0.1

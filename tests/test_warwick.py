@@ -163,3 +163,24 @@ def test_bad_file_inside_zip_is_named(small_tree, tmp_path):
     zip_path = _zip(small_tree, tmp_path / "z" / "WARWICK.zip")
     with pytest.raises(DataError, match=r"WARWICK\.zip:WARWICK/Test/label_02\.png: label is not binary"):
         warwick.load_warwick(zip_path)
+
+
+def test_red_share_by_hand():
+    images = torch.zeros(2, 2, 4, 4, dtype=torch.uint8)
+    images[0, 0], images[0, 1] = 30, 90  # red 30, green 90 -> 30 / 120
+    images[1, 0, :2], images[1, 1] = 200, 100  # mean red 100, green 100 -> 0.5
+    assert np.allclose(warwick.red_share(images), [0.25, 0.5])
+
+
+def test_reddest_holdout_validates_on_the_most_red_stained_images(warwick_dir):
+    splits = warwick.load_splits(warwick_dir, val_size=15, seed=0, device=torch.device("cpu"), holdout="reddest")
+    images, _, names = warwick.load_warwick(warwick_dir)["train"]
+    share = dict(zip(names, warwick.red_share(images)))
+    val = [share[n] for n in splits.info["names"]["val"]]
+    train = [share[n] for n in splits.info["names"]["train"]]
+    assert len(val) == 15 and len(train) == 70 and min(val) > max(train)
+    assert splits.info["holdout"] == "reddest"
+    random = warwick.load_splits(warwick_dir, val_size=15, seed=0, device=torch.device("cpu"))
+    assert splits.info["fingerprint"] != random.info["fingerprint"]
+    with pytest.raises(ValueError, match="unknown holdout 'bluest'"):
+        warwick.load_splits(warwick_dir, val_size=15, seed=0, device=torch.device("cpu"), holdout="bluest")
