@@ -30,18 +30,13 @@ within SELECTION_TOL of the best candidate's: the 8-16-32-64 residual U-Net for 
 the up-sampling uses 2x2/2 transposed convolutions and PyTorch's default initialisation: with
 batch norm neither needed changing.)
 
-Why the test Dice stays below the validation Dice, and the stain sweep. The test images are, by their
-unlabelled inputs alone, stained more towards red than the training images (common.warwick.red_share);
-Ex 2.1's worst test case is the most red-stained of all (that analysis looked at test results, so it
-is disclosed as the origin of this round). tuning/seg_stain_sweep.py (record:
-tuning/seg_stain_sweep.json, this CPU, seeds 0 and 1) therefore validates on two hold-outs: the usual
-random one and "reddest", the 15 most red-stained training images, on which the chosen model drops
-to about the level it reaches on the test set. It compares STAIN_CANDIDATES -- random stain contrast
-and brightness during training (StainJitter) and per-image input standardisation (input_norm) --
-each also with test-time augmentation over the 8 flips/rotations. STAIN_RULE, fixed before the sweep
-ran, keeps the simplest candidate within SELECTION_TOL of the best mean validation Dice over both
-hold-outs: STAIN_CHOICE. Neither stain measure helped; test-time augmentation gained less than the
-tolerance, so the model stays as above, and the test set was not evaluated for any of these candidates.
+The stain sweep. The test images are, by their unlabelled inputs alone, stained more towards red
+than the training images, and Ex 2.1's worst test case is the most red-stained of all (a look at
+test results, disclosed as the origin of this round). tuning/seg_stain_sweep.py therefore validates
+STAIN_CANDIDATES (stain jitter, per-image input standardisation; each also with test-time
+augmentation) on two hold-outs: the usual random one and the 15 most red-stained training images.
+STAIN_RULE picks STAIN_CHOICE from its record: the model above, unchanged. The sweep's runs compute
+a test score (every run does, see common.experiment) but the sweep neither prints, writes nor reads it.
 
 The best and the worst test image (per-image Dice, mean over the seeds) are shown, chosen by code.
 
@@ -51,6 +46,7 @@ Writes report/results/ex2_5_best.json and report/figures/ex2_5_best_{curves,dice
 import functools
 import json
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -86,18 +82,16 @@ STAIN_CANDIDATES = {
 TTA_SUFFIX = " + TTA"
 STAIN_ORDER = [n + t for n in STAIN_CANDIDATES for t in ("", TTA_SUFFIX)]
 STAIN_RULE = (f"the first candidate, simplest first ({', '.join(STAIN_ORDER)}), whose mean final validation Dice "
-              f"over both hold-outs (random and reddest) and both seeds is within {SELECTION_TOL} of the best "
+              f"over both hold-outs (random and reddest) and the seeds is within {SELECTION_TOL} of the best "
               f"candidate's")
 STAIN_CHOICE = "base"  # what STAIN_RULE picks from STAIN_RECORD (tests/test_best_selection.py checks this)
-TTA = STAIN_CHOICE.endswith(TTA_SUFFIX)
-FINAL_OPTIONS = STAIN_CANDIDATES[STAIN_CHOICE.removesuffix(TTA_SUFFIX)]
 
 
 def best_spec(args, name: str = "best", *, channels: tuple[int, ...] = CHANNELS, augment=AUGMENT,
               **model_options) -> experiment.RunSpec:
     """The best model's configuration: the Ex 2.1 split, data and metric, plus everything above.
-    ``channels``, ``augment`` and ``model_options`` (overriding MODEL_OPTIONS) let the tuning sweep
-    (tuning/seg_best_sweep.py) build the candidates with the same code."""
+    ``channels``, ``augment`` and ``model_options`` (overriding MODEL_OPTIONS) let the tuning sweeps
+    (tuning/seg_best_sweep.py, tuning/seg_stain_sweep.py) build their candidates with the same code."""
     options = {**MODEL_OPTIONS, **model_options}
     return experiment.RunSpec(
         name=name,
@@ -120,28 +114,31 @@ def main(argv: list[str] | None = None) -> dict:
     parser = cli.make_parser(__doc__, epochs=EPOCHS, batch_size=BATCH_SIZE, lr=LR, num_seeds=NUM_SEEDS)
     ctx = cli.setup(parser, argv, __file__)
     splits = ex2_1_segnet.load_splits(ctx)
+    candidate, tta = stain_choice(STAIN_CHOICE)
 
-    spec = best_spec(ctx.args, **FINAL_OPTIONS)
+    spec = best_spec(ctx.args, **STAIN_CANDIDATES[candidate])
     best = experiment.run_seeds(spec, splits, ctx.seeds, ctx.device, **ctx.run_kwargs())
     test_inputs, test_targets = splits.test
-    configs, final, logits = [best], best, None
-    if TTA:  # the same trained runs, predicting with test-time augmentation
+    final, logits = best, None  # the chosen configuration, and its test logits if not the stored ones
+    if tta:  # the same trained runs, predicting with test-time augmentation
         final, logits = seg_eval.tta_config(best, spec.build_model, test_inputs, test_targets, name=f"best{TTA_SUFFIX}")
-        configs.append(final)
+    configs = [best] + ([final] if final is not best else [])
 
     metrics = seg_eval.per_image_metrics(best, test_targets, logits=logits)
     dice = metrics["dice"]  # (seeds, images)
     mean_dice = dice.mean(axis=0)
     worst, top = int(mean_dice.argmin()), int(mean_dice.argmax())
-    pred = logits[0].argmax(dim=1) if TTA else seg_analysis.test_predictions(best, 0)
+    pred = logits[0].argmax(dim=1) if tta else seg_analysis.test_predictions(best, 0)
     stats = seg_analysis.image_statistics(test_inputs, test_targets, pred, splits.info["normalisation"])
     names = splits.info["names"]["test"]
     test = final["summary"]["test_dice"]
     findings = {
         "dice_target": DICE_TARGET,
         "target_met": test["mean"] >= DICE_TARGET,
-        "final_config": final["name"],
-        "tta": TTA,
+        "chosen_on_validation": final["name"],  # the report's \R{ex2_5.chosen.*}
+        "stain_candidate": candidate,
+        "tta": tta,
+        "stain_jitter": {"log_gain": STAIN_JITTER.log_gain, "shift": STAIN_JITTER.shift},
         "selection_rule": SELECTION_RULE,
         "selection_on_validation": _selection(),
         "stain_rule": STAIN_RULE,
@@ -152,6 +149,7 @@ def main(argv: list[str] | None = None) -> dict:
         "best_case": seg_analysis.describe_case(top, dice, stats, names),
         "worst_case": seg_analysis.describe_case(worst, dice, stats, names),
         "per_image_test_dice": {"names": names, "per_seed": dice.round(5).tolist()},
+        "test_dice_by_red_share": _by_red_share(mean_dice, stats["red_share"]),
     }
     for config in configs:
         print(results.summary_line(config))
@@ -160,14 +158,13 @@ def main(argv: list[str] | None = None) -> dict:
     print("worst test case: " + findings["worst_case"]["description"])
     results.write_results(ctx, "ex2_5_best", configs, splits.info, findings)
 
-    extras = {"stain jitter": ", stain jitter", "input norm": ", per-image input standardisation"}
     title = (f"Best model: residual U-Net {'-'.join(map(str, CHANNELS))}, batch norm, flips/rotations"
-             f"{extras.get(STAIN_CHOICE.removesuffix(TTA_SUFFIX), '')}, one-cycle Adam lr={ctx.args.lr}, "
+             f"{'' if candidate == 'base' else ', ' + candidate}, one-cycle Adam lr={ctx.args.lr}, "
              f"{ctx.args.epochs} epochs")
     plotting.plot_training_curves([best], ctx.figures_dir, "ex2_5_best_curves", title=title, score_label="Dice")
     seg_plots.plot_dice_distribution(dice, ctx.figures_dir, "ex2_5_best_dice", reference=DICE_TARGET,
                                      highlight={"best": top, "worst": worst},
-                                     title=f"Best model{' with TTA' if TTA else ''}: per-image test Dice "
+                                     title=f"Best model{' with TTA' if tta else ''}: per-image test Dice "
                                            f"({len(ctx.seeds)} seeds)")
     shown = seg_analysis.display_images(test_inputs[[top, worst]], splits.info["normalisation"])
     rows = [{"image": shown[k], "truth": test_targets[i].cpu().numpy(), "pred": pred[i].numpy(),
@@ -178,7 +175,14 @@ def main(argv: list[str] | None = None) -> dict:
     return final
 
 
-def pick(mean_val: dict[str, float], cost) -> str:
+def stain_choice(name: str) -> tuple[str, bool]:
+    """A stain-sweep candidate's name -> (its entry in STAIN_CANDIDATES, whether it predicts with TTA)."""
+    if name not in STAIN_ORDER:
+        raise ValueError(f"unknown stain candidate {name!r}; choose one of {', '.join(STAIN_ORDER)}")
+    return name.removesuffix(TTA_SUFFIX), name.endswith(TTA_SUFFIX)
+
+
+def pick(mean_val: dict[str, float], cost: Callable[[str], float]) -> str:
     """The selection rules' common core: among the candidates whose mean validation Dice is within
     SELECTION_TOL of the best one's, the one with the lowest ``cost(name)``."""
     best = max(mean_val.values())
@@ -197,20 +201,48 @@ def _selection() -> dict:
             "seeds": sweep["seeds"], "mean_final_val_dice": mean_val, "chosen": chosen, "candidates": candidates}
 
 
-def _stain_selection() -> dict:
-    """The stain sweep's record, and the candidate STAIN_RULE picks from it."""
-    if not STAIN_RECORD.exists():
-        return {"missing": str(STAIN_RECORD)}
-    sweep = json.loads(STAIN_RECORD.read_text())
+def stain_selection(sweep: dict) -> dict:
+    """What STAIN_RULE picks from a stain-sweep record (tuning/seg_stain_sweep.py's JSON), with the
+    means it compares and, per trained candidate, what TTA changes: its mean gain and in how many
+    (hold-out, seed) pairs it helps."""
     candidates = sweep["candidates"]
+    for name in candidates:
+        stain_choice(name)  # every candidate must be one of STAIN_ORDER
     per_holdout = {name: {h: float(np.mean(v)) for h, v in c["final_val_dice"].items()}
                    for name, c in candidates.items()}
     mean_val = {name: float(np.mean(list(v.values()))) for name, v in per_holdout.items()}
-    chosen = pick(mean_val, STAIN_ORDER.index)
-    return {"record": str(STAIN_RECORD.relative_to(STAIN_RECORD.parents[1])), "device": sweep["device"],
-            "seeds": sweep["seeds"], "epochs": sweep["epochs"], "red_share": sweep["red_share"],
-            "mean_final_val_dice": mean_val, "mean_final_val_dice_per_holdout": per_holdout, "chosen": chosen,
-            "configured": STAIN_CHOICE}
+    tta = {}
+    for name in STAIN_CANDIDATES:
+        if name in candidates and name + TTA_SUFFIX in candidates:
+            plain, with_tta = (np.concatenate([candidates[n]["final_val_dice"][h] for h in sweep["holdouts"]])
+                               for n in (name, name + TTA_SUFFIX))
+            tta[name] = {"mean_gain": round(float((with_tta - plain).mean()), 4),
+                         "pairs_better": int((with_tta > plain).sum()), "pairs": len(plain)}
+    return {"device": sweep["device"], "seeds": sweep["seeds"], "epochs": sweep["epochs"],
+            "red_share": sweep["red_share"], "mean_final_val_dice": mean_val,
+            "mean_final_val_dice_per_holdout": per_holdout, "tta_effect": tta,
+            "chosen": pick(mean_val, STAIN_ORDER.index), "configured": STAIN_CHOICE}
+
+
+def _stain_selection() -> dict:
+    if not STAIN_RECORD.exists():
+        return {"missing": str(STAIN_RECORD)}
+    return {"record": str(STAIN_RECORD.relative_to(STAIN_RECORD.parents[1])),
+            **stain_selection(json.loads(STAIN_RECORD.read_text()))}
+
+
+def _by_red_share(mean_dice: np.ndarray, red_share: np.ndarray) -> dict:
+    """Test Dice (per image, mean over seeds) of the test images in the stain range of the stain
+    sweep's reddest hold-out, of those above every training image, and of the rest."""
+    if not STAIN_RECORD.exists():
+        return {"missing": str(STAIN_RECORD)}
+    reddest = json.loads(STAIN_RECORD.read_text())["red_share"]["reddest"]
+    groups = {"reddest_range": red_share > reddest["train_max"], "rest": red_share <= reddest["train_max"],
+              "above_all_training": red_share > reddest["val_max"]}
+    return {"threshold": reddest["train_max"], "training_max": reddest["val_max"],
+            **{k: {"n": int(m.sum()), "mean": float(mean_dice[m].mean()) if m.any() else None,
+                   "median": float(np.median(mean_dice[m])) if m.any() else None}
+               for k, m in groups.items()}}
 
 
 if __name__ == "__main__":

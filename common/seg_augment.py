@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .data import BatchTransform
+
 
 @dataclass(frozen=True)
 class SegmentationAugment:
@@ -128,6 +130,7 @@ class StainJitter:
             raise ValueError(f"invalid stain jitter settings: {self}")
 
     def __call__(self, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        """``inputs`` (N, C, H, W) jittered, ``targets`` (any shape) returned as they are."""
         if inputs.dim() != 4:
             raise ValueError(f"expected inputs (N, C, H, W), got {tuple(inputs.shape)}")
         n, c = inputs.shape[:2]
@@ -139,9 +142,10 @@ class StainJitter:
 
 @dataclass(frozen=True)
 class Compose:
-    """Apply ``transforms`` (each ``(inputs, targets) -> (inputs, targets)``) in order."""
+    """Apply ``transforms`` in order; each maps ``inputs`` (N, C, H, W) and ``targets`` (N, H, W) to
+    a pair of the same shapes (``common.data.BatchTransform``)."""
 
-    transforms: tuple
+    transforms: tuple[BatchTransform, ...]
 
     def __call__(self, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         for transform in self.transforms:

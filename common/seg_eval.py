@@ -10,11 +10,9 @@ images and for paired (same image) comparisons.
 """
 from __future__ import annotations
 
-import math
-
-from typing import Callable
-
 import copy
+import math
+from typing import Callable
 
 import numpy as np
 import torch
@@ -132,18 +130,20 @@ DIHEDRAL = [(flip, k) for flip in (False, True) for k in range(4)]  # the 8 symm
 def dihedral_tta_logits(model: nn.Module, inputs: Tensor, batch_size: int = 64) -> Tensor:
     """Test-time augmentation: ``model``'s class probabilities for each of the 8 flipped/rotated
     copies of ``inputs`` (N, C, H, W), mapped back and averaged; returned as their logarithm
-    (N, classes, H, W), i.e. logits whose softmax is the averaged probabilities."""
+    (N, classes, H, W), i.e. logits whose softmax is the averaged probabilities (computed as a
+    log-sum-exp of log-probabilities, so it stays finite where a probability underflows).
+    Puts ``model`` in eval mode."""
     if inputs.dim() != 4 or inputs.shape[2] != inputs.shape[3]:
         raise ValueError(f"expected square images (N, C, H, W), got {tuple(inputs.shape)}")
     model.eval()
     out = []
     for batch in inputs.split(batch_size):
-        probs = torch.zeros(())
+        views = []
         for flip, k in DIHEDRAL:
             x = torch.rot90(batch.flip(3) if flip else batch, k, dims=(2, 3))
-            p = torch.rot90(model(x).softmax(dim=1), -k, dims=(2, 3))
-            probs = probs + (p.flip(3) if flip else p)
-        out.append((probs / len(DIHEDRAL)).log())
+            log_p = torch.rot90(model(x).log_softmax(dim=1), -k, dims=(2, 3))  # undo the rotation, then the flip
+            views.append(log_p.flip(3) if flip else log_p)
+        out.append(torch.logsumexp(torch.stack(views), dim=0) - math.log(len(DIHEDRAL)))
     return torch.cat(out)
 
 

@@ -33,7 +33,36 @@ def test_stain_sweep_choice_is_the_configured_one():
         assert set(per_holdout) == {"random", "reddest"}
     assert selection["chosen"] == ex2_5_best.STAIN_CHOICE
     assert selection["epochs"] == ex2_5_best.EPOCHS
-    assert ex2_5_best.TTA == ex2_5_best.STAIN_CHOICE.endswith(" + TTA")
+    for effect in selection["tta_effect"].values():
+        assert effect["pairs"] == 4 and 0 <= effect["pairs_better"] <= 4
+
+
+def test_stain_choice_names():
+    assert ex2_5_best.stain_choice("base") == ("base", False)
+    assert ex2_5_best.stain_choice("input norm + TTA") == ("input norm", True)
+    with pytest.raises(ValueError, match="unknown stain candidate 'bluer'"):
+        ex2_5_best.stain_choice("bluer")
+
+
+def test_stain_rule_averages_both_holdouts_and_prefers_the_simpler():
+    def record(scores):  # name -> (random, reddest) final val Dice of seeds 0 and 1
+        return {"device": "cpu", "seeds": [0, 1], "epochs": 1, "holdouts": ["random", "reddest"], "red_share": {},
+                "candidates": {n: {"final_val_dice": {"random": [r, r], "reddest": [d, d]}}
+                               for n, (r, d) in scores.items()}}
+
+    # best on the random hold-out alone would be "base"; over both hold-outs "stain jitter" wins clearly
+    scores = {"base": (0.93, 0.86), "base + TTA": (0.93, 0.86), "stain jitter": (0.92, 0.90),
+              "stain jitter + TTA": (0.92, 0.89)}
+    selection = ex2_5_best.stain_selection(record(scores))
+    assert selection["chosen"] == "stain jitter"
+    assert selection["mean_final_val_dice"]["stain jitter"] == pytest.approx(0.91)
+    assert selection["tta_effect"]["stain jitter"] == {"mean_gain": pytest.approx(-0.005), "pairs_better": 0,
+                                                       "pairs": 4}
+    # a gain within the tolerance does not pay for a later (more complex) candidate
+    close = {"base": (0.93, 0.86), "stain jitter": (0.93, 0.86 + 1.8 * ex2_5_best.SELECTION_TOL)}
+    assert ex2_5_best.stain_selection(record(close))["chosen"] == "base"  # mean gain 0.9 x tol
+    with pytest.raises(ValueError, match="unknown stain candidate"):
+        ex2_5_best.stain_selection(record({"base": (0.9, 0.9), "mystery": (0.95, 0.95)}))
 
 
 @pytest.mark.parametrize("name", list(ex2_5_best.STAIN_CANDIDATES))

@@ -88,13 +88,12 @@ def test_best_model_with_test_time_augmentation(warwick_dir, tmp_path, monkeypat
     """The path ex2_5_best.py takes when its validation sweep picks a "+ TTA" candidate."""
     import ex2_5_best
 
-    monkeypatch.setattr(ex2_5_best, "TTA", True)
-    monkeypatch.setattr(ex2_5_best, "FINAL_OPTIONS", ex2_5_best.STAIN_CANDIDATES["input norm"])
+    monkeypatch.setattr(ex2_5_best, "STAIN_CHOICE", "input norm + TTA")
     ex2_5_best.main(["--quick", "--device", "cpu", "--data-dir", str(warwick_dir), "--out-dir", str(tmp_path),
                      "--no-progress", "--num-seeds", "1"])
     record = json.loads((tmp_path / "results" / "ex2_5_best.json").read_text())
     single, tta = record["configs"]
-    assert (single["name"], tta["name"]) == ("best", "best + TTA") and record["findings"]["final_config"] == "best + TTA"
+    assert (single["name"], tta["name"]) == ("best", "best + TTA") and record["findings"]["chosen_on_validation"] == "best + TTA"
     assert single["runs"][0]["hyperparameters"]["model_options"]["input_norm"] is True
     assert "test-time augmentation" in tta["runs"][0]["test"]["evaluation"]
     assert tta["runs"][0]["history"] == single["runs"][0]["history"]  # the same trained run

@@ -66,8 +66,13 @@ def test_stain_jitter_is_a_bounded_affine_map_per_sample_and_channel():
             assert torch.allclose(gain, gain[0], atol=1e-4)
             assert math.exp(-0.3) - 1e-6 <= gain[0] <= math.exp(0.3) + 1e-6
             assert abs(y[0] - gain[0] * x[0]) <= 0.5 + 1e-6
-    gains = (out[:, 1, 0, 0] - out[:, 1, 0, 1]) / (images[:, 1, 0, 0] - images[:, 1, 0, 1])
-    assert gains.std() > 0.05  # drawn per sample
+    # drawn per sample and per channel: the stain balance changes too, and shifts differ between samples
+    flat_in, flat_out = images.flatten(2), out.flatten(2)
+    dx = flat_in[..., 1:] - flat_in[..., :1]
+    gains = ((flat_out[..., 1:] - flat_out[..., :1]) * dx).sum(-1) / (dx * dx).sum(-1)  # (N, C) least squares
+    shifts = flat_out[..., 0] - gains * flat_in[..., 0]
+    assert gains[:, 1].std() > 0.05 and (gains[:, 0] - gains[:, 1]).abs().min() > 1e-4
+    assert shifts[:, 0].std() > 0.05 and (shifts[:, 0] - shifts[:, 1]).abs().min() > 1e-4
     assert torch.equal(StainJitter(0, 0)(images, masks)[0], images)
     with pytest.raises(ValueError, match="invalid stain jitter"):
         StainJitter(log_gain=-1)

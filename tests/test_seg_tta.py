@@ -8,6 +8,16 @@ from common import seg_eval
 from common.segnets import SegNet
 
 
+class StoredRun:
+    """What seg_eval needs of a common.experiment.RunResult: the run's stored weights."""
+
+    def __init__(self, state: dict):
+        self.state = state
+
+    def load_weights(self) -> dict:
+        return self.state
+
+
 def test_pointwise_model_gives_its_own_log_probabilities():
     torch.manual_seed(0)
     model = nn.Conv2d(2, 3, kernel_size=1)  # commutes with every flip and rotation
@@ -34,19 +44,21 @@ def test_tta_is_the_average_of_the_eight_mapped_back_predictions_and_equivariant
     assert not torch.allclose(model(torch.rot90(x, 1, (2, 3))), torch.rot90(model(x), 1, (2, 3)), atol=1e-3)
 
 
+def test_confident_predictions_stay_finite():
+    model = nn.Conv2d(2, 2, kernel_size=1)
+    with torch.no_grad():
+        model.weight.fill_(0)
+        model.bias.copy_(torch.tensor([0.0, 500.0]))  # probability of class 0 underflows to 0
+    out = seg_eval.dihedral_tta_logits(model, torch.zeros(1, 2, 4, 4))
+    assert torch.isfinite(out).all() and torch.allclose(out[:, 0], torch.full((1, 4, 4), -500.0), atol=1e-3)
+
+
 def test_non_square_images_are_rejected():
     with pytest.raises(ValueError, match="square"):
         seg_eval.dihedral_tta_logits(nn.Identity(), torch.zeros(1, 2, 8, 16))
 
 
 def test_tta_logits_use_each_runs_stored_weights(tmp_path):
-    class StoredRun:  # what common.experiment.RunResult offers
-        def __init__(self, state):
-            self.state = state
-
-        def load_weights(self):
-            return self.state
-
     torch.manual_seed(2)
     nets = [SegNet(channels=(4, 8)).eval() for _ in range(2)]
     config = {"_results": [StoredRun(n.state_dict()) for n in nets]}
@@ -56,3 +68,21 @@ def test_tta_logits_use_each_runs_stored_weights(tmp_path):
     for net, lg in zip(nets, logits):
         assert torch.allclose(lg, seg_eval.dihedral_tta_logits(net, x), atol=1e-6)
     assert not torch.allclose(logits[0], logits[1])
+
+
+def test_tta_config_replaces_the_test_scores_only():
+    torch.manual_seed(3)
+    nets = [SegNet(channels=(4, 8)).eval() for _ in range(2)]
+    x, y = torch.randn(3, 2, 8, 8), (torch.rand(3, 8, 8) > 0.5).long()
+    history = {"epochs": [{"val_score": 0.5}]}
+    config = {"name": "best", "summary": {"test_dice": {}, "final_val_dice": {"mean": 0.5}},
+              "runs": [{"test": {"dice": 0.0}, "history": history} for _ in nets],
+              "_results": [StoredRun(n.state_dict()) for n in nets]}
+    out, logits = seg_eval.tta_config(config, lambda: SegNet(channels=(4, 8)), x, y, name="best + TTA")
+    assert out["name"] == "best + TTA" and "_results" not in out and config["name"] == "best"
+    for run, lg in zip(out["runs"], logits):
+        assert run["test"]["n"] == 3 and run["history"] == history
+        assert run["test"]["loss"] == pytest.approx(nn.functional.nll_loss(lg, y).item())
+        assert run["test"]["dice"] == pytest.approx(seg_eval.dice_per_sample(lg, y).mean().item())
+    assert out["summary"]["test_dice"]["mean"] == pytest.approx(sum(r["test"]["dice"] for r in out["runs"]) / 2)
+    assert config["runs"][0]["test"] == {"dice": 0.0}  # the original is left as it was
