@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
     stats = seg_analysis.image_statistics(test_inputs, test_targets, pred, splits.info["normalisation"])
     names = splits.info["names"]["test"]
     test = final["summary"]["test_dice"]
+    stain_selection_record = _stain_selection()
     findings = {
         "dice_target": DICE_TARGET,
         "target_met": test["mean"] >= DICE_TARGET,
@@ -142,14 +143,14 @@ def main(argv: list[str] | None = None) -> dict:
         "selection_rule": SELECTION_RULE,
         "selection_on_validation": _selection(),
         "stain_rule": STAIN_RULE,
-        "stain_selection_on_validation": _stain_selection(),
+        "stain_selection_on_validation": stain_selection_record,
         "metrics": seg_eval.summarize_metrics(metrics),
         "train_time_per_epoch_s": best["summary"]["train_time_per_epoch_s"],
         "train_time_total_s": sum(r["wall_time_s"] for r in best["runs"]),
         "best_case": seg_analysis.describe_case(top, dice, stats, names),
         "worst_case": seg_analysis.describe_case(worst, dice, stats, names),
         "per_image_test_dice": {"names": names, "per_seed": dice.round(5).tolist()},
-        "test_dice_by_red_share": _by_red_share(mean_dice, stats["red_share"]),
+        "test_dice_by_red_share": _by_red_share(mean_dice, stats["red_share"], stain_selection_record),
     }
     for config in configs:
         print(results.summary_line(config))
@@ -231,12 +232,13 @@ def _stain_selection() -> dict:
             **stain_selection(json.loads(STAIN_RECORD.read_text()))}
 
 
-def _by_red_share(mean_dice: np.ndarray, red_share: np.ndarray) -> dict:
+def _by_red_share(mean_dice: np.ndarray, red_share: np.ndarray, stain_selection_record: dict) -> dict:
     """Test Dice (per image, mean over seeds) of the test images in the stain range of the stain
-    sweep's reddest hold-out, of those above every training image, and of the rest."""
-    if not STAIN_RECORD.exists():
-        return {"missing": str(STAIN_RECORD)}
-    reddest = json.loads(STAIN_RECORD.read_text())["red_share"]["reddest"]
+    sweep's reddest hold-out (from ``_stain_selection()``), of those above every training image, and
+    of the rest."""
+    if "missing" in stain_selection_record:
+        return stain_selection_record
+    reddest = stain_selection_record["red_share"]["reddest"]
     groups = {"reddest_range": red_share > reddest["train_max"], "rest": red_share <= reddest["train_max"],
               "above_all_training": red_share > reddest["val_max"]}
     return {"threshold": reddest["train_max"], "training_max": reddest["val_max"],

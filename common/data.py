@@ -28,10 +28,15 @@ class Splits:
 def train_val_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A random split of ``range(n)`` into ``n - val_size`` training and ``val_size`` validation
     indices, the same for the same ``seed``. Each part is sorted."""
-    if not 0 < val_size < n:
-        raise ValueError(f"val_size must be between 1 and {n - 1}, got {val_size}")
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    return perm[val_size:].sort().values, perm[:val_size].sort().values
+    return split_ordered(torch.randperm(n, generator=torch.Generator().manual_seed(seed)), val_size)
+
+
+def split_ordered(order: torch.Tensor, val_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``val_size`` entries of the index permutation ``order`` become the validation
+    indices, the rest the training indices; each part sorted."""
+    if not 0 < val_size < len(order):
+        raise ValueError(f"val_size must be between 1 and {len(order) - 1}, got {val_size}")
+    return order[val_size:].sort().values, order[:val_size].sort().values
 
 
 def tensor_fingerprint(*tensors: torch.Tensor) -> str:

@@ -21,7 +21,6 @@ from torch import Tensor, nn
 
 from .boundary import boundary_scores
 from .metrics import dice_per_sample, summarize
-from .seg_analysis import per_image_dice
 
 TOLERANCES = (1.0, 2.0)  # boundary F1 tolerances, pixels
 METRIC_LABELS = {"dice": "Dice", "boundary_f1_1px": "boundary F1 (1 px)", "boundary_f1_2px": "boundary F1 (2 px)",
@@ -36,10 +35,8 @@ def per_image_metrics(config: dict, test_targets: Tensor, tolerances: tuple[floa
     ``logits`` (one (images, classes, H, W) tensor per seed, e.g. from :func:`dihedral_tta_logits`)."""
     targets = test_targets.cpu()
     if logits is None:
-        out = {"dice": per_image_dice(config, targets)}
         logits = [r.load_test_logits() for r in config["_results"]]
-    else:
-        out = {"dice": np.stack([dice_per_sample(lg.cpu(), targets).numpy() for lg in logits])}
+    out = {"dice": np.stack([dice_per_sample(lg.cpu(), targets).numpy() for lg in logits])}
     if boundary:
         per_seed = [boundary_scores(lg.cpu().argmax(dim=1), targets, tolerances) for lg in logits]
         for metric in per_seed[0]:

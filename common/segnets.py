@@ -137,8 +137,8 @@ class SegNet(nn.Module):
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         stage = dict(depth=block_depth, residual=residual, batch_norm=batch_norm, activation=activation)
         *enc, bottom = channels
-        if input_norm:  # registered only when used, so other configurations print (and record) as before
-            self.input_norm = nn.InstanceNorm2d(in_channels)
+        # a module only when used (None is not registered), so other configurations print and record as before
+        self.input_norm = nn.InstanceNorm2d(in_channels) if input_norm else None
         self.encoder = nn.ModuleList(ConvStage(c_in, c_out, **stage)
                                      for c_in, c_out in zip([in_channels, *enc[:-1]], enc))
         self.pool = nn.MaxPool2d(2, stride=2)
@@ -165,7 +165,7 @@ class SegNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         skips = []
-        if hasattr(self, "input_norm"):
+        if self.input_norm is not None:
             x = self.input_norm(x)
         for stage in self.encoder:  # conv stage, keep its output for the decoder, halve the size
             x = stage(x)

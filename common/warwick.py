@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 
 from .cache import stable_hash
-from .data import DataError, Splits, tensor_fingerprint, train_val_indices
+from .data import DataError, Splits, split_ordered, tensor_fingerprint, train_val_indices
 
 SPLITS = {"train": "Train", "test": "Test"}
 IMAGE_SIZE = (128, 128)
@@ -206,10 +206,8 @@ def load_splits(
     if holdout == "random":
         train_idx, val_idx = train_val_indices(len(train_masks), val_size, seed)
     elif holdout == "reddest":
-        if not 0 < val_size < len(train_masks):
-            raise ValueError(f"val_size must be between 1 and {len(train_masks) - 1}, got {val_size}")
         order = torch.from_numpy(np.argsort(-red_share(train_images), kind="stable").copy())
-        train_idx, val_idx = order[val_size:].sort().values, order[:val_size].sort().values
+        train_idx, val_idx = split_ordered(order, val_size)
     else:
         raise ValueError(f"unknown holdout {holdout!r}; choose one of {', '.join(HOLDOUTS)}")
     parts = {
