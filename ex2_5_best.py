@@ -85,6 +85,22 @@ STAIN_RULE = (f"the first candidate, simplest first ({', '.join(STAIN_ORDER)}), 
               f"over both hold-outs (random and reddest) and the seeds is within {SELECTION_TOL} of the best "
               f"candidate's")
 STAIN_CHOICE = "base"  # what STAIN_RULE picks from STAIN_RECORD (tests/test_best_selection.py checks this)
+# The size sweep's trained candidates (tuning/seg_size_sweep.py): name -> (channels, epochs); each is also
+# evaluated with TTA. Cost: weights x epochs; "<name> + TTA" counts as just above "<name>".
+WIDE = (16, 32, 64, 128)
+SIZE_CANDIDATES = {
+    "c8 e100": (CHANNELS, 100),
+    "c8 e200": (CHANNELS, 200),
+    "c16 e100": (WIDE, 100),
+    "c16 e150": (WIDE, 150),
+    "c16 e200": (WIDE, 200),
+}
+SIZE_ORDER = [n + t for n in SIZE_CANDIDATES for t in ("", TTA_SUFFIX)]
+SIZE_RECORD = TUNING_DIR / "seg_size_sweep.json"
+SIZE_RULE = (f"the cheapest candidate (weights x epochs; with TTA just above the same network without) whose "
+             f"mean final validation Dice over both hold-outs (random and reddest) and the seeds is within "
+             f"{SELECTION_TOL} of the best candidate's")
+SIZE_CHOICE = None  # what SIZE_RULE picks from SIZE_RECORD, once the sweep has run
 
 
 def best_spec(args, name: str = "best", *, channels: tuple[int, ...] = CHANNELS, augment=AUGMENT,
@@ -178,12 +194,21 @@ def main(argv: list[str] | None = None) -> dict:
 
 def stain_choice(name: str) -> tuple[str, bool]:
     """A stain-sweep candidate's name -> (its entry in STAIN_CANDIDATES, whether it predicts with TTA)."""
-    if name not in STAIN_ORDER:
-        raise ValueError(f"unknown stain candidate {name!r}; choose one of {', '.join(STAIN_ORDER)}")
+    return _split_tta(name, STAIN_ORDER, "stain")
+
+
+def size_choice(name: str) -> tuple[str, bool]:
+    """A size-sweep candidate's name -> (its entry in SIZE_CANDIDATES, whether it predicts with TTA)."""
+    return _split_tta(name, SIZE_ORDER, "size")
+
+
+def _split_tta(name: str, names: list[str], sweep: str) -> tuple[str, bool]:
+    if name not in names:
+        raise ValueError(f"unknown {sweep} candidate {name!r}; choose one of {', '.join(names)}")
     return name.removesuffix(TTA_SUFFIX), name.endswith(TTA_SUFFIX)
 
 
-def pick(mean_val: dict[str, float], cost: Callable[[str], float]) -> str:
+def pick(mean_val: dict[str, float], cost: Callable[[str], object]) -> str:
     """The selection rules' common core: among the candidates whose mean validation Dice is within
     SELECTION_TOL of the best one's, the one with the lowest ``cost(name)``."""
     best = max(mean_val.values())
@@ -202,27 +227,41 @@ def _selection() -> dict:
             "seeds": sweep["seeds"], "mean_final_val_dice": mean_val, "chosen": chosen, "candidates": candidates}
 
 
-def stain_selection(sweep: dict) -> dict:
-    """What STAIN_RULE picks from a stain-sweep record (tuning/seg_stain_sweep.py's JSON), with the
+def holdout_selection(sweep: dict, cost: Callable[[str], object]) -> dict:
+    """What a rule over both hold-outs picks from a record of tuning/holdout_sweep.py: the candidate
+    ``pick`` takes by its mean final validation Dice over the hold-outs and seeds and ``cost``, the
     means it compares and, per trained candidate, what TTA changes: its mean gain and in how many
     (hold-out, seed) pairs it helps."""
     candidates = sweep["candidates"]
-    for name in candidates:
-        stain_choice(name)  # every candidate must be one of STAIN_ORDER
     per_holdout = {name: {h: float(np.mean(v)) for h, v in c["final_val_dice"].items()}
                    for name, c in candidates.items()}
     mean_val = {name: float(np.mean(list(v.values()))) for name, v in per_holdout.items()}
     tta = {}
-    for name in STAIN_CANDIDATES:
-        if name in candidates and name + TTA_SUFFIX in candidates:
+    for name in candidates:
+        if name + TTA_SUFFIX in candidates:
             plain, with_tta = (np.concatenate([candidates[n]["final_val_dice"][h] for h in sweep["holdouts"]])
                                for n in (name, name + TTA_SUFFIX))
             tta[name] = {"mean_gain": round(float((with_tta - plain).mean()), 4),
                          "pairs_better": int((with_tta > plain).sum()), "pairs": len(plain)}
-    return {"device": sweep["device"], "seeds": sweep["seeds"], "epochs": sweep["epochs"],
-            "red_share": sweep["red_share"], "mean_final_val_dice": mean_val,
-            "mean_final_val_dice_per_holdout": per_holdout, "tta_effect": tta,
-            "chosen": pick(mean_val, STAIN_ORDER.index), "configured": STAIN_CHOICE}
+    return {"device": sweep["device"], "seeds": sweep["seeds"], "red_share": sweep["red_share"],
+            "mean_final_val_dice": mean_val, "mean_final_val_dice_per_holdout": per_holdout, "tta_effect": tta,
+            "chosen": pick(mean_val, cost)}
+
+
+def stain_selection(sweep: dict) -> dict:
+    """What STAIN_RULE picks from a stain-sweep record (tuning/seg_stain_sweep.py's JSON)."""
+    for name in sweep["candidates"]:
+        stain_choice(name)  # every candidate must be one of STAIN_ORDER
+    return {**holdout_selection(sweep, STAIN_ORDER.index), "epochs": sweep["epochs"], "configured": STAIN_CHOICE}
+
+
+def size_selection(sweep: dict) -> dict:
+    """What SIZE_RULE picks from a size-sweep record (tuning/seg_size_sweep.py's JSON)."""
+    candidates = sweep["candidates"]
+    for name in candidates:
+        size_choice(name)  # every candidate must be one of SIZE_ORDER
+    cost = lambda n: (candidates[n]["weights"] * candidates[n]["epochs"], n.endswith(TTA_SUFFIX))  # noqa: E731
+    return {**holdout_selection(sweep, cost), "configured": SIZE_CHOICE}
 
 
 def _stain_selection() -> dict:

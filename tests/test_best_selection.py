@@ -70,3 +70,40 @@ def test_stain_candidates_keep_the_chosen_network(name):
     args = argparse.Namespace(lr=1e-2, epochs=1, batch_size=10)
     spec = ex2_5_best.best_spec(args, **ex2_5_best.STAIN_CANDIDATES[name])
     assert count_weights(spec.build_model()) == 126_914  # neither stain measure adds weights
+
+
+def _size_record(scores):  # name -> (weights, epochs, random, reddest) for seeds 0 and 1
+    return {"device": "cuda", "seeds": [0, 1], "holdouts": ["random", "reddest"], "red_share": {},
+            "candidates": {n: {"weights": w, "epochs": e, "final_val_dice": {"random": [r, r], "reddest": [d, d]}}
+                           for n, (w, e, r, d) in scores.items()}}
+
+
+def test_size_rule_takes_the_cheapest_within_the_tolerance_over_both_holdouts():
+    tol = ex2_5_best.SELECTION_TOL
+    scores = {"c8 e100": (100, 100, 0.93, 0.86), "c8 e100 + TTA": (100, 100, 0.93, 0.87),
+              "c16 e100": (400, 100, 0.93, 0.90), "c16 e200": (400, 200, 0.935, 0.90)}
+    selection = ex2_5_best.size_selection(_size_record(scores))
+    # c16 e200 is best (0.9175); c16 e100 is 0.0025 below at half the cost; c8 is 0.015+ below
+    assert selection["chosen"] == "c16 e100"
+    assert selection["mean_final_val_dice_per_holdout"]["c16 e100"] == {"random": 0.93, "reddest": 0.90}
+    assert selection["tta_effect"]["c8 e100"] == {"mean_gain": pytest.approx(0.005), "pairs_better": 2, "pairs": 4}
+    # TTA costs no training: it is taken before a more expensive network when that is not clearly better...
+    near = {"c8 e100": (100, 100, 0.93, 0.86), "c8 e100 + TTA": (100, 100, 0.93, 0.87),
+            "c16 e100": (400, 100, 0.93, 0.87 + tol)}
+    assert ex2_5_best.size_selection(_size_record(near))["chosen"] == "c8 e100 + TTA"
+    # ...and after the same network without it, when TTA's gain is within the tolerance
+    near["c8 e100 + TTA"] = (100, 100, 0.93, 0.86 + 1.8 * tol)
+    near["c16 e100"] = (400, 100, 0.93, 0.86 + 1.8 * tol)
+    assert ex2_5_best.size_selection(_size_record(near))["chosen"] == "c8 e100"
+    with pytest.raises(ValueError, match="unknown size candidate 'c64 e1000'"):
+        ex2_5_best.size_selection(_size_record({"c64 e1000": (1, 1, 0.9, 0.9)}))
+
+
+def test_size_candidates_are_the_chosen_network_wider_or_longer():
+    args = argparse.Namespace(lr=1e-2, epochs=1, batch_size=10)
+    weights = {name: count_weights(ex2_5_best.best_spec(args, channels=channels).build_model())
+               for name, (channels, _) in ex2_5_best.SIZE_CANDIDATES.items()}
+    assert weights == {"c8 e100": 126_914, "c8 e200": 126_914, "c16 e100": 504_962, "c16 e150": 504_962,
+                       "c16 e200": 504_962}
+    assert ex2_5_best.SIZE_CANDIDATES["c8 e100"] == (ex2_5_best.CHANNELS, ex2_5_best.EPOCHS)
+    assert ex2_5_best.size_choice("c16 e150 + TTA") == ("c16 e150", True)

@@ -34,3 +34,13 @@ def test_architecture_sweep_records_validation_only(warwick_dir, tmp_path, only)
     record = _run("seg_best_sweep", warwick_dir, tmp_path, "--only", *only)
     assert list(record["candidates"]) == only
     assert "test" not in json.dumps(record["candidates"])
+
+
+def test_size_sweep_validates_the_chosen_candidates_on_both_holdouts(warwick_dir, tmp_path):
+    record = _run("seg_size_sweep", warwick_dir, tmp_path, "--only", "c8 e200", "c16 e100")
+    assert list(record["candidates"]) == ["c8 e200", "c8 e200 + TTA", "c16 e100", "c16 e100 + TTA"]
+    assert record["candidates"]["c16 e100"]["weights"] == 504_962
+    for row in record["candidates"].values():
+        assert set(row["final_val_dice"]) == {"random", "reddest"} and row["epochs"] == 1  # --quick
+    assert "test" not in json.dumps(record["candidates"])
+    assert ex2_5_best.size_selection(record)["chosen"] in record["candidates"]

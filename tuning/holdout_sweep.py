@@ -1,0 +1,67 @@
+"""What the stain and size sweeps (seg_stain_sweep.py, seg_size_sweep.py) share: each candidate
+configuration of ex2_5_best.py trained on both validation designs of common.warwick.HOLDOUTS (the
+random 15-image hold-out of every exercise, and ``reddest``: the 15 most red-stained training
+images, so that a network is validated on staining outside the range it trained on), scored on
+validation as trained and with test-time augmentation (TTA, ``common.seg_eval.dihedral_tta_logits``).
+
+Every run computes a test score (see common.experiment); this module neither prints, writes nor
+reads it: the record holds validation scores and the stain range of each design only.
+"""
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+import ex2_1_segnet  # noqa: E402
+import ex2_5_best  # noqa: E402
+from common import cli, experiment, seg_eval, warwick  # noqa: E402
+from common.metrics import dice_per_sample  # noqa: E402
+
+TUNING_DIR = Path(__file__).resolve().parent
+
+
+def sweep(ctx: cli.Context, candidates: dict[str, tuple[int, dict]]) -> dict:
+    """Train ``candidates`` (name -> (epochs, ``ex2_5_best.best_spec`` keyword arguments)) for
+    ``ctx.seeds`` on each hold-out; returns the record: per candidate and per candidate + TTA, its
+    weights, epochs and final validation Dice per hold-out and seed."""
+    rows, stain = {}, {}
+    raw = warwick.load_warwick(ctx.data_dir)
+    red = {name: share for split in raw.values() for name, share in zip(split[2], warwick.red_share(split[0]))}
+    for holdout in warwick.HOLDOUTS:
+        splits = warwick.load_splits(ctx.data_dir, val_size=ex2_1_segnet.VAL_SIZE, seed=ctx.args.seed,
+                                     device=ctx.device, quick=ctx.quick, holdout=holdout)
+        val_inputs, val_targets = splits.val
+        # the stain balance each design trains and validates on; the test set's from its inputs alone
+        shares = {part: [red[n] for n in names] for part, names in splits.info["names"].items()}
+        stain[holdout] = {"train_max": float(max(shares["train"])), "val_min": float(min(shares["val"])),
+                          "val_max": float(max(shares["val"])),
+                          "test_above_train_max": int(sum(v > max(shares["train"]) for v in shares["test"])),
+                          "test_images": len(shares["test"])}
+        for name, (epochs, options) in candidates.items():
+            args = type(ctx.args)(**{**vars(ctx.args), "epochs": cli.QUICK_EPOCHS if ctx.quick else epochs})
+            spec = ex2_5_best.best_spec(args, name, **options)
+            config = experiment.run_seeds(spec, splits, ctx.seeds, ctx.device, **ctx.run_kwargs())
+            plain = [r["history"]["epochs"][-1]["val_score"] for r in config["runs"]]
+            tta = [float(dice_per_sample(logits, val_targets.cpu()).mean())
+                   for logits in seg_eval.tta_logits(config, spec.build_model, val_inputs)]
+            for label, values in ((name, plain), (name + ex2_5_best.TTA_SUFFIX, tta)):
+                row = rows.setdefault(label, {"weights": config["num_weights"], "epochs": args.epochs,
+                                              "final_val_dice": {}})
+                row["final_val_dice"][holdout] = values
+                print(f"{holdout:8s} {label:24s} final val Dice {' '.join(f'{v:.4f}' for v in values)} "
+                      f"(mean {np.mean(values):.4f})", flush=True)
+    return {"device": str(ctx.device), "seeds": ctx.seeds, "holdouts": list(warwick.HOLDOUTS),
+            "val_size": ex2_1_segnet.VAL_SIZE, "red_share": stain, "candidates": rows}
+
+
+def write_record(ctx: cli.Context, record: dict, name: str) -> Path:
+    """Write ``record`` to tuning/<name>, or with --quick or --out-dir DIR to DIR/<name>."""
+    out_dir = ctx.out_dir if ctx.args.out_dir or ctx.quick else TUNING_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / name
+    path.write_text(json.dumps(record, indent=1))
+    print(f"wrote {path}")
+    return path
