@@ -1,6 +1,7 @@
 """The best segmentation model is configured as its stated rules pick from the committed validation
 sweeps (tuning/*.json): changing a constant of ex2_5_best.py or a record without the other fails here."""
 import argparse
+import json
 
 import pytest
 
@@ -26,13 +27,25 @@ def test_architecture_sweep_choice_is_the_configured_network_and_epochs():
 
 
 def test_stain_sweep_choice_is_the_configured_one():
-    selection = ex2_5_best._stain_selection()
+    selection = ex2_5_best._record_selection(ex2_5_best.STAIN_RECORD, ex2_5_best.stain_selection)
     assert "missing" not in selection, selection
     assert set(selection["mean_final_val_dice"]) == set(ex2_5_best.STAIN_ORDER)
     for per_holdout in selection["mean_final_val_dice_per_holdout"].values():
         assert set(per_holdout) == {"random", "reddest"}
     assert selection["chosen"] == ex2_5_best.STAIN_CHOICE
     assert selection["epochs"] == ex2_5_best.EPOCHS
+    for effect in selection["tta_effect"].values():
+        assert effect["pairs"] == 4 and 0 <= effect["pairs_better"] <= 4
+
+
+def test_size_sweep_choice_is_the_configured_one():
+    selection = ex2_5_best._record_selection(ex2_5_best.SIZE_RECORD, ex2_5_best.size_selection)
+    assert "missing" not in selection, selection
+    assert set(selection["mean_final_val_dice"]) == set(ex2_5_best.SIZE_ORDER)
+    assert selection["chosen"] == ex2_5_best.SIZE_CHOICE
+    record = json.loads(ex2_5_best.SIZE_RECORD.read_text())
+    for name, (_, epochs) in ex2_5_best.SIZE_CANDIDATES.items():  # the record ran what the script names
+        assert record["candidates"][name]["epochs"] == record["candidates"][name + " + TTA"]["epochs"] == epochs
     for effect in selection["tta_effect"].values():
         assert effect["pairs"] == 4 and 0 <= effect["pairs_better"] <= 4
 
