@@ -71,7 +71,9 @@ def fmt_int(n: int) -> str:
 
 
 def fmt_number(x: float) -> str:
-    """A finding's number with sensible precision (4 significant digits; thousands separated, tiny values in scientific notation)."""
+    """A finding's number with sensible precision (4 significant digits; thousands separated, tiny values in
+    scientific notation). A rounded value keeps its trailing zeros (0.93004 -> 0.9300, so that it lines up with
+    0.9346 in a table); an exact one does not (a setting such as 0.005 stays 0.005)."""
     if isinstance(x, bool):
         return "yes" if x else "no"
     if isinstance(x, int):
@@ -83,7 +85,8 @@ def fmt_number(x: float) -> str:
         return rf"\ensuremath{{{mantissa} \times 10^{{{int(exponent)}}}}}"
     if abs(x) >= 1e4:
         return fmt_int(round(x))
-    return f"{x:.4g}"
+    text = f"{x:.4g}"
+    return text if float(text) == x else f"{x:#.4g}".rstrip(".")
 
 
 class Score:

@@ -12,7 +12,8 @@ def test_tex_escape_special_characters():
 
 @pytest.mark.parametrize("value, text", [(21578, "21{,}578"), (0.1, "0.1"), (13.3419, "13.34"), (0.98853, "0.9885"),
                                          (1e-8, r"\ensuremath{1.00 \times 10^{-8}}"), (True, "yes"), (None, "n/a"),
-                                         (123456.7, "123{,}457")])
+                                         (123456.7, "123{,}457"), (0.930045, "0.9300"), (0.005, "0.005"),
+                                         (12.0, "12"), (1234.56, "1235")])
 def test_fmt_number(value, text):
     assert latex.fmt_number(value) == text
 
