@@ -249,6 +249,9 @@ def hyper_table(record: dict) -> str:
                    ("loss", _dict_text(hyper.pop("loss", None)))]
         hyper.pop("num_weights", None)
         entries += [(k, _dict_text(v)) for k, v in hyper.items()]
+        evaluation = config["runs"][0].get("test", {}).get("evaluation")
+        if evaluation:  # e.g. test-time augmentation
+            entries.append(("test evaluation", tex_escape(evaluation)))
         body = "; ".join(rf"\textit{{{tex_escape(k)}}}: {v}" for k, v in entries)
         name = tex_escape(config["name"]).replace(r"\_", r"\_\allowbreak{}")  # long names may break at "_"
         rows.append(rf"\texttt{{{name}}} & {body} \\ \midrule")

@@ -155,6 +155,11 @@ def tta_logits(config: dict, build_model: Callable[[], nn.Module], inputs: Tenso
     return out
 
 
+def tta_scores(config: dict, build_model: Callable[[], nn.Module], inputs: Tensor, targets: Tensor) -> list[float]:
+    """Per seed of a ``run_seeds`` result: the mean Dice over ``inputs`` of its :func:`tta_logits`."""
+    return [float(dice_per_sample(lg, targets.cpu()).mean()) for lg in tta_logits(config, build_model, inputs)]
+
+
 def tta_config(config: dict, build_model: Callable[[], nn.Module], test_inputs: Tensor, test_targets: Tensor,
                name: str) -> tuple[dict, list[Tensor]]:
     """``config`` (a ``run_seeds`` result) evaluated on the test set with test-time augmentation:

@@ -16,10 +16,11 @@ def test_pick_takes_the_cheapest_within_the_tolerance_of_the_best():
     assert ex2_5_best.pick(scores, order.index) == "b"  # a is far off; b within tol of c and cheaper
     assert ex2_5_best.pick(scores, lambda n: -order.index(n)) == "c"  # d is outside the tolerance
     assert ex2_5_best.pick({"only": 0.5}, len) == "only"
+    assert ex2_5_best.pick({"best": 0.5, "edge": 0.5 - tol}, ["edge", "best"].index) == "edge"  # within: >=
 
 
 def test_architecture_sweep_choice_is_the_configured_network_and_epochs():
-    selection = ex2_5_best._selection()
+    selection = ex2_5_best._record_selection(ex2_5_best.SWEEP_RECORD, ex2_5_best.architecture_selection)
     assert "missing" not in selection, selection
     chosen = selection["candidates"][selection["chosen"]]
     assert chosen["epochs"] == ex2_5_best.EPOCHS and chosen["lr"] == ex2_5_best.LR
@@ -93,15 +94,18 @@ def _size_record(scores):  # name -> (weights, epochs, random, reddest) for seed
 
 def test_size_rule_takes_the_cheapest_within_the_tolerance_over_both_holdouts():
     tol = ex2_5_best.SELECTION_TOL
-    scores = {"c8 e100": (100, 100, 0.93, 0.86), "c8 e100 + TTA": (100, 100, 0.93, 0.87),
-              "c16 e100": (400, 100, 0.93, 0.90), "c16 e200": (400, 200, 0.935, 0.90)}
+    scores = {"c16 e200": (400, 200, 0.935, 0.90), "c8 e100 + TTA": (100, 100, 0.93, 0.87),
+              "c8 e100": (100, 100, 0.93, 0.86), "c16 e100": (400, 100, 0.93, 0.90)}
     selection = ex2_5_best.size_selection(_size_record(scores))
-    # c16 e200 is best (0.9175); c16 e100 is 0.0025 below at half the cost; c8 is 0.015+ below
-    assert selection["chosen"] == "c16 e100"
+    # c16 e200 is best (0.9175); c16 e100 is 0.0025 below at half the cost (the same weights: epochs
+    # decide); c8 is 0.015+ below
+    assert selection["chosen"] == "c16 e100" and selection["best"] == "c16 e200"
+    assert selection["best_minus_chosen"] == pytest.approx({"mean": 0.0025, "tolerance_left": tol - 0.0025,
+                                                            "random": 0.005, "reddest": 0.0})
     assert selection["mean_final_val_dice_per_holdout"]["c16 e100"] == {"random": 0.93, "reddest": 0.90}
     assert selection["tta_effect"]["c8 e100"] == {"mean_gain": pytest.approx(0.005), "pairs_better": 2, "pairs": 4}
     # TTA costs no training: it is taken before a more expensive network when that is not clearly better...
-    near = {"c8 e100": (100, 100, 0.93, 0.86), "c8 e100 + TTA": (100, 100, 0.93, 0.87),
+    near = {"c8 e100 + TTA": (100, 100, 0.93, 0.87), "c8 e100": (100, 100, 0.93, 0.86),
             "c16 e100": (400, 100, 0.93, 0.87 + tol)}
     assert ex2_5_best.size_selection(_size_record(near))["chosen"] == "c8 e100 + TTA"
     # ...and after the same network without it, when TTA's gain is within the tolerance
@@ -120,3 +124,11 @@ def test_size_candidates_are_the_chosen_network_wider_or_longer():
                        "c16 e200": 504_962}
     assert ex2_5_best.SIZE_CANDIDATES["c8 e100"] == (ex2_5_best.CHANNELS, ex2_5_best.EPOCHS)
     assert ex2_5_best.size_choice("c16 e150 + TTA") == ("c16 e150", True)
+
+
+def test_final_choice_combines_at_most_one_departure_from_the_reference():
+    assert ex2_5_best.final_choice("base", "c8 e100 + TTA") == ("base", "c8 e100", True)
+    assert ex2_5_best.final_choice("input norm", "c8 e100") == ("input norm", "c8 e100", False)
+    assert ex2_5_best.final_choice("base + TTA", "c16 e150") == ("base", "c16 e150", True)
+    with pytest.raises(ValueError, match="never validated together"):
+        ex2_5_best.final_choice("stain jitter", "c16 e200")

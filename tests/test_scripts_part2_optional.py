@@ -84,8 +84,22 @@ def test_best_model_shows_its_best_and_worst_case(runs):
     assert record["configs"][0]["runs"][0]["hyperparameters"]["scheduler"]["class"] == "OneCycleLR"
 
 
+def test_best_model_is_the_configured_choice(runs):
+    """ex2_5_best.py trains the network SIZE_CHOICE names and predicts as it says (single pass or TTA)."""
+    import ex2_5_best
+
+    _, record = runs["ex2_5_best"]
+    candidate, size, tta = ex2_5_best.final_choice(ex2_5_best.STAIN_CHOICE, ex2_5_best.SIZE_CHOICE)
+    findings = record["findings"]
+    assert (findings["size_candidate"], findings["tta"]) == (size, tta)
+    assert findings["chosen_on_validation"] == record["configs"][-1]["name"] == "best" + ex2_5_best.TTA_SUFFIX * tta
+    assert record["configs"][0]["runs"][0]["hyperparameters"]["channels"] == list(ex2_5_best.SIZE_CANDIDATES[size][0])
+    assert (findings["val_dice_with_tta"] is not None) == tta
+
+
 def test_best_model_with_test_time_augmentation(warwick_dir, tmp_path, monkeypatch):
-    """The path ex2_5_best.py takes when its validation sweep picks a "+ TTA" candidate."""
+    """ex2_5_best.py with a stain candidate and TTA (input norm + TTA): the trained runs, their TTA
+    evaluation as a second configuration, and the findings computed from the TTA predictions."""
     import ex2_5_best
 
     monkeypatch.setattr(ex2_5_best, "STAIN_CHOICE", "input norm + TTA")

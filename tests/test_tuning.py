@@ -44,3 +44,26 @@ def test_size_sweep_validates_the_chosen_candidates_on_both_holdouts(warwick_dir
         assert set(row["final_val_dice"]) == {"random", "reddest"} and row["epochs"] == 1  # --quick
     assert "test" not in json.dumps(record["candidates"])
     assert ex2_5_best.size_selection(record)["chosen"] in record["candidates"]
+
+
+def test_holdout_sweep_trains_each_candidate_for_its_own_epochs(warwick_dir, monkeypatch):
+    """Without --quick every candidate runs its own number of epochs, whatever --epochs says (the
+    training itself is replaced by a stub that records what it was asked to run)."""
+    import holdout_sweep
+    from common import cli
+
+    asked = []
+
+    def fake_run_seeds(spec, splits, seeds, device, **kwargs):
+        asked.append((spec.name, spec.num_epochs))
+        return {"num_weights": 1, "runs": [{"history": {"epochs": [{"val_score": 0.5}]}} for _ in seeds]}
+
+    monkeypatch.setattr(holdout_sweep.experiment, "run_seeds", fake_run_seeds)
+    monkeypatch.setattr(holdout_sweep.seg_eval, "tta_scores", lambda config, *_: [0.6] * len(config["runs"]))
+    parser = cli.make_parser(None, epochs=7, batch_size=10, lr=1e-2, num_seeds=2)
+    ctx = cli.setup(parser, ["--device", "cpu", "--data-dir", str(warwick_dir), "--no-progress"], __file__)
+    record = holdout_sweep.sweep(ctx, {"short": (3, {}), "long": (11, {})})
+    assert asked == [("short", 3), ("long", 11)] * 2  # on each hold-out
+    assert record["candidates"]["long + TTA"] == {"weights": 1, "epochs": 11,
+                                                  "final_val_dice": {"random": [0.6, 0.6], "reddest": [0.6, 0.6]}}
+    assert set(record["code"]) == {"commit", "uncommitted_changes"}

@@ -7,7 +7,9 @@ validation as trained and with test-time augmentation (TTA, ``common.seg_eval.di
 Every run computes a test score (see common.experiment); this module neither prints, writes nor
 reads it: the record holds validation scores and the stain range of each design only.
 """
+import argparse
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -18,7 +20,6 @@ import numpy as np  # noqa: E402
 import ex2_1_segnet  # noqa: E402
 import ex2_5_best  # noqa: E402
 from common import cli, experiment, seg_eval, warwick  # noqa: E402
-from common.metrics import dice_per_sample  # noqa: E402
 
 TUNING_DIR = Path(__file__).resolve().parent
 
@@ -41,20 +42,35 @@ def sweep(ctx: cli.Context, candidates: dict[str, tuple[int, dict]]) -> dict:
                           "test_above_train_max": int(sum(v > max(shares["train"]) for v in shares["test"])),
                           "test_images": len(shares["test"])}
         for name, (epochs, options) in candidates.items():
-            args = type(ctx.args)(**{**vars(ctx.args), "epochs": cli.QUICK_EPOCHS if ctx.quick else epochs})
+            # the command line's arguments, with this candidate's number of epochs (1 with --quick)
+            args = argparse.Namespace(**{**vars(ctx.args), "epochs": cli.QUICK_EPOCHS if ctx.quick else epochs})
             spec = ex2_5_best.best_spec(args, name, **options)
             config = experiment.run_seeds(spec, splits, ctx.seeds, ctx.device, **ctx.run_kwargs())
             plain = [r["history"]["epochs"][-1]["val_score"] for r in config["runs"]]
-            tta = [float(dice_per_sample(logits, val_targets.cpu()).mean())
-                   for logits in seg_eval.tta_logits(config, spec.build_model, val_inputs)]
+            tta = seg_eval.tta_scores(config, spec.build_model, val_inputs, val_targets)
             for label, values in ((name, plain), (name + ex2_5_best.TTA_SUFFIX, tta)):
                 row = rows.setdefault(label, {"weights": config["num_weights"], "epochs": args.epochs,
                                               "final_val_dice": {}})
                 row["final_val_dice"][holdout] = values
                 print(f"{holdout:8s} {label:24s} final val Dice {' '.join(f'{v:.4f}' for v in values)} "
                       f"(mean {np.mean(values):.4f})", flush=True)
-    return {"device": str(ctx.device), "seeds": ctx.seeds, "holdouts": list(warwick.HOLDOUTS),
+    return {"device": str(ctx.device), "seeds": ctx.seeds, "code": code_version(), "holdouts": list(warwick.HOLDOUTS),
             "val_size": ex2_1_segnet.VAL_SIZE, "red_share": stain, "candidates": rows}
+
+
+def code_version() -> dict:
+    """The git commit the sweep ran, and whether tracked files differed from it (so that a rule's
+    pre-registration can be checked against the record); None outside a git checkout."""
+    def git(*args: str) -> str | None:
+        try:
+            return subprocess.run(["git", *args], cwd=TUNING_DIR, capture_output=True, text=True, check=True).stdout
+        except (OSError, subprocess.CalledProcessError):
+            return None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit.strip() if commit else None,
+            "uncommitted_changes": bool(status.strip()) if status is not None else None}
 
 
 def write_record(ctx: cli.Context, record: dict, name: str) -> Path:
