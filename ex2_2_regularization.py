@@ -27,7 +27,7 @@ Writes report/results/ex2_2_regularization.json and report/figures/ex2_2_*.{pdf,
 import numpy as np
 
 import ex2_1_segnet
-from common import cli, experiment, plotting, results, seg_analysis, seg_plots
+from common import cli, experiment, latex, plotting, results, seg_analysis, seg_plots
 from common.seg_augment import SegmentationAugment
 
 DEFORM = SegmentationAugment(dihedral=True, rotate_deg=10, scale=0.1, shear_deg=5, translate=0.03, elastic_px=3)
@@ -92,12 +92,12 @@ def _compare(config: dict, baseline: dict) -> dict:
     val, base_val = final(config, "val_score"), final(baseline, "val_score")
     gap = final(config, "train_eval_score") - val
     base_gap = final(baseline, "train_eval_score") - base_val
-    # the report's rule: a difference is within the seed-to-seed spread if below the larger std
-    spread = max(config["summary"]["final_val_dice"]["std"], baseline["summary"]["final_val_dice"]["std"])
+    clear = latex.beyond_spread(val - base_val, config["summary"]["final_val_dice"]["std"],
+                                baseline["summary"]["final_val_dice"]["std"])  # the report's comparison rule
     effect = ("baseline" if config is baseline else
-              "better than the baseline on validation" if val - base_val > spread else
-              "worse than the baseline on validation" if base_val - val > spread else
-              "no clear difference on validation (within the seed spread)")
+              "no clear difference on validation (within the seed spread)" if not clear else
+              "better than the baseline on validation" if val > base_val else
+              "worse than the baseline on validation")
     verdicts = config["summary"]["verdicts"]
     test = config["summary"]["test_dice"]
     return {

@@ -21,9 +21,9 @@ Results of the same scripts on another device (``<root>/cuda/results``, written 
 An unknown key stops the LaTeX build with an error that names it, so a report that refers to a
 missing result cannot compile (``make smoke`` in CI checks exactly this).
 
-Comparison rule (``diff`` keys): a difference of means is called "within the seed-to-seed spread"
-when its magnitude is below the larger of the two sample standard deviations, else "larger than
-the seed-to-seed spread".
+Comparison rule (``diff`` keys, :func:`beyond_spread`; Ex 2.2's verdicts use it too): a difference of
+means is called "larger than the seed-to-seed spread" when its magnitude exceeds the larger of the
+two sample standard deviations, else "within the seed-to-seed spread".
 """
 from __future__ import annotations
 
@@ -89,6 +89,12 @@ def fmt_number(x: float) -> str:
     return text if float(text) == x else f"{x:#.4g}".rstrip(".")
 
 
+def beyond_spread(difference: float, *stds: float | None) -> bool:
+    """The comparison rule: is ``difference`` larger in magnitude than the largest of ``stds``
+    (missing ones count as 0)?"""
+    return abs(difference) > max((s or 0.0) for s in stds)
+
+
 class Score:
     """How a configuration's score is printed: accuracy in percent, anything else (Dice) as is."""
 
@@ -109,7 +115,7 @@ class Score:
         d = b["mean"] - a["mean"]
         spread = max(a.get("std") or 0.0, b.get("std") or 0.0)
         unit = " points" if self.name == "accuracy" else ""
-        where = "within" if abs(d) < spread else "larger than"
+        where = "larger than" if beyond_spread(d, spread) else "within"
         return (f"{'+' if d >= 0 else '-'}{self.value(abs(d))}{unit} ({where} the seed-to-seed spread, "
                 f"std up to {self.value(spread)})")
 

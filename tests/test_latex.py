@@ -68,3 +68,9 @@ def test_write_all_generates_every_macro_and_table(tmp_path):
 def test_missing_results_is_a_clear_error(tmp_path, capsys):
     assert latex.main(["--root", str(tmp_path)]) == 1
     assert "no results files" in capsys.readouterr().err
+
+
+def test_beyond_spread_is_strict_and_ignores_missing_stds():
+    assert latex.beyond_spread(-0.02, 0.01, None)
+    assert not latex.beyond_spread(0.01, 0.01, 0.002)  # equal to the larger std: within
+    assert latex.beyond_spread(1e-9, None, None)  # no spread known: any difference counts
