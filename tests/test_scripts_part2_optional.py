@@ -75,12 +75,21 @@ def test_ex2_4_records_the_speed_of_learning(runs):
     assert set(findings["residual_vs_plain_no_bn"]) == {"2"}  # JSON keys are strings
 
 
+def _case_dice_from_the_prediction(case: dict) -> float:
+    """The Dice of the prediction a case's statistics (and figure) were made from: 2 TP / (|truth| + |pred|)."""
+    stats = case["stats"]
+    true_positive = stats["predicted_gland_fraction"] - stats["false_positive_fraction"]
+    return 2 * true_positive / (stats["gland_fraction"] + stats["predicted_gland_fraction"])
+
+
 def test_best_model_shows_its_best_and_worst_case(runs):
     _, record = runs["ex2_5_best"]
     findings = record["findings"]
     per_image = findings["per_image_test_dice"]["per_seed"][0]
     assert findings["best_case"]["dice_mean"] == pytest.approx(max(per_image), abs=1e-4)
     assert findings["worst_case"]["dice_mean"] == pytest.approx(min(per_image), abs=1e-4)
+    for case in (findings["best_case"], findings["worst_case"]):  # statistics of the first seed's prediction
+        assert _case_dice_from_the_prediction(case) == pytest.approx(case["dice_per_seed"][0], abs=1e-4)
     assert record["configs"][0]["runs"][0]["hyperparameters"]["scheduler"]["class"] == "OneCycleLR"
 
 
@@ -113,3 +122,5 @@ def test_best_model_with_test_time_augmentation(warwick_dir, tmp_path, monkeypat
     assert tta["runs"][0]["history"] == single["runs"][0]["history"]  # the same trained run
     per_image = record["findings"]["per_image_test_dice"]["per_seed"][0]
     assert tta["summary"]["test_dice"]["mean"] == pytest.approx(sum(per_image) / len(per_image), abs=1e-4)
+    for case in (record["findings"]["best_case"], record["findings"]["worst_case"]):  # drawn from the TTA prediction
+        assert _case_dice_from_the_prediction(case) == pytest.approx(case["dice_per_seed"][0], abs=1e-4)
