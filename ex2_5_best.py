@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> dict:
         final, logits = seg_eval.tta_config(best, spec.build_model, test_inputs, test_targets, name=f"best{TTA_SUFFIX}")
         val_tta = seg_eval.tta_scores(best, spec.build_model, *splits.val)
     else:
-        final, logits, val_tta = best, [r.load_test_logits() for r in best["_results"]], None
+        final, logits, val_tta = best, seg_eval.stored_test_logits(best), None
     configs = [best] + ([final] if tta else [])
 
     metrics = seg_eval.per_image_metrics(best, test_targets, logits=logits)  # (seeds, images) per metric

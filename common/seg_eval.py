@@ -35,13 +35,18 @@ def per_image_metrics(config: dict, test_targets: Tensor, tolerances: tuple[floa
     ``logits`` (one (images, classes, H, W) tensor per seed, e.g. from :func:`dihedral_tta_logits`)."""
     targets = test_targets.cpu()
     if logits is None:
-        logits = [r.load_test_logits() for r in config["_results"]]
+        logits = stored_test_logits(config)
     out = {"dice": np.stack([dice_per_sample(lg.cpu(), targets).numpy() for lg in logits])}
     if boundary:
         per_seed = [boundary_scores(lg.cpu().argmax(dim=1), targets, tolerances) for lg in logits]
         for metric in per_seed[0]:
             out[metric] = np.array([s[metric] for s in per_seed])
     return out
+
+
+def stored_test_logits(config: dict) -> list[Tensor]:
+    """One (images, classes, H, W) tensor per seed of a ``run_seeds`` result: the test logits its runs stored."""
+    return [r.load_test_logits() for r in config["_results"]]
 
 
 def summarize_metrics(per_image: dict[str, np.ndarray]) -> dict:

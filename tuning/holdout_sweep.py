@@ -24,6 +24,12 @@ from common import cli, experiment, seg_eval, warwick  # noqa: E402
 TUNING_DIR = Path(__file__).resolve().parent
 
 
+def make_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The sweeps' command line: ex2_5_best.py's defaults, 2 seeds."""
+    return cli.make_parser(doc, epochs=ex2_5_best.EPOCHS, batch_size=ex2_5_best.BATCH_SIZE, lr=ex2_5_best.LR,
+                           num_seeds=2)
+
+
 def sweep(ctx: cli.Context, candidates: dict[str, tuple[int, dict]]) -> dict:
     """Train ``candidates`` (name -> (epochs, ``ex2_5_best.best_spec`` keyword arguments)) for
     ``ctx.seeds`` on each hold-out; returns the record: per candidate and per candidate + TTA, its

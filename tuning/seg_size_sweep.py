@@ -12,7 +12,7 @@ wider network or a longer training pay off where the random hold-out could not t
 The candidates, ex2_5_best.SIZE_CANDIDATES, are the chosen network at 100 and 200 epochs and the 4x
 wider one (16-32-64-128) at 100, 150 and 200 epochs, everything else unchanged; each is also
 scored with test-time augmentation. ex2_5_best.py applies SIZE_RULE to the record this writes.
-Each candidate has its own number of epochs: --epochs is refused.
+Each candidate has its own number of epochs: an --epochs other than the default is refused.
 
 Run:   python tuning/seg_size_sweep.py --device cuda     (CPU: several hours; a GPU: minutes)
 Writes tuning/seg_size_sweep.json (with --quick or --out-dir DIR: DIR/seg_size_sweep.json).
@@ -30,8 +30,7 @@ RECORD_NAME = "seg_size_sweep.json"
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = cli.make_parser(__doc__, epochs=ex2_5_best.EPOCHS, batch_size=ex2_5_best.BATCH_SIZE,
-                             lr=ex2_5_best.LR, num_seeds=2)
+    parser = holdout_sweep.make_parser(__doc__)
     parser.add_argument("--only", nargs="*", default=None, help="candidate names to run (default: all)")
     ctx = cli.setup(parser, argv, __file__)
     if not ctx.quick and ctx.args.epochs != ex2_5_best.EPOCHS:

@@ -33,8 +33,7 @@ RECORD_NAME = "seg_stain_sweep.json"
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = cli.make_parser(__doc__, epochs=ex2_5_best.EPOCHS, batch_size=ex2_5_best.BATCH_SIZE,
-                             lr=ex2_5_best.LR, num_seeds=2)
+    parser = holdout_sweep.make_parser(__doc__)
     ctx = cli.setup(parser, argv, __file__)
     candidates = {name: (ctx.args.epochs, options) for name, options in ex2_5_best.STAIN_CANDIDATES.items()}
     record = holdout_sweep.sweep(ctx, candidates)
