@@ -47,6 +47,15 @@ SIZE_CHOICE: the model above, predicting with test-time augmentation (the mean c
 over the 8 flips/rotations of each image), within SELECTION_TOL of the best candidate (a 4x wider
 network trained twice as long, also with TTA) at a fraction of its cost.
 
+The post-processing sweep and the refit (round 4, both committed before either ran).
+tuning/seg_postprocess_sweep.py (record: tuning/seg_postprocess_sweep.json, CPU, seeds 0 and 1)
+asks on both hold-outs how the chosen prediction's gland probability becomes a mask:
+POSTPROCESS_CANDIDATES (a threshold other than 0.5, filling the holes that gland encloses, both);
+POSTPROCESS_RULE picks POSTPROCESS_CHOICE. Then, following common practice once the configuration
+is fixed, the final model is that configuration trained on all 85 training images (no hold-out;
+same epochs, schedule and seeds: nothing in training looks at the validation images, the weights
+used are the last epoch's), whatever its test Dice. [Decided with round 4; implemented next.]
+
 The best and the worst test image (per-image Dice, mean over the seeds) are shown, chosen by code.
 
 Run:   python ex2_5_best.py --device cuda     (or --device cpu; --quick for a smoke test)
@@ -110,6 +119,28 @@ SIZE_RULE = (f"the cheapest candidate (weights x epochs; with TTA just above the
              f"mean final validation Dice over both hold-outs (random and reddest) and the seeds is within "
              f"{SELECTION_TOL} of the best candidate's")
 SIZE_CHOICE = "c8 e100 + TTA"  # what SIZE_RULE picks from SIZE_RECORD (tests/test_best_selection.py checks this)
+# The post-processing sweep's candidates (tuning/seg_postprocess_sweep.py), applied to the chosen network's
+# prediction (with TTA as chosen above): name -> (threshold on the gland probability, fill holes). Listed
+# nearest the plain prediction first: fewest changes (a threshold other than 0.5, hole filling), then the
+# threshold nearest 0.5, the lower first.
+POSTPROCESS_CANDIDATES = {
+    "p>0.5": (0.5, False),
+    "p>0.5 + fill holes": (0.5, True),
+    "p>0.4": (0.4, False),
+    "p>0.6": (0.6, False),
+    "p>0.3": (0.3, False),
+    "p>0.7": (0.7, False),
+    "p>0.4 + fill holes": (0.4, True),
+    "p>0.6 + fill holes": (0.6, True),
+    "p>0.3 + fill holes": (0.3, True),
+    "p>0.7 + fill holes": (0.7, True),
+}
+POSTPROCESS_ORDER = list(POSTPROCESS_CANDIDATES)
+POSTPROCESS_RECORD = TUNING_DIR / "seg_postprocess_sweep.json"
+POSTPROCESS_RULE = (f"the first candidate in the order {', '.join(POSTPROCESS_ORDER)} (nearest the plain prediction "
+                    f"first) whose mean final validation Dice over both hold-outs (random and reddest) and the seeds "
+                    f"is within {SELECTION_TOL} of the best candidate's")
+POSTPROCESS_CHOICE = "p>0.5"  # what POSTPROCESS_RULE picks from POSTPROCESS_RECORD (tests/test_best_selection.py)
 
 
 def best_spec(args, name: str = "best", *, channels: tuple[int, ...] = CHANNELS, augment=AUGMENT,
@@ -145,18 +176,25 @@ def main(argv: list[str] | None = None) -> dict:
     spec = best_spec(ctx.args, channels=channels, **STAIN_CANDIDATES[candidate])
     best = experiment.run_seeds(spec, splits, ctx.seeds, ctx.device, **ctx.run_kwargs())
     test_inputs, test_targets = splits.test
-    if tta:  # the same trained runs, predicting with test-time augmentation
-        final, logits = seg_eval.tta_config(best, spec.build_model, test_inputs, test_targets, name=f"best{TTA_SUFFIX}")
-        val_tta = seg_eval.tta_scores(best, spec.build_model, *splits.val)
+    # the same trained runs, predicting as chosen on validation (with TTA, post-processed)
+    threshold, fill_holes = POSTPROCESS_CANDIDATES[POSTPROCESS_CHOICE]
+    logits = seg_eval.tta_logits(best, spec.build_model, test_inputs) if tta else seg_eval.stored_test_logits(best)
+    masks = [seg_eval.foreground_masks(lg, threshold, fill_holes) for lg in logits]
+    if tta or POSTPROCESS_CHOICE != POSTPROCESS_ORDER[0]:
+        final = seg_eval.predicted_config(best, logits, masks, test_targets, prediction_name(tta),
+                                          prediction_text(tta, threshold, fill_holes))
+        val_logits = seg_eval.run_logits(best, spec.build_model, splits.val[0], tta)
+        val_as_predicted = seg_eval.mean_dice([seg_eval.foreground_masks(lg, threshold, fill_holes)
+                                               for lg in val_logits], splits.val[1])
+        configs = [best, final]
     else:
-        final, logits, val_tta = best, seg_eval.stored_test_logits(best), None
-    configs = [best] + ([final] if tta else [])
+        final, val_as_predicted, configs = best, None, [best]
 
-    metrics = seg_eval.per_image_metrics(best, test_targets, logits=logits)  # (seeds, images) per metric
+    metrics = seg_eval.per_image_metrics(best, test_targets, masks=masks)  # (seeds, images) per metric
     dice = metrics["dice"]
     mean_dice = dice.mean(axis=0)
     worst, top = int(mean_dice.argmin()), int(mean_dice.argmax())
-    pred = logits[0].argmax(dim=1)  # the first seed's predicted class map
+    pred = masks[0].long()  # the first seed's predicted class map
     stats = seg_analysis.image_statistics(test_inputs, test_targets, pred, splits.info["normalisation"])
     names = splits.info["names"]["test"]
     test = final["summary"]["test_dice"]
@@ -168,7 +206,8 @@ def main(argv: list[str] | None = None) -> dict:
         "stain_candidate": candidate,
         "size_candidate": size,
         "tta": tta,
-        "val_dice_with_tta": summarize(val_tta) if tta else None,  # the single-pass one: final["summary"]
+        "postprocess_candidate": POSTPROCESS_CHOICE,
+        "val_dice_as_predicted": summarize(val_as_predicted) if val_as_predicted else None,  # single pass: best's
         "stain_jitter": {"log_gain": STAIN_JITTER.log_gain, "shift": STAIN_JITTER.shift},
         "selection_tol": SELECTION_TOL,
         "selection_rule": SELECTION_RULE,
@@ -177,6 +216,8 @@ def main(argv: list[str] | None = None) -> dict:
         "stain_selection_on_validation": stain_selection_record,
         "size_rule": SIZE_RULE,
         "size_selection_on_validation": _record_selection(SIZE_RECORD, size_selection),
+        "postprocess_rule": POSTPROCESS_RULE,
+        "postprocess_selection_on_validation": _record_selection(POSTPROCESS_RECORD, postprocess_selection),
         "metrics": seg_eval.summarize_metrics(metrics),
         "train_time_per_epoch_s": best["summary"]["train_time_per_epoch_s"],
         "train_time_total_s": sum(r["wall_time_s"] for r in best["runs"]),
@@ -198,7 +239,7 @@ def main(argv: list[str] | None = None) -> dict:
     plotting.plot_training_curves([best], ctx.figures_dir, "ex2_5_best_curves", title=title, score_label="Dice")
     seg_plots.plot_dice_distribution(dice, ctx.figures_dir, "ex2_5_best_dice", reference=DICE_TARGET,
                                      highlight={"best": top, "worst": worst},
-                                     title=f"Best model{' with TTA' if tta else ''}: per-image test Dice "
+                                     title=f"Best model{_predicted(tta)}: per-image test Dice "
                                            f"({len(ctx.seeds)} seeds)")
     shown = seg_analysis.display_images(test_inputs[[top, worst]], splits.info["normalisation"])
     rows = [{"image": shown[k], "truth": test_targets[i].cpu().numpy(), "pred": pred[i].numpy(),
@@ -206,8 +247,26 @@ def main(argv: list[str] | None = None) -> dict:
             for k, (what, i) in enumerate((("best", top), ("worst", worst)))]
     seg_plots.plot_cases(rows, ctx.figures_dir, "ex2_5_best_cases",
                          title=f"Best model: best and worst test case (prediction of seed {ctx.seeds[0]}"
-                               f"{', with TTA' if tta else ''})")
+                               f"{_predicted(tta).replace(' with', ', with')})")
     return final
+
+
+def _predicted(tta: bool) -> str:
+    """' with TTA', ' with TTA and p>0.4 + fill holes', ' with p>0.6' or '' for figure titles."""
+    parts = (["TTA"] if tta else []) + ([POSTPROCESS_CHOICE] if POSTPROCESS_CHOICE != POSTPROCESS_ORDER[0] else [])
+    return f" with {' and '.join(parts)}" if parts else ""
+
+
+def prediction_name(tta: bool) -> str:
+    """The final configuration's name: "best", with TTA and the post-processing chosen on validation."""
+    post = "" if POSTPROCESS_CHOICE == POSTPROCESS_ORDER[0] else f", {POSTPROCESS_CHOICE}"
+    return f"best{TTA_SUFFIX if tta else ''}{post}"
+
+
+def prediction_text(tta: bool, threshold: float, fill_holes: bool) -> str:
+    """How the final configuration predicts, for its results record."""
+    return (f"{seg_eval.TTA_EVALUATION if tta else 'single pass'}; gland where its probability > {threshold:g}"
+            f"{', enclosed holes filled' if fill_holes else ''}")
 
 
 def stain_choice(name: str) -> tuple[str, bool]:
@@ -243,6 +302,15 @@ def final_choice(stain_name: str, size_name: str) -> tuple[str, str, bool]:
         raise ValueError(f"stain candidate {stain_name!r} and size candidate {size_name!r} were never validated "
                          f"together")
     return candidate, size, stain_tta or size_tta
+
+
+def postprocess_selection(sweep: dict) -> dict:
+    """What POSTPROCESS_RULE picks from a post-processing sweep's record (tuning/seg_postprocess_sweep.py's JSON)."""
+    for name in sweep["candidates"]:
+        if name not in POSTPROCESS_CANDIDATES:
+            raise ValueError(f"unknown post-processing candidate {name!r}; choose one of {', '.join(POSTPROCESS_ORDER)}")
+    return {**holdout_selection(sweep, POSTPROCESS_ORDER.index), "predictor": sweep["predictor"],
+            "configured": POSTPROCESS_CHOICE}
 
 
 def _cost(candidates: dict) -> Callable[[str], tuple[int, bool]]:

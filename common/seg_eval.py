@@ -1,7 +1,8 @@
 """Comparing segmentation configurations (Ex 2.3-2.5): Dice and boundary metrics per test image and
 seed from the stored test logits, their mean and spread over seeds, paired per-image comparisons,
 and how fast a run reaches a validation Dice. :func:`dihedral_tta_logits` predicts with test-time
-augmentation (the average over the 8 symmetries of the square) from a run's stored weights.
+augmentation (the average over the 8 symmetries of the square) from a run's stored weights;
+:func:`foreground_masks` turns logits into gland masks (a probability threshold, hole filling).
 
 Conventions: a configuration's score for one seed is the mean over the test images; "mean and
 spread over seeds" summarises those per-seed means (``common.metrics.summarize``: mean, sample
@@ -17,10 +18,11 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 from torch import Tensor, nn
 
 from .boundary import boundary_scores
-from .metrics import dice_per_sample, summarize
+from .metrics import dice_coefficient, dice_per_sample, summarize
 
 TOLERANCES = (1.0, 2.0)  # boundary F1 tolerances, pixels
 METRIC_LABELS = {"dice": "Dice", "boundary_f1_1px": "boundary F1 (1 px)", "boundary_f1_2px": "boundary F1 (2 px)",
@@ -29,16 +31,19 @@ LOWER_IS_BETTER = ("hd95",)
 
 
 def per_image_metrics(config: dict, test_targets: Tensor, tolerances: tuple[float, ...] = TOLERANCES,
-                      boundary: bool = True, logits: list[Tensor] | None = None) -> dict[str, np.ndarray]:
+                      boundary: bool = True, logits: list[Tensor] | None = None,
+                      masks: list[Tensor] | None = None) -> dict[str, np.ndarray]:
     """``{metric: (seeds, images) array}``: Dice and (with ``boundary``) boundary F1 at each
-    tolerance and HD95, of each seed's predictions: the arg-max of the stored test logits, or of
-    ``logits`` (one (images, classes, H, W) tensor per seed, e.g. from :func:`dihedral_tta_logits`)."""
+    tolerance and HD95, of each seed's predicted gland masks: ``masks`` (one (images, H, W)
+    boolean tensor per seed, e.g. from :func:`foreground_masks`), or else the arg-max of the
+    stored test logits or of ``logits`` (one (images, classes, H, W) tensor per seed, e.g. from
+    :func:`dihedral_tta_logits`)."""
     targets = test_targets.cpu()
-    if logits is None:
-        logits = stored_test_logits(config)
-    out = {"dice": np.stack([dice_per_sample(lg.cpu(), targets).numpy() for lg in logits])}
+    if masks is None:
+        masks = [lg.cpu().argmax(dim=1) == 1 for lg in (stored_test_logits(config) if logits is None else logits)]
+    out = {"dice": np.stack([dice_coefficient(m, targets == 1).numpy() for m in masks])}
     if boundary:
-        per_seed = [boundary_scores(lg.cpu().argmax(dim=1), targets, tolerances) for lg in logits]
+        per_seed = [boundary_scores(m.long(), targets, tolerances) for m in masks]
         for metric in per_seed[0]:
             out[metric] = np.array([s[metric] for s in per_seed])
     return out
@@ -152,12 +157,47 @@ def dihedral_tta_logits(model: nn.Module, inputs: Tensor, batch_size: int = 64) 
 def tta_logits(config: dict, build_model: Callable[[], nn.Module], inputs: Tensor) -> list[Tensor]:
     """One :func:`dihedral_tta_logits` tensor (on the CPU) per seed of a ``run_seeds`` result,
     each from that run's stored final weights loaded into ``build_model()`` on ``inputs``' device."""
+    return run_logits(config, build_model, inputs, tta=True)
+
+
+def run_logits(config: dict, build_model: Callable[[], nn.Module], inputs: Tensor, tta: bool) -> list[Tensor]:
+    """One (N, classes, H, W) tensor (on the CPU) per seed of a ``run_seeds`` result: the logits of
+    that run's stored final weights, loaded into ``build_model()`` on ``inputs``' device, for
+    ``inputs``; with ``tta`` those of :func:`dihedral_tta_logits`."""
     out = []
     for result in config["_results"]:
         model = build_model()
         model.load_state_dict(result.load_weights())
-        out.append(dihedral_tta_logits(model.to(inputs.device), inputs).cpu())
+        model = model.to(inputs.device).eval()
+        if tta:
+            out.append(dihedral_tta_logits(model, inputs).cpu())
+        else:
+            with torch.no_grad():
+                out.append(torch.cat([model(batch) for batch in inputs.split(64)]).cpu())
     return out
+
+
+def foreground_masks(logits: Tensor, threshold: float = 0.5, fill_holes: bool = False) -> Tensor:
+    """(N, 2, H, W) logits -> (N, H, W) boolean gland masks on the CPU: the pixels whose softmax
+    probability of the gland class (1) exceeds ``threshold`` (0.5: the arg-max class, as
+    ``common.metrics.dice_per_sample`` predicts). With ``fill_holes``, background regions that
+    gland encloses completely (not touching the image border; 4-connected) become gland as well
+    (``scipy.ndimage.binary_fill_holes``): the ground truth's glands include their lumen."""
+    if logits.dim() != 4 or logits.shape[1] != 2:
+        raise ValueError(f"expected logits of shape (N, 2, H, W), got {tuple(logits.shape)}")
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold must lie strictly between 0 and 1, got {threshold!r}")
+    logits = logits.detach().cpu().double()
+    # p(gland) > t  <=>  logit difference > log(t / (1 - t)); exactly the arg-max at t = 0.5
+    masks = logits[:, 1] - logits[:, 0] > math.log(threshold / (1.0 - threshold))
+    if fill_holes:
+        masks = torch.from_numpy(np.stack([ndimage.binary_fill_holes(m) for m in masks.numpy()]))
+    return masks
+
+
+def mean_dice(masks: list[Tensor], targets: Tensor) -> list[float]:
+    """Per seed, the mean Dice over the images of its predicted gland ``masks`` ((N, H, W) each)."""
+    return [float(dice_coefficient(m, targets.cpu() == 1).mean()) for m in masks]
 
 
 def tta_scores(config: dict, build_model: Callable[[], nn.Module], inputs: Tensor, targets: Tensor) -> list[float]:
@@ -165,19 +205,21 @@ def tta_scores(config: dict, build_model: Callable[[], nn.Module], inputs: Tenso
     return [float(dice_per_sample(lg, targets.cpu()).mean()) for lg in tta_logits(config, build_model, inputs)]
 
 
-def tta_config(config: dict, build_model: Callable[[], nn.Module], test_inputs: Tensor, test_targets: Tensor,
-               name: str) -> tuple[dict, list[Tensor]]:
-    """``config`` (a ``run_seeds`` result) evaluated on the test set with test-time augmentation:
-    a copy named ``name`` whose runs' test Dice and loss, and whose test summary, come from
-    :func:`tta_logits`; training curves and validation scores stay those of the single-pass model.
-    Returns the copy and the per-seed TTA logits."""
-    logits = tta_logits(config, build_model, test_inputs)
+TTA_EVALUATION = f"test-time augmentation: mean probability over the {len(DIHEDRAL)} flips/rotations of each image"
+
+
+def predicted_config(config: dict, logits: list[Tensor], masks: list[Tensor], test_targets: Tensor, name: str,
+                     evaluation: str) -> dict:
+    """A copy of ``config`` (a ``run_seeds`` result) named ``name`` whose runs' test scores come
+    from another prediction of the same trained runs: per seed, the loss of ``logits`` and the
+    Dice of ``masks`` (how they were made: ``evaluation``); training curves and validation scores
+    stay those of the runs."""
     targets = test_targets.cpu()
     out = copy.deepcopy({k: v for k, v in config.items() if not k.startswith("_")})
     out["name"] = name
-    for run, lg in zip(out["runs"], logits):
-        run["test"] = {"loss": F.nll_loss(lg, targets).item(), "dice": dice_per_sample(lg, targets).mean().item(),
-                       "n": len(targets), "evaluation": f"test-time augmentation: mean probability over the "
-                                                         f"{len(DIHEDRAL)} flips/rotations of each image"}
+    for run, lg, m in zip(out["runs"], logits, masks, strict=True):
+        run["test"] = {"loss": F.cross_entropy(lg, targets).item(),
+                       "dice": dice_coefficient(m, targets == 1).mean().item(), "n": len(targets),
+                       "evaluation": evaluation}
     out["summary"]["test_dice"] = summarize([run["test"]["dice"] for run in out["runs"]])
-    return out, logits
+    return out

@@ -132,3 +132,37 @@ def test_final_choice_combines_at_most_one_departure_from_the_reference():
     assert ex2_5_best.final_choice("base + TTA", "c16 e150") == ("base", "c16 e150", True)
     with pytest.raises(ValueError, match="never validated together"):
         ex2_5_best.final_choice("stain jitter", "c16 e200")
+
+
+def test_postprocess_candidates_are_listed_nearest_the_plain_prediction_first():
+    def distance(name):
+        threshold, fill_holes = ex2_5_best.POSTPROCESS_CANDIDATES[name]
+        return (threshold != 0.5) + fill_holes, round(abs(threshold - 0.5), 6), threshold
+
+    assert ex2_5_best.POSTPROCESS_ORDER == sorted(ex2_5_best.POSTPROCESS_ORDER, key=distance)
+    assert ex2_5_best.POSTPROCESS_ORDER[0] == "p>0.5"  # the arg-max: how every other exercise predicts
+    for name, (threshold, fill_holes) in ex2_5_best.POSTPROCESS_CANDIDATES.items():
+        assert name == f"p>{threshold}" + (" + fill holes" if fill_holes else "")
+
+
+def _postprocess_record(scores):  # name -> (random, reddest) for seeds 0 and 1
+    return {"device": "cpu", "seeds": [0, 1], "holdouts": ["random", "reddest"], "red_share": {},
+            "predictor": {"tta": True},
+            "candidates": {n: {"final_val_dice": {"random": [r, r], "reddest": [d, d]}} for n, (r, d) in scores.items()}}
+
+
+def test_postprocess_rule_takes_the_nearest_candidate_within_the_tolerance():
+    tol = ex2_5_best.SELECTION_TOL
+    scores = {"p>0.5": (0.93, 0.87), "p>0.5 + fill holes": (0.93, 0.87 + tol), "p>0.4": (0.93, 0.87 + 1.5 * tol),
+              "p>0.3": (0.925, 0.87 + 3 * tol), "p>0.4 + fill holes": (0.93, 0.87 + 3 * tol)}
+    selection = ex2_5_best.postprocess_selection(_postprocess_record(scores))
+    # best: p>0.4 + fill holes (mean 0.9 + 1.5 tol); p>0.4 is 0.75 tol below it, p>0.5 + fill holes 1 tol
+    assert selection["best"] == "p>0.4 + fill holes" and selection["chosen"] == "p>0.5 + fill holes"
+    assert selection["best_minus_chosen"]["mean"] == pytest.approx(tol)
+    assert selection["tta_effect"] == {} and selection["predictor"] == {"tta": True}
+    scores["p>0.5 + fill holes"] = (0.93, 0.87 + 0.9 * tol)  # now just outside: the next nearest, p>0.4
+    assert ex2_5_best.postprocess_selection(_postprocess_record(scores))["chosen"] == "p>0.4"
+    assert ex2_5_best.postprocess_selection(_postprocess_record({"p>0.5": (0.9, 0.9), "p>0.7": (0.9, 0.9)}))[
+        "chosen"] == "p>0.5"
+    with pytest.raises(ValueError, match="unknown post-processing candidate 'p>0.45'"):
+        ex2_5_best.postprocess_selection(_postprocess_record({"p>0.45": (0.9, 0.9)}))

@@ -94,33 +94,41 @@ def test_best_model_shows_its_best_and_worst_case(runs):
 
 
 def test_best_model_is_the_configured_choice(runs):
-    """ex2_5_best.py trains the network SIZE_CHOICE names and predicts as it says (single pass or TTA)."""
+    """ex2_5_best.py trains the network SIZE_CHOICE names and predicts as it says (single pass or TTA,
+    POSTPROCESS_CHOICE)."""
     import ex2_5_best
 
     _, record = runs["ex2_5_best"]
     candidate, size, tta = ex2_5_best.final_choice(ex2_5_best.STAIN_CHOICE, ex2_5_best.SIZE_CHOICE)
     findings = record["findings"]
     assert (findings["size_candidate"], findings["tta"]) == (size, tta)
-    assert findings["chosen_on_validation"] == record["configs"][-1]["name"] == "best" + ex2_5_best.TTA_SUFFIX * tta
+    assert findings["postprocess_candidate"] == ex2_5_best.POSTPROCESS_CHOICE
+    assert findings["chosen_on_validation"] == record["configs"][-1]["name"] == ex2_5_best.prediction_name(tta)
     assert record["configs"][0]["runs"][0]["hyperparameters"]["channels"] == list(ex2_5_best.SIZE_CANDIDATES[size][0])
-    assert (findings["val_dice_with_tta"] is not None) == tta
+    plain = not tta and ex2_5_best.POSTPROCESS_CHOICE == "p>0.5"
+    assert (findings["val_dice_as_predicted"] is None) == plain
 
 
-def test_best_model_with_test_time_augmentation(warwick_dir, tmp_path, monkeypatch):
-    """ex2_5_best.py with a stain candidate and TTA (input norm + TTA): the trained runs, their TTA
-    evaluation as a second configuration, and the findings computed from the TTA predictions."""
+def test_best_model_with_test_time_augmentation_and_post_processing(warwick_dir, tmp_path, monkeypatch):
+    """ex2_5_best.py with a stain candidate, TTA and post-processing (input norm + TTA, p>0.4 + fill
+    holes): the trained runs, their post-processed TTA prediction as a second configuration, and the
+    findings computed from that prediction."""
     import ex2_5_best
 
     monkeypatch.setattr(ex2_5_best, "STAIN_CHOICE", "input norm + TTA")
+    monkeypatch.setattr(ex2_5_best, "POSTPROCESS_CHOICE", "p>0.4 + fill holes")
     ex2_5_best.main(["--quick", "--device", "cpu", "--data-dir", str(warwick_dir), "--out-dir", str(tmp_path),
                      "--no-progress", "--num-seeds", "1"])
     record = json.loads((tmp_path / "results" / "ex2_5_best.json").read_text())
-    single, tta = record["configs"]
-    assert (single["name"], tta["name"]) == ("best", "best + TTA") and record["findings"]["chosen_on_validation"] == "best + TTA"
+    single, final = record["configs"]
+    assert (single["name"], final["name"]) == ("best", "best + TTA, p>0.4 + fill holes")
+    assert record["findings"]["chosen_on_validation"] == final["name"]
     assert single["runs"][0]["hyperparameters"]["model_options"]["input_norm"] is True
-    assert "test-time augmentation" in tta["runs"][0]["test"]["evaluation"]
-    assert tta["runs"][0]["history"] == single["runs"][0]["history"]  # the same trained run
+    evaluation = final["runs"][0]["test"]["evaluation"]
+    assert "test-time augmentation" in evaluation and "> 0.4, enclosed holes filled" in evaluation
+    assert final["runs"][0]["history"] == single["runs"][0]["history"]  # the same trained run
     per_image = record["findings"]["per_image_test_dice"]["per_seed"][0]
-    assert tta["summary"]["test_dice"]["mean"] == pytest.approx(sum(per_image) / len(per_image), abs=1e-4)
-    for case in (record["findings"]["best_case"], record["findings"]["worst_case"]):  # drawn from the TTA prediction
+    assert final["summary"]["test_dice"]["mean"] == pytest.approx(sum(per_image) / len(per_image), abs=1e-4)
+    for case in (record["findings"]["best_case"], record["findings"]["worst_case"]):  # drawn from that prediction
         assert _case_dice_from_the_prediction(case) == pytest.approx(case["dice_per_seed"][0], abs=1e-4)
+    assert 0 <= record["findings"]["val_dice_as_predicted"]["mean"] <= 1

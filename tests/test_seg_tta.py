@@ -70,7 +70,7 @@ def test_tta_logits_use_each_runs_stored_weights(tmp_path):
     assert not torch.allclose(logits[0], logits[1])
 
 
-def test_tta_config_replaces_the_test_scores_only():
+def test_predicted_config_replaces_the_test_scores_only():
     torch.manual_seed(3)
     nets = [SegNet(channels=(4, 8)).eval() for _ in range(2)]
     x, y = torch.randn(3, 2, 8, 8), (torch.rand(3, 8, 8) > 0.5).long()
@@ -78,11 +78,23 @@ def test_tta_config_replaces_the_test_scores_only():
     config = {"name": "best", "summary": {"test_dice": {}, "final_val_dice": {"mean": 0.5}},
               "runs": [{"test": {"dice": 0.0}, "history": history} for _ in nets],
               "_results": [StoredRun(n.state_dict()) for n in nets]}
-    out, logits = seg_eval.tta_config(config, lambda: SegNet(channels=(4, 8)), x, y, name="best + TTA")
+    logits = seg_eval.tta_logits(config, lambda: SegNet(channels=(4, 8)), x)
+    masks = [seg_eval.foreground_masks(lg, 0.3, fill_holes=True) for lg in logits]
+    out = seg_eval.predicted_config(config, logits, masks, y, "best + TTA", "how")
     assert out["name"] == "best + TTA" and "_results" not in out and config["name"] == "best"
-    for run, lg in zip(out["runs"], logits):
-        assert run["test"]["n"] == 3 and run["history"] == history
-        assert run["test"]["loss"] == pytest.approx(nn.functional.nll_loss(lg, y).item())
-        assert run["test"]["dice"] == pytest.approx(seg_eval.dice_per_sample(lg, y).mean().item())
+    for run, lg, m in zip(out["runs"], logits, masks):
+        assert run["test"]["n"] == 3 and run["history"] == history and run["test"]["evaluation"] == "how"
+        assert run["test"]["loss"] == pytest.approx(nn.functional.nll_loss(lg, y).item())  # TTA: log-probabilities
+        assert run["test"]["dice"] == pytest.approx(seg_eval.dice_coefficient(m, y == 1).mean().item())
     assert out["summary"]["test_dice"]["mean"] == pytest.approx(sum(r["test"]["dice"] for r in out["runs"]) / 2)
     assert config["runs"][0]["test"] == {"dice": 0.0}  # the original is left as it was
+
+
+def test_run_logits_single_pass_is_the_model_in_eval_mode():
+    torch.manual_seed(4)
+    net = SegNet(channels=(4, 8), batch_norm=True)
+    net.train()(torch.randn(4, 2, 8, 8))  # running statistics differ from a fresh model's
+    config = {"_results": [StoredRun(net.state_dict())]}
+    x = torch.randn(70, 2, 8, 8)  # more than one batch of 64
+    (logits,) = seg_eval.run_logits(config, lambda: SegNet(channels=(4, 8), batch_norm=True), x, tta=False)
+    assert torch.allclose(logits, net.eval()(x), atol=1e-6)

@@ -46,6 +46,20 @@ def test_size_sweep_validates_the_chosen_candidates_on_both_holdouts(warwick_dir
     assert ex2_5_best.size_selection(record)["chosen"] in record["candidates"]
 
 
+def test_postprocess_sweep_scores_every_candidate_of_the_chosen_network_on_both_holdouts(warwick_dir, tmp_path):
+    record = _run("seg_postprocess_sweep", warwick_dir, tmp_path)
+    assert list(record["candidates"]) == ex2_5_best.POSTPROCESS_ORDER
+    stain, size, tta = ex2_5_best.final_choice(ex2_5_best.STAIN_CHOICE, ex2_5_best.SIZE_CHOICE)
+    assert record["predictor"] == {"stain": stain, "size": size, "channels": list(ex2_5_best.SIZE_CANDIDATES[size][0]),
+                                   "epochs": 1, "tta": tta}  # --quick: 1 epoch
+    for name, row in record["candidates"].items():
+        assert (row["threshold"], row["fill_holes"]) == ex2_5_best.POSTPROCESS_CANDIDATES[name]
+        assert set(row["final_val_dice"]) == {"random", "reddest"}
+        assert all(0 <= v <= 1 for values in row["final_val_dice"].values() for v in values)
+    assert "test" not in json.dumps(record["candidates"])
+    assert ex2_5_best.postprocess_selection(record)["chosen"] in record["candidates"]
+
+
 def test_holdout_sweep_trains_each_candidate_for_its_own_epochs(warwick_dir, monkeypatch):
     """Without --quick every candidate runs its own number of epochs, whatever --epochs says (the
     training itself is replaced by a stub that records what it was asked to run)."""

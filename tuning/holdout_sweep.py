@@ -1,8 +1,10 @@
-"""What the stain and size sweeps (seg_stain_sweep.py, seg_size_sweep.py) share: each candidate
-configuration of ex2_5_best.py trained on both validation designs of common.warwick.HOLDOUTS (the
-random 15-image hold-out of every exercise, and ``reddest``: the 15 most red-stained training
-images, so that a network is validated on staining outside the range it trained on), scored on
-validation as trained and with test-time augmentation (TTA, ``common.seg_eval.dihedral_tta_logits``).
+"""What the stain, size and post-processing sweeps (seg_stain_sweep.py, seg_size_sweep.py,
+seg_postprocess_sweep.py) share: configurations of ex2_5_best.py trained on both validation designs
+of common.warwick.HOLDOUTS (the random 15-image hold-out of every exercise, and ``reddest``: the 15
+most red-stained training images, so that a network is validated on staining outside the range it
+trained on). :func:`sweep` scores each candidate on validation as trained and with test-time
+augmentation (TTA, ``common.seg_eval.dihedral_tta_logits``); every sweep's record has the same form
+(:func:`record`).
 
 Every run computes a test score (see common.experiment); this module neither prints, writes nor
 reads it: the record holds validation scores and the stain range of each design only.
@@ -12,6 +14,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -20,6 +23,7 @@ import numpy as np  # noqa: E402
 import ex2_1_segnet  # noqa: E402
 import ex2_5_best  # noqa: E402
 from common import cli, experiment, seg_eval, warwick  # noqa: E402
+from common.data import Splits  # noqa: E402
 
 TUNING_DIR = Path(__file__).resolve().parent
 
@@ -30,26 +34,38 @@ def make_parser(doc: str | None) -> argparse.ArgumentParser:
                            num_seeds=2)
 
 
+def holdouts(ctx: cli.Context) -> Iterator[tuple[str, Splits]]:
+    """(name, splits) of each validation design of ``warwick.HOLDOUTS``, as ex2_5_best.py loads them."""
+    for holdout in warwick.HOLDOUTS:
+        yield holdout, warwick.load_splits(ctx.data_dir, val_size=ex2_1_segnet.VAL_SIZE, seed=ctx.args.seed,
+                                           device=ctx.device, quick=ctx.quick, holdout=holdout)
+
+
+def stain_ranges(ctx: cli.Context, splits_by_holdout: dict[str, Splits]) -> dict:
+    """Per hold-out, the stain balance (``warwick.red_share``) it trains and validates on, and how
+    many test images lie above its training range (from their unlabelled inputs alone)."""
+    raw = warwick.load_warwick(ctx.data_dir)
+    red = {name: share for split in raw.values() for name, share in zip(split[2], warwick.red_share(split[0]))}
+    out = {}
+    for holdout, splits in splits_by_holdout.items():
+        shares = {part: [red[n] for n in names] for part, names in splits.info["names"].items()}
+        out[holdout] = {"train_max": float(max(shares["train"])), "val_min": float(min(shares["val"])),
+                        "val_max": float(max(shares["val"])),
+                        "test_above_train_max": int(sum(v > max(shares["train"]) for v in shares["test"])),
+                        "test_images": len(shares["test"])}
+    return out
+
+
 def sweep(ctx: cli.Context, candidates: dict[str, tuple[int, dict]]) -> dict:
     """Train ``candidates`` (name -> (epochs, ``ex2_5_best.best_spec`` keyword arguments)) for
     ``ctx.seeds`` on each hold-out; returns the record: per candidate and per candidate + TTA, its
     weights, epochs and final validation Dice per hold-out and seed."""
-    rows, stain = {}, {}
-    raw = warwick.load_warwick(ctx.data_dir)
-    red = {name: share for split in raw.values() for name, share in zip(split[2], warwick.red_share(split[0]))}
-    for holdout in warwick.HOLDOUTS:
-        splits = warwick.load_splits(ctx.data_dir, val_size=ex2_1_segnet.VAL_SIZE, seed=ctx.args.seed,
-                                     device=ctx.device, quick=ctx.quick, holdout=holdout)
+    rows, all_splits = {}, {}
+    for holdout, splits in holdouts(ctx):
+        all_splits[holdout] = splits
         val_inputs, val_targets = splits.val
-        # the stain balance each design trains and validates on; the test set's from its inputs alone
-        shares = {part: [red[n] for n in names] for part, names in splits.info["names"].items()}
-        stain[holdout] = {"train_max": float(max(shares["train"])), "val_min": float(min(shares["val"])),
-                          "val_max": float(max(shares["val"])),
-                          "test_above_train_max": int(sum(v > max(shares["train"]) for v in shares["test"])),
-                          "test_images": len(shares["test"])}
         for name, (epochs, options) in candidates.items():
-            # the command line's arguments, with this candidate's number of epochs (1 with --quick)
-            args = argparse.Namespace(**{**vars(ctx.args), "epochs": cli.QUICK_EPOCHS if ctx.quick else epochs})
+            args = epochs_args(ctx, epochs)
             spec = ex2_5_best.best_spec(args, name, **options)
             config = experiment.run_seeds(spec, splits, ctx.seeds, ctx.device, **ctx.run_kwargs())
             plain = [r["history"]["epochs"][-1]["val_score"] for r in config["runs"]]
@@ -58,10 +74,25 @@ def sweep(ctx: cli.Context, candidates: dict[str, tuple[int, dict]]) -> dict:
                 row = rows.setdefault(label, {"weights": config["num_weights"], "epochs": args.epochs,
                                               "final_val_dice": {}})
                 row["final_val_dice"][holdout] = values
-                print(f"{holdout:8s} {label:24s} final val Dice {' '.join(f'{v:.4f}' for v in values)} "
-                      f"(mean {np.mean(values):.4f})", flush=True)
+                print_scores(holdout, label, values)
+    return record(ctx, rows, all_splits)
+
+
+def epochs_args(ctx: cli.Context, epochs: int) -> argparse.Namespace:
+    """The command line's arguments, with ``epochs`` (1 with --quick)."""
+    return argparse.Namespace(**{**vars(ctx.args), "epochs": cli.QUICK_EPOCHS if ctx.quick else epochs})
+
+
+def print_scores(holdout: str, label: str, values: list[float]) -> None:
+    print(f"{holdout:8s} {label:24s} final val Dice {' '.join(f'{v:.4f}' for v in values)} "
+          f"(mean {np.mean(values):.4f})", flush=True)
+
+
+def record(ctx: cli.Context, rows: dict, splits_by_holdout: dict[str, Splits]) -> dict:
+    """A sweep's record: where and what it ran, each hold-out's stain range, and ``rows`` (per
+    candidate, its final validation Dice per hold-out and seed)."""
     return {"device": str(ctx.device), "seeds": ctx.seeds, "code": code_version(), "holdouts": list(warwick.HOLDOUTS),
-            "val_size": ex2_1_segnet.VAL_SIZE, "red_share": stain, "candidates": rows}
+            "val_size": ex2_1_segnet.VAL_SIZE, "red_share": stain_ranges(ctx, splits_by_holdout), "candidates": rows}
 
 
 def code_version() -> dict:
