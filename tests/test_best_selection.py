@@ -166,3 +166,19 @@ def test_postprocess_rule_takes_the_nearest_candidate_within_the_tolerance():
         "chosen"] == "p>0.5"
     with pytest.raises(ValueError, match="unknown post-processing candidate 'p>0.45'"):
         ex2_5_best.postprocess_selection(_postprocess_record({"p>0.45": (0.9, 0.9)}))
+
+
+def test_postprocess_sweep_choice_is_the_configured_one_and_its_reference_is_the_stain_sweeps():
+    selection = ex2_5_best._record_selection(ex2_5_best.POSTPROCESS_RECORD, ex2_5_best.postprocess_selection)
+    assert "missing" not in selection, selection
+    assert set(selection["mean_final_val_dice"]) == set(ex2_5_best.POSTPROCESS_ORDER)
+    assert selection["chosen"] == ex2_5_best.POSTPROCESS_CHOICE
+    stain, size, tta = ex2_5_best.final_choice(ex2_5_best.STAIN_CHOICE, ex2_5_best.SIZE_CHOICE)
+    assert selection["predictor"] == {"stain": stain, "size": size, "channels": list(ex2_5_best.SIZE_CANDIDATES[size][0]),
+                                      "epochs": ex2_5_best.SIZE_CANDIDATES[size][1], "tta": tta}
+    # the same CPU runs as the stain sweep's chosen candidate: p>0.5 (the arg-max) reproduces its scores
+    post = json.loads(ex2_5_best.POSTPROCESS_RECORD.read_text())
+    stain_record = json.loads(ex2_5_best.STAIN_RECORD.read_text())
+    assert post["device"] == stain_record["device"] == "cpu"
+    assert post["candidates"]["p>0.5"]["final_val_dice"] == \
+        stain_record["candidates"][stain + ex2_5_best.TTA_SUFFIX * tta]["final_val_dice"]
