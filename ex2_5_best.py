@@ -51,16 +51,19 @@ The post-processing sweep and the refit (round 4, both committed before either r
 tuning/seg_postprocess_sweep.py (record: tuning/seg_postprocess_sweep.json, CPU, seeds 0 and 1)
 asks on both hold-outs how the chosen prediction's gland probability becomes a mask:
 POSTPROCESS_CANDIDATES (a threshold other than 0.5, filling the holes that gland encloses, both);
-POSTPROCESS_RULE picks POSTPROCESS_CHOICE. Then, following common practice once the configuration
+POSTPROCESS_RULE picks POSTPROCESS_CHOICE: the plain prediction (p>0.5, no hole filling), which
+also scored highest. Then, following common practice once the configuration
 is fixed, the final model is that configuration trained on all 85 training images (no hold-out;
 same epochs, schedule and seeds: nothing in training looks at the validation images, the weights
-used are the last epoch's), whatever its test Dice. [Decided with round 4; implemented next.]
+used are the last epoch's), whatever its test Dice. The validated runs (on the random hold-out's
+70 images) are reported beside it, on validation and test.
 
 The best and the worst test image (per-image Dice, mean over the seeds) are shown, chosen by code.
 
 Run:   python ex2_5_best.py --device cuda     (or --device cpu; --quick for a smoke test)
 Writes report/results/ex2_5_best.json and report/figures/ex2_5_best_{curves,dice,cases}.{pdf,png}.
 """
+import dataclasses
 import functools
 import json
 from pathlib import Path
@@ -70,7 +73,7 @@ import numpy as np
 import torch
 
 import ex2_1_segnet
-from common import cli, experiment, plotting, results, seg_analysis, seg_eval, seg_plots
+from common import cli, experiment, plotting, results, seg_analysis, seg_eval, seg_plots, warwick
 from common.metrics import dice_per_sample, summarize
 from common.seg_augment import Compose, SegmentationAugment, StainJitter
 from common.segnets import SegNet
@@ -141,6 +144,7 @@ POSTPROCESS_RULE = (f"the first candidate in the order {', '.join(POSTPROCESS_OR
                     f"first) whose mean final validation Dice over both hold-outs (random and reddest) and the seeds "
                     f"is within {SELECTION_TOL} of the best candidate's")
 POSTPROCESS_CHOICE = "p>0.5"  # what POSTPROCESS_RULE picks from POSTPROCESS_RECORD (tests/test_best_selection.py)
+REFIT = True  # the final model: the chosen configuration trained on all 85 training images (decided with round 4)
 
 
 def best_spec(args, name: str = "best", *, channels: tuple[int, ...] = CHANNELS, augment=AUGMENT,
@@ -174,29 +178,34 @@ def main(argv: list[str] | None = None) -> dict:
     splits = ex2_1_segnet.load_splits(ctx)
 
     spec = best_spec(ctx.args, channels=channels, **STAIN_CANDIDATES[candidate])
+    # the configuration as validated: trained on the random hold-out's 70 training images
     best = experiment.run_seeds(spec, splits, ctx.seeds, ctx.device, **ctx.run_kwargs())
-    test_inputs, test_targets = splits.test
-    # the same trained runs, predicting as chosen on validation (with TTA, post-processed)
-    threshold, fill_holes = POSTPROCESS_CANDIDATES[POSTPROCESS_CHOICE]
-    logits = seg_eval.tta_logits(best, spec.build_model, test_inputs) if tta else seg_eval.stored_test_logits(best)
-    masks = [seg_eval.foreground_masks(lg, threshold, fill_holes) for lg in logits]
-    if tta or POSTPROCESS_CHOICE != POSTPROCESS_ORDER[0]:
-        final = seg_eval.predicted_config(best, logits, masks, test_targets, prediction_name(tta),
-                                          prediction_text(tta, threshold, fill_holes))
-        val_logits = seg_eval.run_logits(best, spec.build_model, splits.val[0], tta)
-        val_as_predicted = seg_eval.mean_dice([seg_eval.foreground_masks(lg, threshold, fill_holes)
-                                               for lg in val_logits], splits.val[1])
-        configs = [best, final]
-    else:
-        final, val_as_predicted, configs = best, None, [best]
+    validated, validated_masks = predict(best, spec, splits.test, tta, "best")
+    val_as_predicted = None
+    if validated is not best:  # its validation Dice, predicting the same way
+        _, val_masks = predict(best, spec, splits.val, tta, "best")
+        val_as_predicted = seg_eval.mean_dice(val_masks, splits.val[1])
+    configs = [best] + ([validated] if validated is not best else [])
+    final, masks, final_splits = validated, validated_masks, splits
+    if REFIT:  # the final model: the same configuration trained on all 85 training images
+        final_splits = warwick.load_splits(ctx.data_dir, val_size=ex2_1_segnet.VAL_SIZE, seed=ctx.args.seed,
+                                           device=ctx.device, quick=ctx.quick, holdout=warwick.NO_HOLDOUT)
+        refit_spec = dataclasses.replace(spec, name="best refit")
+        refit = results.without_validation(
+            experiment.run_seeds(refit_spec, final_splits, ctx.seeds, ctx.device, **ctx.run_kwargs()),
+            why="refit: no hold-out")
+        final, masks = predict(refit, refit_spec, final_splits.test, tta, "best refit")
+        configs += [refit] if final is not refit else []
+        configs.append(final)
 
-    metrics = seg_eval.per_image_metrics(best, test_targets, masks=masks)  # (seeds, images) per metric
+    test_inputs, test_targets = final_splits.test
+    metrics = seg_eval.per_image_metrics(final, test_targets, masks=masks)  # (seeds, images) per metric
     dice = metrics["dice"]
     mean_dice = dice.mean(axis=0)
     worst, top = int(mean_dice.argmin()), int(mean_dice.argmax())
     pred = masks[0].long()  # the first seed's predicted class map
-    stats = seg_analysis.image_statistics(test_inputs, test_targets, pred, splits.info["normalisation"])
-    names = splits.info["names"]["test"]
+    stats = seg_analysis.image_statistics(test_inputs, test_targets, pred, final_splits.info["normalisation"])
+    names = final_splits.info["names"]["test"]
     test = final["summary"]["test_dice"]
     stain_selection_record = _record_selection(STAIN_RECORD, stain_selection)
     findings = {
@@ -219,8 +228,14 @@ def main(argv: list[str] | None = None) -> dict:
         "postprocess_rule": POSTPROCESS_RULE,
         "postprocess_selection_on_validation": _record_selection(POSTPROCESS_RECORD, postprocess_selection),
         "metrics": seg_eval.summarize_metrics(metrics),
-        "train_time_per_epoch_s": best["summary"]["train_time_per_epoch_s"],
-        "train_time_total_s": sum(r["wall_time_s"] for r in best["runs"]),
+        "refit": REFIT,
+        "final_data": {k: final_splits.info[k] for k in ("holdout", "validation", "sizes")},
+        "final_vs_validated": seg_eval.paired_difference(
+            seg_eval.per_image_metrics(validated, splits.test[1], masks=validated_masks, boundary=False),
+            {"dice": dice}) if REFIT else None,
+        "train_time_per_epoch_s": final["summary"]["train_time_per_epoch_s"],
+        "train_time_total_s": sum(r["wall_time_s"] for r in final["runs"]),  # the final model's
+        "train_time_validated_s": sum(r["wall_time_s"] for r in best["runs"]),
         "best_case": seg_analysis.describe_case(top, dice, stats, names),
         "worst_case": seg_analysis.describe_case(worst, dice, stats, names),
         "per_image_test_dice": {"names": names, "per_seed": dice.round(5).tolist()},
@@ -239,14 +254,14 @@ def main(argv: list[str] | None = None) -> dict:
     plotting.plot_training_curves([best], ctx.figures_dir, "ex2_5_best_curves", title=title, score_label="Dice")
     seg_plots.plot_dice_distribution(dice, ctx.figures_dir, "ex2_5_best_dice", reference=DICE_TARGET,
                                      highlight={"best": top, "worst": worst},
-                                     title=f"Best model{_predicted(tta)}: per-image test Dice "
+                                     title=f"Best model{' (refit)' * REFIT}{_predicted(tta)}: per-image test Dice "
                                            f"({len(ctx.seeds)} seeds)")
-    shown = seg_analysis.display_images(test_inputs[[top, worst]], splits.info["normalisation"])
+    shown = seg_analysis.display_images(test_inputs[[top, worst]], final_splits.info["normalisation"])
     rows = [{"image": shown[k], "truth": test_targets[i].cpu().numpy(), "pred": pred[i].numpy(),
              "label": f"{what}: {names[i]}\nDice {dice[:, i].mean():.3f}"}
             for k, (what, i) in enumerate((("best", top), ("worst", worst)))]
     seg_plots.plot_cases(rows, ctx.figures_dir, "ex2_5_best_cases",
-                         title=f"Best model: best and worst test case (prediction of seed {ctx.seeds[0]}"
+                         title=f"Best model{' (refit)' * REFIT}: best and worst test case (prediction of seed {ctx.seeds[0]}"
                                f"{_predicted(tta).replace(' with', ', with')})")
     return final
 
@@ -257,10 +272,27 @@ def _predicted(tta: bool) -> str:
     return f" with {' and '.join(parts)}" if parts else ""
 
 
-def prediction_name(tta: bool) -> str:
-    """The final configuration's name: "best", with TTA and the post-processing chosen on validation."""
+def predict(config: dict, spec: experiment.RunSpec, data: tuple[torch.Tensor, torch.Tensor], tta: bool,
+            name: str) -> tuple[dict, list[torch.Tensor]]:
+    """``config``'s trained runs predicting on ``data`` (inputs, targets) as chosen on validation
+    (with TTA or not, then POSTPROCESS_CHOICE): the configuration with those scores as its test
+    scores (named ``prediction_name(name, tta)``; ``config`` itself for the plain single pass on
+    its own test split) and the per-seed gland masks."""
+    inputs, targets = data
+    threshold, fill_holes = POSTPROCESS_CANDIDATES[POSTPROCESS_CHOICE]
+    plain = not tta and POSTPROCESS_CHOICE == POSTPROCESS_ORDER[0]
+    logits = seg_eval.run_logits(config, spec.build_model, inputs, tta)
+    masks = [seg_eval.foreground_masks(lg, threshold, fill_holes) for lg in logits]
+    if plain:
+        return config, masks
+    return seg_eval.predicted_config(config, logits, masks, targets, prediction_name(name, tta),
+                                     prediction_text(tta, threshold, fill_holes)), masks
+
+
+def prediction_name(name: str, tta: bool) -> str:
+    """A configuration's name predicting as chosen on validation: with TTA and the post-processing."""
     post = "" if POSTPROCESS_CHOICE == POSTPROCESS_ORDER[0] else f", {POSTPROCESS_CHOICE}"
-    return f"best{TTA_SUFFIX if tta else ''}{post}"
+    return f"{name}{TTA_SUFFIX if tta else ''}{post}"
 
 
 def prediction_text(tta: bool, threshold: float, fill_holes: bool) -> str:

@@ -277,8 +277,10 @@ def hyper_table(record: dict) -> str:
 
 def training_minutes(record: dict) -> float:
     """Minutes of training behind an exercise's results: the sum of its runs' wall times as
-    recorded when they were trained (a cached run counts with its original time)."""
-    return sum(run["wall_time_s"] for c in record["configs"] for run in c["runs"]) / 60
+    recorded when they were trained (a cached run counts with its original time), each run once
+    (a configuration that re-evaluates another's runs, e.g. with test-time augmentation, adds none)."""
+    unique = {run.get("cache_key", id(run)): run["wall_time_s"] for c in record["configs"] for run in c["runs"]}
+    return sum(unique.values()) / 60
 
 
 def environment_table(records: list[dict]) -> str:

@@ -53,6 +53,15 @@ def config_by_name(results: dict, name: str) -> dict:
     raise KeyError(f"no configuration {name!r} in results; have {[c['name'] for c in results['configs']]}")
 
 
+def without_validation(config: dict, why: str) -> dict:
+    """A copy of ``config`` (a ``run_seeds`` result) trained without a hold-out: its summary keeps
+    no validation score and no fit verdict (both would compare training data with itself); the
+    verdicts read ``why``. The runs' curves stay as recorded."""
+    summary = {k: v for k, v in config["summary"].items() if not k.startswith("final_val_")}
+    summary["verdicts"] = [why] * len(config["runs"])
+    return {**config, "summary": summary}
+
+
 def summary_line(config: dict) -> str:
     """One line per configuration: test score (mean ± std over seeds), weights, speed, verdicts."""
     s = config["summary"]

@@ -32,6 +32,7 @@ IMAGE_SIZE = (128, 128)
 CHANNELS = (0, 1)  # red and green: the two unmixed stains (blue is constant zero)
 LABEL_VALUES = ({0, 255}, {0, 1})  # allowed label encodings; gland = the non-zero value
 HOLDOUTS = ("random", "reddest")  # how load_splits picks the validation images, see there
+NO_HOLDOUT = "none"  # load_splits: train on all training images (a refit once the configuration is chosen)
 QUICK_SUBSET = {"train": 8, "val": 4, "test": 6}  # --quick: sizes of each split
 _NAME = re.compile(r"^(image|label)_(\d+)\.png$", re.IGNORECASE)
 
@@ -194,8 +195,11 @@ def load_splits(
 
     ``val_size`` of the 85 training images are held out for validation: drawn with ``seed``
     (``holdout="random"``), or the ``val_size`` images with the highest :func:`red_share`
-    (``"reddest"``: a validation set whose staining lies outside the range the network trains on);
-    each channel is normalised with the mean and standard deviation of the train split only.
+    (``"reddest"``: a validation set whose staining lies outside the range the network trains on).
+    With ``holdout=NO_HOLDOUT`` all 85 train (a refit once the configuration is chosen); the
+    validation split is then the random hold-out's images, which are also in training, so its scores
+    are training scores (kept only so that a training run has the same form; ``info["validation"]``
+    says so). Each channel is normalised with the mean and standard deviation of the train split only.
     ``quick`` truncates each split to the sizes in ``QUICK_SUBSET`` (for smoke tests).
     ``info["names"]`` gives each test image's file name, in the order of the test tensors.
     """
@@ -203,13 +207,15 @@ def load_splits(
     data = load_warwick(data_dir)
     train_images, train_masks, train_names = data["train"]
     test_images, test_masks, test_names = data["test"]
-    if holdout == "random":
+    if holdout in ("random", NO_HOLDOUT):
         train_idx, val_idx = train_val_indices(len(train_masks), val_size, seed)
+        if holdout == NO_HOLDOUT:
+            train_idx = torch.arange(len(train_masks))
     elif holdout == "reddest":
         order = torch.from_numpy(np.argsort(-red_share(train_images), kind="stable").copy())
         train_idx, val_idx = split_ordered(order, val_size)
     else:
-        raise ValueError(f"unknown holdout {holdout!r}; choose one of {', '.join(HOLDOUTS)}")
+        raise ValueError(f"unknown holdout {holdout!r}; choose one of {', '.join(HOLDOUTS + (NO_HOLDOUT,))}")
     parts = {
         "train": (train_images[train_idx], train_masks[train_idx]),
         "val": (train_images[val_idx], train_masks[val_idx]),
@@ -237,6 +243,8 @@ def load_splits(
         "sizes": {k: len(v[1]) for k, v in tensors.items()},
         "split_seed": seed,
         "holdout": holdout,
+        "validation": ("held out from training" if holdout != NO_HOLDOUT else
+                       "none: the validation images are also training images (their scores are training scores)"),
         "normalisation": {"mean": [round(v, 6) for v in mean.tolist()], "std": [round(v, 6) for v in std.tolist()],
                           "from": "train split, per channel"},
         "gland_fraction": {k: round(v[1].float().mean().item(), 4) for k, v in parts.items()},

@@ -74,3 +74,12 @@ def test_beyond_spread_is_strict_and_ignores_missing_stds():
     assert latex.beyond_spread(-0.02, 0.01, None)
     assert not latex.beyond_spread(0.01, 0.01, 0.002)  # equal to the larger std: within
     assert latex.beyond_spread(1e-9, None, None)  # no spread known: any difference counts
+
+
+def test_training_minutes_count_each_run_once():
+    runs = [{"wall_time_s": 60.0, "cache_key": "a"}, {"wall_time_s": 120.0, "cache_key": "b"}]
+    tta_copy = [dict(r) for r in runs]  # a configuration re-evaluating the same runs (e.g. with TTA)
+    record = {"configs": [{"runs": runs}, {"runs": tta_copy}, {"runs": [{"wall_time_s": 30.0, "cache_key": "c"}]}]}
+    assert latex.training_minutes(record) == pytest.approx(3.5)
+    assert latex.training_minutes({"configs": [{"runs": [{"wall_time_s": 6.0}, {"wall_time_s": 6.0}]}]}) == \
+        pytest.approx(0.2)  # without keys: each run counts

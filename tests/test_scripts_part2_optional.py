@@ -103,20 +103,46 @@ def test_best_model_is_the_configured_choice(runs):
     findings = record["findings"]
     assert (findings["size_candidate"], findings["tta"]) == (size, tta)
     assert findings["postprocess_candidate"] == ex2_5_best.POSTPROCESS_CHOICE
-    assert findings["chosen_on_validation"] == record["configs"][-1]["name"] == ex2_5_best.prediction_name(tta)
-    assert record["configs"][0]["runs"][0]["hyperparameters"]["channels"] == list(ex2_5_best.SIZE_CANDIDATES[size][0])
+    final_name = ex2_5_best.prediction_name("best refit" if ex2_5_best.REFIT else "best", tta)
+    assert findings["chosen_on_validation"] == record["configs"][-1]["name"] == final_name
+    for config in record["configs"]:
+        assert config["runs"][0]["hyperparameters"]["channels"] == list(ex2_5_best.SIZE_CANDIDATES[size][0])
     plain = not tta and ex2_5_best.POSTPROCESS_CHOICE == "p>0.5"
     assert (findings["val_dice_as_predicted"] is None) == plain
 
 
+def test_best_model_is_refit_on_all_training_images(runs):
+    """With REFIT the final model is the validated configuration trained again without a hold-out:
+    different training data, the same hyperparameters, no validation score or verdict in its summary."""
+    import ex2_5_best
+
+    assert ex2_5_best.REFIT
+    _, record = runs["ex2_5_best"]
+    configs = {c["name"]: c for c in record["configs"]}
+    best, refit, final = configs["best"], configs["best refit"], record["configs"][-1]
+    assert record["findings"]["final_data"]["holdout"] == "none"
+    assert "training scores" in record["findings"]["final_data"]["validation"]
+    assert record["data"]["holdout"] == "random"  # the results' data: the validated runs' split
+    hyper = [c["runs"][0]["hyperparameters"] for c in (best, refit)]
+    assert hyper[0] == hyper[1]
+    assert best["runs"][0]["history"] != refit["runs"][0]["history"]  # trained on other images
+    assert final["runs"][0]["history"] == refit["runs"][0]["history"]  # the final model: the refit's runs
+    assert "final_val_dice" not in refit["summary"] and set(refit["summary"]["verdicts"]) == {"refit: no hold-out"}
+    diff = record["findings"]["final_vs_validated"]["dice"]
+    validated_name = ex2_5_best.prediction_name("best", record["findings"]["tta"])
+    assert diff["difference"] == pytest.approx(final["summary"]["test_dice"]["mean"]
+                                               - configs[validated_name]["summary"]["test_dice"]["mean"], abs=1e-6)
+
+
 def test_best_model_with_test_time_augmentation_and_post_processing(warwick_dir, tmp_path, monkeypatch):
     """ex2_5_best.py with a stain candidate, TTA and post-processing (input norm + TTA, p>0.4 + fill
-    holes): the trained runs, their post-processed TTA prediction as a second configuration, and the
-    findings computed from that prediction."""
+    holes) and no refit: the trained runs, their post-processed TTA prediction as a second
+    configuration, and the findings computed from that prediction."""
     import ex2_5_best
 
     monkeypatch.setattr(ex2_5_best, "STAIN_CHOICE", "input norm + TTA")
     monkeypatch.setattr(ex2_5_best, "POSTPROCESS_CHOICE", "p>0.4 + fill holes")
+    monkeypatch.setattr(ex2_5_best, "REFIT", False)  # the final model: the validated runs
     ex2_5_best.main(["--quick", "--device", "cpu", "--data-dir", str(warwick_dir), "--out-dir", str(tmp_path),
                      "--no-progress", "--num-seeds", "1"])
     record = json.loads((tmp_path / "results" / "ex2_5_best.json").read_text())
@@ -132,3 +158,4 @@ def test_best_model_with_test_time_augmentation_and_post_processing(warwick_dir,
     for case in (record["findings"]["best_case"], record["findings"]["worst_case"]):  # drawn from that prediction
         assert _case_dice_from_the_prediction(case) == pytest.approx(case["dice_per_seed"][0], abs=1e-4)
     assert 0 <= record["findings"]["val_dice_as_predicted"]["mean"] <= 1
+    assert record["findings"]["final_vs_validated"] is None and record["findings"]["final_data"]["holdout"] == "random"

@@ -184,3 +184,20 @@ def test_reddest_holdout_validates_on_the_most_red_stained_images(warwick_dir):
     assert splits.info["fingerprint"] != random.info["fingerprint"]
     with pytest.raises(ValueError, match="unknown holdout 'bluest'"):
         warwick.load_splits(warwick_dir, val_size=15, seed=0, device=torch.device("cpu"), holdout="bluest")
+
+
+def test_no_holdout_trains_on_every_training_image(warwick_dir):
+    cpu = torch.device("cpu")
+    refit = warwick.load_splits(warwick_dir, val_size=15, seed=0, device=cpu, holdout=warwick.NO_HOLDOUT)
+    random = warwick.load_splits(warwick_dir, val_size=15, seed=0, device=cpu)
+    images, masks, names = warwick.load_warwick(warwick_dir)["train"]
+    assert refit.info["names"]["train"] == names and torch.equal(refit.train[1], masks)
+    # the validation images are the random hold-out's, and in training: their scores are training scores
+    assert refit.info["names"]["val"] == random.info["names"]["val"]
+    assert set(refit.info["names"]["val"]) <= set(names) and "training scores" in refit.info["validation"]
+    assert random.info["validation"] == "held out from training"
+    pixels = images.float() / 255.0  # normalised with all 85 images' statistics
+    assert refit.info["normalisation"]["mean"] == pytest.approx(pixels.mean(dim=(0, 2, 3)).tolist(), abs=1e-6)
+    assert torch.allclose(refit.train[0][:, 0].mean(), torch.tensor(0.0), atol=1e-4)
+    assert len({refit.info["fingerprint"], random.info["fingerprint"]}) == 2
+    assert torch.equal(refit.test[1], random.test[1])
