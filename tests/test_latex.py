@@ -8,6 +8,7 @@ from common import latex
 
 def test_tex_escape_special_characters():
     assert latex.tex_escape("a_b 50% & #1 ±") == r"a\_b 50\% \& \#1 \ensuremath{\pm}"
+    assert latex.tex_escape("p>0.5, a<b") == r"p\textgreater{}0.5, a\textless{}b"  # not the OT1 glyphs ¿ and ¡
 
 
 @pytest.mark.parametrize("value, text", [(21578, "21{,}578"), (0.1, "0.1"), (13.3419, "13.34"), (0.98853, "0.9885"),
@@ -83,3 +84,11 @@ def test_training_minutes_count_each_run_once():
     assert latex.training_minutes(record) == pytest.approx(3.5)
     assert latex.training_minutes({"configs": [{"runs": [{"wall_time_s": 6.0}, {"wall_time_s": 6.0}]}]}) == \
         pytest.approx(0.2)  # without keys: each run counts
+
+
+def test_a_configuration_without_validation_gets_no_validation_score():
+    config = _record()["configs"][0]
+    summary = {k: v for k, v in config["summary"].items() if k != "final_val_accuracy"}
+    macros = latex.config_macros("ex9_9", {**config, "name": "refit", "summary": {**summary, "verdicts": ["refit"]}})
+    assert macros["ex9_9.refit.val"] == macros["ex9_9.refit.val_mean"] == latex.NO_VALUE
+    assert macros["ex9_9.refit.test"] == r"90.00\,$\pm$\,1.00\,\%" and macros["ex9_9.refit.verdict"] == "refit (all 1 seeds)"
