@@ -56,7 +56,8 @@ def config_by_name(results: dict, name: str) -> dict:
 def without_validation(config: dict, why: str) -> dict:
     """A copy of ``config`` (a ``run_seeds`` result) trained without a hold-out: its summary keeps
     no validation score and no fit verdict (both would compare training data with itself); the
-    verdicts read ``why``. The runs' curves stay as recorded."""
+    verdicts read ``why``. The runs stay as recorded, their curves and per-run verdicts included
+    (those are computed on the validation images, here training images too)."""
     summary = {k: v for k, v in config["summary"].items() if not k.startswith("final_val_")}
     summary["verdicts"] = [why] * len(config["runs"])
     return {**config, "summary": summary}

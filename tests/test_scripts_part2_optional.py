@@ -75,6 +75,30 @@ def test_ex2_4_records_the_speed_of_learning(runs):
     assert set(findings["residual_vs_plain_no_bn"]) == {"2"}  # JSON keys are strings
 
 
+def _recomputed(record: dict, warwick_dir, holdout: str, stain: str, part: str = "test"):
+    """The best model's runs of a --quick ``record`` loaded again from the tests' run cache, and the
+    per-seed masks they predict on ``part`` as ex2_5_best.py says it predicts (TTA, post-processing)."""
+    import argparse
+
+    import torch
+
+    import ex2_5_best
+    from common import cache, experiment, seg_eval, warwick
+
+    _, size, tta = ex2_5_best.final_choice(stain, ex2_5_best.SIZE_CHOICE)
+    args = argparse.Namespace(**{k: record["args"][k] for k in ("lr", "epochs", "batch_size")})
+    spec = ex2_5_best.best_spec(args, channels=ex2_5_best.SIZE_CANDIDATES[size][0],
+                                **ex2_5_best.STAIN_CANDIDATES[stain.removesuffix(ex2_5_best.TTA_SUFFIX)])
+    splits = warwick.load_splits(warwick_dir, val_size=15, seed=0, device=torch.device("cpu"), quick=True,
+                                 holdout=holdout)
+    config = experiment.run_seeds(spec, splits, record["seeds"], torch.device("cpu"), cache_root=cache.cache_dir(),
+                                  show_progress=False)
+    threshold, fill_holes = ex2_5_best.POSTPROCESS_CANDIDATES[ex2_5_best.POSTPROCESS_CHOICE]
+    inputs, targets = getattr(splits, part)
+    logits = seg_eval.run_logits(config, spec.build_model, inputs, tta)
+    return config, [seg_eval.foreground_masks(lg, threshold, fill_holes) for lg in logits], targets
+
+
 def _case_dice_from_the_prediction(case: dict) -> float:
     """The Dice of the prediction a case's statistics (and figure) were made from: 2 TP / (|truth| + |pred|)."""
     stats = case["stats"]
@@ -124,7 +148,18 @@ def test_best_model_is_refit_on_all_training_images(runs):
     assert "training scores" in record["findings"]["final_data"]["validation"]
     assert record["data"]["holdout"] == "random"  # the results' data: the validated runs' split
     hyper = [c["runs"][0]["hyperparameters"] for c in (best, refit)]
-    assert hyper[0] == hyper[1]
+    for key in ("architecture", "num_weights", "loss", "num_epochs", "batch_size", "train_transform", "channels",
+                "model_options"):
+        assert hyper[0][key] == hyper[1][key], key
+    assert hyper[0]["optimizer"]["defaults"] == hyper[1]["optimizer"]["defaults"]
+    # the same epochs and batch size over the larger training set: more optimizer steps
+    batches = -(-record["findings"]["final_data"]["sizes"]["train"] // hyper[1]["batch_size"])
+    assert hyper[1]["scheduler"]["state"]["total_steps"] == hyper[1]["num_epochs"] * batches
+    assert record["findings"]["optimizer_steps_per_run"] == {
+        "validated": hyper[0]["scheduler"]["state"]["total_steps"], "final": hyper[1]["scheduler"]["state"]["total_steps"]}
+    assert [r["seed"] for r in refit["runs"]] == [r["seed"] for r in best["runs"]] == record["seeds"]
+    assert record["findings"]["train_time_total_s"] == pytest.approx(sum(r["wall_time_s"] for r in refit["runs"]))
+    assert record["findings"]["train_time_validated_s"] == pytest.approx(sum(r["wall_time_s"] for r in best["runs"]))
     assert best["runs"][0]["history"] != refit["runs"][0]["history"]  # trained on other images
     assert final["runs"][0]["history"] == refit["runs"][0]["history"]  # the final model: the refit's runs
     assert "final_val_dice" not in refit["summary"] and set(refit["summary"]["verdicts"]) == {"refit: no hold-out"}
@@ -157,5 +192,30 @@ def test_best_model_with_test_time_augmentation_and_post_processing(warwick_dir,
     assert final["summary"]["test_dice"]["mean"] == pytest.approx(sum(per_image) / len(per_image), abs=1e-4)
     for case in (record["findings"]["best_case"], record["findings"]["worst_case"]):  # drawn from that prediction
         assert _case_dice_from_the_prediction(case) == pytest.approx(case["dice_per_seed"][0], abs=1e-4)
-    assert 0 <= record["findings"]["val_dice_as_predicted"]["mean"] <= 1
+    config, masks, targets = _recomputed(record, warwick_dir, "random", "input norm + TTA")  # p>0.4 + fill holes
+    dice = [[float(v) for v in ex2_5_best.seg_eval.dice_coefficient(m, targets == 1)] for m in masks]
+    assert per_image == pytest.approx(dice[0], abs=1e-5)
+    _, val_masks, val_targets = _recomputed(record, warwick_dir, "random", "input norm + TTA", part="val")
+    assert record["findings"]["val_dice_as_predicted"]["mean"] == pytest.approx(
+        ex2_5_best.seg_eval.mean_dice(val_masks, val_targets)[0], abs=1e-6)
     assert record["findings"]["final_vs_validated"] is None and record["findings"]["final_data"]["holdout"] == "random"
+
+
+def test_best_model_findings_come_from_the_refit_networks_predicting_as_chosen(runs, warwick_dir):
+    """Recomputed from the cached refit runs: the final per-image Dice is theirs on the refit's own
+    test split (normalised with all training images' statistics), with TTA and post-processing, and
+    the case statistics are those of the same images."""
+    import ex2_5_best
+    from common import warwick
+
+    _, record = runs["ex2_5_best"]
+    config, masks, targets = _recomputed(record, warwick_dir, warwick.NO_HOLDOUT, ex2_5_best.STAIN_CHOICE)
+    dice = [[float(v) for v in ex2_5_best.seg_eval.dice_coefficient(m, targets == 1)] for m in masks]
+    per_seed = record["findings"]["per_image_test_dice"]["per_seed"]
+    assert len(per_seed) == len(dice)
+    for recorded, recomputed in zip(per_seed, dice):
+        assert recorded == pytest.approx(recomputed, abs=1e-5)
+    images, _, names = warwick.load_warwick(warwick_dir)["test"]
+    share = dict(zip(names, warwick.red_share(images)))
+    for case in (record["findings"]["best_case"], record["findings"]["worst_case"]):
+        assert case["stats"]["red_share"] == pytest.approx(share[case["name"]], abs=1e-3)

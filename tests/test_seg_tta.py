@@ -88,6 +88,9 @@ def test_predicted_config_replaces_the_test_scores_only():
         assert run["test"]["dice"] == pytest.approx(seg_eval.dice_coefficient(m, y == 1).mean().item())
     assert out["summary"]["test_dice"]["mean"] == pytest.approx(sum(r["test"]["dice"] for r in out["runs"]) / 2)
     assert config["runs"][0]["test"] == {"dice": 0.0}  # the original is left as it was
+    raw = [lg * 3.0 + 1.0 for lg in logits]  # any logits, not log-probabilities: the loss applies the softmax
+    out = seg_eval.predicted_config(config, raw, masks, y, "plain", "how")
+    assert out["runs"][0]["test"]["loss"] == pytest.approx(nn.functional.cross_entropy(raw[0], y).item())
 
 
 def test_run_logits_single_pass_is_the_model_in_eval_mode():

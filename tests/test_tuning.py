@@ -58,6 +58,25 @@ def test_postprocess_sweep_scores_every_candidate_of_the_chosen_network_on_both_
         assert all(0 <= v <= 1 for values in row["final_val_dice"].values() for v in values)
     assert "test" not in json.dumps(record["candidates"])
     assert ex2_5_best.postprocess_selection(record)["chosen"] in record["candidates"]
+    # recomputed from the cached runs: the chosen network's validation predictions, as chosen, post-processed
+    import argparse
+
+    import torch
+
+    from common import cache, experiment, seg_eval, warwick
+
+    spec = ex2_5_best.best_spec(argparse.Namespace(lr=ex2_5_best.LR, epochs=1, batch_size=ex2_5_best.BATCH_SIZE),
+                                channels=ex2_5_best.SIZE_CANDIDATES[size][0], **ex2_5_best.STAIN_CANDIDATES[stain])
+    for holdout in record["holdouts"]:
+        splits = warwick.load_splits(warwick_dir, val_size=15, seed=0, device=torch.device("cpu"), quick=True,
+                                     holdout=holdout)
+        config = experiment.run_seeds(spec, splits, record["seeds"], torch.device("cpu"),
+                                      cache_root=cache.cache_dir(), show_progress=False)
+        logits = seg_eval.run_logits(config, spec.build_model, splits.val[0], tta)
+        for name, (threshold, fill_holes) in ex2_5_best.POSTPROCESS_CANDIDATES.items():
+            expected = seg_eval.mean_dice([seg_eval.foreground_masks(lg, threshold, fill_holes) for lg in logits],
+                                          splits.val[1])
+            assert record["candidates"][name]["final_val_dice"][holdout] == pytest.approx(expected, abs=1e-7), name
 
 
 def test_holdout_sweep_trains_each_candidate_for_its_own_epochs(warwick_dir, monkeypatch):
