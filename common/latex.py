@@ -123,6 +123,8 @@ class Score:
 
 def verdict_text(verdicts: list[str]) -> str:
     counts = {v: verdicts.count(v) for v in dict.fromkeys(verdicts)}
+    if len(verdicts) == 1:
+        return f"{verdicts[0]} (1 seed)"
     return "; ".join(f"{v} ({n}/{len(verdicts)} seeds)" if len(counts) > 1 else f"{v} (all {len(verdicts)} seeds)"
                      for v, n in counts.items())
 

@@ -91,4 +91,10 @@ def test_a_configuration_without_validation_gets_no_validation_score():
     summary = {k: v for k, v in config["summary"].items() if k != "final_val_accuracy"}
     macros = latex.config_macros("ex9_9", {**config, "name": "refit", "summary": {**summary, "verdicts": ["refit"]}})
     assert macros["ex9_9.refit.val"] == macros["ex9_9.refit.val_mean"] == latex.NO_VALUE
-    assert macros["ex9_9.refit.test"] == r"90.00\,$\pm$\,1.00\,\%" and macros["ex9_9.refit.verdict"] == "refit (all 1 seeds)"
+    assert macros["ex9_9.refit.test"] == r"90.00\,$\pm$\,1.00\,\%" and macros["ex9_9.refit.verdict"] == "refit (1 seed)"
+
+
+def test_verdict_text_counts_seeds():
+    assert latex.verdict_text(["good fit"] * 3) == "good fit (all 3 seeds)"
+    assert latex.verdict_text(["good fit", "over-fitting", "good fit"]) == "good fit (2/3 seeds); over-fitting (1/3 seeds)"
+    assert latex.verdict_text(["good fit"]) == "good fit (1 seed)"
