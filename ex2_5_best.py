@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> dict:
     validated, validated_masks = predict(best, spec, splits.test, tta, "best")
     val_as_predicted = None
     if validated is not best:  # its validation Dice, predicting the same way
-        _, val_masks = predict(best, spec, splits.val, tta, "best")
+        _, val_masks = predicted_masks(best, spec, splits.val[0], tta)
         val_as_predicted = seg_eval.mean_dice(val_masks, splits.val[1])
     configs = [best] + ([validated] if validated is not best else [])
     final, masks, final_splits = validated, validated_masks, splits
@@ -209,6 +209,7 @@ def main(argv: list[str] | None = None) -> dict:
     names = final_splits.info["names"]["test"]
     test = final["summary"]["test_dice"]
     stain_selection_record = _record_selection(STAIN_RECORD, stain_selection)
+    validated_dice = seg_eval.per_image_metrics(validated, splits.test[1], masks=validated_masks, boundary=False)
     findings = {
         "dice_target": DICE_TARGET,
         "target_met": test["mean"] >= DICE_TARGET,
@@ -233,9 +234,7 @@ def main(argv: list[str] | None = None) -> dict:
         "final_data": {k: final_splits.info[k] for k in ("holdout", "validation", "sizes", "normalisation")},
         # the same epochs and batch size: a larger training set makes more optimizer steps
         "optimizer_steps_per_run": {"validated": _steps(best), "final": _steps(final)},
-        "final_vs_validated": seg_eval.paired_difference(
-            seg_eval.per_image_metrics(validated, splits.test[1], masks=validated_masks, boundary=False),
-            {"dice": dice}) if REFIT else None,
+        "final_vs_validated": seg_eval.paired_difference(validated_dice, {"dice": dice}) if REFIT else None,
         "train_time_per_epoch_s": final["summary"]["train_time_per_epoch_s"],
         "train_time_total_s": sum(r["wall_time_s"] for r in final["runs"]),  # the final model's
         "train_time_validated_s": sum(r["wall_time_s"] for r in best["runs"]),
@@ -243,9 +242,8 @@ def main(argv: list[str] | None = None) -> dict:
         "worst_case": seg_analysis.describe_case(worst, dice, stats, names),
         "per_image_test_dice": {"names": names, "per_seed": dice.round(5).tolist()},
         "test_dice_by_red_share": _by_red_share(mean_dice, stats["red_share"], stain_selection_record),
-        "test_dice_by_red_share_validated": _by_red_share(
-            seg_eval.per_image_metrics(validated, splits.test[1], masks=validated_masks, boundary=False)["dice"].mean(
-                axis=0), stats["red_share"], stain_selection_record),
+        "test_dice_by_red_share_validated": _by_red_share(validated_dice["dice"].mean(axis=0), stats["red_share"],
+                                                          stain_selection_record),
     }
     for config in configs:
         print(results.summary_line(config))
@@ -285,14 +283,20 @@ def predict(config: dict, spec: experiment.RunSpec, data: tuple[torch.Tensor, to
     scores (named ``prediction_name(name, tta)``; ``config`` itself for the plain single pass on
     its own test split) and the per-seed gland masks."""
     inputs, targets = data
-    threshold, fill_holes = POSTPROCESS_CANDIDATES[POSTPROCESS_CHOICE]
-    plain = not tta and POSTPROCESS_CHOICE == POSTPROCESS_ORDER[0]
-    logits = seg_eval.run_logits(config, spec.build_model, inputs, tta)
-    masks = [seg_eval.foreground_masks(lg, threshold, fill_holes) for lg in logits]
-    if plain:
+    logits, masks = predicted_masks(config, spec, inputs, tta)
+    if not tta and POSTPROCESS_CHOICE == POSTPROCESS_ORDER[0]:  # the plain single pass
         return config, masks
     return seg_eval.predicted_config(config, logits, masks, targets, prediction_name(name, tta),
-                                     prediction_text(tta, threshold, fill_holes)), masks
+                                     prediction_text(tta, *POSTPROCESS_CANDIDATES[POSTPROCESS_CHOICE])), masks
+
+
+def predicted_masks(config: dict, spec: experiment.RunSpec, inputs: torch.Tensor,
+                    tta: bool) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Per seed of ``config``'s trained runs on ``inputs``: the logits (with TTA or not) and the gland
+    masks POSTPROCESS_CHOICE makes of them."""
+    threshold, fill_holes = POSTPROCESS_CANDIDATES[POSTPROCESS_CHOICE]
+    logits = seg_eval.run_logits(config, spec.build_model, inputs, tta)
+    return logits, [seg_eval.foreground_masks(lg, threshold, fill_holes) for lg in logits]
 
 
 def prediction_name(name: str, tta: bool) -> str:

@@ -22,7 +22,7 @@ from scipy import ndimage
 from torch import Tensor, nn
 
 from .boundary import boundary_scores
-from .metrics import dice_coefficient, dice_per_sample, summarize
+from .metrics import dice_coefficient, summarize
 
 TOLERANCES = (1.0, 2.0)  # boundary F1 tolerances, pixels
 METRIC_LABELS = {"dice": "Dice", "boundary_f1_1px": "boundary F1 (1 px)", "boundary_f1_2px": "boundary F1 (2 px)",
@@ -202,7 +202,7 @@ def mean_dice(masks: list[Tensor], targets: Tensor) -> list[float]:
 
 def tta_scores(config: dict, build_model: Callable[[], nn.Module], inputs: Tensor, targets: Tensor) -> list[float]:
     """Per seed of a ``run_seeds`` result: the mean Dice over ``inputs`` of its :func:`tta_logits`."""
-    return [float(dice_per_sample(lg, targets.cpu()).mean()) for lg in tta_logits(config, build_model, inputs)]
+    return mean_dice([foreground_masks(lg) for lg in tta_logits(config, build_model, inputs)], targets)
 
 
 TTA_EVALUATION = f"test-time augmentation: mean probability over the {len(DIHEDRAL)} flips/rotations of each image"
