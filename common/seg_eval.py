@@ -2,7 +2,9 @@
 seed from the stored test logits, their mean and spread over seeds, paired per-image comparisons,
 and how fast a run reaches a validation Dice. :func:`dihedral_tta_logits` predicts with test-time
 augmentation (the average over the 8 symmetries of the square) from a run's stored weights;
-:func:`foreground_masks` turns logits into gland masks (a probability threshold, hole filling).
+:func:`foreground_masks` turns logits into gland masks (a probability threshold, hole filling);
+:func:`adapt_batchnorm` lets a trained network's batch-norm layers normalise with statistics of the
+images it predicts instead of the training ones.
 
 Conventions: a configuration's score for one seed is the mean over the test images; "mean and
 spread over seeds" summarises those per-seed means (``common.metrics.summarize``: mean, sample
@@ -160,21 +162,104 @@ def tta_logits(config: dict, build_model: Callable[[], nn.Module], inputs: Tenso
     return run_logits(config, build_model, inputs, tta=True)
 
 
-def run_logits(config: dict, build_model: Callable[[], nn.Module], inputs: Tensor, tta: bool) -> list[Tensor]:
+def run_logits(config: dict, build_model: Callable[[], nn.Module], inputs: Tensor, tta: bool,
+               batchnorm: tuple[str | None, float] = (None, 0.0)) -> list[Tensor]:
     """One (N, classes, H, W) tensor (on the CPU) per seed of a ``run_seeds`` result: the logits of
     that run's stored final weights, loaded into ``build_model()`` on ``inputs``' device, for
-    ``inputs``; with ``tta`` those of :func:`dihedral_tta_logits`."""
+    ``inputs``; with ``tta`` those of :func:`dihedral_tta_logits`; ``batchnorm`` = (scope, weight)
+    of :func:`adapt_batchnorm` (the default: the training statistics)."""
     out = []
     for result in config["_results"]:
         model = build_model()
         model.load_state_dict(result.load_weights())
-        model = model.to(inputs.device).eval()
+        model = adapt_batchnorm(model.to(inputs.device).eval(), *batchnorm, inputs=inputs)
         if tta:
             out.append(dihedral_tta_logits(model, inputs).cpu())
         else:
             with torch.no_grad():
                 out.append(torch.cat([model(batch) for batch in inputs.split(64)]).cpu())
     return out
+
+
+BATCHNORM_SCOPES = ("image", "set")
+
+
+class ImageStatisticsBatchNorm(nn.Module):
+    """A trained ``BatchNorm2d`` that normalises each image of its input (N, C, H, W) with a blend of
+    that image's own per-channel statistics (over H, W) and the training ones::
+
+        mean = (1 - weight) * running_mean + weight * mean(image)
+        var  = (1 - weight) * running_var  + weight * var(image)
+
+    then applies the layer's learnt scale and shift (as Schneider et al., 2020, "Improving robustness
+    against common corruptions by covariate shift adaptation", blend them; ``weight`` 1: instance
+    normalisation with the layer's affine parameters). Each output depends on its own image only."""
+
+    def __init__(self, bn: nn.BatchNorm2d, weight: float) -> None:
+        super().__init__()
+        if not 0.0 < weight <= 1.0:
+            raise ValueError(f"weight of the image's statistics must lie in (0, 1], got {weight!r}")
+        self.bn, self.weight = bn, weight
+
+    def forward(self, x: Tensor) -> Tensor:
+        shape = (1, -1, 1, 1)
+        mean = (1 - self.weight) * self.bn.running_mean.view(shape) + self.weight * x.mean(dim=(2, 3), keepdim=True)
+        var = ((1 - self.weight) * self.bn.running_var.view(shape)
+               + self.weight * x.var(dim=(2, 3), unbiased=False, keepdim=True))
+        return (x - mean) * torch.rsqrt(var + self.bn.eps) * self.bn.weight.view(shape) + self.bn.bias.view(shape)
+
+    def extra_repr(self) -> str:
+        return f"weight={self.weight}"
+
+
+def adapt_batchnorm(model: nn.Module, scope: str | None, weight: float = 1.0, *,
+                    inputs: Tensor | None = None) -> nn.Module:
+    """``model`` (trained, in eval mode) predicting with batch-norm statistics of the images it
+    predicts instead of those of its training data, to follow a shift of the input distribution
+    (here: staining):
+
+    * ``scope`` None: ``model`` itself, unchanged (the training statistics);
+    * "image": a copy whose every ``BatchNorm2d`` is an :class:`ImageStatisticsBatchNorm` with
+      ``weight`` (each image normalised with its own statistics, blended with the training ones);
+    * "set": a copy whose ``BatchNorm2d`` running statistics are those of ``inputs`` (N, C, H, W), the
+      whole set predicted, replacing the training ones (``weight`` must be 1): AdaBN (Li et al., 2016),
+      one forward pass of all of ``inputs`` as a single batch (only the batch-norm layers in training
+      mode), so each layer's statistics are those of its input as the adapted layers before it
+      produce it (the variance with N*H*W in the denominator, as batch norm normalises in training).
+      A prediction then depends on the other images of the set.
+    """
+    if scope is None:
+        return model
+    if scope not in BATCHNORM_SCOPES:
+        raise ValueError(f"unknown batch-norm scope {scope!r}; choose None or one of {BATCHNORM_SCOPES}")
+    norms = [name for name, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)]
+    if not norms:
+        raise ValueError(f"{type(model).__name__} has no BatchNorm2d layer to adapt")
+    model = copy.deepcopy(model).eval()
+    if scope == "image":
+        for name in norms:
+            model.set_submodule(name, ImageStatisticsBatchNorm(model.get_submodule(name), weight))
+        return model
+    if weight != 1.0:
+        raise ValueError(f"set statistics replace the training ones: weight must be 1, got {weight!r}")
+    if inputs is None or inputs.dim() != 4:
+        raise ValueError(f"set statistics need the inputs (N, C, H, W), got "
+                         f"{None if inputs is None else tuple(inputs.shape)}")
+    counts, hooks = {}, []
+    for name in norms:
+        bn = model.get_submodule(name)
+        bn.reset_running_stats()
+        bn.momentum = 1.0  # the running statistics become this batch's
+        bn.train()  # only the batch-norm layers: dropout, if any, stays off
+        hooks.append(bn.register_forward_hook(
+            lambda m, args, out, name=name: counts.__setitem__(name, args[0].numel() // args[0].shape[1])))
+    with torch.no_grad():
+        model(inputs)
+        for name in norms:  # PyTorch keeps the unbiased variance; normalise as in the pass: the biased one
+            model.get_submodule(name).running_var.mul_((counts[name] - 1) / counts[name])
+    for hook in hooks:
+        hook.remove()
+    return model.eval()
 
 
 def foreground_masks(logits: Tensor, threshold: float = 0.5, fill_holes: bool = False) -> Tensor:

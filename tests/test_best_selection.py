@@ -168,6 +168,28 @@ def test_postprocess_rule_takes_the_nearest_candidate_within_the_tolerance():
         ex2_5_best.postprocess_selection(_postprocess_record({"p>0.45": (0.9, 0.9)}))
 
 
+def test_batchnorm_candidates_are_listed_nearest_the_training_statistics_first():
+    assert ex2_5_best.BATCHNORM_CANDIDATES[ex2_5_best.BATCHNORM_ORDER[0]] == (None, 0.0)  # as every exercise predicts
+    scopes = [ex2_5_best.BATCHNORM_CANDIDATES[n][0] for n in ex2_5_best.BATCHNORM_ORDER]
+    assert scopes == [None, "image", "image", "image", "set"]  # the per-set prediction, depending on other images, last
+    image_weights = [w for scope, w in ex2_5_best.BATCHNORM_CANDIDATES.values() if scope == "image"]
+    assert image_weights == sorted(image_weights)  # the smallest change first
+
+
+def test_batchnorm_rule_takes_the_first_candidate_within_the_tolerance():
+    tol = ex2_5_best.SELECTION_TOL
+    scores = {"training statistics": (0.93, 0.87), "per image 0.25": (0.93, 0.87 + 1.5 * tol),
+              "per image 0.5": (0.93, 0.87 + 3 * tol), "per image 1": (0.92, 0.87 + 3 * tol),
+              "per set": (0.93, 0.87 + 4 * tol)}
+    selection = ex2_5_best.batchnorm_selection(_postprocess_record(scores))
+    # best: per set (mean 0.9 + 2 tol); per image 0.5 is 0.5 tol below it, per image 0.25 1.25 tol
+    assert (selection["best"], selection["chosen"]) == ("per set", "per image 0.5")
+    scores["per image 0.5"] = (0.925, 0.87)
+    assert ex2_5_best.batchnorm_selection(_postprocess_record(scores))["chosen"] == "per set"
+    with pytest.raises(ValueError, match="unknown batch-norm candidate 'per batch'"):
+        ex2_5_best.batchnorm_selection(_postprocess_record({"per batch": (0.9, 0.9)}))
+
+
 def test_postprocess_sweep_choice_is_the_configured_one_and_its_reference_is_the_stain_sweeps():
     selection = ex2_5_best._record_selection(ex2_5_best.POSTPROCESS_RECORD, ex2_5_best.postprocess_selection)
     assert "missing" not in selection, selection

@@ -77,7 +77,8 @@ def test_ex2_4_records_the_speed_of_learning(runs):
 
 def _recomputed(record: dict, warwick_dir, holdout: str, stain: str, part: str = "test"):
     """The best model's runs of a --quick ``record`` loaded again from the tests' run cache, and the
-    per-seed masks they predict on ``part`` as ex2_5_best.py says it predicts (TTA, post-processing)."""
+    per-seed masks they predict on ``part`` as ex2_5_best.py says it predicts (TTA, batch-norm
+    statistics, post-processing)."""
     import argparse
 
     import torch
@@ -95,7 +96,8 @@ def _recomputed(record: dict, warwick_dir, holdout: str, stain: str, part: str =
                                   show_progress=False)
     threshold, fill_holes = ex2_5_best.POSTPROCESS_CANDIDATES[ex2_5_best.POSTPROCESS_CHOICE]
     inputs, targets = getattr(splits, part)
-    logits = seg_eval.run_logits(config, spec.build_model, inputs, tta)
+    logits = seg_eval.run_logits(config, spec.build_model, inputs, tta,
+                                 batchnorm=ex2_5_best.BATCHNORM_CANDIDATES[ex2_5_best.BATCHNORM_CHOICE])
     return config, [seg_eval.foreground_masks(lg, threshold, fill_holes) for lg in logits], targets
 
 
@@ -127,11 +129,12 @@ def test_best_model_is_the_configured_choice(runs):
     findings = record["findings"]
     assert (findings["size_candidate"], findings["tta"]) == (size, tta)
     assert findings["postprocess_candidate"] == ex2_5_best.POSTPROCESS_CHOICE
+    assert findings["batchnorm_candidate"] == ex2_5_best.BATCHNORM_CHOICE
     final_name = ex2_5_best.prediction_name("best refit" if ex2_5_best.REFIT else "best", tta)
     assert findings["chosen_on_validation"] == record["configs"][-1]["name"] == final_name
     for config in record["configs"]:
         assert config["runs"][0]["hyperparameters"]["channels"] == list(ex2_5_best.SIZE_CANDIDATES[size][0])
-    plain = not tta and ex2_5_best.POSTPROCESS_CHOICE == "p>0.5"
+    plain = not tta and ex2_5_best.POSTPROCESS_CHOICE == "p>0.5" and ex2_5_best.BATCHNORM_CHOICE == "training statistics"
     assert (findings["val_dice_as_predicted"] is None) == plain
 
 
@@ -170,23 +173,27 @@ def test_best_model_is_refit_on_all_training_images(runs):
 
 
 def test_best_model_with_test_time_augmentation_and_post_processing(warwick_dir, tmp_path, monkeypatch):
-    """ex2_5_best.py with a stain candidate, TTA and post-processing (input norm + TTA, p>0.4 + fill
-    holes) and no refit: the trained runs, their post-processed TTA prediction as a second
-    configuration, and the findings computed from that prediction."""
+    """ex2_5_best.py with a stain candidate, TTA, batch-norm statistics of the set predicted and
+    post-processing (input norm + TTA, per set, p>0.4 + fill holes) and no refit: the trained runs,
+    their post-processed TTA prediction as a second configuration, and the findings computed from
+    that prediction (the batch-norm statistics of the test set for the test Dice, of the validation
+    set for the validation Dice)."""
     import ex2_5_best
 
     monkeypatch.setattr(ex2_5_best, "STAIN_CHOICE", "input norm + TTA")
     monkeypatch.setattr(ex2_5_best, "POSTPROCESS_CHOICE", "p>0.4 + fill holes")
+    monkeypatch.setattr(ex2_5_best, "BATCHNORM_CHOICE", "per set")
     monkeypatch.setattr(ex2_5_best, "REFIT", False)  # the final model: the validated runs
     ex2_5_best.main(["--quick", "--device", "cpu", "--data-dir", str(warwick_dir), "--out-dir", str(tmp_path),
                      "--no-progress", "--num-seeds", "1"])
     record = json.loads((tmp_path / "results" / "ex2_5_best.json").read_text())
     single, final = record["configs"]
-    assert (single["name"], final["name"]) == ("best", "best + TTA, p>0.4 + fill holes")
+    assert (single["name"], final["name"]) == ("best", "best + TTA, p>0.4 + fill holes, BN per set")
     assert record["findings"]["chosen_on_validation"] == final["name"]
     assert single["runs"][0]["hyperparameters"]["model_options"]["input_norm"] is True
     evaluation = final["runs"][0]["test"]["evaluation"]
     assert "test-time augmentation" in evaluation and "> 0.4, enclosed holes filled" in evaluation
+    assert "statistics of the test set" in evaluation
     assert final["runs"][0]["history"] == single["runs"][0]["history"]  # the same trained run
     per_image = record["findings"]["per_image_test_dice"]["per_seed"][0]
     assert final["summary"]["test_dice"]["mean"] == pytest.approx(sum(per_image) / len(per_image), abs=1e-4)

@@ -79,6 +79,43 @@ def test_postprocess_sweep_scores_every_candidate_of_the_chosen_network_on_both_
             assert record["candidates"][name]["final_val_dice"][holdout] == pytest.approx(expected, abs=1e-7), name
 
 
+def test_batchnorm_sweep_scores_every_candidate_of_the_chosen_network_on_both_holdouts(warwick_dir, tmp_path):
+    record = _run("seg_batchnorm_sweep", warwick_dir, tmp_path)
+    post = _run("seg_postprocess_sweep", warwick_dir, tmp_path)
+    assert list(record["candidates"]) == ex2_5_best.BATCHNORM_ORDER
+    assert record["predictor"] == post["predictor"]
+    for name, row in record["candidates"].items():
+        assert (row["scope"], row["weight"]) == ex2_5_best.BATCHNORM_CANDIDATES[name]
+        assert set(row["final_val_dice"]) == {"random", "reddest"}
+        assert all(0 <= v <= 1 for values in row["final_val_dice"].values() for v in values)
+    assert "test" not in json.dumps(record["candidates"])
+    assert ex2_5_best.batchnorm_selection(record)["chosen"] in record["candidates"]
+    # the same networks: with the training statistics, the post-processing sweep's chosen prediction
+    assert record["candidates"]["training statistics"]["final_val_dice"] == \
+        post["candidates"][ex2_5_best.POSTPROCESS_CHOICE]["final_val_dice"]
+    # recomputed from the cached runs, each candidate adapting to the validation images it predicts
+    import argparse
+
+    import torch
+
+    from common import cache, experiment, seg_eval, warwick
+
+    stain, size, tta = ex2_5_best.final_choice(ex2_5_best.STAIN_CHOICE, ex2_5_best.SIZE_CHOICE)
+    spec = ex2_5_best.best_spec(argparse.Namespace(lr=ex2_5_best.LR, epochs=1, batch_size=ex2_5_best.BATCH_SIZE),
+                                channels=ex2_5_best.SIZE_CANDIDATES[size][0], **ex2_5_best.STAIN_CANDIDATES[stain])
+    threshold, fill_holes = ex2_5_best.POSTPROCESS_CANDIDATES[ex2_5_best.POSTPROCESS_CHOICE]
+    for holdout in record["holdouts"]:
+        splits = warwick.load_splits(warwick_dir, val_size=15, seed=0, device=torch.device("cpu"), quick=True,
+                                     holdout=holdout)
+        config = experiment.run_seeds(spec, splits, record["seeds"], torch.device("cpu"),
+                                      cache_root=cache.cache_dir(), show_progress=False)
+        for name, adapt in ex2_5_best.BATCHNORM_CANDIDATES.items():
+            logits = seg_eval.run_logits(config, spec.build_model, splits.val[0], tta, batchnorm=adapt)
+            expected = seg_eval.mean_dice([seg_eval.foreground_masks(lg, threshold, fill_holes) for lg in logits],
+                                          splits.val[1])
+            assert record["candidates"][name]["final_val_dice"][holdout] == pytest.approx(expected, abs=1e-7), name
+
+
 def test_holdout_sweep_trains_each_candidate_for_its_own_epochs(warwick_dir, monkeypatch):
     """Without --quick every candidate runs its own number of epochs, whatever --epochs says (the
     training itself is replaced by a stub that records what it was asked to run)."""

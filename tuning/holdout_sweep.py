@@ -1,10 +1,11 @@
-"""What the stain, size and post-processing sweeps (seg_stain_sweep.py, seg_size_sweep.py,
-seg_postprocess_sweep.py) share: configurations of ex2_5_best.py trained on both validation designs
-of common.warwick.HOLDOUTS (the random 15-image hold-out of every exercise, and ``reddest``: the 15
-most red-stained training images, so that a network is validated on staining outside the range it
-trained on). :func:`sweep` scores each candidate on validation as trained and with test-time
-augmentation (TTA, ``common.seg_eval.dihedral_tta_logits``); every sweep's record has the same form
-(:func:`record`).
+"""What the stain, size, post-processing and batch-norm sweeps (seg_stain_sweep.py, seg_size_sweep.py,
+seg_postprocess_sweep.py, seg_batchnorm_sweep.py) share: configurations of ex2_5_best.py trained on
+both validation designs of common.warwick.HOLDOUTS (the random 15-image hold-out of every exercise,
+and ``reddest``: the 15 most red-stained training images, so that a network is validated on staining
+outside the range it trained on). :func:`sweep` scores each candidate on validation as trained and
+with test-time augmentation (TTA, ``common.seg_eval.dihedral_tta_logits``); :func:`prediction_sweep`
+scores the chosen network's predictions made in several ways; every sweep's record has the same
+form (:func:`record`).
 
 Every run computes a test score (see common.experiment); this module neither prints, writes nor
 reads it: the record holds validation scores and the stain range of each design only.
@@ -14,11 +15,12 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
+from torch import Tensor  # noqa: E402
 
 import ex2_1_segnet  # noqa: E402
 import ex2_5_best  # noqa: E402
@@ -76,6 +78,36 @@ def sweep(ctx: cli.Context, candidates: dict[str, tuple[int, dict]]) -> dict:
                 row["final_val_dice"][holdout] = values
                 print_scores(holdout, label, values)
     return record(ctx, rows, all_splits)
+
+
+def prediction_sweep(script: str, doc: str | None, argv: list[str] | None, candidates: dict[str, dict],
+                     scores: Callable[[dict, experiment.RunSpec, Tensor, Tensor, bool], dict[str, list[float]]],
+                     record_name: str) -> dict:
+    """A sweep script's ``main`` that scores one network many ways: the configuration ex2_5_best.py
+    chose (``ex2_5_best.final_choice``) trained for the seeds on each hold-out;
+    ``scores(config, spec, val_inputs, val_targets, tta)`` returns per candidate its final validation
+    Dice per seed. Writes and returns the record: the predictor, and per candidate its fields in
+    ``candidates`` (name -> dict) and its Dice per hold-out and seed."""
+    parser = make_parser(doc)
+    ctx = cli.setup(parser, argv, script)
+    if not ctx.quick and ctx.args.epochs != ex2_5_best.EPOCHS:
+        parser.error("--epochs: the network trains for the chosen size candidate's epochs (ex2_5_best.SIZE_CHOICE)")
+    stain, size, tta = ex2_5_best.final_choice(ex2_5_best.STAIN_CHOICE, ex2_5_best.SIZE_CHOICE)
+    channels, epochs = ex2_5_best.SIZE_CANDIDATES[size]
+    args = epochs_args(ctx, epochs)
+    rows, all_splits = {}, {}
+    for holdout, splits in holdouts(ctx):
+        all_splits[holdout] = splits
+        spec = ex2_5_best.best_spec(args, channels=channels, **ex2_5_best.STAIN_CANDIDATES[stain])
+        config = experiment.run_seeds(spec, splits, ctx.seeds, ctx.device, **ctx.run_kwargs())
+        for name, values in scores(config, spec, *splits.val, tta).items():
+            row = rows.setdefault(name, {**candidates[name], "final_val_dice": {}})
+            row["final_val_dice"][holdout] = values
+            print_scores(holdout, name, values)
+    predictor = {"stain": stain, "size": size, "channels": list(channels), "epochs": args.epochs, "tta": tta}
+    out = {"predictor": predictor, **record(ctx, rows, all_splits)}
+    write_record(ctx, out, record_name)
+    return out
 
 
 def epochs_args(ctx: cli.Context, epochs: int) -> argparse.Namespace:

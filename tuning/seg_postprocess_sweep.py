@@ -22,6 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from torch import Tensor  # noqa: E402
+
 import ex2_5_best  # noqa: E402
 import holdout_sweep  # noqa: E402
 from common import cli, experiment, seg_eval  # noqa: E402
@@ -29,30 +31,18 @@ from common import cli, experiment, seg_eval  # noqa: E402
 RECORD_NAME = "seg_postprocess_sweep.json"
 
 
+def scores(config: dict, spec: experiment.RunSpec, inputs: Tensor, targets: Tensor, tta: bool) -> dict[str, list[float]]:
+    """Per candidate of ex2_5_best.POSTPROCESS_CANDIDATES: the Dice per seed of the masks it makes
+    of the network's (TTA) probabilities."""
+    logits = seg_eval.run_logits(config, spec.build_model, inputs, tta)
+    return {name: seg_eval.mean_dice([seg_eval.foreground_masks(lg, threshold, fill_holes) for lg in logits], targets)
+            for name, (threshold, fill_holes) in ex2_5_best.POSTPROCESS_CANDIDATES.items()}
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = holdout_sweep.make_parser(__doc__)
-    ctx = cli.setup(parser, argv, __file__)
-    if not ctx.quick and ctx.args.epochs != ex2_5_best.EPOCHS:
-        parser.error("--epochs: the network trains for the chosen size candidate's epochs (ex2_5_best.SIZE_CHOICE)")
-    stain, size, tta = ex2_5_best.final_choice(ex2_5_best.STAIN_CHOICE, ex2_5_best.SIZE_CHOICE)
-    channels, epochs = ex2_5_best.SIZE_CANDIDATES[size]
-    args = holdout_sweep.epochs_args(ctx, epochs)
-    rows, all_splits = {}, {}
-    for holdout, splits in holdout_sweep.holdouts(ctx):
-        all_splits[holdout] = splits
-        spec = ex2_5_best.best_spec(args, channels=channels, **ex2_5_best.STAIN_CANDIDATES[stain])
-        config = experiment.run_seeds(spec, splits, ctx.seeds, ctx.device, **ctx.run_kwargs())
-        val_inputs, val_targets = splits.val
-        logits = seg_eval.run_logits(config, spec.build_model, val_inputs, tta)
-        for name, (threshold, fill_holes) in ex2_5_best.POSTPROCESS_CANDIDATES.items():
-            values = seg_eval.mean_dice([seg_eval.foreground_masks(lg, threshold, fill_holes) for lg in logits],
-                                        val_targets)
-            row = rows.setdefault(name, {"threshold": threshold, "fill_holes": fill_holes, "final_val_dice": {}})
-            row["final_val_dice"][holdout] = values
-            holdout_sweep.print_scores(holdout, name, values)
-    record = holdout_sweep.record(ctx, rows, all_splits)
-    predictor = {"stain": stain, "size": size, "channels": list(channels), "epochs": args.epochs, "tta": tta}
-    holdout_sweep.write_record(ctx, {"predictor": predictor, **record}, RECORD_NAME)
+    candidates = {name: {"threshold": threshold, "fill_holes": fill_holes}
+                  for name, (threshold, fill_holes) in ex2_5_best.POSTPROCESS_CANDIDATES.items()}
+    holdout_sweep.prediction_sweep(__file__, __doc__, argv, candidates, scores, RECORD_NAME)
 
 
 if __name__ == "__main__":
