@@ -204,3 +204,17 @@ def test_postprocess_sweep_choice_is_the_configured_one_and_its_reference_is_the
     assert post["device"] == stain_record["device"] == "cpu"
     assert post["candidates"]["p>0.5"]["final_val_dice"] == \
         stain_record["candidates"][stain + ex2_5_best.TTA_SUFFIX * tta]["final_val_dice"]
+
+
+def test_batchnorm_sweep_choice_is_the_configured_one_and_its_reference_is_the_postprocess_sweeps():
+    selection = ex2_5_best._record_selection(ex2_5_best.BATCHNORM_RECORD, ex2_5_best.batchnorm_selection)
+    assert "missing" not in selection, selection
+    assert set(selection["mean_final_val_dice"]) == set(ex2_5_best.BATCHNORM_ORDER)
+    assert selection["chosen"] == ex2_5_best.BATCHNORM_CHOICE
+    record = json.loads(ex2_5_best.BATCHNORM_RECORD.read_text())
+    post = json.loads(ex2_5_best.POSTPROCESS_RECORD.read_text())
+    assert record["code"]["uncommitted_changes"] is False  # ran the pre-registered, committed code
+    assert record["predictor"] == post["predictor"] and record["device"] == post["device"] == "cpu"
+    # the same networks: with the training statistics, the post-processing sweep's chosen prediction
+    assert record["candidates"]["training statistics"]["final_val_dice"] == \
+        post["candidates"][ex2_5_best.POSTPROCESS_CHOICE]["final_val_dice"]
