@@ -61,9 +61,9 @@ test Dice. The validated runs (on the random hold-out's
 
 The batch-norm sweep (round 5, committed before it ran; the last round: whatever the test Dice, no
 further one follows). Like the size and post-processing rounds before it, it was run because the
-final model's test Dice at the time (now the refit's, 0.894) was short of the target: the third way
-test results fed back into this work, and the reason the later rounds exist at all; within each,
-the choice is made on validation by a rule committed before it ran. On the reddest hold-out every
+test Dice of the model chosen so far (now the refit) was short of the target: the third way test
+results fed back into this work, and the reason those rounds exist at all; within each, the choice
+is made on validation by a rule committed before it ran. On the reddest hold-out every
 network scores about 0.05 below the random one: a shift of the input distribution, which the
 batch-norm layers meet with statistics of the training images. tuning/seg_batchnorm_sweep.py (record:
 tuning/seg_batchnorm_sweep.json, CPU, seeds 0 and 1) asks on both hold-outs whether the chosen
@@ -109,7 +109,8 @@ SELECTION_TOL = 0.005  # about the seed-to-seed spread of the validation Dice
 
 
 def _first_within_tolerance(order: list[str], nearest: str) -> str:
-    """The text of the rules of the sweeps of the chosen network's predictions (rounds 4 and 5)."""
+    """A selection rule's text: the first candidate of ``order`` within SELECTION_TOL of the best
+    (the post-processing and batch-norm sweeps, which list their candidates nearest ``nearest`` first)."""
     return (f"the first candidate in the order {', '.join(order)} (nearest {nearest} first) whose mean final "
             f"validation Dice over both hold-outs (random and reddest) and the seeds is within {SELECTION_TOL} of the "
             f"best candidate's")
@@ -313,7 +314,8 @@ def main(argv: list[str] | None = None) -> dict:
 
 def _predicted(tta: bool) -> str:
     """' with TTA', ' with TTA and p>0.4 + fill holes', ' with p>0.6 and BN per set' or '' for figure titles."""
-    return f" with {' and '.join(_prediction_parts(tta))}" if _prediction_parts(tta) else ""
+    parts = _prediction_parts(tta)
+    return f" with {' and '.join(parts)}" if parts else ""
 
 
 def _prediction_parts(tta: bool) -> list[str]:
@@ -337,12 +339,12 @@ def predict(config: dict, spec: experiment.RunSpec, data: tuple[torch.Tensor, to
 
 
 def predicted_masks(config: dict, spec: experiment.RunSpec, inputs: torch.Tensor, tta: bool,
-                    batchnorm: str | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Per seed of ``config``'s trained runs on ``inputs``: the logits (with TTA or not; batch norm
-    as the candidate ``batchnorm`` of BATCHNORM_CANDIDATES, by default BATCHNORM_CHOICE) and the
+                    batchnorm_candidate: str | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Per seed of ``config``'s trained runs on ``inputs``: the logits (with TTA or not; batch-norm
+    statistics as the named entry of BATCHNORM_CANDIDATES, by default BATCHNORM_CHOICE) and the
     gland masks POSTPROCESS_CHOICE makes of them."""
     threshold, fill_holes = POSTPROCESS_CANDIDATES[POSTPROCESS_CHOICE]
-    adapt = BATCHNORM_CANDIDATES[BATCHNORM_CHOICE if batchnorm is None else batchnorm]
+    adapt = BATCHNORM_CANDIDATES[BATCHNORM_CHOICE if batchnorm_candidate is None else batchnorm_candidate]
     logits = seg_eval.run_logits(config, spec.build_model, inputs, tta, batchnorm=adapt)
     return logits, [seg_eval.foreground_masks(lg, threshold, fill_holes) for lg in logits]
 

@@ -226,7 +226,9 @@ def adapt_batchnorm(model: nn.Module, scope: str | None, weight: float = 1.0, *,
       one forward pass of all of ``inputs`` as a single batch (only the batch-norm layers in training
       mode), so each layer's statistics are those of its input as the adapted layers before it
       produce it (the variance with N*H*W in the denominator, as batch norm normalises in training).
-      A prediction then depends on the other images of the set.
+      A prediction then depends on the other images of the set; predicting with
+      :func:`dihedral_tta_logits` afterwards uses these statistics, of ``inputs`` as given, for
+      every flipped and rotated copy.
     """
     if scope is None:
         return model

@@ -136,6 +136,12 @@ def test_best_model_is_the_configured_choice(runs):
         assert config["runs"][0]["hyperparameters"]["channels"] == list(ex2_5_best.SIZE_CANDIDATES[size][0])
     plain = not tta and ex2_5_best.POSTPROCESS_CHOICE == "p>0.5" and ex2_5_best.BATCHNORM_CHOICE == "training statistics"
     assert (findings["val_dice_as_predicted"] is None) == plain
+    # each round's selection from its own committed record
+    for key, record_name, choice in (("postprocess", "seg_postprocess_sweep.json", ex2_5_best.POSTPROCESS_CHOICE),
+                                     ("batchnorm", "seg_batchnorm_sweep.json", ex2_5_best.BATCHNORM_CHOICE)):
+        selection = findings[f"{key}_selection_on_validation"]
+        assert (selection["record"], selection["chosen"]) == (f"tuning/{record_name}", choice)
+    assert list(findings["batchnorm_selection_on_validation"]["mean_final_val_dice"]) == ex2_5_best.BATCHNORM_ORDER
 
 
 def test_best_model_is_refit_on_all_training_images(runs):
@@ -226,3 +232,28 @@ def test_best_model_findings_come_from_the_refit_networks_predicting_as_chosen(r
     share = dict(zip(names, warwick.red_share(images)))
     for case in (record["findings"]["best_case"], record["findings"]["worst_case"]):
         assert case["stats"]["red_share"] == pytest.approx(share[case["name"]], abs=1e-3)
+
+
+def test_refit_without_tta_predicts_with_the_chosen_batchnorm_statistics(warwick_dir, tmp_path, monkeypatch):
+    """ex2_5_best.py with a single pass, batch norm per image (weight 0.5) and the refit: both the
+    validated networks and the refit predict with those statistics (their configurations are named
+    so), and the final per-image test Dice and the validation Dice as predicted recompute from the
+    cached runs with them."""
+    import ex2_5_best
+    from common import warwick
+
+    monkeypatch.setattr(ex2_5_best, "SIZE_CHOICE", "c8 e100")  # no TTA
+    monkeypatch.setattr(ex2_5_best, "BATCHNORM_CHOICE", "per image 0.5")
+    assert ex2_5_best.REFIT
+    ex2_5_best.main(["--quick", "--device", "cpu", "--data-dir", str(warwick_dir), "--out-dir", str(tmp_path),
+                     "--no-progress", "--num-seeds", "1"])
+    record = json.loads((tmp_path / "results" / "ex2_5_best.json").read_text())
+    assert [c["name"] for c in record["configs"]] == ["best", "best, BN per image 0.5", "best refit",
+                                                      "best refit, BN per image 0.5"]
+    assert "each image's statistics (weight 0.5)" in record["configs"][-1]["runs"][0]["test"]["evaluation"]
+    _, masks, targets = _recomputed(record, warwick_dir, warwick.NO_HOLDOUT, ex2_5_best.STAIN_CHOICE)
+    dice = [float(v) for v in ex2_5_best.seg_eval.dice_coefficient(masks[0], targets == 1)]
+    assert record["findings"]["per_image_test_dice"]["per_seed"][0] == pytest.approx(dice, abs=1e-5)
+    _, val_masks, val_targets = _recomputed(record, warwick_dir, "random", ex2_5_best.STAIN_CHOICE, part="val")
+    assert record["findings"]["val_dice_as_predicted"]["mean"] == pytest.approx(
+        ex2_5_best.seg_eval.mean_dice(val_masks, val_targets)[0], abs=1e-6)

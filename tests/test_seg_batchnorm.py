@@ -51,6 +51,15 @@ def test_weight_one_is_instance_normalisation_with_the_layers_scale_and_shift():
     assert torch.allclose(out, expected, atol=1e-5)
 
 
+def test_a_constant_channel_gives_the_layers_shift():
+    """An image whose channel is constant has variance 0: normalised with its own statistics alone
+    (weight 1), eps keeps the result finite and equal to the layer's shift."""
+    model = single_bn(2)
+    x = torch.full((1, 2, 4, 4), 3.0)
+    out = seg_eval.adapt_batchnorm(model, "image", 1.0)(x)
+    assert torch.equal(out, model[0].bias.detach().view(1, 2, 1, 1).expand(1, 2, 4, 4))
+
+
 def test_training_statistics_leave_the_model_as_it_is():
     model = trained_like(SegNet(channels=(4, 8), batch_norm=True))
     assert seg_eval.adapt_batchnorm(model, None) is model
