@@ -335,7 +335,7 @@ def predict(config: dict, spec: experiment.RunSpec, data: tuple[torch.Tensor, to
     if not _prediction_parts(tta):  # the plain single pass
         return config, masks
     return seg_eval.predicted_config(config, logits, masks, targets, prediction_name(name, tta),
-                                     prediction_text(tta, *POSTPROCESS_CANDIDATES[POSTPROCESS_CHOICE])), masks
+                                     prediction_text(tta)), masks
 
 
 def predicted_masks(config: dict, spec: experiment.RunSpec, inputs: torch.Tensor, tta: bool,
@@ -351,14 +351,13 @@ def predicted_masks(config: dict, spec: experiment.RunSpec, inputs: torch.Tensor
 
 def prediction_name(name: str, tta: bool) -> str:
     """A configuration's name predicting as chosen on validation: with TTA, the post-processing and
-    the batch-norm statistics."""
-    post = "" if POSTPROCESS_CHOICE == POSTPROCESS_ORDER[0] else f", {POSTPROCESS_CHOICE}"
-    norm = "" if BATCHNORM_CHOICE == BATCHNORM_ORDER[0] else f", BN {BATCHNORM_CHOICE}"
-    return f"{name}{TTA_SUFFIX if tta else ''}{post}{norm}"
+    the batch-norm statistics (``_prediction_parts``)."""
+    return f"{name}{TTA_SUFFIX if tta else ''}" + "".join(f", {part}" for part in _prediction_parts(tta=False))
 
 
-def prediction_text(tta: bool, threshold: float, fill_holes: bool) -> str:
+def prediction_text(tta: bool) -> str:
     """How the final configuration predicts, for its results record."""
+    threshold, fill_holes = POSTPROCESS_CANDIDATES[POSTPROCESS_CHOICE]
     scope, weight = BATCHNORM_CANDIDATES[BATCHNORM_CHOICE]
     norm = {None: "", "image": f"; batch norm with each image's statistics (weight {weight:g})",
             "set": "; batch norm with the statistics of the test set"}[scope]

@@ -42,7 +42,7 @@ def per_image_metrics(config: dict, test_targets: Tensor, tolerances: tuple[floa
     :func:`dihedral_tta_logits`)."""
     targets = test_targets.cpu()
     if masks is None:
-        masks = [lg.cpu().argmax(dim=1) == 1 for lg in (stored_test_logits(config) if logits is None else logits)]
+        masks = [foreground_masks(lg) for lg in (stored_test_logits(config) if logits is None else logits)]
     out = {"dice": np.stack([dice_coefficient(m, targets == 1).numpy() for m in masks])}
     if boundary:
         per_seed = [boundary_scores(m.long(), targets, tolerances) for m in masks]

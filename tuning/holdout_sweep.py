@@ -36,6 +36,13 @@ def make_parser(doc: str | None) -> argparse.ArgumentParser:
                            num_seeds=2)
 
 
+def refuse_epochs(parser: argparse.ArgumentParser, ctx: cli.Context, why: str) -> None:
+    """Stop with a usage error that gives ``why`` if --epochs differs from the default (outside
+    --quick): these sweeps set each run's epochs themselves."""
+    if not ctx.quick and ctx.args.epochs != ex2_5_best.EPOCHS:
+        parser.error(f"--epochs: {why}")
+
+
 def holdouts(ctx: cli.Context) -> Iterator[tuple[str, Splits]]:
     """(name, splits) of each validation design of ``warwick.HOLDOUTS``, as ex2_5_best.py loads them."""
     for holdout in warwick.HOLDOUTS:
@@ -90,8 +97,7 @@ def prediction_sweep(script: str, doc: str | None, argv: list[str] | None, candi
     ``candidates`` (name -> dict) and its Dice per hold-out and seed."""
     parser = make_parser(doc)
     ctx = cli.setup(parser, argv, script)
-    if not ctx.quick and ctx.args.epochs != ex2_5_best.EPOCHS:
-        parser.error("--epochs: the network trains for the chosen size candidate's epochs (ex2_5_best.SIZE_CHOICE)")
+    refuse_epochs(parser, ctx, "the network trains for the chosen size candidate's epochs (ex2_5_best.SIZE_CHOICE)")
     stain, size, tta = ex2_5_best.final_choice(ex2_5_best.STAIN_CHOICE, ex2_5_best.SIZE_CHOICE)
     channels, epochs = ex2_5_best.SIZE_CANDIDATES[size]
     args = epochs_args(ctx, epochs)

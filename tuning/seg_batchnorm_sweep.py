@@ -37,7 +37,8 @@ RECORD_NAME = "seg_batchnorm_sweep.json"
 def scores(config: dict, spec: experiment.RunSpec, inputs: Tensor, targets: Tensor, tta: bool) -> dict[str, list[float]]:
     """Per candidate of ex2_5_best.BATCHNORM_CANDIDATES: the Dice per seed of the network's chosen
     prediction with those batch-norm statistics."""
-    return {name: seg_eval.mean_dice(ex2_5_best.predicted_masks(config, spec, inputs, tta, batchnorm_candidate=name)[1], targets)
+    return {name: seg_eval.mean_dice(ex2_5_best.predicted_masks(config, spec, inputs, tta, batchnorm_candidate=name)[1],
+                                     targets)
             for name in ex2_5_best.BATCHNORM_CANDIDATES}
 
 

@@ -33,8 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = holdout_sweep.make_parser(__doc__)
     parser.add_argument("--only", nargs="*", default=None, help="candidate names to run (default: all)")
     ctx = cli.setup(parser, argv, __file__)
-    if not ctx.quick and ctx.args.epochs != ex2_5_best.EPOCHS:
-        parser.error("--epochs: each candidate has its own number of epochs (ex2_5_best.SIZE_CANDIDATES)")
+    holdout_sweep.refuse_epochs(parser, ctx, "each candidate has its own number of epochs (ex2_5_best.SIZE_CANDIDATES)")
     candidates = {name: (epochs, {"channels": channels})
                   for name, (channels, epochs) in ex2_5_best.SIZE_CANDIDATES.items()
                   if not ctx.args.only or name in ctx.args.only}
