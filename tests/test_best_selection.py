@@ -27,23 +27,29 @@ def test_architecture_sweep_choice_is_the_configured_network_and_epochs():
     assert selection["chosen"].startswith(f"c{ex2_5_best.CHANNELS[0]} res{ex2_5_best.MODEL_OPTIONS['block_depth']} ")
 
 
-def test_stain_sweep_choice_is_the_configured_one():
-    selection = ex2_5_best._record_selection(ex2_5_best.STAIN_RECORD, ex2_5_best.stain_selection)
+def _committed_selection(record, selection_fn, order, configured) -> dict:
+    """What a rule picks from its committed sweep record: every candidate of ``order`` scored, and
+    the pick the one ex2_5_best.py configures."""
+    selection = ex2_5_best._record_selection(record, selection_fn)
     assert "missing" not in selection, selection
-    assert set(selection["mean_final_val_dice"]) == set(ex2_5_best.STAIN_ORDER)
+    assert set(selection["mean_final_val_dice"]) == set(order)
+    assert selection["chosen"] == configured
+    return selection
+
+
+def test_stain_sweep_choice_is_the_configured_one():
+    selection = _committed_selection(ex2_5_best.STAIN_RECORD, ex2_5_best.stain_selection, ex2_5_best.STAIN_ORDER,
+                                     ex2_5_best.STAIN_CHOICE)
     for per_holdout in selection["mean_final_val_dice_per_holdout"].values():
         assert set(per_holdout) == {"random", "reddest"}
-    assert selection["chosen"] == ex2_5_best.STAIN_CHOICE
     assert selection["epochs"] == ex2_5_best.EPOCHS
     for effect in selection["tta_effect"].values():
         assert effect["pairs"] == 4 and 0 <= effect["pairs_better"] <= 4
 
 
 def test_size_sweep_choice_is_the_configured_one():
-    selection = ex2_5_best._record_selection(ex2_5_best.SIZE_RECORD, ex2_5_best.size_selection)
-    assert "missing" not in selection, selection
-    assert set(selection["mean_final_val_dice"]) == set(ex2_5_best.SIZE_ORDER)
-    assert selection["chosen"] == ex2_5_best.SIZE_CHOICE
+    selection = _committed_selection(ex2_5_best.SIZE_RECORD, ex2_5_best.size_selection, ex2_5_best.SIZE_ORDER,
+                                     ex2_5_best.SIZE_CHOICE)
     record = json.loads(ex2_5_best.SIZE_RECORD.read_text())
     for name, (_, epochs) in ex2_5_best.SIZE_CANDIDATES.items():  # the record ran what the script names
         assert record["candidates"][name]["epochs"] == record["candidates"][name + " + TTA"]["epochs"] == epochs
@@ -191,10 +197,8 @@ def test_batchnorm_rule_takes_the_first_candidate_within_the_tolerance():
 
 
 def test_postprocess_sweep_choice_is_the_configured_one_and_its_reference_is_the_stain_sweeps():
-    selection = ex2_5_best._record_selection(ex2_5_best.POSTPROCESS_RECORD, ex2_5_best.postprocess_selection)
-    assert "missing" not in selection, selection
-    assert set(selection["mean_final_val_dice"]) == set(ex2_5_best.POSTPROCESS_ORDER)
-    assert selection["chosen"] == ex2_5_best.POSTPROCESS_CHOICE
+    selection = _committed_selection(ex2_5_best.POSTPROCESS_RECORD, ex2_5_best.postprocess_selection,
+                                     ex2_5_best.POSTPROCESS_ORDER, ex2_5_best.POSTPROCESS_CHOICE)
     stain, size, tta = ex2_5_best.final_choice(ex2_5_best.STAIN_CHOICE, ex2_5_best.SIZE_CHOICE)
     assert selection["predictor"] == {"stain": stain, "size": size, "channels": list(ex2_5_best.SIZE_CANDIDATES[size][0]),
                                       "epochs": ex2_5_best.SIZE_CANDIDATES[size][1], "tta": tta}
@@ -207,10 +211,8 @@ def test_postprocess_sweep_choice_is_the_configured_one_and_its_reference_is_the
 
 
 def test_batchnorm_sweep_choice_is_the_configured_one_and_its_reference_is_the_postprocess_sweeps():
-    selection = ex2_5_best._record_selection(ex2_5_best.BATCHNORM_RECORD, ex2_5_best.batchnorm_selection)
-    assert "missing" not in selection, selection
-    assert set(selection["mean_final_val_dice"]) == set(ex2_5_best.BATCHNORM_ORDER)
-    assert selection["chosen"] == ex2_5_best.BATCHNORM_CHOICE
+    _committed_selection(ex2_5_best.BATCHNORM_RECORD, ex2_5_best.batchnorm_selection, ex2_5_best.BATCHNORM_ORDER,
+                         ex2_5_best.BATCHNORM_CHOICE)
     record = json.loads(ex2_5_best.BATCHNORM_RECORD.read_text())
     post = json.loads(ex2_5_best.POSTPROCESS_RECORD.read_text())
     assert record["code"]["uncommitted_changes"] is False  # ran the pre-registered, committed code
