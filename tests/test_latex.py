@@ -8,7 +8,7 @@ from common import latex
 
 def test_tex_escape_special_characters():
     assert latex.tex_escape("a_b 50% & #1 ±") == r"a\_b 50\% \& \#1 \ensuremath{\pm}"
-    assert latex.tex_escape("p>0.5, a<b") == r"p\textgreater{}0.5, a\textless{}b"  # not the OT1 glyphs ¿ and ¡
+    assert latex.tex_escape("p>0.5, a<b") == r"p\ensuremath{>}0.5, a\ensuremath{<}b"  # not the OT1 glyphs ¿ and ¡ (nor a font substitution in \texttt)
 
 
 @pytest.mark.parametrize("value, text", [(21578, "21{,}578"), (0.1, "0.1"), (13.3419, "13.34"), (0.98853, "0.9885"),
