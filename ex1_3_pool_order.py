@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             "training_epoch": (after["summary"]["train_time_per_epoch_s"]["mean"]
                                / first["summary"]["train_time_per_epoch_s"]["mean"])}
         findings["curve_differences"][act] = _curve_differences(after, first)
+    findings["pool_first_vs_pool_after"] = {
+        act: timing.paired_comparison(timings, f"{act}_pool_after", f"{act}_pool_first") for act in ACTIVATIONS}
     findings["tanh_over_relu_time"] = {
         order: timings[f"tanh_{order}"]["per_batch_s"] / timings[f"relu_{order}"]["per_batch_s"] for order in ORDERS}
     for act in ACTIVATIONS:

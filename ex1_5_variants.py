@@ -1,8 +1,9 @@
 """Exercise 1.5: improve the Exercise 1.2 network.
 
 Try at least three variations (e.g. batch normalisation, dropout, data augmentation, a
-learning-rate schedule, a wider network, another activation) and reach above 99.5 % test
-accuracy. For the best model show the confusion matrix and the misclassified test images.
+learning-rate schedule, a wider network, another activation). How good a performance do you
+reach? For the best model show the confusion matrix and the misclassified test images. (The
+exercise sets no accuracy to reach; TARGET below is our own.)
 
 Each variant changes one thing against the same baseline, Exercise 1.2's configuration (plain
 SGD lr 0.05, batch 64, 15 epochs; it comes from the run cache, as does the tanh variant, which
@@ -36,10 +37,11 @@ DROPOUT = 0.25  # on the 1568 flattened features before the fully connected laye
 AUGMENTATION = RandomAffine(max_rotation_deg=10.0, max_shift=2.0, max_scale=0.1)
 OTHER_ACTIVATION = "tanh"
 
-# The combined model, chosen on the validation split (seed 0, single runs, final validation
-# accuracy; all with batch norm, this augmentation and one-cycle SGD): channels 16-32-64, 20 epochs
-# 99.46 %; the same plus dropout 0.25 99.40 %; 16-32-64 with label smoothing 0.1, 25 epochs
-# 99.50 %; 16-32-128 with label smoothing 0.1, 25 epochs (below; 104,698 weights) 99.56 %.
+# The combined model, chosen on the validation split in early single runs (seed 0, final validation
+# accuracy, not recorded in any results file; all with batch norm, this augmentation and one-cycle
+# SGD), in this order: channels 16-32-64 for 20 epochs; the same plus dropout 0.25 (lower); 16-32-64
+# with label smoothing 0.1 for 25 epochs (higher); 16-32-128 likewise (highest: the settings below).
+# The committed runs of this configuration are in report/results/ex1_5_variants.json.
 BEST_MODEL = {"channels": (16, 32, 128), "batch_norm": True}
 BEST_EPOCHS = 25
 BEST_LABEL_SMOOTHING = 0.1

@@ -39,14 +39,15 @@ from common.segnets import INIT_SCHEMES, SegNet
 CHANNELS = (8, 16, 32, 64)  # encoder widths per level: Ex 1.2's 8, 16, 32 and one more level (3 poolings)
 UP_KERNEL = 4  # transposed convolutions 4x4, stride 2 (kernel = 2 x stride)
 INIT = "kaiming"  # He-normal weights for the ReLU layers (PyTorch's default stalls this deeper plain net)
-BATCH_NORM = True  # BatchNorm2d after every convolution (seed-0 validation Dice 0.83 vs 0.80 without)
-AUGMENT = SegmentationAugment(dihedral=True)  # random flips + 90-degree rotations of image and mask (0.87)
+BATCH_NORM = True  # BatchNorm2d after every convolution (what it adds: Ex 2.2 removes it)
+AUGMENT = SegmentationAugment(dihedral=True)  # random flips + 90-degree rotations of image and mask (Ex 2.2 too)
 EPOCHS = 40
 BATCH_SIZE = 10
 LR = 3e-3  # Adam, decayed to 0 over the epochs by a cosine schedule
 NUM_SEEDS = 3
 VAL_SIZE = 15  # of the 85 training images, held out for validation (choices use validation Dice only)
 DICE_TARGET = 0.8
+ASSIGNMENT_DICE = 0.7  # the assignment's expected level ("above 0.7"); drawn in the Dice figure only
 
 
 def segnet_spec(args: argparse.Namespace, name: str = "segnet", *, weight_decay: float = 0.0,
@@ -97,8 +98,8 @@ def main(argv: list[str] | None = None) -> dict:
     findings = {
         "dice_target": DICE_TARGET,
         "per_image_test_dice": {"names": names, "per_seed": dice.round(5).tolist()},
-        "worst_case": seg_analysis.describe_case(worst, dice, stats, names),
-        "median_case": seg_analysis.describe_case(median, dice, stats, names),
+        "worst_case": seg_analysis.describe_case(worst, dice, stats, names, seeds=ctx.seeds),
+        "median_case": seg_analysis.describe_case(median, dice, stats, names, seeds=ctx.seeds),
         "statistics_from": f"seed {ctx.seeds[0]}'s predictions",
     }
     # Is the worst case's stain balance seen in training? (red share: the red stain's part of the mean intensity)
@@ -114,12 +115,14 @@ def main(argv: list[str] | None = None) -> dict:
 
     title = f"Ex 2.1: SegNet {'-'.join(map(str, CHANNELS))}, Adam lr={ctx.args.lr}, batch {ctx.args.batch_size}"
     plotting.plot_training_curves([segnet], ctx.figures_dir, "ex2_1_segnet_curves", title=title, score_label="Dice")
-    seg_plots.plot_dice_distribution(dice, ctx.figures_dir, "ex2_1_segnet_dice", reference=DICE_TARGET,
+    seg_plots.plot_dice_distribution(dice, ctx.figures_dir, "ex2_1_segnet_dice",
+                                     reference={f"our target {DICE_TARGET:g}": DICE_TARGET,
+                                                f"assignment: {ASSIGNMENT_DICE:g}": ASSIGNMENT_DICE},
                                      highlight={"worst": worst, "median": median},
                                      title=f"Ex 2.1: per-image test Dice ({len(ctx.seeds)} seeds)")
     shown = seg_analysis.display_images(test_inputs[[worst, median]], splits.info["normalisation"])
     rows = [{"image": shown[k], "truth": test_targets[i].cpu().numpy(), "pred": pred[i].numpy(),
-             "label": f"{what}: {names[i]}\nDice {dice[:, i].mean():.3f}"}
+             "label": seg_plots.case_label(what, names[i], dice[:, i], ctx.seeds[0])}
             for k, (what, i) in enumerate((("worst", worst), ("median", median)))]
     seg_plots.plot_cases(rows, ctx.figures_dir, "ex2_1_segnet_worst",
                          title=f"Ex 2.1: worst and median test case (prediction of seed {ctx.seeds[0]})")

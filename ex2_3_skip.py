@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     images = seg_analysis.display_images(test_inputs[shown], splits.info["normalisation"])
     preds = [seg_analysis.test_predictions(c, 0).numpy() for c in configs]
     rows = [{"image": images[k], "truth": test_targets[i].cpu().numpy(), "preds": [p[i] for p in preds],
-             "label": f"{what} ({CASE_METRIC.replace('_', ' ')})\n{names[i]}",
+             "label": f"{what} in {seg_eval.METRIC_LABELS[CASE_METRIC]}\n{names[i]}",
              "captions": [f"Dice {m['dice'][0, i]:.3f}, BF1(2px) {m['boundary_f1_2px'][0, i]:.3f}\n"
                           f"HD95 {m['hd95'][0, i]:.1f}" for m in metrics]}
             for k, (what, i) in enumerate(cases.items())]

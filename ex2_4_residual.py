@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for x in ("epoch", "time"):
             plotting.plot_training_curves(
                 shown, ctx.figures_dir, f"ex2_4_residual_depth{depth}{'' if batch_norm else '_nobn'}_{x}", x=x,
-                score_label="Dice",
+                score_label="Dice", score_legend=batch_norm,  # without BN the Dice legend would cover curves
                 title=f"Ex 2.4: blocks of {depth} conv+ReLU pairs{'' if batch_norm else ' without batch norm'}, with and "
                       f"without residual connections (against {'epochs' if x == 'epoch' else 'training seconds'})")
     per_seed = {c["label"]: {
@@ -118,8 +118,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         per_seed, ctx.figures_dir, "ex2_4_residual_summary", lower_is_better=("epoch", "seconds", "s/epoch"),
         metric_labels={"test dice": "final test Dice", "epoch": f"epochs to val Dice ≥ {DICE_THRESHOLD}",
                        "seconds": f"seconds to val Dice ≥ {DICE_THRESHOLD}", "s/epoch": "seconds per epoch"},
-        title=f"Ex 2.4: per seed (dots; seeds that never reach the threshold left out), "
-              f"mean ± std over {len(ctx.seeds)} seeds")
+        title=f"Ex 2.4: per seed (dots), mean ± std over the {len(ctx.seeds)} seeds, or over the n of them that "
+              f"reach the threshold (n=k/{len(ctx.seeds)})")
     return configs
 
 

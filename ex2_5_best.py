@@ -1,5 +1,6 @@
 """The best segmentation model: what worked in Exercises 2.2-2.4, combined, still trained in
-minutes on a CPU. Target: mean test Dice >= 0.90 over 3 seeds, chosen on validation only.
+minutes on a CPU. Our own target (the assignment asks for 0.7): mean test Dice >= 0.90 over 3
+seeds, with every choice made on validation (test results did prompt further rounds; see below).
 
 What it combines, and why (every choice was made on validation Dice: of 15 randomly held-out
 training images, and in the later sweeps also of the 15 most red-stained ones; the three ways
@@ -22,13 +23,14 @@ test results influenced this work are disclosed below):
 How the configuration was chosen. A first round of single runs on this CPU (40 epochs, seeds 0/1)
 settled the ingredients: residual blocks gave the highest validation Dice for about the training
 time of 60 epochs without them; a Dice + cross-entropy loss, affine/elastic deformations and a batch
-of 20 gave nothing. That 40-epoch model was then evaluated on the test set (mean test Dice 0.846,
-short of the target) -- the first of three ways test results fed back into this work. The
+of 20 gave nothing (those runs are not recorded). That 40-epoch model was then evaluated on the
+test set (mean test Dice 0.846 as noted then, short of the target; that run is not recorded either)
+-- the first of three ways test results fed back into this work. The
 second round, tuning/seg_best_sweep.py (record: tuning/seg_best_sweep.json, GPU, seeds 0 and 1),
 trained longer and wider candidates and compared them on validation only; SELECTION_RULE then
 takes the cheapest candidate (CPU time ~ weights x epochs) whose mean final validation Dice is
 within SELECTION_TOL of the best candidate's: the 8-16-32-64 residual U-Net for 100 epochs (val
-0.929, against 0.933 for a 4x wider one trained 150 epochs, at ~6x the CPU time). (Unlike Ex 2.1
+0.929, against 0.933 for one twice as wide, 4x the weights, trained 150 epochs, at ~6x the CPU time). (Unlike Ex 2.1
 the up-sampling uses 2x2/2 transposed convolutions and PyTorch's default initialisation: with
 batch norm neither needed changing.)
 
@@ -44,8 +46,8 @@ The size sweep. tuning/seg_size_sweep.py (record: tuning/seg_size_sweep.json, GP
 asks the architecture sweep's question (width, epochs) again on both hold-outs: SIZE_CANDIDATES,
 each also with TTA. SIZE_RULE (committed with the candidates before the sweep ran) picks
 SIZE_CHOICE: the model above, predicting with test-time augmentation (the mean class probability
-over the 8 flips/rotations of each image), within SELECTION_TOL of the best candidate (a 4x wider
-network trained twice as long, also with TTA) at a fraction of its cost.
+over the 8 flips/rotations of each image), within SELECTION_TOL of the best candidate (a network
+twice as wide, 4x the weights, trained twice as long, also with TTA) at a fraction of its cost.
 
 The post-processing sweep and the refit (round 4, both committed before either ran).
 tuning/seg_postprocess_sweep.py (record: tuning/seg_postprocess_sweep.json, CPU, seeds 0 and 1)
@@ -280,8 +282,8 @@ def main(argv: list[str] | None = None) -> dict:
         "train_time_per_epoch_s": final["summary"]["train_time_per_epoch_s"],
         "train_time_total_s": sum(r["wall_time_s"] for r in final["runs"]),  # the final model's
         "train_time_validated_s": sum(r["wall_time_s"] for r in best["runs"]),
-        "best_case": seg_analysis.describe_case(top, dice, stats, names),
-        "worst_case": seg_analysis.describe_case(worst, dice, stats, names),
+        "best_case": seg_analysis.describe_case(top, dice, stats, names, seeds=ctx.seeds),
+        "worst_case": seg_analysis.describe_case(worst, dice, stats, names, seeds=ctx.seeds),
         "per_image_test_dice": {"names": names, "per_seed": dice.round(5).tolist()},
         "test_dice_by_red_share": _by_red_share(mean_dice, stats["red_share"], stain_selection_record),
         "test_dice_by_red_share_validated": _by_red_share(validated_dice["dice"].mean(axis=0), stats["red_share"],
@@ -298,13 +300,14 @@ def main(argv: list[str] | None = None) -> dict:
              f"{'' if candidate == 'base' else ', ' + candidate}, one-cycle Adam lr={ctx.args.lr}, "
              f"{ctx.args.epochs} epochs")
     plotting.plot_training_curves([best], ctx.figures_dir, "ex2_5_best_curves", title=title, score_label="Dice")
-    seg_plots.plot_dice_distribution(dice, ctx.figures_dir, "ex2_5_best_dice", reference=DICE_TARGET,
+    seg_plots.plot_dice_distribution(dice, ctx.figures_dir, "ex2_5_best_dice",
+                                     reference={f"our target {DICE_TARGET:g}": DICE_TARGET},
                                      highlight={"best": top, "worst": worst},
                                      title=f"Best model{' (refit)' * REFIT}{_predicted(tta)}: per-image test Dice "
                                            f"({len(ctx.seeds)} seeds)")
     shown = seg_analysis.display_images(test_inputs[[top, worst]], final_splits.info["normalisation"])
     rows = [{"image": shown[k], "truth": test_targets[i].cpu().numpy(), "pred": pred[i].numpy(),
-             "label": f"{what}: {names[i]}\nDice {dice[:, i].mean():.3f}"}
+             "label": seg_plots.case_label(what, names[i], dice[:, i], ctx.seeds[0])}
             for k, (what, i) in enumerate((("best", top), ("worst", worst)))]
     seg_plots.plot_cases(rows, ctx.figures_dir, "ex2_5_best_cases",
                          title=f"Best model{' (refit)' * REFIT}: best and worst test case (prediction of seed {ctx.seeds[0]}"

@@ -17,11 +17,14 @@ import numpy as np
 import torch
 
 from .boundary import boundary_map
-from .plotting import COLORS, plt, save_figure
+from .plotting import COLORS, label_room, plt, save_figure
 
 MISSED_COLOR = (0.0, 0.9, 0.9)
 TRUTH_COLOR = (1.0, 1.0, 1.0)
 DISTANCE_CMAP = "autumn_r"  # yellow (on the true boundary) -> red (far from it)
+# Predicted boundaries over the image, one colour per configuration: none of them is a colour of
+# DISTANCE_CMAP (the yellow-orange-red of the error maps), MISSED_COLOR or TRUTH_COLOR
+BOUNDARY_COLORS = ((0.12, 0.47, 0.71), (1.0, 0.25, 1.0), (0.55, 0.45, 1.0), (0.45, 1.0, 0.45))
 
 
 def boundary_distances(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -62,12 +65,6 @@ def boundary_overlay(image: np.ndarray, truth: np.ndarray, preds: Sequence[np.nd
     return out
 
 
-def _rgb(color: str) -> tuple:
-    from matplotlib.colors import to_rgb
-
-    return to_rgb(color)
-
-
 def plot_boundary_cases(rows: list[dict], labels: Sequence[str], figures_dir: Path, name: str, *,
                         tolerance: float = 2.0, max_dist: float = 10.0, title: str = "") -> list[Path]:
     """One row per test image: the image with the true and every predicted boundary, then one
@@ -77,7 +74,7 @@ def plot_boundary_cases(rows: list[dict], labels: Sequence[str], figures_dir: Pa
     (H, W) binary mask per label, same order as ``labels``), ``label`` (row title) and optionally
     ``captions`` (one short text per prediction, e.g. its boundary F1).
     """
-    colors = [_rgb(COLORS[k % len(COLORS)]) for k in range(len(labels))]
+    colors = [BOUNDARY_COLORS[k % len(BOUNDARY_COLORS)] for k in range(len(labels))]
     ncols = 1 + len(labels)
     fig, axes = plt.subplots(len(rows), ncols, figsize=(1.9 * ncols, 1.9 * len(rows) + 0.6), squeeze=False)
     for ax_row, row in zip(axes, rows):
@@ -111,14 +108,28 @@ def plot_boundary_cases(rows: list[dict], labels: Sequence[str], figures_dir: Pa
     return save_figure(fig, figures_dir, name)
 
 
+def value_format(values: Sequence[float]) -> str:
+    """One format for every value label of a panel, from the panel's largest magnitude: three
+    decimals up to 1 (Dice, F1), two up to 10, one up to 100, none above."""
+    largest = max((abs(v) for v in values if np.isfinite(v)), default=0.0)
+    decimals = 3 if largest <= 1 else 2 if largest < 10 else 1 if largest < 100 else 0
+    return f"{{:.{decimals}f}}"
+
+
 def plot_metric_comparison(values: dict[str, dict[str, Sequence[float]]], figures_dir: Path, name: str, *,
                            metric_labels: dict[str, str] | None = None, lower_is_better: Sequence[str] = (),
-                           title: str = "") -> list[Path]:
+                           unit_interval: Sequence[str] | None = None, title: str = "") -> list[Path]:
     """One panel per metric; per configuration a bar at the mean over seeds, the sample standard
-    deviation as an error bar, and one dot per seed.
+    deviation as an error bar, and one dot per seed; the mean is written above both, in one format
+    per panel (``value_format``).
 
     ``values``: ``{configuration label: {metric: per-seed values (e.g. the mean over test images)}}``;
-    every configuration must have the same metrics. ``lower_is_better`` metrics say so in their title.
+    every configuration must have the same metrics. Non-finite values (e.g. a seed that never
+    reached a threshold) are left out: a bar over fewer seeds than given says "n=k/N", and one
+    over none says "never". ``lower_is_better`` metrics say so in their title. Every axis starts
+    at 0; ``unit_interval`` metrics (scores such as Dice or F1; by default every metric whose
+    values all lie in [0, 1] and that is not lower-is-better) end at 1, the others above the
+    highest label.
     """
     labels = list(values)
     metrics = list(values[labels[0]])
@@ -132,21 +143,32 @@ def plot_metric_comparison(values: dict[str, dict[str, Sequence[float]]], figure
             ax.set_visible(False)
     x = np.arange(len(labels))
     for ax, metric in zip(axes.flat, metrics):
-        for k, label in enumerate(labels):
-            v = np.asarray(values[label][metric], float)
+        every = [np.asarray(values[label][metric], float) for label in labels]
+        finite = [y for v in every for y in v[np.isfinite(v)]]
+        unit = (metric in unit_interval if unit_interval is not None else
+                metric not in lower_is_better and bool(finite) and 0 <= min(finite) and max(finite) <= 1)
+        fmt = value_format(finite)
+        tops = []  # data coordinate above which each label is drawn
+        for k, (label, v) in enumerate(zip(labels, every)):
+            given = len(v)
             v = v[np.isfinite(v)]
             color = COLORS[k % len(COLORS)]
             if len(v) == 0:
-                ax.text(k, 0, "never", ha="center", va="bottom", fontsize=6, rotation=90)
+                ax.annotate(f"never (0/{given})", (k, 0), xytext=(0, 2), textcoords="offset points", ha="center",
+                            va="bottom", fontsize=6, rotation=90)
                 continue
             std = v.std(ddof=1) if len(v) > 1 else 0.0
             ax.bar(k, v.mean(), color=color, alpha=0.5, yerr=std, capsize=2, error_kw={"linewidth": 0.8})
             ax.plot(np.full(len(v), k) + np.linspace(-0.15, 0.15, len(v)), v, "o", color=color, markersize=2.5)
-            ax.annotate(f"{v.mean():.3g}", (k, v.mean()), xytext=(0, 2), textcoords="offset points", ha="center",
-                        va="bottom", fontsize=6)
-        finite = [y for label in labels for y in np.asarray(values[label][metric], float) if np.isfinite(y)]
-        if finite and max(finite) <= 1 and min(finite) > 0.5:  # scores near 1: zoom in
-            ax.set_ylim(min(finite) - 0.05, min(1.0, max(finite) + 0.03))
+            top = max(v.mean() + std, v.max())
+            tops.append(top)
+            text = fmt.format(v.mean()) + (f"\nn={len(v)}/{given}" if len(v) < given else "")
+            ax.annotate(text, (k, top), xytext=(0, 2.5), textcoords="offset points", ha="center", va="bottom",
+                        fontsize=6, linespacing=1.0)
+        two_lines = any(np.isfinite(v).sum() not in (0, len(v)) for v in every)
+        highest = max(tops, default=1.0)
+        room = label_room(highest, 0.0, 0.22 if two_lines else 0.13)
+        ax.set_ylim(0.0, max(1.0, room) if unit else room)
         text = metric_labels.get(metric, metric)
         ax.set_title(text + ("\n(lower is better)" if metric in lower_is_better else ""), fontsize=7.5)
         ax.set_xticks(x)
@@ -161,20 +183,30 @@ def plot_paired_per_image(a: np.ndarray, b: np.ndarray, labels: tuple[str, str],
                           figures_dir: Path, name: str, *, metric_labels: dict[str, str] | None = None,
                           title: str = "") -> list[Path]:
     """Per test image, metric of configuration ``b`` against configuration ``a`` (mean over seeds),
-    one panel per metric; points above the diagonal are images where ``b`` scores higher.
+    one square panel per metric (two columns); points above the diagonal are images where ``b``
+    scores higher.
 
     ``a``, ``b``: ``{metric: (images,) values}``."""
     metric_labels = metric_labels or {}
-    fig, axes = plt.subplots(1, len(metrics), figsize=(max(6.4, 2.1 * len(metrics)), 2.3), squeeze=False)
-    for ax, metric in zip(axes[0], metrics):
+    ncols = min(2, len(metrics))
+    nrows = -(-len(metrics) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2, 2.75 * nrows), squeeze=False)
+    for ax in axes.flat[len(metrics):]:
+        ax.set_visible(False)
+    for ax, metric in zip(axes.flat, metrics):
         x, y = np.asarray(a[metric], float), np.asarray(b[metric], float)
         lo, hi = min(x.min(), y.min()), max(x.max(), y.max())
-        ax.plot([lo, hi], [lo, hi], ":", color="black", linewidth=0.8)
+        pad = 0.05 * (hi - lo) or 0.05
+        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], ":", color="black", linewidth=0.8)
         ax.plot(x, y, ".", color=COLORS[1], markersize=3.5)
         above = int((y > x).sum())
-        ax.set(xlabel=labels[0], ylabel=labels[1],
-               title=f"{metric_labels.get(metric, metric)}\n{labels[1]} higher on {above} of {len(x)} images")
-        ax.set_aspect("equal", adjustable="datalim")
+        ax.set_xlim(lo - pad, hi + pad)
+        ax.set_ylim(lo - pad, hi + pad)
+        ax.set_aspect("equal", adjustable="box")
+        ax.set_xlabel(labels[0], fontsize=7)
+        ax.set_ylabel(labels[1], fontsize=7)
+        ax.set_title(f"{metric_labels.get(metric, metric)}: {labels[1]}\nhigher on {above} of {len(x)} images",
+                     fontsize=7.5)
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()

@@ -155,7 +155,23 @@ def config_macros(ex: str, config: dict) -> dict[str, str]:
         "label": tex_escape(config.get("label", config["name"])),
         "layers": "--".join(_linear_sizes(hyper.get("architecture", ""))),
     }
+    thresholds = verdict_thresholds(config["runs"][0].get("verdict", {}).get("rule", ""))
+    if thresholds:  # the fit-verdict rule's tolerances, as recorded with the runs
+        out.update({"rise_tol": rf"{100 * thresholds['rise_tol']:g}\,\%",
+                    "gap_tol": f"{score.value(thresholds['gap_tol'])}{score.unit}",
+                    "improve_tol": f"{score.value(thresholds['improve_tol'])}{score.unit}"})
     return {f"{ex}.{name}.{k}": v for k, v in out.items()}
+
+
+VERDICT_RULE = re.compile(r"val loss > \(1\+(?P<rise_tol>[-+.e\d]+)\) x its minimum or train-val score gap > "
+                          r"(?P<gap_tol>[-+.e\d]+); else under-fitting if the train score rose > (?P<improve_tol>[-+.e\d]+) ")
+
+
+def verdict_thresholds(rule: str) -> dict[str, float]:
+    """The tolerances in the rule string :func:`common.metrics.fit_verdict` records with each run
+    ({} if the rule reads differently, so that a report quoting them stops with a missing key)."""
+    match = VERDICT_RULE.search(rule)
+    return {k: float(v) for k, v in match.groupdict().items()} if match else {}
 
 
 def _linear_sizes(architecture: str) -> list[str]:

@@ -56,12 +56,14 @@ def _x_values(runs: list[dict], x: str) -> tuple[np.ndarray, np.ndarray, str]:
 
 def plot_training_curves(configs: list[dict], figures_dir: Path, name: str, *, title: str = "",
                          x: str = "epoch", score_label: str | None = None, loss_legend: bool = True,
-                         figsize: tuple[float, float] | None = None) -> list[Path]:
+                         score_legend: bool = True, figsize: tuple[float, float] | None = None) -> list[Path]:
     """Loss (left) and score (right) of each configuration, averaged over its seeds.
 
     A configuration may carry ``"label"``, ``"color"`` and ``"linestyle"`` (of its training-loss
     and validation-score lines), e.g. to show two configurations drawn on top of each other.
-    ``loss_legend=False`` leaves out the loss panel's legend (many configurations).
+    ``loss_legend=False`` leaves out the loss panel's legend (many configurations);
+    ``score_legend=False`` the score panel's (where it would cover curves; the loss panel's
+    legend then names the colours).
 
     Left: per-iteration training loss (mean over seeds), smoothed over a fifth of an epoch, and
     per-epoch loss on the training subset (circles) and the validation set (squares); the log
@@ -103,7 +105,7 @@ def plot_training_curves(configs: list[dict], figures_dir: Path, name: str, *, t
     ax_score.set(xlabel=x_label, ylabel=score_label, title=f"{score_label}: validation (solid), train (dashed)")
     if loss_legend and len(configs) > 1:
         ax_loss.legend(loc="upper right")
-    if len(configs) > 1:
+    if score_legend and len(configs) > 1:
         ax_score.legend(loc="lower right")
     if title:
         fig.suptitle(title, fontsize=9)
@@ -115,9 +117,9 @@ def plot_bars(values: dict[str, dict], figures_dir: Path, name: str, *, ylabel: 
               scale: float = 1.0, annotate: str = "{:.3g}", ylim: tuple[float, float] | None = None,
               reference: float | None = None) -> list[Path]:
     """One bar per entry of ``values`` (label -> ``common.metrics.summarize`` dict): the mean,
-    with the min-max range over seeds as error bar and the mean written on the bar.
+    with the min-max range over seeds as error bar and the mean written above the error bar.
     ``reference`` draws a horizontal line (e.g. a target accuracy); ``ylim`` is widened where
-    needed to show every bar."""
+    needed to show every bar and its value label."""
     labels = list(values)
     means = np.array([values[k]["mean"] for k in labels]) * scale
     low = means - np.array([values[k].get("min", values[k]["mean"]) for k in labels]) * scale
@@ -126,19 +128,28 @@ def plot_bars(values: dict[str, dict], figures_dir: Path, name: str, *, ylabel: 
     positions = np.arange(len(labels))
     ax.bar(positions, means, yerr=[low, high], color=[COLORS[k % len(COLORS)] for k in range(len(labels))],
            capsize=3, alpha=0.85)
-    for pos, mean in zip(positions, means):
-        ax.annotate(annotate.format(mean), (pos, mean), textcoords="offset points", xytext=(0, 4),
-                    ha="center", fontsize=6)
+    tops = means + high  # the labels sit above the error bars, not on them
+    for pos, top, mean in zip(positions, tops, means):
+        ax.annotate(annotate.format(mean), (pos, top), textcoords="offset points", xytext=(0, 2),
+                    ha="center", va="bottom", fontsize=6)
     if reference is not None:
         ax.axhline(reference * scale, color="black", linewidth=0.8, linestyle=":")
     ax.set_xticks(positions, labels, rotation=30, ha="right")
     ax.set(ylabel=ylabel, title=title)
     if ylim is not None:  # widened where a bar would fall outside it
-        bottom = min(ylim[0], float((means - low).min()) - 0.05 * (ylim[1] - ylim[0]))
-        ax.set_ylim(bottom, max(ylim[1], float((means + high).max())))
+        bottom, top = min(ylim[0], float((means - low).min()) - 0.05 * (ylim[1] - ylim[0])), ylim[1]
+    else:
+        bottom, top = ax.get_ylim()
+    ax.set_ylim(bottom, max(top, label_room(float(tops.max()), bottom)))
     ax.grid(axis="x", visible=False)
     fig.tight_layout()
     return save_figure(fig, figures_dir, name)
+
+
+def label_room(highest: float, bottom: float, fraction: float = 0.1) -> float:
+    """An axis top that leaves room for a value label (about 8 points at the figure sizes used
+    here) above ``highest``: ``highest`` plus ``fraction`` of the axis span."""
+    return highest + fraction / (1 - fraction) * (highest - bottom)
 
 
 def plot_confusion_matrix(cm: np.ndarray, figures_dir: Path, name: str, *, title: str = "",

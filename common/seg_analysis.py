@@ -63,11 +63,18 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
-def describe_case(index: int, dice: np.ndarray, stats: dict[str, np.ndarray], names: list[str]) -> dict:
+MINOR_ERROR_FRACTION = 0.05  # below this share of wrong pixels a case has "few errors", whatever their kind
+
+
+def describe_case(index: int, dice: np.ndarray, stats: dict[str, np.ndarray], names: list[str], *,
+                  seeds: list[int] | None = None, stats_row: int = 0) -> dict:
     """Numbers and one paragraph saying how test image ``index`` differs from the others.
 
-    ``dice``: (seeds, images) per-image Dice; ``stats``: :func:`image_statistics`."""
+    ``dice``: (seeds, images) per-image Dice; ``stats``: :func:`image_statistics` of the
+    predictions of run ``stats_row`` (seed ``seeds[stats_row]``), whose own Dice the text quotes
+    beside the mean over the runs."""
     mean_dice = dice.mean(axis=0)
+    shown = f"seed {seeds[stats_row]}" if seeds else f"run {stats_row + 1}"
     median = {k: float(np.nanmedian(v)) for k, v in stats.items()}
     own = {k: float(v[index]) for k, v in stats.items()}
     rank = {k: int((v < v[index]).sum()) + 1 for k, v in stats.items()}
@@ -75,15 +82,16 @@ def describe_case(index: int, dice: np.ndarray, stats: dict[str, np.ndarray], na
     correlations = {k: spearman(mean_dice, stats[k]) for k in ("gland_fraction", "contrast", "red_share")
                     if k in stats}
     fp, fn = own["false_positive_fraction"], own["false_negative_fraction"]
-    error_kind = ("mostly false positives (over-segmentation)" if fp > 2 * fn else
+    error_kind = ("few errors" if fp + fn < MINOR_ERROR_FRACTION else
+                  "mostly false positives (over-segmentation)" if fp > 2 * fn else
                   "mostly false negatives (under-segmentation)" if fn > 2 * fp else
                   "false positives and false negatives alike")
     text = (
         f"{names[index]}: Dice {mean_dice[index]:.3f} (mean over {dice.shape[0]} seed(s); range "
         f"{dice[:, index].min():.3f}-{dice[:, index].max():.3f}) vs a median of {np.median(mean_dice):.3f} over the "
         f"{n} test images. Its ground truth covers {own['gland_fraction']:.1%} of the image (median "
-        f"{median['gland_fraction']:.1%}, rank {rank['gland_fraction']} of {n} from smallest); the network marks "
-        f"{own['predicted_gland_fraction']:.1%} as gland, {error_kind}: {fp:.1%} of the pixels false positive, "
+        f"{median['gland_fraction']:.1%}, rank {rank['gland_fraction']} of {n} from smallest); {shown}'s prediction "
+        f"(Dice {dice[stats_row, index]:.3f}) marks {own['predicted_gland_fraction']:.1%} as gland, {error_kind}: {fp:.1%} of the pixels false positive, "
         f"{fn:.1%} false negative. Gland/background contrast (Cohen's d, mean over both stains) "
         f"{own['contrast']:.2f} vs a median of {median['contrast']:.2f} (rank {rank['contrast']} of {n} from "
         f"lowest)."
@@ -97,7 +105,8 @@ def describe_case(index: int, dice: np.ndarray, stats: dict[str, np.ndarray], na
         + (f" and with the red share {correlations['red_share']:+.2f}." if "red_share" in correlations else ".")
     )
     return {"index": index, "name": names[index], "dice_mean": float(mean_dice[index]),
-            "dice_per_seed": dice[:, index].tolist(), "median_dice": float(np.median(mean_dice)),
+            "dice_per_seed": dice[:, index].tolist(), "statistics_from": shown, "dice_shown": float(dice[stats_row, index]),
+            "median_dice": float(np.median(mean_dice)),
             "stats": own, "median_stats": median, "ranks_from_lowest": rank,
             "spearman_dice_vs": correlations, "description": text}
 

@@ -25,13 +25,14 @@ def error_map(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
 
 def plot_dice_distribution(per_image: np.ndarray, figures_dir: Path, name: str, *, title: str = "",
                            highlight: dict[str, int] | None = None, labels: Sequence[str] | None = None,
-                           reference: float | None = None) -> list[Path]:
+                           reference: float | dict[str, float] | None = None) -> list[Path]:
     """Per-image test Dice of one or several configurations.
 
     ``per_image``: (seeds, images) for one configuration, or (configs, seeds, images) with
     ``labels``. Left: histogram of the per-image Dice, averaged over seeds. Right: images sorted by
     that mean, with the min-max range over seeds; ``highlight`` ({label: image index}) marks
-    cases such as the worst one; ``reference`` draws a horizontal line (e.g. the target).
+    cases such as the worst one; ``reference`` draws a labelled horizontal line (e.g. the target):
+    a value (labelled "target <value>") or ``{label: value}`` for several lines.
     """
     data = np.asarray(per_image, dtype=float)
     if data.ndim == 2:
@@ -55,17 +56,29 @@ def plot_dice_distribution(per_image: np.ndarray, figures_dir: Path, name: str, 
                 rank = int(np.where(order == idx)[0][0]) + 1
                 ax_sorted.annotate(text, (rank, mean[idx]), xytext=(12, -4), textcoords="offset points",
                                    fontsize=6, arrowprops={"arrowstyle": "->", "linewidth": 0.6})
-    if reference is not None:
-        ax_sorted.axhline(reference, color="black", linestyle=":", linewidth=0.8)
+    references = {} if reference is None else reference if isinstance(reference, dict) else {
+        f"target {reference:g}": reference}
+    for k, (text, level) in enumerate(references.items()):
+        ax_sorted.axhline(level, color="black" if k == 0 else "0.45", linestyle=(":", "--", "-.")[k % 3],
+                          linewidth=0.8, label=text)
     ax_hist.set(xlabel="test Dice (mean over seeds)", ylabel="images", title="distribution over test images")
     ax_hist.legend(loc="upper left")
     ax_sorted.set(xlabel="test image, sorted by Dice", ylabel="Dice", title="per image: mean and range over seeds")
-    if any(labels):
+    if any(labels) or references:
         ax_sorted.legend(loc="lower right")
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return save_figure(fig, figures_dir, name)
+
+
+def case_label(what: str, name: str, dice: Sequence[float], seed: int) -> str:
+    """Row label for :func:`plot_cases` when the prediction shown is the first seed's (``seed``):
+    that prediction's own Dice (``dice[0]``; ``dice``: the image's Dice per seed, first seed
+    first), then the mean over the seeds, e.g. "worst: Test/image_16.png / seed 0: Dice 0.455 /
+    (mean of 3 seeds 0.565)"."""
+    dice = np.asarray(dice, float)
+    return f"{what}: {name}\nseed {seed}: Dice {dice[0]:.3f}\n(mean of {len(dice)} seeds {dice.mean():.3f})"
 
 
 def plot_cases(rows: list[dict], figures_dir: Path, name: str, *, title: str = "") -> list[Path]:

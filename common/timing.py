@@ -68,3 +68,17 @@ def time_forward_backward(models: dict[str, nn.Module], inputs: Tensor, targets:
                    "relative_to_fastest": medians[name] / fastest,
                    "batch_size": batch_size, "num_batches": num_batches, "warmup": warmup, "repeats": repeats}
             for name in models}
+
+
+def paired_comparison(timings: dict[str, dict], slower: str, faster: str) -> dict:
+    """Is ``faster`` really faster than ``slower``? Both were timed in the same repeats (round-robin,
+    :func:`time_forward_backward`), so the repeats pair up; ``faster`` counts as faster only if it
+    is so in every repeat, else the difference is called not consistent. (A two-sided sign test:
+    all of n repeats one way has p = 2/2^n, 0.016 for 7; 6 of 7 already has p = 0.125.)"""
+    a, b = timings[slower]["per_batch_repeats_s"], timings[faster]["per_batch_repeats_s"]
+    if len(a) != len(b) or not a:
+        raise ValueError(f"{slower!r} and {faster!r} need the same, non-zero number of repeats; got {len(a)} and {len(b)}")
+    wins = sum(tb < ta for ta, tb in zip(a, b))
+    verdict = (f"faster in all {len(a)} paired repeats" if wins == len(a) else
+               f"no consistent difference: faster in only {wins} of {len(a)} paired repeats")
+    return {"faster_in_repeats": wins, "repeats": len(a), "verdict": verdict}

@@ -37,6 +37,15 @@ def test_boundary_error_image_colours_missed_and_far_boundaries():
     assert np.allclose(perfect[missed], near) and not np.allclose(perfect[missed], boundary_plots.MISSED_COLOR)
 
 
+def test_boundary_colours_are_not_error_map_colours():
+    """The predicted boundaries' colours must not be read as a distance of the error maps."""
+    cmap = boundary_plots.plt.get_cmap(boundary_plots.DISTANCE_CMAP)(np.linspace(0, 1, 256))[:, :3]
+    others = np.array([boundary_plots.MISSED_COLOR, boundary_plots.TRUTH_COLOR])
+    for color in boundary_plots.BOUNDARY_COLORS:
+        assert np.abs(cmap - color).sum(axis=1).min() > 0.5, color
+        assert np.abs(others - color).sum(axis=1).min() > 0.5, color
+
+
 def test_empty_prediction_marks_the_whole_true_boundary_missed():
     truth = square()
     _, _, t, t_to_p = boundary_plots.boundary_distances(np.zeros_like(truth), truth)

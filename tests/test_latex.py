@@ -98,3 +98,11 @@ def test_verdict_text_counts_seeds():
     assert latex.verdict_text(["good fit"] * 3) == "good fit (all 3 seeds)"
     assert latex.verdict_text(["good fit", "over-fitting", "good fit"]) == "good fit (2/3 seeds); over-fitting (1/3 seeds)"
     assert latex.verdict_text(["good fit"]) == "good fit (1 seed)"
+
+
+def test_verdict_thresholds_read_back_the_recorded_rule():
+    from common import metrics
+    epochs = [{"val_loss": 1.0, "train_eval_score": 0.5, "val_score": 0.5}] * 4
+    rule = metrics.fit_verdict(epochs, gap_tol=0.03, rise_tol=0.25, improve_tol=1e-3)["rule"]
+    assert latex.verdict_thresholds(rule) == {"rise_tol": 0.25, "gap_tol": 0.03, "improve_tol": 1e-3}
+    assert latex.verdict_thresholds("some other rule") == {}  # the report's macro is then missing: the build stops

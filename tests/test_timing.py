@@ -1,3 +1,4 @@
+import pytest
 import torch
 from torch import nn
 
@@ -17,3 +18,14 @@ def test_times_every_model_on_the_same_batches_without_changing_weights():
         assert entry["per_epoch_s"] == entry["per_batch_s"] * 5 and entry["relative_to_fastest"] >= 1
     assert min(e["relative_to_fastest"] for e in out.values()) == 1
     assert all(torch.equal(a, b) for a, b in zip(before, small.parameters()))
+
+
+def test_paired_comparison_calls_a_difference_consistent_only_if_every_repeat_agrees():
+    timings = {"a": {"per_batch_repeats_s": [3.0, 3.2, 3.1]}, "b": {"per_batch_repeats_s": [2.9, 3.1, 3.0]},
+               "c": {"per_batch_repeats_s": [2.9, 3.3, 3.0]}}
+    assert timing.paired_comparison(timings, "a", "b") == {
+        "faster_in_repeats": 3, "repeats": 3, "verdict": "faster in all 3 paired repeats"}
+    mixed = timing.paired_comparison(timings, "a", "c")  # c's median is lower, but not in every repeat
+    assert mixed["faster_in_repeats"] == 2 and mixed["verdict"].startswith("no consistent difference")
+    with pytest.raises(ValueError, match="same, non-zero number of repeats"):
+        timing.paired_comparison({"a": {"per_batch_repeats_s": [1.0]}, "b": {"per_batch_repeats_s": []}}, "a", "b")

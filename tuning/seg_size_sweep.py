@@ -2,7 +2,7 @@
 
 The first sweep (seg_best_sweep.py) compared widths and training lengths on the random hold-out
 only, where the candidates trained for 100 epochs or more lay close together; its rule then took
-the cheapest, the 8-16-32-64 residual U-Net for 100 epochs, although a 4x wider one trained for 150
+the cheapest, the 8-16-32-64 residual U-Net for 100 epochs, although one twice as wide (4x the weights) trained for 150
 epochs scored highest. The
 second sweep (seg_stain_sweep.py) showed that the reddest hold-out (the 15 most red-stained
 training images) drops about as far below the random one as the test set does, and that no stain
