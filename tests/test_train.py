@@ -89,6 +89,24 @@ def test_a_changed_configuration_is_not_served_from_the_cache(tmp_path):
     assert len({a.record["cache_key"], b.record["cache_key"], c.record["cache_key"]}) == 3
 
 
+def test_the_loss_weights_and_the_scoring_are_part_of_the_cache_key(tmp_path):
+    splits, cpu = toy_splits(), torch.device("cpu")
+    variants = {"plain": toy_spec(),
+                "class weights": toy_spec(loss_fn=nn.CrossEntropyLoss(weight=torch.tensor([1.0, 3.0]))),
+                "other class weights": toy_spec(loss_fn=nn.CrossEntropyLoss(weight=torch.tensor([1.0, 2.0]))),
+                "score name": toy_spec(score_name="hit_rate"),
+                "score function": toy_spec(score_fn=lambda logits, targets: accuracy_per_sample(logits, targets)),
+                "gap tolerance": toy_spec(gap_tol=0.5)}
+    results = {name: experiment.run_seeds(spec, splits, [0], cpu, cache_root=tmp_path, show_progress=False)
+               for name, spec in variants.items()}  # one cache: a stale entry would be served (or KeyError)
+    keys = {name: r["runs"][0]["cache_key"] for name, r in results.items()}
+    assert len(set(keys.values())) == len(variants), keys
+    assert "hit_rate" in results["score name"]["runs"][0]["test"]
+    assert "0.5" in results["gap tolerance"]["runs"][0]["verdict"]["rule"]
+    loss = results["class weights"]["runs"][0]["hyperparameters"]["loss"]
+    assert set(loss["buffers"]) == {"weight"} and "buffers" not in results["plain"]["runs"][0]["hyperparameters"]["loss"]
+
+
 def test_an_interrupted_run_leaves_no_cache_entry(tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
