@@ -124,6 +124,18 @@ def test_restore_best_keeps_the_best_validation_epoch(tmp_path):
     assert record["history"]["best_epoch"] == scores.index(max(scores)) + 1
 
 
+def test_restore_best_keeps_the_last_weights_when_no_validation_score_is_a_number(tmp_path):
+    def nan_score(logits, targets):
+        return torch.full((len(targets),), float("nan"))
+
+    splits, cpu = toy_splits(), torch.device("cpu")
+    runs = {restore: experiment.run_one(toy_spec(score_fn=nan_score, restore_best=restore), splits, 0, cpu,
+                                        cache_root=tmp_path / str(restore), show_progress=False)
+            for restore in (True, False)}
+    assert runs[True].record["history"]["best_epoch"] is None
+    assert torch.equal(runs[True].load_test_logits(), runs[False].load_test_logits())  # the last epoch's
+
+
 def test_run_seeds_summarises_over_seeds(tmp_path):
     result = experiment.run_seeds(toy_spec(), toy_splits(), [0, 1, 2], torch.device("cpu"), cache_root=tmp_path,
                                   show_progress=False)
