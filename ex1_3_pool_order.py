@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         config["color"] = plotting.COLORS[ACTIVATIONS.index(opts["activation"])]
         print(results.summary_line(config) + f"; verdicts per seed: {config['summary']['verdicts']}")
 
-    # Speed: forward+backward of the four networks, same weights per activation, same batches.
+    # Speed: forward+backward of the four networks on the same batches. Built one after another from one
+    # seeded generator, each has weights of its own (the time does not depend on their values).
     torch.manual_seed(args.seed)
     timed = {name: models.MnistCNN(**opts) for name, opts in options.items()}
     steps_per_epoch = -(-len(splits.train[1]) // args.batch_size)

@@ -9,9 +9,12 @@ Conventions
 * Distances are Euclidean, in pixels, between boundary pixel centres.
 * Boundary F1 at tolerance ``t``: precision = share of predicted boundary pixels within ``t`` of
   the true boundary, recall = share of true boundary pixels within ``t`` of the predicted one,
-  F1 = 2PR / (P + R). Both boundaries empty: 1.0; exactly one empty: 0.0.
+  F1 = 2PR / (P + R). Exactly one boundary empty: 0.0.
 * HD95 = max(95th percentile of distances from predicted to true boundary, and vice versa).
-  Both empty: 0.0; exactly one empty: the image diagonal, the largest possible distance.
+  Exactly one boundary empty: the image diagonal, the largest possible distance.
+* Both boundaries empty: each mask is all foreground or all background, and the masks decide:
+  equal (both empty, or both the whole image) is perfect agreement, F1 1.0 and HD95 0.0; one
+  empty and the other the whole image is complete disagreement, F1 0.0 and HD95 the diagonal.
 """
 from __future__ import annotations
 
@@ -42,11 +45,16 @@ def _boundary_distances(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     return d.min(dim=1).values, d.min(dim=0).values
 
 
+def _same_mask(pred: Tensor, target: Tensor) -> bool:
+    """Whether two masks without boundary pixels (each all foreground or all background) agree."""
+    return torch.equal(pred.bool(), target.bool())
+
+
 def boundary_f1(pred: Tensor, target: Tensor, tolerance: float = 1.0) -> float:
     """Boundary F1 of two (H, W) binary masks at ``tolerance`` pixels (see module doc)."""
     pred_to_true, true_to_pred = _boundary_distances(pred, target)
     if len(pred_to_true) == 0 and len(true_to_pred) == 0:
-        return 1.0
+        return 1.0 if _same_mask(pred, target) else 0.0
     if len(pred_to_true) == 0 or len(true_to_pred) == 0:
         return 0.0
     precision = (pred_to_true <= tolerance).float().mean().item()
@@ -57,7 +65,7 @@ def boundary_f1(pred: Tensor, target: Tensor, tolerance: float = 1.0) -> float:
 def hd95(pred: Tensor, target: Tensor) -> float:
     """95th-percentile symmetric Hausdorff distance in pixels (see module doc)."""
     pred_to_true, true_to_pred = _boundary_distances(pred, target)
-    if len(pred_to_true) == 0 and len(true_to_pred) == 0:
+    if len(pred_to_true) == 0 and len(true_to_pred) == 0 and _same_mask(pred, target):
         return 0.0
     if len(pred_to_true) == 0 or len(true_to_pred) == 0:
         return math.hypot(*pred.shape)

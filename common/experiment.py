@@ -6,9 +6,9 @@ every epoch, touches the test split once at the end, and returns a JSON-ready re
 hyperparameter (framework defaults included), the curves, timings and test metrics.
 
 Each finished run is cached under ``<cache>/runs/<key>/`` where the key hashes the
-hyperparameters, initial weights, seed, data fingerprint, training code and device type. Re-running an
-unchanged configuration loads the cached record and weights instead of training again; an
-interrupted run leaves no entry and is simply redone.
+hyperparameters, how the run is scored, initial weights, seed, data fingerprint, training code and
+device type. Re-running an unchanged configuration loads the cached record and weights instead of
+training again; an interrupted run leaves no entry and is simply redone.
 """
 from __future__ import annotations
 
@@ -76,9 +76,23 @@ def describe_optimizer(optimizer: torch.optim.Optimizer) -> dict:
 
 
 def describe_loss(loss_fn: nn.Module) -> dict:
+    """The loss's class and plain settings, and a fingerprint of each tensor it holds (e.g. the
+    class weights of ``CrossEntropyLoss(weight=...)``); ``buffers`` appears only when it has any."""
     settings = {k: v for k, v in vars(loss_fn).items()
                 if not k.startswith("_") and k != "training" and isinstance(v, (int, float, str, bool, type(None)))}
-    return {"class": type(loss_fn).__name__, **settings}
+    buffers = {name: tensor_fingerprint(b.detach().cpu()) for name, b in loss_fn.named_buffers()}
+    return {"class": type(loss_fn).__name__, **settings, **({"buffers": buffers} if buffers else {})}
+
+
+def describe_scoring(spec: RunSpec) -> dict:
+    """How a run is scored: the score function (module and qualified name; a callable without a
+    name, such as a ``functools.partial``, by its type's), the name its score is recorded under
+    and the over-fitting gap of its verdict. Part of the cache key, not of the recorded
+    hyperparameters (the record shows them as its test score's key and its verdict's rule)."""
+    fn = spec.score_fn
+    name = getattr(fn, "__qualname__", type(fn).__qualname__)
+    return {"score_fn": f"{getattr(fn, '__module__', type(fn).__module__)}.{name}",
+            "score_name": spec.score_name, "gap_tol": spec.gap_tol}
 
 
 def describe(spec: RunSpec, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler) -> dict:
@@ -110,8 +124,9 @@ def training_code_hash() -> str:
 
 
 def cache_key(hyper: dict, model: nn.Module, seed: int, splits: Splits, device: torch.device) -> str:
-    """What determines a run's outcome: its hyperparameters, the initial weights (which also
-    captures any custom initialisation), the seed, the data, the training code and the device.
+    """What determines a run's record: its hyperparameters (with how it is scored), the initial
+    weights (which also captures any custom initialisation), the seed, the data, the training
+    code and the device.
     The configuration's name and the script are deliberately left out, so that exercises that
     train the same configuration (e.g. the Ex 1.2 baseline reused by Ex 1.3-1.5) share one run."""
     init = tensor_fingerprint(*(t.detach().cpu() for t in model.state_dict().values()))
@@ -135,7 +150,7 @@ def run_one(spec: RunSpec, splits: Splits, seed: int, device: torch.device, *, c
     steps_per_epoch = -(-len(splits.train[1]) // spec.batch_size)
     scheduler = spec.build_scheduler(optimizer, steps_per_epoch) if spec.build_scheduler else None
     hyper = describe(spec, model, optimizer, scheduler)
-    key = cache_key(hyper, model, seed, splits, device)
+    key = cache_key({**hyper, "scoring": describe_scoring(spec)}, model, seed, splits, device)
     directory = cache_root / "runs" / key
     if use_cache and (directory / "record.json").is_file():
         record = json.loads((directory / "record.json").read_text())

@@ -80,14 +80,17 @@ def dice_coefficient(pred: Tensor, target: Tensor, empty: float = DICE_EMPTY) ->
     ``pred`` (A) and ``target`` (B) are boolean (or 0/1) masks of shape (N, H, W) (any trailing
     shape works); returns (N,) floats in [0, 1]. Where both masks are empty the ratio is 0/0 and
     the image scores ``empty`` (default 1.0: nothing to find and nothing found).
+
+    The pixel counts are integers on the masks' device; the ratio is taken in float64 on the CPU
+    (Apple's MPS has no float64) and returned as float32 on the masks' device.
     """
     if pred.shape != target.shape:
         raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape")
     a, b = pred.bool().flatten(1), target.bool().flatten(1)
-    intersection = (a & b).sum(1).double()
-    total = (a.sum(1) + b.sum(1)).double()
+    counts = torch.stack([(a & b).sum(1), a.sum(1) + b.sum(1)]).cpu()  # intersection, |A| + |B|: int64
+    intersection, total = counts.double()
     dice = torch.where(total > 0, 2.0 * intersection / total.clamp(min=1), torch.full_like(total, empty))
-    return dice.float()
+    return dice.float().to(pred.device)
 
 
 def dice_per_sample(logits: Tensor, targets: Tensor) -> Tensor:

@@ -5,7 +5,10 @@
 * the original IDX files ``raw/train-images-idx3-ubyte`` etc. (torchvision's layout), also ``.gz``.
 
 Both give ``images`` of shape (N, 28, 28), dtype uint8, and ``labels`` of shape (N,), int64.
-The PNG layout is ordered by class, then file name; the IDX layout keeps the file order.
+The IDX layout keeps the file order, which mixes the classes. The PNG tree has no order of its own
+(read folder by folder it is sorted by class, and a prefix such as the train-eval subset of
+``common.experiment`` or a ``--quick`` subset would hold one or two digits); it is shuffled once
+with a fixed seed, ``PNG_ORDER_SEED``, so that, like the IDX files, the order mixes the classes.
 """
 from __future__ import annotations
 
@@ -26,6 +29,9 @@ CLASSES = tuple(str(d) for d in range(10))
 IMAGE_SIZE = (28, 28)
 QUICK_SUBSET = {"train": 2000, "val": 500, "test": 1000}  # --quick: sizes of each split
 IDX_MAGIC = {1: 0x00000801, 3: 0x00000803}  # unsigned byte data with 1 or 3 dimensions
+# The PNG tree has no order of its own; it is shuffled once with this fixed seed so that, like the
+# IDX files, the order mixes the classes (the same images in the same order on every machine).
+PNG_ORDER_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -149,6 +155,17 @@ def _read_idx_split(raw: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
 # --- PNG folders -----------------------------------------------------------------------------
 
 def _read_png_split(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The images and labels of ``root/<Train|Test>/<digit>/*.png`` in a fixed order that mixes
+    the classes: the class-ordered tensors of :func:`_decode_png_split`, permuted with a
+    generator seeded with ``PNG_ORDER_SEED``."""
+    images, labels = _decode_png_split(root, split)
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(PNG_ORDER_SEED))
+    return images[order], labels[order]
+
+
+def _decode_png_split(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The decoded PNG tree ordered by class, then file name; cached on disk in that order (the
+    shuffle of :func:`_read_png_split` is applied after every read, cached or not)."""
     folder = root / SPLITS[split][0]
     files = [(int(c), p) for c in CLASSES for p in sorted((folder / c).glob("*.png"))]
     if not files:

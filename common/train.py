@@ -114,7 +114,7 @@ class History:
 
     iter_loss: list[float] = field(default_factory=list)
     epochs: list[dict] = field(default_factory=list)
-    best_epoch: int | None = None  # 1-based; set when fit(restore_best=True)
+    best_epoch: int | None = None  # 1-based; set when fit(restore_best=True) and a validation score beats -inf
 
     def to_dict(self) -> dict:
         return {"iter_loss": [float(f"{v:.5g}") for v in self.iter_loss], "epochs": self.epochs,
@@ -145,7 +145,8 @@ def fit(learner: Learner, train_loader, val_loader, num_epochs: int, score_fn: S
     """Train for ``num_epochs``; after each epoch evaluate on ``val_loader`` and (if given)
     ``train_eval_loader``, a fixed subset of the training data evaluated the same way as the
     validation set so the two are comparable. With ``restore_best`` the weights of the epoch
-    with the best validation score are loaded at the end."""
+    with the best validation score are loaded at the end; if no epoch's score beats -inf (all
+    NaN, say) the last epoch's weights stay and ``best_epoch`` stays None."""
     from tqdm import tqdm
 
     history = History()
@@ -171,6 +172,6 @@ def fit(learner: Learner, train_loader, val_loader, num_epochs: int, score_fn: S
             if restore_best and val.score > best[0]:
                 best = (val.score, learner.state_dict())
                 history.best_epoch = epoch
-    if restore_best:
+    if restore_best and best[1] is not None:
         learner.load_state_dict(best[1])
     return history

@@ -7,7 +7,10 @@ import torch
 from common.boundary import boundary_f1, boundary_map, boundary_scores, hd95
 
 
-def columns(width: int, rows: int = 10, cols: int = 10) -> torch.Tensor:
+SIDE = 10  # the hand-made masks are SIDE x SIDE
+
+
+def columns(width: int, rows: int = SIDE, cols: int = SIDE) -> torch.Tensor:
     """Foreground = the ``width`` leftmost columns: its only boundary is column ``width - 1``."""
     mask = torch.zeros(rows, cols, dtype=torch.long)
     mask[:, :width] = 1
@@ -66,6 +69,17 @@ def test_empty_masks_follow_the_stated_conventions():
     assert boundary_f1(empty, empty) == 1.0 and hd95(empty, empty) == 0.0
     assert boundary_f1(columns(5), empty) == 0.0 and boundary_f1(empty, columns(5)) == 0.0
     assert hd95(columns(5), empty) == pytest.approx(math.hypot(10, 10))
+
+
+@pytest.mark.parametrize("pred_full, target_full", [(True, False), (False, True), (True, True), (False, False)])
+def test_masks_without_a_boundary_are_compared_whole(pred_full, target_full):
+    """All gland or all background has no boundary pixel (the image edge does not count); then
+    equal masks agree perfectly and unequal ones not at all."""
+    pred, target = columns(SIDE if pred_full else 0), columns(SIDE if target_full else 0)
+    assert not boundary_map(pred).any() and not boundary_map(target).any()
+    agree = pred_full == target_full
+    assert boundary_f1(pred, target) == (1.0 if agree else 0.0)
+    assert hd95(pred, target) == (0.0 if agree else pytest.approx(math.hypot(SIDE, SIDE)))
 
 
 def test_boundary_scores_per_image():

@@ -11,6 +11,8 @@ from common import mnist
 from common.data import DataError, train_val_indices
 
 N_TRAIN, N_TEST = 120, 60
+FIRST_FEW = 10  # the first images of a split, which should not all show one digit
+MOST_CLASSES = len(mnist.CLASSES) // 2  # a prefix of a split that mixes the classes shows at least this many digits
 
 
 def write_idx(path, array: np.ndarray) -> None:
@@ -47,16 +49,33 @@ def test_real_idx_files_match_the_data_readme(real):
     assert torch.bincount(real["test"][1]).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
-def test_png_tree_and_idx_files_give_identical_tensors(both_layouts):
+def test_png_tree_and_idx_files_give_the_same_images_in_a_fixed_mixed_order(both_layouts):
     idx_dir, png_dir = both_layouts
     assert mnist.find_mnist(idx_dir).kind == "idx" and mnist.find_mnist(png_dir).kind == "png"
     from_idx, from_png = mnist.load_mnist(idx_dir), mnist.load_mnist(png_dir)
     for split in ("train", "test"):
         images, labels = from_idx[split]
-        order = torch.argsort(labels, stable=True)  # the PNG tree is ordered by class, then file name
+        by_class = torch.argsort(labels, stable=True)  # the PNG folders read class by class, then by file name
+        shuffle = torch.randperm(len(labels), generator=torch.Generator().manual_seed(mnist.PNG_ORDER_SEED))
+        order = by_class[shuffle]  # a permutation of the IDX order: the same images and labels
         assert torch.equal(from_png[split][0], images[order])
         assert torch.equal(from_png[split][1], labels[order])
         assert from_png[split][0].dtype == torch.uint8 and from_png[split][1].dtype == torch.int64
+        assert len(set(from_png[split][1][:FIRST_FEW].tolist())) > 1  # not sorted by class
+    again = mnist.load_mnist(png_dir)  # from the decode cache: the same order
+    assert all(torch.equal(again[s][1], from_png[s][1]) for s in ("train", "test"))
+
+
+def test_every_prefix_of_a_png_tree_mixes_the_classes(both_layouts, monkeypatch):
+    """The train-eval subset (the first len(val) training images) and the --quick subsets (the
+    first images of each split) hold most digits, not one or two."""
+    _, png_dir = both_layouts
+    monkeypatch.setattr(mnist, "QUICK_SUBSET", {"train": 30, "val": 10, "test": 20})
+    splits = mnist.load_splits(png_dir, val_size=20, seed=0, device=torch.device("cpu"), quick=True)
+    n_eval = len(splits.val[1])
+    prefixes = {"train-eval": splits.train[1][:n_eval], **{k: getattr(splits, k)[1] for k in ("train", "val", "test")}}
+    for name, labels in prefixes.items():
+        assert len(set(labels.tolist())) >= MOST_CLASSES, f"{name}: {labels.tolist()}"
 
 
 def test_png_decoding_is_cached_and_invalidated_when_a_file_changes(both_layouts):
@@ -68,7 +87,7 @@ def test_png_decoding_is_cached_and_invalidated_when_a_file_changes(both_layouts
     Image.fromarray(np.full((28, 28), 7, dtype=np.uint8)).save(victim)
     os.utime(victim, ns=(1, 1))  # a different mtime, whatever the file system's resolution
     second = mnist.load_mnist(png_dir)["test"][0]
-    assert (second[0] == 7).all() and not torch.equal(first, second)
+    assert (second == 7).flatten(1).all(1).sum() == 1 and not torch.equal(first, second)  # the victim, re-read
 
 
 def test_gzipped_idx_files_are_read(real, tmp_path):

@@ -95,6 +95,29 @@ def test_kaiming_init_keeps_the_architecture_and_zeroes_biases():
         SegNet(init="xavier")
 
 
+WIDTH, SIDE, BORDER = 64, 16, 2  # channels and size of the probe; border pixels (fewer taps) left out
+TRANSPOSED_VARIANCE_RATIO = 0.25  # kaiming transposed convolutions: a quarter of He's variance
+RATIO_TOLERANCE = 0.2  # relative; the sampling error is a few per cent with these widths and a fixed seed
+
+
+@pytest.mark.parametrize("up_kernel", [2, 4])
+def test_kaiming_transposed_convolutions_get_a_quarter_of_he_variance(up_kernel):
+    """He's scheme keeps the pre-activation variance: Var(W relu(z)) = Var(z) for unit-variance z.
+    The "kaiming" transposed convolution (mode="fan_out") divides by in*k^2 while each output
+    pixel sums in*(k/2)^2 inputs, so without batch norm the variance drops to about 1/4 per
+    up-sampling; the 3x3 convolutions (mode="fan_in") keep it (the check of the measurement)."""
+    torch.manual_seed(0)
+    net = SegNet(channels=(WIDTH, WIDTH), init="kaiming", up_kernel=up_kernel)
+    z = torch.randn(8, WIDTH, SIDE, SIDE)
+    inner = (slice(None), slice(None), slice(BORDER, -BORDER), slice(BORDER, -BORDER))
+
+    def variance_ratio(layer: torch.nn.Module) -> float:
+        return (layer(torch.relu(z))[inner].var() / z.var()).item()
+
+    assert variance_ratio(net.ups[0][0]) == pytest.approx(TRANSPOSED_VARIANCE_RATIO, rel=RATIO_TOLERANCE)
+    assert variance_ratio(net.decoder[0].body[0]) == pytest.approx(1.0, rel=RATIO_TOLERANCE)
+
+
 def test_input_norm_ignores_each_images_stain_contrast_and_brightness():
     torch.manual_seed(0)
     net = SegNet(input_norm=True, init="kaiming").eval()  # He init: outputs that depend clearly on inputs

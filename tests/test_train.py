@@ -89,6 +89,24 @@ def test_a_changed_configuration_is_not_served_from_the_cache(tmp_path):
     assert len({a.record["cache_key"], b.record["cache_key"], c.record["cache_key"]}) == 3
 
 
+def test_the_loss_weights_and_the_scoring_are_part_of_the_cache_key(tmp_path):
+    splits, cpu = toy_splits(), torch.device("cpu")
+    variants = {"plain": toy_spec(),
+                "class weights": toy_spec(loss_fn=nn.CrossEntropyLoss(weight=torch.tensor([1.0, 3.0]))),
+                "other class weights": toy_spec(loss_fn=nn.CrossEntropyLoss(weight=torch.tensor([1.0, 2.0]))),
+                "score name": toy_spec(score_name="hit_rate"),
+                "score function": toy_spec(score_fn=lambda logits, targets: accuracy_per_sample(logits, targets)),
+                "gap tolerance": toy_spec(gap_tol=0.5)}
+    results = {name: experiment.run_seeds(spec, splits, [0], cpu, cache_root=tmp_path, show_progress=False)
+               for name, spec in variants.items()}  # one cache: a stale entry would be served (or KeyError)
+    keys = {name: r["runs"][0]["cache_key"] for name, r in results.items()}
+    assert len(set(keys.values())) == len(variants), keys
+    assert "hit_rate" in results["score name"]["runs"][0]["test"]
+    assert "0.5" in results["gap tolerance"]["runs"][0]["verdict"]["rule"]
+    loss = results["class weights"]["runs"][0]["hyperparameters"]["loss"]
+    assert set(loss["buffers"]) == {"weight"} and "buffers" not in results["plain"]["runs"][0]["hyperparameters"]["loss"]
+
+
 def test_an_interrupted_run_leaves_no_cache_entry(tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -104,6 +122,18 @@ def test_restore_best_keeps_the_best_validation_epoch(tmp_path):
                                 cache_root=tmp_path, show_progress=False).record
     scores = [e["val_score"] for e in record["history"]["epochs"]]
     assert record["history"]["best_epoch"] == scores.index(max(scores)) + 1
+
+
+def test_restore_best_keeps_the_last_weights_when_no_validation_score_is_a_number(tmp_path):
+    def nan_score(logits, targets):
+        return torch.full((len(targets),), float("nan"))
+
+    splits, cpu = toy_splits(), torch.device("cpu")
+    runs = {restore: experiment.run_one(toy_spec(score_fn=nan_score, restore_best=restore), splits, 0, cpu,
+                                        cache_root=tmp_path / str(restore), show_progress=False)
+            for restore in (True, False)}
+    assert runs[True].record["history"]["best_epoch"] is None
+    assert torch.equal(runs[True].load_test_logits(), runs[False].load_test_logits())  # the last epoch's
 
 
 def test_run_seeds_summarises_over_seeds(tmp_path):
