@@ -20,14 +20,18 @@ schedule are the Ex 2.1 ones.
 
 Since batch normalisation (in every stage of the Ex 2.1 network) already keeps deep plain networks
 trainable, NO_BN_DEPTHS are also trained without it, plain and residual, where the shortcut is the
-only help the depth gets.
+only help the depth gets. The Ex 2.1 initialisation ("kaiming") gives the transposed convolutions a
+quarter of He's variance, which batch norm makes irrelevant but which, without it, shrinks the
+decoder's signal at every up-sampling; so the networks without batch norm are trained once more with
+NO_BN_CHECK_INIT ("he": the transposed convolutions by their true fan-in), to see whether the
+comparison depends on it.
 
 Speed of learning: training loss against epoch and against training seconds, the first epoch
 (and the seconds) at which each run's validation Dice reaches DICE_THRESHOLD, and the final test
 Dice, over the seeds; all in the results file's findings.
 
 Run:   python ex2_4_residual.py --device cuda     (or --device cpu; --quick for a smoke test)
-Writes report/results/ex2_4_residual.json and report/figures/ex2_4_residual_{depth2,depth3,depth3_nobn}_{epoch,time}.{pdf,png}
+Writes report/results/ex2_4_residual.json and report/figures/ex2_4_residual_{depth2,depth3,depth3_nobn,depth3_nobn_he}_{epoch,time}.{pdf,png}
 and report/figures/ex2_4_residual_summary.{pdf,png}.
 """
 import numpy as np
@@ -39,13 +43,20 @@ from common.metrics import dice_coefficient
 
 BLOCK_DEPTHS = (2, 3)  # conv+ReLU pairs per block (the Ex 2.1 network has 1)
 NO_BN_DEPTHS = (3,)  # also trained without batch normalisation, where depth is harder to train
+NO_BN_CHECK_INIT = "he"  # ... and, without batch norm, also with this initialisation (see the docstring)
 DICE_THRESHOLD = 0.75  # validation Dice whose first epoch measures the speed of learning; above the
 # ~0.64 of the trivial "everything is gland" prediction, below the Ex 2.1 network's final ~0.80
 BASELINE_LABEL = "depth 1 (Ex 2.1)"
 
 
-def label(depth: int, residual: bool, batch_norm: bool = True) -> str:
-    return f"depth {depth}, {'residual' if residual else 'plain'}{'' if batch_norm else ', no BN'}"
+def label(depth: int, residual: bool, batch_norm: bool = True, init: str | None = None) -> str:
+    """``init`` None: the Ex 2.1 network's."""
+    return (f"depth {depth}, {'residual' if residual else 'plain'}{'' if batch_norm else ', no BN'}"
+            f"{f', {init} init' if init else ''}")
+
+
+def panel_name(depth: int, batch_norm: bool, init: str | None) -> str:
+    return f"depth{depth}{'' if batch_norm else '_nobn'}{f'_{init}' if init else ''}"
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -59,13 +70,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = ctx.args
     splits = ex2_1_segnet.load_splits(ctx)
 
-    panels = [(depth, True) for depth in args.depths] + [(depth, False) for depth in args.no_bn_depths]
+    panels = ([(depth, True, None) for depth in args.depths] + [(depth, False, None) for depth in args.no_bn_depths]
+              + [(depth, False, NO_BN_CHECK_INIT) for depth in args.no_bn_depths])
     specs = {BASELINE_LABEL: ex2_1_segnet.segnet_spec(args)}
-    for depth, batch_norm in panels:
+    for depth, batch_norm, init in panels:
         for residual in (False, True):
-            specs[label(depth, residual, batch_norm)] = ex2_1_segnet.segnet_spec(
-                args, f"segnet_depth{depth}_{'residual' if residual else 'plain'}{'' if batch_norm else '_nobn'}",
-                block_depth=depth, residual=residual, batch_norm=batch_norm)
+            name = panel_name(depth, batch_norm, init).replace(f"depth{depth}", f"depth{depth}_{'residual' if residual else 'plain'}")
+            specs[label(depth, residual, batch_norm, init)] = ex2_1_segnet.segnet_spec(
+                args, f"segnet_{name}", block_depth=depth, residual=residual, batch_norm=batch_norm,
+                **({"init": init} if init else {}))
     configs = []
     for name, spec in specs.items():
         config = experiment.run_seeds(spec, splits, ctx.seeds, ctx.device, **ctx.run_kwargs())
@@ -91,24 +104,31 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "residual_vs_plain_no_bn": {depth: _compare(by_label[label(depth, False, False)],
                                                     by_label[label(depth, True, False)], speed, depth, " without batch norm")
                                     for depth in args.no_bn_depths},
+        "no_bn_check_init": NO_BN_CHECK_INIT,
+        "residual_vs_plain_no_bn_check_init": {
+            depth: _compare(by_label[label(depth, False, False, NO_BN_CHECK_INIT)],
+                            by_label[label(depth, True, False, NO_BN_CHECK_INIT)], speed, depth,
+                            f" without batch norm, {NO_BN_CHECK_INIT} init") for depth in args.no_bn_depths},
     }
     for config in configs:
         s = speed[config["label"]]
         print(results.summary_line(config) + f"; val Dice >= {DICE_THRESHOLD} reached by {s['seeds_reaching']}/"
               f"{len(config['runs'])} seeds, mean epoch {s['mean_epoch']}")
-    for comparison in [*findings["residual_vs_plain"].values(), *findings["residual_vs_plain_no_bn"].values()]:
+    for comparison in [*findings["residual_vs_plain"].values(), *findings["residual_vs_plain_no_bn"].values(),
+                       *findings["residual_vs_plain_no_bn_check_init"].values()]:
         print(comparison["summary"])
     results.write_results(ctx, "ex2_4_residual", configs, splits.info, findings)
 
-    for depth, batch_norm in panels:
-        shown = [by_label[BASELINE_LABEL], by_label[label(depth, False, batch_norm)],
-                 by_label[label(depth, True, batch_norm)]]
+    for depth, batch_norm, init in panels:
+        shown = [by_label[BASELINE_LABEL], by_label[label(depth, False, batch_norm, init)],
+                 by_label[label(depth, True, batch_norm, init)]]
         for x in ("epoch", "time"):
             plotting.plot_training_curves(
-                shown, ctx.figures_dir, f"ex2_4_residual_depth{depth}{'' if batch_norm else '_nobn'}_{x}", x=x,
+                shown, ctx.figures_dir, f"ex2_4_residual_{panel_name(depth, batch_norm, init)}_{x}", x=x,
                 score_label="Dice", score_legend=batch_norm,  # without BN the Dice legend would cover curves
-                title=f"Ex 2.4: blocks of {depth} conv+ReLU pairs{'' if batch_norm else ' without batch norm'}, with and "
-                      f"without residual connections (against {'epochs' if x == 'epoch' else 'training seconds'})")
+                title=f"Ex 2.4: blocks of {depth} conv+ReLU pairs{'' if batch_norm else ' without batch norm'}"
+                      f"{f' ({init} init)' if init else ''}, with and without residual connections "
+                      f"(against {'epochs' if x == 'epoch' else 'training seconds'})")
     per_seed = {c["label"]: {
         "test dice": [r["test"]["dice"] for r in c["runs"]],
         "epoch": [seg_eval.nan_if_none(r["epoch"]) for r in speed[c["label"]]["per_seed"]],

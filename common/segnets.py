@@ -33,11 +33,12 @@ Ex 2.2-2.4 flip one thing at a time on an otherwise identical network:
   deviation (``InstanceNorm2d`` without learnt parameters) before the first convolution, so that a
   global change of a stain's contrast or brightness does not reach the network;
 * ``dropout``: channel dropout (Dropout2d) with this probability after the bottleneck;
-* ``init``: "default" (PyTorch's) or "kaiming" (He normal for ReLU networks, zero biases), see
-  ``INIT_SCHEMES``. PyTorch's default weight variance, 1/(3 fan_in), is a sixth of He's 2/fan_in, so
+* ``init``: "default" (PyTorch's), "kaiming" (He normal for ReLU networks, zero biases) or "he"
+  (the same, but transposed convolutions by their true fan-in), see ``INIT_SCHEMES``. PyTorch's default weight variance, 1/(3 fan_in), is a sixth of He's 2/fan_in, so
   its signal's standard deviation shrinks by about 1/sqrt(6) per conv + ReLU layer. The
   "kaiming" transposed convolutions get a quarter of He's variance (see the comment in
-  :class:`SegNet`): irrelevant after batch norm, a 4x smaller variance per up-sampling without it.
+  :class:`SegNet`): irrelevant after batch norm, a 4x smaller variance per up-sampling without it;
+  "he" corrects that (Ex 2.4 measures what it changes for its networks without batch norm).
 """
 from __future__ import annotations
 
@@ -56,6 +57,8 @@ SKIP_MODES = (None, "concat", "sum")
 INIT_SCHEMES = {
     "default": "PyTorch defaults: kaiming_uniform_(a=sqrt(5)) weights, U(+-1/sqrt(fan_in)) biases",
     "kaiming": "He et al. (2015): weights N(0, 2/fan_in) (transposed convolutions: 2/(in_channels*k*k)), zero biases",
+    "he": "He et al. (2015) with each layer's true fan-in: weights N(0, 2/fan_in), for a transposed convolution "
+          "fan_in = in_channels*(k/stride)^2 (the inputs one output pixel sums), zero biases",
 }
 
 
@@ -130,6 +133,15 @@ class Merge(nn.Module):
         return f"mode={self.mode}"
 
 
+def transposed_fan_in(conv: nn.ConvTranspose2d) -> int:
+    """How many inputs one output pixel of ``conv`` sums: in_channels x (k/stride)^2 for a kernel
+    that is a multiple of the stride (as :class:`UpSample`'s)."""
+    (kh, kw), (sh, sw) = conv.kernel_size, conv.stride
+    if kh % sh or kw % sw:
+        raise ValueError(f"kernel {conv.kernel_size} is not a multiple of the stride {conv.stride}")
+    return conv.in_channels // conv.groups * (kh // sh) * (kw // sw)
+
+
 class SegNet(nn.Module):
     """Encoder-decoder segmentation network; see the module docstring for the diagram."""
 
@@ -161,9 +173,13 @@ class SegNet(nn.Module):
         self.head = nn.Conv2d(enc[0], num_classes, kernel_size=1)
         if init not in INIT_SCHEMES:
             raise ValueError(f"unknown init {init!r}; choose one of {', '.join(INIT_SCHEMES)}")
-        if init == "kaiming":
+        if init in ("kaiming", "he"):
             for m in self.modules():
-                if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+                if init == "he" and isinstance(m, nn.ConvTranspose2d):
+                    nn.init.normal_(m.weight, std=(2.0 / transposed_fan_in(m)) ** 0.5)  # variance-preserving
+                    if m.bias is not None:
+                        nn.init.zeros_(m.bias)
+                elif isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
                     # A transposed convolution's weight is (in, out, k, k), and PyTorch's "fan_out" of it is
                     # in*k^2: its weights get N(0, 2/(in*k^2)). Each output pixel of a stride-2 transposed
                     # convolution sums only in*(k/2)^2 inputs (k a multiple of 2), so that is a quarter of

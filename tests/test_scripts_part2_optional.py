@@ -9,7 +9,7 @@ SCRIPTS = {
                    ["ex2_3_skip_curves", "ex2_3_skip_metrics", "ex2_3_skip_per_image", "ex2_3_skip_boundaries"]),
     "ex2_4_residual": (["--depths", "2", "--no-bn-depths", "2"],
                        ["ex2_4_residual_depth2_epoch", "ex2_4_residual_depth2_time", "ex2_4_residual_depth2_nobn_epoch",
-                        "ex2_4_residual_summary"]),
+                        "ex2_4_residual_depth2_nobn_he_epoch", "ex2_4_residual_summary"]),
     "ex2_5_best": ([], ["ex2_5_best_curves", "ex2_5_best_dice", "ex2_5_best_cases"]),
 }
 
@@ -58,7 +58,8 @@ def test_ex2_3_compares_the_ex2_1_network_with_skips(runs):
 def test_ex2_4_records_the_speed_of_learning(runs):
     _, record = runs["ex2_4_residual"]
     assert [c["name"] for c in record["configs"]] == ["segnet", "segnet_depth2_plain", "segnet_depth2_residual",
-                                                      "segnet_depth2_plain_nobn", "segnet_depth2_residual_nobn"]
+                                                      "segnet_depth2_plain_nobn", "segnet_depth2_residual_nobn",
+                                                      "segnet_depth2_plain_nobn_he", "segnet_depth2_residual_nobn_he"]
     findings = record["findings"]
     for config in findings["configs"].values():
         reach = config["reaches_threshold"]
@@ -72,7 +73,11 @@ def test_ex2_4_records_the_speed_of_learning(runs):
     assert residual - plain == expected
     plain, residual = (findings["configs"][k]["weights"] for k in ("depth 2, plain, no BN", "depth 2, residual, no BN"))
     assert residual - plain == 24 + 144 + 544 + 2_112
-    assert set(findings["residual_vs_plain_no_bn"]) == {"2"}  # JSON keys are strings
+    assert set(findings["residual_vs_plain_no_bn"]) == set(findings["residual_vs_plain_no_bn_check_init"]) == {"2"}
+    # the check differs from the plain no-BN networks only in the transposed convolutions' initialisation
+    inits = {c["name"]: c["runs"][0]["hyperparameters"]["init"] for c in record["configs"]}
+    assert inits["segnet_depth2_plain_nobn_he"] == ex2_1_segnet.INIT_SCHEMES["he"] != inits["segnet_depth2_plain_nobn"]
+    assert findings["configs"]["depth 2, plain, no BN, he init"]["weights"] == findings["configs"]["depth 2, plain, no BN"]["weights"]
 
 
 def _recomputed(record: dict, warwick_dir, holdout: str, stain: str, part: str = "test"):

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from common.models import count_weights
-from common.segnets import ConvStage, SegNet, UpSample
+from common.segnets import ConvStage, SegNet, UpSample, transposed_fan_in
 
 # Default SegNet (channels 8-16-32), hand-computed:
 # enc1 conv 2->8: 2*8*9+8 = 152; enc2 8->16: 1168; bottleneck 16->32: 4640;
@@ -100,22 +100,38 @@ TRANSPOSED_VARIANCE_RATIO = 0.25  # kaiming transposed convolutions: a quarter o
 RATIO_TOLERANCE = 0.2  # relative; the sampling error is a few per cent with these widths and a fixed seed
 
 
+@pytest.mark.parametrize("init, ratio", [("kaiming", TRANSPOSED_VARIANCE_RATIO), ("he", 1.0)])
 @pytest.mark.parametrize("up_kernel", [2, 4])
-def test_kaiming_transposed_convolutions_get_a_quarter_of_he_variance(up_kernel):
+def test_transposed_convolutions_keep_a_quarter_of_the_variance_with_kaiming_all_of_it_with_he(up_kernel, init, ratio):
     """He's scheme keeps the pre-activation variance: Var(W relu(z)) = Var(z) for unit-variance z.
     The "kaiming" transposed convolution (mode="fan_out") divides by in*k^2 while each output
     pixel sums in*(k/2)^2 inputs, so without batch norm the variance drops to about 1/4 per
-    up-sampling; the 3x3 convolutions (mode="fan_in") keep it (the check of the measurement)."""
+    up-sampling; "he" divides by the true fan-in and keeps it, as the 3x3 convolutions (mode="fan_in")
+    do (the check of the measurement)."""
     torch.manual_seed(0)
-    net = SegNet(channels=(WIDTH, WIDTH), init="kaiming", up_kernel=up_kernel)
+    net = SegNet(channels=(WIDTH, WIDTH), init=init, up_kernel=up_kernel)
     z = torch.randn(8, WIDTH, SIDE, SIDE)
     inner = (slice(None), slice(None), slice(BORDER, -BORDER), slice(BORDER, -BORDER))
 
     def variance_ratio(layer: torch.nn.Module) -> float:
         return (layer(torch.relu(z))[inner].var() / z.var()).item()
 
-    assert variance_ratio(net.ups[0][0]) == pytest.approx(TRANSPOSED_VARIANCE_RATIO, rel=RATIO_TOLERANCE)
+    assert variance_ratio(net.ups[0][0]) == pytest.approx(ratio, rel=RATIO_TOLERANCE)
     assert variance_ratio(net.decoder[0].body[0]) == pytest.approx(1.0, rel=RATIO_TOLERANCE)
+
+
+def test_he_init_changes_only_the_transposed_convolutions_of_kaiming():
+    torch.manual_seed(0)
+    kaiming = SegNet(init="kaiming", up_kernel=4)
+    torch.manual_seed(0)
+    he = SegNet(init="he", up_kernel=4)
+    for (name, a), b in zip(kaiming.state_dict().items(), he.state_dict().values()):
+        if name.startswith("ups.") and name.endswith("0.weight"):  # (in, out, 4, 4), stride 2: fan-in in*4
+            assert not torch.equal(a, b) and b.std().item() == pytest.approx((2 / (a.shape[0] * 4)) ** 0.5, rel=0.15)
+        else:
+            assert torch.equal(a, b), name
+    with pytest.raises(ValueError, match="not a multiple of the stride"):
+        transposed_fan_in(torch.nn.ConvTranspose2d(4, 4, 3, stride=2))
 
 
 def test_input_norm_ignores_each_images_stain_contrast_and_brightness():
