@@ -246,21 +246,78 @@ def macro_file(macros: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _value_text(v: Any) -> str:
+    """A recorded value as text: floats to 6 significant digits (0.0003999999999999993 -> 0.0004),
+    lists and dicts element by element, a dict's private entries ("_name", framework state) left out."""
+    if isinstance(v, float):
+        return str(v) if v.is_integer() or not math.isfinite(v) else f"{v:.6g}"  # 0.0 stays 0.0
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_value_text(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return ", ".join(f"{k}={_value_text(x)}" for k, x in v.items() if not str(k).startswith("_"))
+    return str(v)
+
+
 def _optimizer_text(opt: dict | None) -> str:
     if not opt:
         return "none"
     group = {k: v for k, v in opt["param_groups"][0].items() if k not in ("params",)}
     defaults = {k: v for k, v in opt.get("defaults", {}).items() if k not in group}
-    items = {**group, **defaults}
-    return tex_escape(f"{opt['class']}(" + ", ".join(f"{k}={v}" for k, v in items.items()) + ")")
+    return tex_escape(f"{opt['class']}({_value_text({**group, **defaults})})")
 
 
 def _dict_text(d: Any) -> str:
-    if d is None:
-        return "none"
-    if isinstance(d, dict):
-        return tex_escape(", ".join(f"{k}={v}" for k, v in d.items()))
-    return tex_escape(d)
+    return "none" if d is None else tex_escape(_value_text(d))
+
+
+LEAF_MODULE = re.compile(r"^\s*\(([\w-]+)\): (?:(\d+) x )?(\w+)\((.*)\)$")  # "(name): [n x ]Kind(args)"
+
+
+def _layer_text(kind: str, args: str) -> str | None:
+    """One leaf module of a model's repr in a few characters (None: nothing to show)."""
+    def pair(key: str) -> tuple[str, str] | None:
+        match = re.search(key + r"=\((\d+), (\d+)\)", args)
+        return match.groups() if match else None
+
+    if kind in ("Conv2d", "ConvTranspose2d"):
+        c_in, c_out = re.match(r"(\d+), (\d+)", args).groups()
+        (kh, kw), stride = pair("kernel_size"), pair("stride")
+        return (f"{'ConvT' if kind == 'ConvTranspose2d' else 'Conv'} {c_in}→{c_out} {kh}×{kw}"
+                + (f"/{stride[0]}" if stride and stride[0] != "1" else "") + (" no bias" if "bias=False" in args else ""))
+    if kind.startswith("BatchNorm"):
+        return "BN"
+    if kind == "Linear":
+        return "Linear {}→{}".format(*re.search(r"in_features=(\d+), out_features=(\d+)", args).groups())
+    if kind.startswith("MaxPool"):
+        return "MaxPool " + re.search(r"kernel_size=(\d+)", args).group(1)
+    if kind.startswith("Dropout"):
+        return f"{kind} " + re.search(r"p=([\d.]+)", args).group(1)
+    if kind == "Merge":
+        mode = re.search(r"mode=(\w+)", args).group(1)
+        return None if mode == "None" else f"merge {mode}"
+    if kind == "Identity":
+        return None
+    return kind if not args or args.startswith("inplace") else f"{kind}({args})"
+
+
+def layer_summary(architecture: str) -> str:
+    """The leaf modules of a model's ``repr`` (as recorded in ``hyperparameters.architecture``) in
+    definition order, abbreviated ("Conv 2→8 3×3 no bias, BN, ReLU, ..."), runs of identical ones as
+    "×n". A module used at several places (e.g. one MaxPool) appears once."""
+    out: list[list] = []
+    for line in architecture.splitlines():
+        match = LEAF_MODULE.match(line)
+        if not match or line.rstrip().endswith("("):
+            continue
+        _, times, kind, args = match.groups()
+        text = _layer_text(kind, args)
+        if text is None:
+            continue
+        if out and out[-1][0] == text:
+            out[-1][1] += int(times or 1)
+        else:
+            out.append([text, int(times or 1)])
+    return ", ".join(text if n == 1 else f"{text} ×{n}" for text, n in out)
 
 
 def hyper_table(record: dict) -> str:
@@ -269,8 +326,9 @@ def hyper_table(record: dict) -> str:
     rows = []
     for config in record["configs"]:
         hyper = dict(config["runs"][0]["hyperparameters"])
-        hyper.pop("architecture", None)
+        architecture = hyper.pop("architecture", None)
         entries = [("weights", fmt_int(config["num_weights"])),
+                   *([("layers (definition order)", tex_escape(layer_summary(architecture)))] if architecture else []),
                    ("seeds", ", ".join(str(r["seed"]) for r in config["runs"])),
                    ("optimizer", _optimizer_text(hyper.pop("optimizer", None))),
                    ("scheduler", _dict_text(hyper.pop("scheduler", None))),

@@ -106,3 +106,23 @@ def test_verdict_thresholds_read_back_the_recorded_rule():
     rule = metrics.fit_verdict(epochs, gap_tol=0.03, rise_tol=0.25, improve_tol=1e-3)["rule"]
     assert latex.verdict_thresholds(rule) == {"rise_tol": 0.25, "gap_tol": 0.03, "improve_tol": 1e-3}
     assert latex.verdict_thresholds("some other rule") == {}  # the report's macro is then missing: the build stops
+
+
+def test_layer_summary_abbreviates_a_models_repr():
+    import torch
+    from torch import nn
+
+    from common.segnets import SegNet
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Dropout(0.25), nn.Identity(), nn.Linear(1568, 10), nn.ReLU(), nn.ReLU())
+    assert latex.layer_summary(repr(model)) == ("Conv 1→8 3×3 no bias, BN, ReLU, MaxPool 2, Dropout 0.25, "
+                                                "Linear 1568→10, ReLU ×2")
+    net = latex.layer_summary(repr(SegNet(channels=(4, 8), skip="concat", up_kernel=4)))
+    assert "ConvT 8→4 4×4/2" in net and "merge concat" in net and net.endswith("Conv 4→2 1×1")
+    assert latex.layer_summary(repr(torch.nn.Sequential(torch.nn.ReLU(), torch.nn.ReLU()))) == "ReLU ×2"
+
+
+def test_hyperparameter_values_are_rounded_and_private_state_left_out():
+    assert latex._value_text({"lr": 0.0003999999999999993, "betas": (0.9, 0.999), "_step_count": 3,
+                              "state": {"T_max": 40, "_last_lr": [0.1]}}) == "lr=0.0004, betas=[0.9, 0.999], state=T_max=40"
+    assert latex._dict_text(None) == "none" and latex._dict_text("a_b") == r"a\_b"
