@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         parser.error(f"--from-weights {cli.shown_path(args.from_weights)}: no such file")
     saved = _load_saved_weights(args.from_weights) if args.from_weights else None  # before the data: fail fast
     splits = mnist.load_splits(ctx.data_dir, val_size=ex1_2_cnn.VAL_SIZE, seed=args.seed, device=ctx.device,
-                               quick=ctx.quick)
+                               quick=ctx.quick, show_progress=ctx.show_progress)
     if saved is not None:
         return [_figures_from_weights(args.from_weights, saved, splits, ctx)]
 

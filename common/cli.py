@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 
 from .cache import REPO_ROOT, cache_dir
-from .data import DataError
+from .data import DataError, shown_path  # shown_path: also for the scripts' own messages
 from .runtime import DEVICE_CHOICES, environment, resolve_device, seed_everything
 
 DATA_DIR_ENV = "DLIA_DATA_DIR"
@@ -30,12 +30,6 @@ INTERRUPTED_MESSAGE = ("interrupted; finished runs are cached and a rerun (witho
 
 def default_data_dir() -> Path:
     return Path(os.environ.get(DATA_DIR_ENV, REPO_ROOT / "data"))
-
-
-def shown_path(path: Path | str) -> str:
-    """``path`` as an absolute, normalised path for messages (``../x`` run from /tmp shows as
-    ``/x``); symbolic links are kept as the user named them."""
-    return os.path.abspath(path)
 
 
 def positive_float(text: str) -> float:
