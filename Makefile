@@ -3,14 +3,24 @@
 # make smoke   every exercise with --quick into scratch/smoke, and a PDF built from those
 # make bench   pipeline benchmark       make submission   submission.zip: code, README, requirements, PDF
 # The virtual environment .venv is created on first use from requirements.txt.
-# Data: data/ if it holds a data set, else ../shared/data (override: make report DATA_DIR=...).
+# Data: data/ if it holds a data set, else ../shared/data; $DLIA_DATA_DIR from the environment wins over
+# both, and DATA_DIR on the command line over everything (override: make report DATA_DIR=...).
 
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DEVICE ?= auto
-DATA_DIR ?= $(if $(wildcard data/MNIST data/WARWICK data/WARWICK.zip),data,../shared/data)
-ifeq ($(origin DLIA_DATA_DIR),undefined)
+# What common/mnist.find_mnist and common/warwick.find_warwick accept in a data folder D, as files or
+# folders that must exist: MNIST's PNG folders or IDX files (.gz too) in D/MNIST, D/MNIST/raw, D or D/raw;
+# WARWICK's image_NN.png in D/WARWICK/Train or D/Train, or the zip. An empty data/WARWICK/ is no data set.
+MNIST_IDX := train-images-idx3-ubyte train-images-idx3-ubyte.gz
+DATA_SETS_IN = $(wildcard $(foreach d,$(1)/MNIST $(1),$(d)/Train/0 $(addprefix $(d)/,$(MNIST_IDX)) \
+	$(addprefix $(d)/raw/,$(MNIST_IDX)) $(d)/Train/image_*.png) $(1)/WARWICK/Train/image_*.png \
+	$(1)/WARWICK.zip $(1)/warwick.zip)
+DATA_DIR ?= $(if $(call DATA_SETS_IN,data),data,../shared/data)
+ifeq ($(origin DATA_DIR),command line)
+export DLIA_DATA_DIR := $(DATA_DIR)
+else ifeq ($(origin DLIA_DATA_DIR),undefined)
 export DLIA_DATA_DIR := $(DATA_DIR)
 endif
 EXERCISES := $(sort $(wildcard ex[0-9]_[0-9]_*.py))
@@ -60,6 +70,11 @@ smoke-runs: $(VENV)/.installed
 	$(PY) -m common.latex --root scratch/smoke
 
 submission: report/report.pdf
+	@if [ -n "$$(git status --porcelain)" ]; then \
+		echo "warning: the working tree has uncommitted changes, which submission.zip will NOT contain" \
+			"(it archives the last commit, HEAD); commit them first:"; \
+		git status --short; \
+	fi
 	git archive --format=zip --prefix=dlia-assignment3/ -o submission.zip HEAD
 	@echo "wrote submission.zip: the committed tree (code, tests, README, requirements, report with its PDF);" \
 		"no data, caches or virtual environments. Commit first: uncommitted changes are not in it."

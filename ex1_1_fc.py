@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = cli.make_parser(__doc__, epochs=EPOCHS, batch_size=BATCH_SIZE, lr=LR, num_seeds=NUM_SEEDS)
     ctx = cli.setup(parser, argv, __file__)
     args = ctx.args
-    splits = mnist.load_splits(ctx.data_dir, val_size=VAL_SIZE, seed=args.seed, device=ctx.device, quick=ctx.quick)
+    splits = mnist.load_splits(ctx.data_dir, val_size=VAL_SIZE, seed=args.seed, device=ctx.device,
+                               quick=ctx.quick, show_progress=ctx.show_progress)
 
     torch_spec = experiment.RunSpec(
         name="fc_torch_cpu",

@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = cli.make_parser(__doc__, epochs=EPOCHS, batch_size=BATCH_SIZE, lr=LR, num_seeds=NUM_SEEDS)
     ctx = cli.setup(parser, argv, __file__)
     args = ctx.args
-    splits = mnist.load_splits(ctx.data_dir, val_size=VAL_SIZE, seed=args.seed, device=ctx.device, quick=ctx.quick)
+    splits = mnist.load_splits(ctx.data_dir, val_size=VAL_SIZE, seed=args.seed, device=ctx.device,
+                               quick=ctx.quick, show_progress=ctx.show_progress)
 
     cnn = experiment.run_seeds(cnn_spec(args), splits, ctx.seeds, ctx.device, **ctx.run_kwargs())
 
@@ -54,8 +55,8 @@ def main(argv: list[str] | None = None) -> dict:
                 "cnn_weights_per_layer": {name: p.numel() for name, p in models.MnistCNN().named_parameters()},
                 "fc_to_cnn_weight_ratio": fc_weights / cnn["num_weights"]}
     print(results.summary_line(cnn))
-    print(f"weights: CNN {cnn['num_weights']:,} vs fully connected (Ex 1.1) {fc_weights:,} "
-          f"({findings['fc_to_cnn_weight_ratio']:.1f}x as many)")
+    print(f"weights: CNN {cnn['num_weights']:,}, fully connected (Ex 1.1) {fc_weights:,}: "
+          f"the fully connected net has {findings['fc_to_cnn_weight_ratio']:.1f}x as many")
     results.write_results(ctx, "ex1_2_cnn", [cnn], splits.info, findings)
     plotting.plot_training_curves([cnn], ctx.figures_dir, "ex1_2_cnn_curves",
                                   title=f"Ex 1.2: CNN, SGD lr={args.lr}, batch {args.batch_size}")

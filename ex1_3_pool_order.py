@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ctx = cli.setup(parser, argv, __file__)
     args = ctx.args
     splits = mnist.load_splits(ctx.data_dir, val_size=ex1_2_cnn.VAL_SIZE, seed=args.seed, device=ctx.device,
-                               quick=ctx.quick)
+                               quick=ctx.quick, show_progress=ctx.show_progress)
 
     options = {f"{act}_{order}": {"activation": act, "pool_first": pool_first}
                for act in ACTIVATIONS for order, pool_first in ORDERS.items()}

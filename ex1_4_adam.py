@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ctx = cli.setup(parser, argv, __file__)
     args = ctx.args
     splits = mnist.load_splits(ctx.data_dir, val_size=ex1_2_cnn.VAL_SIZE, seed=args.seed, device=ctx.device,
-                               quick=ctx.quick)
+                               quick=ctx.quick, show_progress=ctx.show_progress)
 
     sgd = ex1_2_cnn.cnn_spec(args, "cnn_sgd")
     adam = dataclasses.replace(sgd, name="cnn_adam", build_optimizer=lambda params: torch.optim.Adam(params, lr=args.adam_lr))

@@ -22,6 +22,7 @@ ex1_5_variants_{curves,val,test}, ex1_5_best_{curves,confusion,misclassified} (.
 """
 import dataclasses
 import io
+import pickle
 from pathlib import Path
 
 import torch
@@ -30,6 +31,7 @@ from torch import nn
 import ex1_2_cnn
 from common import cli, experiment, metrics, mnist, models, plotting, results
 from common.cache import atomic_write_bytes
+from common.data import DataError
 from common.mnist_augment import RandomAffine
 
 # Variants of the baseline, one change each.
@@ -53,6 +55,9 @@ TARGET = 0.996  # mean test accuracy wanted from the best configuration
 MAX_MISCLASSIFIED_SHOWN = 60
 TOP_CONFUSIONS = 4  # most frequent (true, predicted) pairs named in the findings
 WEIGHTS_FILE = "ex1_5_best.pt"
+MAX_REASON_CHARS = 200  # of the error message quoted when a --from-weights file cannot be used
+# what --from-weights reads from a weights file
+SAVED_KEYS = ("config", "seed", "num_weights", "test_accuracy", "model_options", "state_dict")
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -60,15 +65,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
                              num_seeds=ex1_2_cnn.NUM_SEEDS)
     parser.add_argument("--best-epochs", type=int, default=BEST_EPOCHS, help="epochs of the best configuration (default: %(default)s)")
     parser.add_argument("--best-batch-size", type=int, default=BEST_BATCH_SIZE, help="its batch size (default: %(default)s)")
-    parser.add_argument("--best-lr", type=float, default=BEST_MAX_LR, help="its peak one-cycle learning rate (default: %(default)s)")
+    parser.add_argument("--best-lr", type=cli.positive_float, default=BEST_MAX_LR, help="its peak one-cycle learning rate (default: %(default)s)")
     parser.add_argument("--from-weights", type=Path, default=None,
                         help="only remake the best model's test figures from this saved weights file (no training)")
     ctx = cli.setup(parser, argv, __file__)
     args = ctx.args
+    if args.from_weights and not args.from_weights.is_file():
+        parser.error(f"--from-weights {cli.shown_path(args.from_weights)}: no such file")
+    saved = _load_saved_weights(args.from_weights) if args.from_weights else None  # before the data: fail fast
     splits = mnist.load_splits(ctx.data_dir, val_size=ex1_2_cnn.VAL_SIZE, seed=args.seed, device=ctx.device,
-                               quick=ctx.quick)
-    if args.from_weights:
-        return [_figures_from_weights(args.from_weights, splits, ctx)]
+                               quick=ctx.quick, show_progress=ctx.show_progress)
+    if saved is not None:
+        return [_figures_from_weights(args.from_weights, saved, splits, ctx)]
 
     best_epochs = cli.QUICK_EPOCHS if ctx.quick else args.best_epochs
     baseline = ex1_2_cnn.cnn_spec(args, "baseline")
@@ -173,10 +181,31 @@ def _save_weights(path: Path, config: dict, run: experiment.RunResult, splits) -
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def _figures_from_weights(path: Path, splits, ctx) -> dict:
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    model = models.MnistCNN(**saved["model_options"])
-    model.load_state_dict(saved["state_dict"])
+def _load_saved_weights(path: Path) -> tuple[dict, nn.Module]:
+    """The dict :func:`_save_weights` wrote to ``path`` and the model it describes, with its weights.
+    Any other file (not a torch file, another model's weights, missing entries) is a DataError
+    naming the file."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(saved, dict):
+            raise TypeError(f"it holds a {type(saved).__name__}, not a dict")
+        missing = [key for key in SAVED_KEYS if key not in saved]
+        if missing:
+            raise KeyError(f"no {', '.join(missing)}")
+        model = models.MnistCNN(**saved["model_options"])
+        model.load_state_dict(saved["state_dict"])
+    except pickle.UnpicklingError as exc:  # torch's message suggests weights_only=False: wrong for a stray file
+        raise DataError(f"{cli.shown_path(path)}: not a weights file written by ex1_5_variants.py "
+                        "(not a file torch.save wrote, or one holding more than tensors and plain values)") from exc
+    except Exception as exc:  # a user's file: whatever is wrong with it, say which file and what
+        reason = (str(exc).strip().splitlines() or [""])[0][:MAX_REASON_CHARS]
+        raise DataError(f"{cli.shown_path(path)}: not a weights file written by ex1_5_variants.py "
+                        f"({type(exc).__name__}: {reason})") from exc
+    return saved, model
+
+
+def _figures_from_weights(path: Path, loaded: tuple[dict, nn.Module], splits, ctx) -> dict:
+    saved, model = loaded
     model.to(ctx.device).eval()
     with torch.no_grad():
         logits = torch.cat([model(x) for x in splits.test[0].split(1000)]).cpu()

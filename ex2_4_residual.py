@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         help="block depths also compared without batch normalisation (default: %(default)s)")
     ctx = cli.setup(parser, argv, __file__)
     args = ctx.args
+    for flag, depths in (("--depths", args.depths), ("--no-bn-depths", args.no_bn_depths)):
+        if any(depth < 1 for depth in depths):
+            parser.error(f"{flag}: every block depth must be at least 1, got {' '.join(map(str, depths))}")
     splits = ex2_1_segnet.load_splits(ctx)
 
     panels = ([(depth, True, None) for depth in args.depths] + [(depth, False, None) for depth in args.no_bn_depths]
@@ -113,7 +116,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for config in configs:
         s = speed[config["label"]]
         print(results.summary_line(config) + f"; val Dice >= {DICE_THRESHOLD} reached by {s['seeds_reaching']}/"
-              f"{len(config['runs'])} seeds, mean epoch {s['mean_epoch']}")
+              f"{len(config['runs'])} seeds, mean epoch {_mean_epoch(s['mean_epoch'])}")
     for comparison in [*findings["residual_vs_plain"].values(), *findings["residual_vs_plain_no_bn"].values(),
                        *findings["residual_vs_plain_no_bn_check_init"].values()]:
         print(comparison["summary"])
@@ -141,6 +144,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         title=f"Ex 2.4: per seed (dots), mean ± std over the {len(ctx.seeds)} seeds, or over the n of them that "
               f"reach the threshold (n=k/{len(ctx.seeds)})")
     return configs
+
+
+def _mean_epoch(epoch: float | None) -> str:
+    """The mean epoch at which the seeds reach the threshold, or "never" if none does."""
+    return "never" if epoch is None else f"{epoch:.1f}"
 
 
 def _compare(plain: dict, residual: dict, speed: dict, depth: int, what: str = "") -> dict:

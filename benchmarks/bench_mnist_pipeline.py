@@ -9,13 +9,20 @@
 Also measured, to show what limits ours: ours without channels-last, ours with one thread, and
 the compute bound (forward+backward+step on one fixed, already prepared batch, repeated).
 
+The textbook pipeline reads the IDX files through torchvision's ``MNIST`` class, which wants them
+uncompressed in ``<root>/MNIST/raw/``; IDX files in another folder or gzipped are linked or
+decompressed into that layout in a temporary folder. The course's PNG folders are read with
+``ImageFolder``.
+
 Run:  python benchmarks/bench_mnist_pipeline.py [--device cpu] [--data-dir DIR] [--repeats 3]
 """
 from __future__ import annotations
 
 import argparse
+import gzip
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,8 +32,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import cli, mnist, models  # noqa: E402
-from common.data import TensorLoader  # noqa: E402
-from common.runtime import device_name, resolve_device, synchronize  # noqa: E402
+from common.data import DataError, TensorLoader  # noqa: E402
+from common.runtime import DEVICE_CHOICES, device_name, resolve_device, synchronize  # noqa: E402
 from common.train import TorchLearner, train_one_epoch  # noqa: E402
 
 BATCH_SIZE = 64
@@ -49,16 +56,33 @@ def _timed(fn, device) -> float:
     return time.perf_counter() - start
 
 
-def textbook_epoch(data_dir: Path, device: torch.device) -> tuple[float, int]:
+def textbook_dataset(data_dir: Path, tmp: Path) -> torch.utils.data.Dataset:
+    """The training set as the textbook reads it: torchvision's ``MNIST`` over the IDX files, or
+    ``ImageFolder`` over the course's PNG folders. ``MNIST`` wants the four IDX files uncompressed in
+    ``<root>/MNIST/raw/``; they are linked (or, if gzipped, decompressed) into that layout under ``tmp``."""
     from torchvision import datasets, transforms
 
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
     source = mnist.find_mnist(data_dir)
-    if source.kind == "idx":
-        dataset = datasets.MNIST(str(source.root.parent.parent), train=True, download=False, transform=transform)
-    else:
-        transform = transforms.Compose([transforms.Grayscale(), transform])
-        dataset = datasets.ImageFolder(str(source.root / "Train"), transform=transform)
+    if source.kind == "png":
+        return datasets.ImageFolder(str(source.root / "Train"), transform=transforms.Compose([transforms.Grayscale(),
+                                                                                           transform]))
+    raw = tmp / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for _, prefix in mnist.SPLITS.values():
+        for stem in (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"):
+            plain, packed = source.root / stem, source.root / f"{stem}.gz"
+            if plain.is_file():
+                (raw / stem).symlink_to(plain.resolve())
+            elif packed.is_file():
+                (raw / stem).write_bytes(gzip.decompress(packed.read_bytes()))
+            else:
+                raise DataError(f"MNIST IDX file {stem} missing in {cli.shown_path(source.root)}")
+    return datasets.MNIST(str(tmp), train=True, download=False, transform=transform)
+
+
+def textbook_epoch(dataset: torch.utils.data.Dataset, device: torch.device) -> float:
+    """Seconds for one epoch of the textbook pipeline over ``dataset``."""
     loader = torch.utils.data.DataLoader(dataset, batch_size=BATCH_SIZE, shuffle=True)
     model, optimizer, loss_fn = _model(device, channels_last=False)
 
@@ -72,7 +96,7 @@ def textbook_epoch(data_dir: Path, device: torch.device) -> tuple[float, int]:
             optimizer.step()
             loss.item()
 
-    return _timed(epoch, device), len(dataset)
+    return _timed(epoch, device)
 
 
 def our_epoch(x: torch.Tensor, y: torch.Tensor, device: torch.device, channels_last: bool = True) -> float:
@@ -102,11 +126,16 @@ def compute_bound_epoch(x: torch.Tensor, y: torch.Tensor, device: torch.device) 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--repeats", type=int, default=3, help="epochs per pipeline; the median is reported")
     args = parser.parse_args(argv)
-    device = resolve_device(args.device)
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        parser.error(str(exc))
     data_dir = args.data_dir or cli.default_data_dir()
     print(f"device: {device_name(device)}; torch {torch.__version__}; batch {BATCH_SIZE}; "
           f"median of {args.repeats} epoch(s)", flush=True)
@@ -123,7 +152,9 @@ def main(argv: list[str] | None = None) -> None:
         rows.append((label, seconds))
         print(f"  {label:<40s} {seconds:7.2f} s/epoch {n / seconds:9.0f} images/s", flush=True)
 
-    measure("textbook (Dataset + DataLoader)", lambda: textbook_epoch(data_dir, device)[0])
+    with tempfile.TemporaryDirectory(prefix="bench_mnist_") as tmp:
+        dataset = textbook_dataset(data_dir, Path(tmp))
+        measure("textbook (Dataset + DataLoader)", lambda: textbook_epoch(dataset, device))
     measure("ours (tensors on device, channels-last)", lambda: our_epoch(x, y, device))
     measure("ours without channels-last", lambda: our_epoch(x, y, device, channels_last=False))
     if device.type == "cpu" and threads > 1:
@@ -136,4 +167,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
@@ -13,6 +15,21 @@ BatchTransform = Callable[[torch.Tensor, torch.Tensor], Batch]
 
 class DataError(ValueError):
     """Missing, incomplete or malformed input data. The message names the path."""
+
+
+def shown_path(path: Path | str) -> str:
+    """``path`` as an absolute, normalised path for messages (``../x`` run from /tmp shows as
+    ``/x``); symbolic links are kept as the user named them."""
+    return os.path.abspath(path)
+
+
+def check_val_size(n: int, val_size: int, where: str) -> None:
+    """Raise a DataError unless ``val_size`` validation images can be held out of the ``n``
+    training images that ``where`` (e.g. "the MNIST training set in /data/MNIST/Train") holds
+    with at least one left to train on."""
+    if n <= val_size:
+        raise DataError(f"{where} holds {n} image(s), but {val_size} of them are held out for validation: "
+                        f"at least {val_size + 1} are needed")
 
 
 @dataclass

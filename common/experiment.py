@@ -181,7 +181,8 @@ def run_one(spec: RunSpec, splits: Splits, seed: int, device: torch.device, *, c
         "train_time_per_epoch_s": summarize(train_times),
         "wall_time_s": wall,
         "test": {"loss": test_result.loss, spec.score_name: test_result.score, "n": len(test_result.scores)},
-        "verdict": fit_verdict(history.epochs, gap_tol=spec.gap_tol),
+        "verdict": fit_verdict(history.epochs, gap_tol=spec.gap_tol,
+                               initial_loss=history.iter_loss[0] if history.iter_loss else None),
         "cache_key": key,
     }
     _save(directory, record, learner.state_dict(), test_result.logits)

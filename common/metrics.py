@@ -2,6 +2,8 @@
 can all be read from one place."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -34,13 +36,43 @@ def summarize(values: list[float] | np.ndarray) -> dict:
     }
 
 
+DIVERGED_FACTOR = 2.0  # a final training loss above this multiple of the loss at the start: diverged
+DIVERGED_RULE = (f"diverged if the final epoch's training loss is not finite or more than {DIVERGED_FACTOR:g}x "
+                 "the training loss at the start (the first epoch's, or the first iteration's if lower)")
+
+
+def diverged(epochs: list[dict], initial_loss: float | None = None) -> tuple[bool, str]:
+    """Whether training diverged (see ``DIVERGED_RULE``), and the numbers that say so.
+
+    ``epochs`` are the per-epoch records of :func:`common.train.fit` (``train_loss``: the mean over
+    the epoch's iterations; a loss is never negative; records without it, curves of scores only,
+    cannot be judged and count as not diverged); ``initial_loss`` is the loss of the first
+    iteration, at the initial weights, which lets a one-epoch run be judged too. Runs that train
+    end below the start or, stuck at a trivial prediction, level with it (the committed runs end at
+    most 1.0004x the start); a far too large learning rate ends thousands of times above it, or at NaN."""
+    if "train_loss" not in epochs[-1]:
+        return False, ""
+    final = epochs[-1]["train_loss"]
+    starts = [v for v in (epochs[0]["train_loss"], initial_loss) if v is not None and math.isfinite(v)]
+    start = min(starts) if starts else math.nan
+    if not math.isfinite(final):
+        return True, f"final training loss {final}"
+    if final > DIVERGED_FACTOR * start:
+        return True, f"final training loss {final:.4g}, {final / start:.3g}x the {start:.4g} at the start"
+    return False, ""
+
+
 def fit_verdict(epochs: list[dict], *, gap_tol: float, rise_tol: float = 0.10,
-                improve_tol: float = 0.002) -> dict:
-    """Classify a training run as over-fitting, under-fitting or a good fit from its curves.
+                improve_tol: float = 0.002, initial_loss: float | None = None) -> dict:
+    """Classify a training run as diverged, over-fitting, under-fitting or a good fit from its curves.
 
     ``epochs`` are the per-epoch records of :func:`common.train.fit` (``train_eval_score`` and
-    ``val_score`` measured the same way, in eval mode, on equally sized subsets). The rule:
+    ``val_score`` measured the same way, in eval mode, on equally sized subsets); ``initial_loss``
+    the training loss of the first iteration, if known. The rule:
 
+    * diverged if the training loss ends non-finite or far above where it started (:func:`diverged`;
+      stated in the result's ``divergence_rule``, which only a diverged run's verdict has, so that
+      the ``rule`` string, which the report parses, reads as before);
     * over-fitting if the final validation loss is more than ``rise_tol`` (relative) above its
       minimum, or the final train score exceeds the validation score by more than ``gap_tol``;
     * otherwise under-fitting if the train score still rose by more than ``improve_tol`` over
@@ -56,7 +88,10 @@ def fit_verdict(epochs: list[dict], *, gap_tol: float, rise_tol: float = 0.10,
     still_improving = last["train_eval_score"] - quarter["train_eval_score"]
     facts = (f"train-validation gap {gap:+.4f}; validation loss {rise:+.1%} vs its minimum "
              f"(epoch {best_epoch + 1}); train score change over the last quarter {still_improving:+.4f}")
-    if rise > rise_tol or gap > gap_tol:
+    did_diverge, why = diverged(epochs, initial_loss)
+    if did_diverge:
+        verdict, facts = "diverged", f"{why}; {facts}"
+    elif rise > rise_tol or gap > gap_tol:
         verdict = "over-fitting"
     elif still_improving > improve_tol:
         verdict = "under-fitting (still improving)"
@@ -65,8 +100,9 @@ def fit_verdict(epochs: list[dict], *, gap_tol: float, rise_tol: float = 0.10,
     rule = (f"over-fitting if final val loss > (1+{rise_tol}) x its minimum or train-val score gap > {gap_tol}; "
             f"else under-fitting if the train score rose > {improve_tol} over the last quarter of epochs; "
             "else good fit")
-    return {"verdict": verdict, "facts": facts, "rule": rule, "gap": gap, "val_loss_rise": rise,
-            "best_val_loss_epoch": best_epoch + 1, "late_train_improvement": still_improving}
+    return {"verdict": verdict, "facts": facts, "rule": rule,
+            **({"divergence_rule": DIVERGED_RULE} if did_diverge else {}), "gap": gap, "val_loss_rise": rise, "best_val_loss_epoch": best_epoch + 1,
+            "late_train_improvement": still_improving}
 
 
 # --- Segmentation ----------------------------------------------------------------------------

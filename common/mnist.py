@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 from .cache import atomic_write_bytes, cache_dir, stable_hash
-from .data import DataError, Splits, tensor_fingerprint, train_val_indices
+from .data import DataError, Splits, check_val_size, shown_path, tensor_fingerprint, train_val_indices
 
 SPLITS = {"train": ("Train", "train"), "test": ("Test", "t10k")}
 CLASSES = tuple(str(d) for d in range(10))
@@ -41,27 +41,56 @@ class Source:
 
 
 def find_mnist(data_dir: Path) -> Source:
-    """Locate MNIST under ``data_dir`` (or ``data_dir/MNIST``) in either layout."""
+    """Locate MNIST under ``data_dir`` (or ``data_dir/MNIST``) in either layout.
+
+    A PNG tree that has some of the 20 digit folders but not all (Train/7 deleted, no Test/) is
+    an error naming the missing folders, unless IDX files are found."""
     data_dir = Path(data_dir)
     candidates = [data_dir / "MNIST", data_dir]
     for root in candidates:
-        if all((root / folder / c).is_dir() for folder, _ in SPLITS.values() for c in CLASSES):
+        if not _missing_png_folders(root):
             return Source("png", root)
         for raw in (root / "raw", root):
             if _idx_path(raw, "train-images-idx3-ubyte") is not None:
                 return Source("idx", raw)
-    looked = ", ".join(str(c) for c in candidates)
+    for root in candidates:
+        missing = _missing_png_folders(root)
+        if len(missing) < len(SPLITS) * len(CLASSES):  # some digit folders are there: an incomplete tree
+            raise DataError(f"incomplete MNIST PNG tree in {shown_path(root)}: missing "
+                            f"{_describe_missing(root, missing)} (every digit needs a folder Train/<digit> "
+                            "and Test/<digit>)")
+    looked = ", ".join(shown_path(c) for c in candidates)
     raise DataError(
         "MNIST not found: no Train/0..9 and Test/0..9 PNG folders and no raw/*-ubyte IDX files "
         f"under {looked}. Put the data there, or pass --data-dir / set DLIA_DATA_DIR."
     )
 
 
-def load_mnist(data_dir: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """``{"train": (images, labels), "test": (images, labels)}`` as uint8 / int64 tensors."""
+def _missing_png_folders(root: Path) -> list[str]:
+    """The digit folders of the PNG layout missing under ``root``, relative to it (``Train/7``);
+    [] for a complete tree."""
+    return [f"{folder}/{c}" for folder, _ in SPLITS.values() for c in CLASSES if not (root / folder / c).is_dir()]
+
+
+def _describe_missing(root: Path, missing: list[str]) -> str:
+    """``missing`` (from :func:`_missing_png_folders`) for a message: a split folder that is not
+    there at all is named once (``Test/``) instead of by its ten digit folders."""
+    named = []
+    for folder, _ in SPLITS.values():
+        if not (root / folder).is_dir():
+            named.append(f"{folder}/")
+        else:
+            named += [m for m in missing if m.startswith(f"{folder}/")]
+    return ", ".join(named)
+
+
+def load_mnist(data_dir: Path, *, show_progress: bool = True) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """``{"train": (images, labels), "test": (images, labels)}`` as uint8 / int64 tensors.
+    ``show_progress``: a progress bar while PNG files are decoded (not cached yet)."""
     source = find_mnist(data_dir)
-    read = _read_png_split if source.kind == "png" else _read_idx_split
-    return {split: read(source.root, split) for split in SPLITS}
+    if source.kind == "png":
+        return {split: _read_png_split(source.root, split, show_progress) for split in SPLITS}
+    return {split: _read_idx_split(source.root, split) for split in SPLITS}
 
 
 def load_splits(
@@ -71,17 +100,21 @@ def load_splits(
     seed: int,
     device: torch.device,
     quick: bool = False,
+    show_progress: bool = True,
 ) -> Splits:
     """Normalised float tensors on ``device`` for train / validation / test.
 
-    The validation set is ``val_size`` images drawn (with ``seed``) from the training set;
+    The validation set is ``val_size`` images drawn (with ``seed``) from the training set (a
+    training set of ``val_size`` images or fewer is a DataError);
     the mean and standard deviation used for normalisation come from the train split only.
     ``quick`` truncates each split to the sizes in ``QUICK_SUBSET`` (for smoke tests).
+    ``show_progress``: a progress bar while PNG files are decoded.
     """
     source = find_mnist(data_dir)
-    data = load_mnist(data_dir)
+    data = load_mnist(data_dir, show_progress=show_progress)
     train_images, train_labels = data["train"]
     test_images, test_labels = data["test"]
+    check_val_size(len(train_labels), val_size, f"the MNIST training set in {_shown_split(source, 'train')}")
     train_idx, val_idx = train_val_indices(len(train_labels), val_size, seed)
     parts = {
         "train": (train_images[train_idx], train_labels[train_idx]),
@@ -110,6 +143,14 @@ def load_splits(
     return Splits(train=tensors["train"], val=tensors["val"], test=tensors["test"], info=info)
 
 
+def _shown_split(source: Source, split: str) -> str:
+    """Where a split of ``source`` lies, for messages: its PNG folder or its IDX images file."""
+    if source.kind == "png":
+        return shown_path(source.root / SPLITS[split][0])
+    stem = f"{SPLITS[split][1]}-images-idx3-ubyte"
+    return shown_path(_idx_path(source.root, stem) or source.root / stem)
+
+
 # --- IDX -------------------------------------------------------------------------------------
 
 def _idx_path(folder: Path, stem: str) -> Path | None:
@@ -123,15 +164,17 @@ def read_idx(path: Path) -> np.ndarray:
     """Parse an IDX file of unsigned bytes (``*-ubyte`` or ``*-ubyte.gz``) into an array."""
     raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     if len(raw) < 4:
-        raise DataError(f"{path}: not an IDX file (only {len(raw)} bytes)")
+        raise DataError(f"{shown_path(path)}: not an IDX file (only {len(raw)} bytes)")
     ndim = raw[3]
     magic = int.from_bytes(raw[:4], "big")
     if IDX_MAGIC.get(ndim) != magic:
-        raise DataError(f"{path}: bad IDX magic number 0x{magic:08x} (expected unsigned bytes, 1 or 3 dims)")
+        raise DataError(f"{shown_path(path)}: bad IDX magic number 0x{magic:08x} "
+                        "(expected unsigned bytes, 1 or 3 dims)")
     shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     offset = 4 + 4 * ndim
     if len(raw) - offset != int(np.prod(shape)):
-        raise DataError(f"{path}: header says shape {shape} but the file holds {len(raw) - offset} bytes of data")
+        raise DataError(f"{shown_path(path)}: header says shape {shape} but the file holds "
+                        f"{len(raw) - offset} bytes of data")
     return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(shape)
 
 
@@ -142,34 +185,40 @@ def _read_idx_split(raw: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         stem = f"{prefix}-{what}-idx{dims}-ubyte"
         path = _idx_path(raw, stem)
         if path is None:
-            raise DataError(f"MNIST IDX file {stem} missing in {raw}")
+            raise DataError(f"MNIST IDX file {stem} missing in {shown_path(raw)}")
         paths[what] = path
     images, labels = read_idx(paths["images"]), read_idx(paths["labels"])
     if images.ndim != 3 or images.shape[1:] != IMAGE_SIZE or len(images) != len(labels):
-        raise DataError(f"{paths['images']}: images {images.shape} do not match labels {labels.shape}")
+        raise DataError(f"{shown_path(paths['images'])}: images {images.shape} do not match labels {labels.shape}")
     if labels.max() > 9:
-        raise DataError(f"{paths['labels']}: label {labels.max()} outside 0..9")
+        raise DataError(f"{shown_path(paths['labels'])}: label {labels.max()} outside 0..9")
     return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
 
 
 # --- PNG folders -----------------------------------------------------------------------------
 
-def _read_png_split(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _read_png_split(root: Path, split: str, show_progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """The images and labels of ``root/<Train|Test>/<digit>/*.png`` in a fixed order that mixes
     the classes: the class-ordered tensors of :func:`_decode_png_split`, permuted with a
     generator seeded with ``PNG_ORDER_SEED``."""
-    images, labels = _decode_png_split(root, split)
+    images, labels = _decode_png_split(root, split, show_progress)
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(PNG_ORDER_SEED))
     return images[order], labels[order]
 
 
-def _decode_png_split(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _decode_png_split(root: Path, split: str, show_progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """The decoded PNG tree ordered by class, then file name; cached on disk in that order (the
-    shuffle of :func:`_read_png_split` is applied after every read, cached or not)."""
+    shuffle of :func:`_read_png_split` is applied after every read, cached or not). A training
+    digit folder without PNG files is a DataError naming it (the network would silently learn nine
+    classes); a test folder may lack a digit (a small test subset can), but not all of them."""
     folder = root / SPLITS[split][0]
-    files = [(int(c), p) for c in CLASSES for p in sorted((folder / c).glob("*.png"))]
-    if not files:
-        raise DataError(f"no PNG files in {folder}/0..9")
+    by_class = {c: sorted((folder / c).glob("*.png")) for c in CLASSES}
+    empty = [shown_path(folder / c) for c, paths in by_class.items() if not paths]
+    if split == "train" and empty:
+        raise DataError(f"no PNG files in {', '.join(empty)}: every training digit folder 0..9 needs its images")
+    if len(empty) == len(CLASSES):
+        raise DataError(f"no PNG files in {shown_path(folder)}/0..9")
+    files = [(int(c), p) for c, paths in by_class.items() for p in paths]
     key = stable_hash([str(folder.resolve())] + [(p.name, c, *_stat(p)) for c, p in files])
     cached = cache_dir() / "mnist" / f"{split}-{key}.pt"
     if cached.is_file():
@@ -181,7 +230,8 @@ def _decode_png_split(root: Path, split: str) -> tuple[torch.Tensor, torch.Tenso
     from tqdm import tqdm
 
     images = np.empty((len(files), *IMAGE_SIZE), dtype=np.uint8)
-    for i, (_, path) in enumerate(tqdm(files, desc=f"decoding {folder}", unit="img", leave=False)):
+    for i, (_, path) in enumerate(tqdm(files, desc=f"decoding {folder}", unit="img", leave=False,
+                                       disable=not show_progress)):
         images[i] = _read_png(path)
     labels = torch.tensor([c for c, _ in files], dtype=torch.int64)
     result = (torch.from_numpy(images), labels)
@@ -201,7 +251,7 @@ def _read_png(path: Path) -> np.ndarray:
         with Image.open(path) as img:
             array = np.asarray(img.convert("L"))
     except Exception as exc:
-        raise DataError(f"cannot read image {path}: {exc}") from exc
+        raise DataError(f"cannot read image {shown_path(path)}: {exc}") from exc
     if array.shape != IMAGE_SIZE:
-        raise DataError(f"{path}: image is {array.shape[1]}x{array.shape[0]}, expected 28x28")
+        raise DataError(f"{shown_path(path)}: image is {array.shape[1]}x{array.shape[0]}, expected 28x28")
     return array

@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 
 from .cache import stable_hash
-from .data import DataError, Splits, split_ordered, tensor_fingerprint, train_val_indices
+from .data import DataError, Splits, check_val_size, shown_path, split_ordered, tensor_fingerprint, train_val_indices
 
 SPLITS = {"train": "Train", "test": "Test"}
 IMAGE_SIZE = (128, 128)
@@ -69,7 +69,7 @@ def find_warwick(data_dir: Path) -> Source:
             return _zip_source(zip_path)
     raise DataError(
         f"WARWICK not found: no WARWICK/Train and WARWICK/Test folders with image_NN.png files and no "
-        f"WARWICK.zip under {data_dir}. Put the data there, or pass --data-dir / set DLIA_DATA_DIR."
+        f"WARWICK.zip under {shown_path(data_dir)}. Put the data there, or pass --data-dir / set DLIA_DATA_DIR."
     )
 
 
@@ -78,7 +78,7 @@ def _zip_source(path: Path) -> Source:
         with zipfile.ZipFile(path) as zf:
             names = [n for n in zf.namelist() if not _is_junk(n) and not n.endswith("/")]
     except zipfile.BadZipFile as exc:
-        raise DataError(f"{path}: not a readable zip file ({exc})") from exc
+        raise DataError(f"{shown_path(path)}: not a readable zip file ({exc})") from exc
     prefixes = set()
     for name in names:
         parts = name.split("/")
@@ -86,9 +86,16 @@ def _zip_source(path: Path) -> Source:
             prefixes.add("/".join(parts[:-2]) + ("/" if len(parts) > 2 else ""))
     if len(prefixes) != 1:
         found = "none" if not prefixes else ", ".join(sorted(p or "<top level>" for p in prefixes))
-        raise DataError(f"{path}: expected exactly one folder holding Train/ and Test/ with image_NN.png "
+        raise DataError(f"{shown_path(path)}: expected exactly one folder holding Train/ and Test/ with image_NN.png "
                         f"and label_NN.png files; found {found}")
     return Source("zip", path, prefixes.pop())
+
+
+def _shown_folder(source: Source, folder: str) -> str:
+    """A split folder of ``source`` for messages: an absolute path, inside a zip ``zip:prefix/Train``."""
+    if source.kind == "folder":
+        return shown_path(source.path / folder)
+    return f"{shown_path(source.path)}:{source.prefix}{folder}"
 
 
 def _list_files(source: Source, split: str) -> dict[str, tuple[str, str]]:
@@ -97,13 +104,12 @@ def _list_files(source: Source, split: str) -> dict[str, tuple[str, str]]:
     if source.kind == "folder":
         where = source.path / folder
         names = [p.name for p in where.iterdir() if p.is_file()] if where.is_dir() else []
-        display = str(where)
     else:
         with zipfile.ZipFile(source.path) as zf:
             start = f"{source.prefix}{folder}/"
             names = [n[len(start):] for n in zf.namelist()
                      if n.startswith(start) and "/" not in n[len(start):] and not _is_junk(n)]
-        display = f"{source.path}:{source.prefix}{folder}"
+    display = _shown_folder(source, folder)
     files: dict[str, dict[str, str]] = {}
     for name in names:
         match = _NAME.match(name)
@@ -132,12 +138,11 @@ def load_warwick(data_dir: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor, 
                 if zf is None:
                     image_path, label_path = source.path / folder / image_name, source.path / folder / label_name
                     image_bytes, label_bytes = image_path.read_bytes(), label_path.read_bytes()
-                    image_where, label_where = str(image_path), str(label_path)
                 else:
                     inner = f"{source.prefix}{folder}/"
                     image_bytes, label_bytes = zf.read(inner + image_name), zf.read(inner + label_name)
-                    image_where = f"{source.path}:{inner}{image_name}"
-                    label_where = f"{source.path}:{inner}{label_name}"
+                image_where = f"{_shown_folder(source, folder)}/{image_name}"
+                label_where = f"{_shown_folder(source, folder)}/{label_name}"
                 images.append(_decode_image(image_bytes, image_where))
                 masks.append(_decode_label(label_bytes, label_where))
                 names.append(f"{folder}/{image_name}")
@@ -193,7 +198,8 @@ def load_splits(
 ) -> Splits:
     """Normalised (N, 2, 128, 128) float inputs and (N, 128, 128) 0/1 class maps on ``device``.
 
-    ``val_size`` of the 85 training images are held out for validation: drawn with ``seed``
+    ``val_size`` of the 85 training images are held out for validation (a training set of
+    ``val_size`` images or fewer is a DataError): drawn with ``seed``
     (``holdout="random"``), or the ``val_size`` images with the highest :func:`red_share`
     (``"reddest"``: a validation set whose staining lies outside the range the network trains on).
     With ``holdout=NO_HOLDOUT`` all 85 train (a refit once the configuration is chosen); the
@@ -207,6 +213,7 @@ def load_splits(
     data = load_warwick(data_dir)
     train_images, train_masks, train_names = data["train"]
     test_images, test_masks, test_names = data["test"]
+    check_val_size(len(train_masks), val_size, f"the WARWICK training set in {_shown_folder(source, SPLITS['train'])}")
     if holdout in ("random", NO_HOLDOUT):
         train_idx, val_idx = train_val_indices(len(train_masks), val_size, seed)
         if holdout == NO_HOLDOUT:

@@ -1,6 +1,8 @@
 """Both MNIST layouts give identical tensors; bad input gives a clear error naming the path."""
 import gzip
 import os
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -159,3 +161,47 @@ def test_load_splits_normalises_with_train_statistics(mnist_dir):
     assert x_train.shape == (mnist.QUICK_SUBSET["train"], 1, 28, 28) and x_train.dtype == torch.float32
     assert abs(x_train.mean().item()) < 1e-4 and abs(x_train.std().item() - 1) < 1e-3
     assert splits.info["sizes"] == mnist.QUICK_SUBSET
+
+
+def test_an_empty_digit_folder_is_an_error_naming_it(both_layouts):
+    """All PNGs of Train/7 deleted: training would silently have nine classes."""
+    _, png_dir = both_layouts
+    for path in (png_dir / "MNIST" / "Train" / "7").glob("*.png"):
+        path.unlink()
+    with pytest.raises(DataError, match=f"no PNG files in {png_dir / 'MNIST' / 'Train' / '7'}:"):
+        mnist.load_mnist(png_dir)
+
+
+@pytest.mark.parametrize("removed,named", [("Train/7", "Train/7"), ("Test", "Test/")])
+def test_a_missing_digit_or_split_folder_is_named(both_layouts, removed, named):
+    _, png_dir = both_layouts
+    shutil.rmtree(png_dir / "MNIST" / removed)
+    with pytest.raises(DataError) as err:
+        mnist.find_mnist(png_dir)
+    assert f"incomplete MNIST PNG tree in {png_dir / 'MNIST'}: missing {named} (" in str(err.value)
+
+
+def test_a_training_set_smaller_than_the_validation_split_is_a_data_error(both_layouts):
+    idx_dir, png_dir = both_layouts
+    for data_dir, where in ((png_dir, png_dir / "MNIST" / "Train"),
+                            (idx_dir, idx_dir / "MNIST" / "raw" / "train-images-idx3-ubyte")):
+        with pytest.raises(DataError) as err:
+            mnist.load_splits(data_dir, val_size=N_TRAIN, seed=0, device=torch.device("cpu"))
+        assert f"MNIST training set in {where} holds {N_TRAIN} image(s)" in str(err.value)
+        assert f"{N_TRAIN} of them are held out for validation: at least {N_TRAIN + 1} are needed" in str(err.value)
+
+
+def test_messages_show_absolute_paths(tmp_path, monkeypatch):
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    with pytest.raises(DataError) as err:
+        mnist.find_mnist(Path("../nowhere"))
+    assert str(tmp_path.resolve() / "nowhere" / "MNIST") in str(err.value) and "../" not in str(err.value)
+
+
+def test_no_decoding_progress_bar_when_progress_is_off(both_layouts, monkeypatch, tmp_path, capsys):
+    _, png_dir = both_layouts
+    for show in (True, False):
+        monkeypatch.setenv("DLIA_CACHE_DIR", str(tmp_path / f"fresh_cache_{show}"))  # decode, not read the cache
+        mnist.load_mnist(png_dir, show_progress=show)
+        assert ("decoding" in capsys.readouterr().err) is show

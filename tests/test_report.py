@@ -33,3 +33,17 @@ def test_readme_mentions_every_exercise_script():
     readme = (REPO_ROOT / "README.md").read_text()
     for script in sorted(REPO_ROOT.glob("ex[0-9]_[0-9]_*.py")):
         assert f"`{script.name}`" in readme, f"README.md does not describe {script.name}"
+
+
+def test_quick_results_are_left_out_of_the_table_with_a_warning(tmp_path, capsys):
+    config = {"name": "cnn_sgd", "score_name": "accuracy", "num_weights": 21578,
+              "summary": {"test_accuracy": {"mean": 0.98765, "std": 0.001, "n": 3},
+                          "train_time_per_epoch_s": {"mean": 3.21}, "verdicts": ["good fit"]}}
+    for exercise, quick, device in (("ex1_2_cnn", False, "CPU: full"), ("ex1_3_pool_order", True, "CPU: smoke")):
+        record = {"exercise": exercise, "quick": quick, "command": f"python {exercise}.py" + " --quick" * quick,
+                  "configs": [config], "environment": {"device_name": device}}
+        (tmp_path / f"{exercise}.json").write_text(json.dumps(record))
+    table = report.results_table(tmp_path)
+    assert "| ex1_2_cnn |" in table and "ex1_3_pool_order" not in table and "CPU: smoke" not in table
+    err = capsys.readouterr().err
+    assert err.startswith("warning: skipped") and "ex1_3_pool_order.json" in err and "--quick" in err

@@ -4,6 +4,8 @@ import json
 
 import pytest
 
+from common.data import DataError
+
 SCRIPTS = {
     "ex1_1_fc": ["ex1_1_fc_curves"],
     "ex1_2_cnn": ["ex1_2_cnn_curves"],
@@ -37,13 +39,15 @@ def _check_results_and_figures(script, tmp_path):
             assert (tmp_path / "figures" / f"{figure}.{ext}").stat().st_size > 1000
 
 
-def test_ex1_2_reports_the_weight_count_of_both_networks(mnist_dir, tmp_path):
+def test_ex1_2_reports_the_weight_count_of_both_networks(mnist_dir, tmp_path, capsys):
     import ex1_2_cnn
 
     ex1_2_cnn.main(["--quick", "--device", "cpu", "--data-dir", str(mnist_dir), "--out-dir", str(tmp_path),
                     "--no-progress", "--num-seeds", "1"])
     findings = json.loads((tmp_path / "results" / "ex1_2_cnn.json").read_text())["findings"]
     assert findings["cnn_weights"] == 21_578 and findings["fc_weights"] == 109_386
+    assert "weights: CNN 21,578, fully connected (Ex 1.1) 109,386: the fully connected net has 5.1x as many" in \
+        capsys.readouterr().out
 
 
 def test_ex1_1_numpy_and_torch_start_alike_and_are_both_timed(mnist_dir, tmp_path):
@@ -145,3 +149,36 @@ def test_segmentation_quick_run_writes_results_and_figures(script, warwick_dir, 
         per_image_mean = [sum(d) / len(d) for d in zip(*findings["per_image_test_dice"]["per_seed"])]
         assert worst["dice_mean"] == pytest.approx(min(per_image_mean), abs=1e-4)  # chosen by the code
         assert worst["name"] in worst["description"]
+
+
+# --- Command-line mistakes: one line, before any data is read or network trained ------------------
+
+def test_ex1_5_from_weights_that_are_missing_or_no_weights_file(tmp_path, capsys):
+    """Checked before the data is read (here there is none)."""
+    import ex1_5_variants
+
+    args = ["--quick", "--device", "cpu", "--data-dir", str(tmp_path / "no_data"), "--out-dir", str(tmp_path / "out")]
+    with pytest.raises(SystemExit) as exit_info:
+        ex1_5_variants.main(args + ["--from-weights", str(tmp_path / "nope.pt")])
+    assert exit_info.value.code == 2 and f"--from-weights {tmp_path / 'nope.pt'}: no such file" in capsys.readouterr().err
+    not_weights = tmp_path / "notes.md"
+    not_weights.write_text("# not a weights file")
+    with pytest.raises(DataError, match=f"^{not_weights}: not a weights file written by ex1_5_variants.py"):
+        ex1_5_variants.main(args + ["--from-weights", str(not_weights)])
+
+
+@pytest.mark.parametrize("flag", ["--depths", "--no-bn-depths"])
+def test_ex2_4_block_depths_below_one_are_a_parser_error(flag, tmp_path, capsys):
+    import ex2_4_residual
+
+    with pytest.raises(SystemExit) as exit_info:
+        ex2_4_residual.main(["--quick", "--device", "cpu", "--data-dir", str(tmp_path / "no_data"),
+                             "--out-dir", str(tmp_path / "out"), flag, "2", "0"])
+    assert exit_info.value.code == 2 and f"{flag}: every block depth must be at least 1, got 2 0" in \
+        capsys.readouterr().err
+
+
+def test_ex2_4_says_never_for_a_threshold_no_seed_reaches():
+    import ex2_4_residual
+
+    assert ex2_4_residual._mean_epoch(None) == "never" and ex2_4_residual._mean_epoch(12.333) == "12.3"

@@ -173,3 +173,37 @@ def test_fit_verdicts_on_hand_made_curves():
 def test_moving_average():
     assert moving_average([1, 2, 3, 4], 2).tolist() == [1.0, 1.5, 2.5, 3.5]
     assert moving_average([5.0], 10).tolist() == [5.0]
+
+
+def _loss_epochs(train_losses):
+    """Curves whose scores read as a good fit, with the given training loss per epoch."""
+    return [{"train_loss": loss, "train_eval_score": 0.11, "val_score": 0.11, "val_loss": 2.3} for loss in train_losses]
+
+
+@pytest.mark.parametrize("train_losses,initial_loss", [
+    ([2.2, 40.0, 23782.0], None),  # rose far above the first epoch's
+    ([2.2, 1.0, float("nan")], None),  # ends at NaN
+    ([0.9, float("inf")], 2.3),  # ends at infinity
+    ([23782.0], 2.3),  # one epoch (--quick): judged against the first iteration's loss
+])
+def test_a_diverged_run_is_called_diverged_not_a_good_fit(train_losses, initial_loss):
+    verdict = fit_verdict(_loss_epochs(train_losses), gap_tol=0.01, initial_loss=initial_loss)
+    assert verdict["verdict"] == "diverged" and "final training loss" in verdict["facts"]
+    assert verdict["divergence_rule"].startswith("diverged if") and "diverged" not in verdict["rule"]
+
+
+@pytest.mark.parametrize("train_losses,initial_loss", [
+    ([0.6560, 0.6562], 0.6931),  # stuck at a trivial prediction: level, 1.0003x the first epoch's
+    ([0.5, 0.9], 0.7),  # 1.8x the start: worse, but not the DIVERGED_FACTOR (2x) of a divergence
+    ([23782.0], None),  # one epoch without the first iteration's loss: nothing to compare with
+])
+def test_a_flat_or_merely_worse_run_is_not_called_diverged(train_losses, initial_loss):
+    verdict = fit_verdict(_loss_epochs(train_losses), gap_tol=0.01, initial_loss=initial_loss)
+    assert verdict["verdict"] == "good fit" and "divergence_rule" not in verdict  # the record reads as before
+
+
+def test_a_run_with_a_far_too_large_learning_rate_is_recorded_as_diverged(tmp_path):
+    spec = toy_spec(build_optimizer=lambda p: torch.optim.SGD(p, lr=1e4), num_epochs=1)
+    record = experiment.run_one(spec, toy_splits(), 0, torch.device("cpu"), cache_root=tmp_path,
+                                show_progress=False).record
+    assert record["verdict"]["verdict"] == "diverged"

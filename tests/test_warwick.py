@@ -100,6 +100,14 @@ def test_missing_data_names_the_folder(tmp_path):
         warwick.find_warwick(tmp_path)
 
 
+def test_a_training_set_smaller_than_the_validation_split_is_a_data_error(small_tree):
+    n = len(NUMBERS["Train"])
+    with pytest.raises(DataError) as err:
+        warwick.load_splits(small_tree.parent, val_size=n, seed=0, device=torch.device("cpu"))
+    assert str(err.value) == (f"the WARWICK training set in {small_tree / 'Train'} holds {n} image(s), but {n} of "
+                              f"them are held out for validation: at least {n + 1} are needed")
+
+
 def test_image_without_label(small_tree):
     (small_tree / "Train" / "label_03.png").unlink()
     _expect(small_tree.parent, r"image_03\.png: no matching label_03\.png")

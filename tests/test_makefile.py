@@ -1,0 +1,62 @@
+"""The Makefile's choice of data folder and its submission warning, run with `make` on a copy."""
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from common.cache import REPO_ROOT
+
+pytestmark = pytest.mark.skipif(shutil.which("make") is None or shutil.which("git") is None,
+                                reason="needs make and git")
+
+
+def _data_dir(folder, *, environment: str | None = None, command_line: str | None = None) -> str:
+    """DLIA_DATA_DIR as the Makefile exports it, in ``folder`` holding a copy of it (``make -n``: nothing runs)."""
+    shutil.copy(REPO_ROOT / "Makefile", folder / "Makefile")
+    (folder / "show.mk").write_text("include Makefile\n$(info DLIA_DATA_DIR=$(DLIA_DATA_DIR))\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("DLIA_DATA_DIR", "DATA_DIR", "MAKEFLAGS")}
+    if environment is not None:
+        env["DLIA_DATA_DIR"] = environment
+    args = ["make", "-s", "-n", "-f", "show.mk", "clean"] + ([f"DATA_DIR={command_line}"] if command_line else [])
+    out = subprocess.run(args, cwd=folder, env=env, capture_output=True, text=True, check=True).stdout
+    return out.splitlines()[0].removeprefix("DLIA_DATA_DIR=")
+
+
+@pytest.mark.parametrize("files,chosen", [
+    ([], "../shared/data"),
+    (["data/README.md", "data/WARWICK/", "data/MNIST/"], "../shared/data"),  # empty folders are no data set
+    (["data/MNIST/raw/train-images-idx3-ubyte.gz"], "data"),
+    (["data/train-images-idx3-ubyte"], "data"),  # IDX files directly in data/
+    (["data/MNIST/Train/0/"], "data"),
+    (["data/WARWICK/Train/image_01.png"], "data"),
+    (["data/WARWICK.zip"], "data"),
+])
+def test_data_folder_is_used_only_when_it_holds_a_data_set(tmp_path, files, chosen):
+    for name in files:  # a trailing "/" makes a folder, else an empty file
+        path = tmp_path / name
+        folder = path if name.endswith("/") else path.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        if folder != path:
+            path.write_bytes(b"")
+    assert _data_dir(tmp_path) == chosen
+
+
+def test_data_dir_on_the_command_line_beats_the_environment(tmp_path):
+    assert _data_dir(tmp_path, environment="/from/env") == "/from/env"
+    assert _data_dir(tmp_path, environment="/from/env", command_line="/from/make") == "/from/make"
+
+
+def test_submission_warns_about_uncommitted_changes(tmp_path):
+    shutil.copy(REPO_ROOT / "Makefile", tmp_path / "Makefile")
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "report.pdf").write_text("pdf")
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    for command in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "all"]):
+        subprocess.run(git + command, cwd=tmp_path, check=True)
+    make = ["make", "-s", "submission"]
+    clean = subprocess.run(make, cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    (tmp_path / "report" / "report.pdf").write_text("changed")
+    dirty = subprocess.run(make, cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    assert "warning" not in clean and dirty.startswith("warning: the working tree has uncommitted changes")
+    assert "report/report.pdf" in dirty
