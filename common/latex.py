@@ -297,6 +297,8 @@ def _layer_text(kind: str, args: str) -> str | None:
         return None if mode == "None" else f"merge {mode}"
     if kind == "Identity":
         return None
+    if kind == "Flatten":
+        return kind
     return kind if not args or args.startswith("inplace") else f"{kind}({args})"
 
 
