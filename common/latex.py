@@ -36,7 +36,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable
 
-from .cache import REPO_ROOT, atomic_write_bytes
+from .cache import REPO_ROOT, atomic_write_bytes, stable_hash
 
 OTHER_DEVICE_RUNS = ("cuda",)  # <root>/cuda/results/*.json -> macros "cuda.<ex>. ..."
 SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -187,12 +187,17 @@ def flatten(prefix: str, value: Any) -> Iterable[tuple[str, str]]:
             yield from flatten(f"{prefix}.{key_part(k)}", v)
     elif isinstance(value, (list, tuple)):
         if len(value) <= 12 and all(not isinstance(v, (dict, list)) for v in value):
-            yield prefix, ", ".join(fmt_number(v) if isinstance(v, (int, float)) and not isinstance(v, bool)
+            yield prefix, ", ".join(fmt_number(v) if v is None or isinstance(v, (int, float)) and not isinstance(v, bool)
                                     else tex_escape(v) for v in value)
         else:
             for i, v in enumerate(value[:200]):
                 if isinstance(v, (dict, list)):
                     yield from flatten(f"{prefix}.{i}", v)
+            if len(value) <= 12 and value and all(isinstance(v, dict) for v in value):
+                # a short list of records (e.g. one per seed): each scalar field also as one list, "21, 11, 14"
+                for k in set.intersection(*(set(v) for v in value)):
+                    if all(not isinstance(v[k], (dict, list)) for v in value):
+                        yield from flatten(f"{prefix}.{key_part(k)}", [v[k] for v in value])
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         yield prefix, fmt_number(value)
     elif value is None or isinstance(value, bool):
@@ -232,7 +237,7 @@ def environment_macros(records: list[dict]) -> dict[str, str]:
         return {}
     env = records[0]["environment"]
     macros = {f"env.{key_part(k)}": tex_escape(v) for k, v in env.items()}
-    unique = {run.get("cache_key", id(run)): run["wall_time_s"] for r in records for c in r["configs"] for run in c["runs"]}
+    unique = {run_identity(run): run["wall_time_s"] for r in records for c in r["configs"] for run in c["runs"]}
     macros["env.total_wall_min"] = f"{sum(unique.values()) / 60:.1f}"  # each training run once
     macros["env.quick"] = "yes" if any(r.get("quick") for r in records) else "no"
     return macros
@@ -361,8 +366,18 @@ def training_minutes(record: dict) -> float:
     """Minutes of training behind an exercise's results: the sum of its runs' wall times as
     recorded when they were trained (a cached run counts with its original time), each run once
     (a configuration that re-evaluates another's runs, e.g. with test-time augmentation, adds none)."""
-    unique = {run.get("cache_key", id(run)): run["wall_time_s"] for c in record["configs"] for run in c["runs"]}
+    unique = {run_identity(run): run["wall_time_s"] for c in record["configs"] for run in c["runs"]}
     return sum(unique.values()) / 60
+
+
+def run_identity(run: dict) -> str:
+    """What makes two recorded runs the same training run: hyperparameters, seed and the training
+    loss of every epoch (training is deterministic). Unlike the cache key this ignores the version
+    of the training code, so a run recorded before and after a change of the code that did not
+    change it (e.g. the Ex 2.1 network in Ex 2.1 and in Ex 2.4) counts once."""
+    if "hyperparameters" not in run or "history" not in run:  # a minimal record: its cache key, else itself
+        return run.get("cache_key") or str(id(run))
+    return stable_hash([run["hyperparameters"], run["seed"], [e["train_loss"] for e in run["history"]["epochs"]]])
 
 
 def environment_table(records: list[dict]) -> str:

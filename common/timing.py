@@ -1,9 +1,10 @@
 """Timing of training steps, for comparing architectures that compute the same thing differently.
 
 :func:`time_forward_backward` measures forward + loss + backward of each model on the same
-batches. The models are timed in turn within every repeat (round-robin), so that a slow-down
-of the machine during the measurement (other processes) hits all of them alike, and the median
-over repeats discards the outliers.
+batches. The models are timed in turn within every repeat (round-robin, the order reversed
+every other repeat so that none always goes first), so that a slow-down of the machine during
+the measurement (other processes) hits all of them alike, and the median over repeats discards
+the outliers.
 """
 from __future__ import annotations
 
@@ -51,8 +52,9 @@ def time_forward_backward(models: dict[str, nn.Module], inputs: Tensor, targets:
         loss_fn(model(x), y).backward()
 
     per_batch: dict[str, list[float]] = {name: [] for name in models}
-    for _ in range(repeats):
-        for name, model in models.items():
+    for repeat in range(repeats):
+        order = list(models.items())
+        for name, model in order if repeat % 2 == 0 else order[::-1]:  # alternate: no model always goes first
             for x, y in batches[:warmup]:
                 step(model, x, y)
             synchronize(device)
@@ -80,5 +82,5 @@ def paired_comparison(timings: dict[str, dict], slower: str, faster: str) -> dic
         raise ValueError(f"{slower!r} and {faster!r} need the same, non-zero number of repeats; got {len(a)} and {len(b)}")
     wins = sum(tb < ta for ta, tb in zip(a, b))
     verdict = (f"faster in all {len(a)} paired repeats" if wins == len(a) else
-               f"no consistent difference: faster in only {wins} of {len(a)} paired repeats")
+               f"no consistent difference (faster in only {wins} of {len(a)} paired repeats)")
     return {"faster_in_repeats": wins, "repeats": len(a), "verdict": verdict}

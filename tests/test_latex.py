@@ -126,3 +126,19 @@ def test_hyperparameter_values_are_rounded_and_private_state_left_out():
     assert latex._value_text({"lr": 0.0003999999999999993, "betas": (0.9, 0.999), "_step_count": 3,
                               "state": {"T_max": 40, "_last_lr": [0.1]}}) == "lr=0.0004, betas=[0.9, 0.999], state=T_max=40"
     assert latex._dict_text(None) == "none" and latex._dict_text("a_b") == r"a\_b"
+
+
+def test_a_run_recorded_under_two_code_versions_counts_once():
+    def run(key, losses, seed=0):
+        return {"hyperparameters": {"lr": 0.1}, "seed": seed, "cache_key": key, "wall_time_s": 60.0,
+                "history": {"epochs": [{"train_loss": x} for x in losses]}}
+    records = [{"environment": {"device": "cpu"}, "configs": [{"runs": [run("old", [0.5, 0.4])]}]},
+               {"environment": {"device": "cpu"}, "configs": [{"runs": [run("new", [0.5, 0.4]), run("new2", [0.5, 0.3]),
+                                                                        run("new3", [0.5, 0.4], seed=1)]}]}]
+    # the same hyperparameters, seed and losses under two cache keys: once; other losses or seed: another run
+    assert latex.environment_macros(records)["env.total_wall_min"] == "3.0"
+
+
+def test_a_short_list_of_records_also_gives_each_field_as_one_list():
+    macros = dict(latex.flatten("f.x", [{"epoch": 21, "s": 1.5}, {"epoch": None, "s": 2.0}, {"epoch": 14, "s": 3.0}]))
+    assert macros["f.x.0.epoch"] == "21" and macros["f.x.epoch"] == "21, n/a, 14" and macros["f.x.s"] == "1.5, 2, 3"

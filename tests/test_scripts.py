@@ -95,6 +95,9 @@ def test_ex1_3_and_ex1_4_share_the_ex1_2_run_and_pool_orders_train_identically(m
     for act in ("relu", "tanh"):
         assert findings["curve_differences"][act]["max_abs_iter_loss"] < 1e-4
         assert findings["pool_after_over_pool_first_time"][act]["forward_backward"] > 0
+        paired = findings["pool_first_vs_pool_after"][act]  # the report's speed verdict
+        repeats = findings["forward_backward_timing"][f"{act}_pool_first"]["repeats"]
+        assert paired["repeats"] == repeats and 0 <= paired["faster_in_repeats"] <= repeats and paired["verdict"]
 
 
 def test_ex1_5_saves_the_chosen_weights_and_remakes_its_figures_from_them(mnist_dir, tmp_path):

@@ -29,3 +29,21 @@ def test_paired_comparison_calls_a_difference_consistent_only_if_every_repeat_ag
     assert mixed["faster_in_repeats"] == 2 and mixed["verdict"].startswith("no consistent difference")
     with pytest.raises(ValueError, match="same, non-zero number of repeats"):
         timing.paired_comparison({"a": {"per_batch_repeats_s": [1.0]}, "b": {"per_batch_repeats_s": []}}, "a", "b")
+
+
+def test_the_timing_order_alternates_between_repeats():
+    calls = []
+
+    class Probe(nn.Module):
+        def __init__(self, name):
+            super().__init__()
+            self.name, self.linear = name, nn.Linear(4, 2)
+
+        def forward(self, x):
+            calls.append(self.name)
+            return self.linear(x.flatten(1))
+
+    x, y = torch.randn(8, 1, 2, 2), torch.randint(0, 2, (8,))
+    timing.time_forward_backward({"a": Probe("a"), "b": Probe("b")}, x, y, batch_size=4, num_batches=1, warmup=0,
+                                 repeats=3, channels_last=False)
+    assert calls == ["a", "b", "b", "a", "a", "b"]
