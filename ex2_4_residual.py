@@ -55,8 +55,11 @@ def label(depth: int, residual: bool, batch_norm: bool = True, init: str | None 
             f"{f', {init} init' if init else ''}")
 
 
-def panel_name(depth: int, batch_norm: bool, init: str | None) -> str:
-    return f"depth{depth}{'' if batch_norm else '_nobn'}{f'_{init}' if init else ''}"
+def panel_name(depth: int, batch_norm: bool, init: str | None, residual: bool | None = None) -> str:
+    """File-name form of a figure panel ("depth3_nobn_he"), or with ``residual`` of one of its
+    networks ("depth3_residual_nobn_he")."""
+    kind = "" if residual is None else f"_{'residual' if residual else 'plain'}"
+    return f"depth{depth}{kind}{'' if batch_norm else '_nobn'}{f'_{init}' if init else ''}"
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -78,9 +81,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     specs = {BASELINE_LABEL: ex2_1_segnet.segnet_spec(args)}
     for depth, batch_norm, init in panels:
         for residual in (False, True):
-            name = panel_name(depth, batch_norm, init).replace(f"depth{depth}", f"depth{depth}_{'residual' if residual else 'plain'}")
             specs[label(depth, residual, batch_norm, init)] = ex2_1_segnet.segnet_spec(
-                args, f"segnet_{name}", block_depth=depth, residual=residual, batch_norm=batch_norm,
+                args, f"segnet_{panel_name(depth, batch_norm, init, residual)}", block_depth=depth, residual=residual, batch_norm=batch_norm,
                 **({"init": init} if init else {}))
     configs = []
     for name, spec in specs.items():

@@ -31,8 +31,8 @@ trained longer and wider candidates and compared them on validation only; SELECT
 takes the cheapest candidate (CPU time ~ weights x epochs) whose mean final validation Dice is
 within SELECTION_TOL of the best candidate's: the 8-16-32-64 residual U-Net for 100 epochs (val
 0.929, against 0.933 for one twice as wide, 4x the weights, trained 150 epochs, at ~6x the CPU time). (Unlike Ex 2.1
-the up-sampling uses 2x2/2 transposed convolutions and PyTorch's default initialisation: with
-batch norm neither needed changing.)
+the up-sampling uses 2x2/2 transposed convolutions and PyTorch's default initialisation, both from
+that first round; neither was swept.)
 
 The stain sweep. The test images are, by their unlabelled inputs alone, stained more towards red
 than the training images, and Ex 2.1's worst test case is the most red-stained of all (a look at

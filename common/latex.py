@@ -174,9 +174,12 @@ def verdict_thresholds(rule: str) -> dict[str, float]:
     return {k: float(v) for k, v in match.groupdict().items()} if match else {}
 
 
+LINEAR_SIZES = re.compile(r"in_features=(\d+), out_features=(\d+)")  # an nn.Linear's repr arguments
+
+
 def _linear_sizes(architecture: str) -> list[str]:
     """``["784", "128", "64", "10"]`` from the repr of a stack of nn.Linear layers ([] if none)."""
-    pairs = re.findall(r"Linear\(in_features=(\d+), out_features=(\d+)", architecture)
+    pairs = re.findall(r"Linear\(" + LINEAR_SIZES.pattern, architecture)
     return [pairs[0][0], *(out for _, out in pairs)] if pairs else []
 
 
@@ -292,7 +295,7 @@ def _layer_text(kind: str, args: str) -> str | None:
     if kind.startswith("BatchNorm"):
         return "BN"
     if kind == "Linear":
-        return "Linear {}→{}".format(*re.search(r"in_features=(\d+), out_features=(\d+)", args).groups())
+        return "Linear {}→{}".format(*LINEAR_SIZES.search(args).groups())
     if kind.startswith("MaxPool"):
         return "MaxPool " + re.search(r"kernel_size=(\d+)", args).group(1)
     if kind.startswith("Dropout"):

@@ -18,6 +18,26 @@ def _run(module: str, warwick_dir, out: Path, *flags: str) -> dict:
     return json.loads((out / f"{module}.json").read_text())
 
 
+def _chosen_network_runs(record: dict, warwick_dir):
+    """Per hold-out of a prediction sweep's --quick ``record``: (holdout, spec, config, splits) of
+    the chosen network (stain and size choices of ex2_5_best), its runs loaded from the run cache."""
+    import argparse
+
+    import torch
+
+    from common import cache, experiment, warwick
+
+    stain, size, _ = ex2_5_best.final_choice(ex2_5_best.STAIN_CHOICE, ex2_5_best.SIZE_CHOICE)
+    spec = ex2_5_best.best_spec(argparse.Namespace(lr=ex2_5_best.LR, epochs=1, batch_size=ex2_5_best.BATCH_SIZE),
+                                channels=ex2_5_best.SIZE_CANDIDATES[size][0], **ex2_5_best.STAIN_CANDIDATES[stain])
+    for holdout in record["holdouts"]:
+        splits = warwick.load_splits(warwick_dir, val_size=15, seed=0, device=torch.device("cpu"), quick=True,
+                                     holdout=holdout)
+        config = experiment.run_seeds(spec, splits, record["seeds"], torch.device("cpu"),
+                                      cache_root=cache.cache_dir(), show_progress=False)
+        yield holdout, spec, config, splits
+
+
 def test_stain_sweep_validates_every_candidate_on_both_holdouts(warwick_dir, tmp_path):
     record = _run("seg_stain_sweep", warwick_dir, tmp_path)
     assert list(record["candidates"]) == ex2_5_best.STAIN_ORDER
@@ -59,19 +79,9 @@ def test_postprocess_sweep_scores_every_candidate_of_the_chosen_network_on_both_
     assert "test" not in json.dumps(record["candidates"])
     assert ex2_5_best.postprocess_selection(record)["chosen"] in record["candidates"]
     # recomputed from the cached runs: the chosen network's validation predictions, as chosen, post-processed
-    import argparse
+    from common import seg_eval
 
-    import torch
-
-    from common import cache, experiment, seg_eval, warwick
-
-    spec = ex2_5_best.best_spec(argparse.Namespace(lr=ex2_5_best.LR, epochs=1, batch_size=ex2_5_best.BATCH_SIZE),
-                                channels=ex2_5_best.SIZE_CANDIDATES[size][0], **ex2_5_best.STAIN_CANDIDATES[stain])
-    for holdout in record["holdouts"]:
-        splits = warwick.load_splits(warwick_dir, val_size=15, seed=0, device=torch.device("cpu"), quick=True,
-                                     holdout=holdout)
-        config = experiment.run_seeds(spec, splits, record["seeds"], torch.device("cpu"),
-                                      cache_root=cache.cache_dir(), show_progress=False)
+    for holdout, spec, config, splits in _chosen_network_runs(record, warwick_dir):
         logits = seg_eval.run_logits(config, spec.build_model, splits.val[0], tta)
         for name, (threshold, fill_holes) in ex2_5_best.POSTPROCESS_CANDIDATES.items():
             expected = seg_eval.mean_dice([seg_eval.foreground_masks(lg, threshold, fill_holes) for lg in logits],
@@ -94,21 +104,11 @@ def test_batchnorm_sweep_scores_every_candidate_of_the_chosen_network_on_both_ho
     assert record["candidates"]["training statistics"]["final_val_dice"] == \
         post["candidates"][ex2_5_best.POSTPROCESS_CHOICE]["final_val_dice"]
     # recomputed from the cached runs, each candidate adapting to the validation images it predicts
-    import argparse
+    from common import seg_eval
 
-    import torch
-
-    from common import cache, experiment, seg_eval, warwick
-
-    stain, size, tta = ex2_5_best.final_choice(ex2_5_best.STAIN_CHOICE, ex2_5_best.SIZE_CHOICE)
-    spec = ex2_5_best.best_spec(argparse.Namespace(lr=ex2_5_best.LR, epochs=1, batch_size=ex2_5_best.BATCH_SIZE),
-                                channels=ex2_5_best.SIZE_CANDIDATES[size][0], **ex2_5_best.STAIN_CANDIDATES[stain])
+    tta = ex2_5_best.final_choice(ex2_5_best.STAIN_CHOICE, ex2_5_best.SIZE_CHOICE)[2]
     threshold, fill_holes = ex2_5_best.POSTPROCESS_CANDIDATES[ex2_5_best.POSTPROCESS_CHOICE]
-    for holdout in record["holdouts"]:
-        splits = warwick.load_splits(warwick_dir, val_size=15, seed=0, device=torch.device("cpu"), quick=True,
-                                     holdout=holdout)
-        config = experiment.run_seeds(spec, splits, record["seeds"], torch.device("cpu"),
-                                      cache_root=cache.cache_dir(), show_progress=False)
+    for holdout, spec, config, splits in _chosen_network_runs(record, warwick_dir):
         for name, adapt in ex2_5_best.BATCHNORM_CANDIDATES.items():
             logits = seg_eval.run_logits(config, spec.build_model, splits.val[0], tta, batchnorm=adapt)
             expected = seg_eval.mean_dice([seg_eval.foreground_masks(lg, threshold, fill_holes) for lg in logits],
