@@ -149,8 +149,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
           f"weights of seed {run.record['seed']} saved to {weights_path}")
     results.write_results(ctx, "ex1_5_variants", configs, splits.info, findings)
 
-    plotting.plot_training_curves(configs, ctx.figures_dir, "ex1_5_variants_curves", loss_legend=False,
-                                  figsize=(7.5, 3.2), title="Ex 1.5: variants of the Ex 1.2 network")
+    plotting.plot_against_baseline(configs, ctx.figures_dir, "ex1_5_variants_curves", bottom=0.95,
+                                   title="Ex 1.5: variants of the Ex 1.2 network")
     plotting.plot_training_curves([configs[0], chosen], ctx.figures_dir, "ex1_5_best_curves",
                                   title=f"Ex 1.5: baseline vs {chosen['name']}")
     for split, key in (("val", "final_val_accuracy"), ("test", "test_accuracy")):

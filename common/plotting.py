@@ -113,6 +113,52 @@ def plot_training_curves(configs: list[dict], figures_dir: Path, name: str, *, t
     return save_figure(fig, figures_dir, name)
 
 
+def plot_against_baseline(configs: list[dict], figures_dir: Path, name: str, *, title: str = "",
+                          ncols: int = 3, bottom: float | None = None) -> list[Path]:
+    """One panel per configuration after the first, each drawn against the first (the baseline).
+
+    Many configurations overlaid in one panel hide one another; here each panel shows the per-epoch
+    validation score (solid, range over seeds shaded) and training-subset score (dashed, where
+    recorded) of one configuration in colour, with the baseline's in grey. All panels share their
+    axes; ``bottom`` cuts the score axis (e.g. to show the last percent of an accuracy).
+    """
+    baseline, variants = configs[0], configs[1:]
+    if not variants:
+        raise ValueError(f"plot_against_baseline needs a baseline and at least one more configuration, got {len(configs)}")
+    nrows = -(-len(variants) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False,
+                             figsize=(2.4 * ncols, 1.9 * nrows + 0.4))
+
+    def draw(ax, config: dict, color: str) -> None:
+        runs = config["runs"]
+        x_epoch, _, _ = _x_values(runs, "epoch")
+        val_score = _epoch_array(runs, "val_score")
+        ax.plot(x_epoch, val_score.mean(axis=0), "-", color=color)
+        if len(runs) > 1:
+            ax.fill_between(x_epoch, val_score.min(axis=0), val_score.max(axis=0), color=color, alpha=0.2)
+        if "train_eval_score" in runs[0]["history"]["epochs"][0]:
+            ax.plot(x_epoch, _epoch_array(runs, "train_eval_score").mean(axis=0), "--", color=color, linewidth=0.8)
+
+    score_label = baseline.get("score_name", "score")
+    for k, (ax, config) in enumerate(zip(axes.flat, variants)):
+        draw(ax, baseline, "0.55")
+        draw(ax, config, COLORS[k % len(COLORS)])
+        ax.set_title(config.get("label", config["name"]))
+    for ax in axes.flat[len(variants):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_tick_params(labelbottom=True)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(score_label)
+    if bottom is not None:
+        axes[0, 0].set_ylim(bottom=bottom)
+    fig.suptitle((f"{title}\n" if title else "") + f"{score_label}: validation (solid, range over seeds shaded), "
+                 f"train (dashed); grey: {baseline.get('label', baseline['name'])}", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, figures_dir, name)
+
+
 def plot_bars(values: dict[str, dict], figures_dir: Path, name: str, *, ylabel: str, title: str = "",
               scale: float = 1.0, annotate: str = "{:.3g}", ylim: tuple[float, float] | None = None,
               reference: float | None = None) -> list[Path]:

@@ -62,3 +62,29 @@ def test_value_format_follows_the_largest_value():
 def test_case_label_quotes_the_shown_seeds_dice_and_the_mean():
     text = seg_plots.case_label("worst", "Test/image_16.png", [0.45457, 0.65347, 0.58696], 0)
     assert text == "worst: Test/image_16.png\nseed 0: Dice 0.455\n(mean of 3 seeds 0.565)"
+
+
+def _config(name: str, val_scores: list[list[float]]) -> dict:
+    """A configuration whose seeds have the given per-epoch validation scores (train = val + 0.01)."""
+    return {"name": name, "score_name": "accuracy", "runs": [
+        {"history": {"iter_loss": [1.0] * (2 * len(scores)), "epochs": [
+            {"val_score": v, "train_eval_score": v + 0.01} for v in scores]}} for scores in val_scores]}
+
+
+def test_against_baseline_draws_each_variant_beside_the_grey_baseline(captured, tmp_path):
+    base = _config("base", [[0.90, 0.95], [0.92, 0.97]])
+    variants = [_config(f"v{k}", [[0.80 + k / 100, 0.99]]) for k in range(4)]
+    plotting.plot_against_baseline([base, *variants], tmp_path, "grid", ncols=3, bottom=0.5)
+    (fig,) = captured
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in visible] == ["v0", "v1", "v2", "v3"]  # 2 x 3 grid, last two hidden
+    assert len(fig.axes) == 6
+    for k, ax in enumerate(visible):
+        base_val, base_train, val, train = ax.get_lines()
+        np.testing.assert_allclose(base_val.get_ydata(), [0.91, 0.96])  # mean over the baseline's seeds
+        np.testing.assert_allclose(val.get_ydata(), [0.80 + k / 100, 0.99])
+        np.testing.assert_allclose(train.get_ydata(), [0.81 + k / 100, 1.00])
+        assert base_val.get_color() == "0.55" and val.get_color() != "0.55"
+        assert ax.get_ylim()[0] == 0.5
+    with pytest.raises(ValueError, match="got 1"):
+        plotting.plot_against_baseline([base], tmp_path, "grid")
