@@ -7,9 +7,9 @@ exercise sets no accuracy to reach; TARGET below is our own.)
 
 Each variant changes one thing against the same baseline, Exercise 1.2's configuration (plain
 SGD lr 0.05, batch 64, 15 epochs; it comes from the run cache, as does the tanh variant, which
-is Exercise 1.3's tanh run). The "best" configuration combines what helped (a wider network with
-batch normalisation, augmentation, a one-cycle schedule of SGD with Nesterov momentum and label
-smoothing); its settings were chosen on the validation split only. All configurations use the same seeds; the
+is Exercise 1.3's tanh run). The "best" configuration combines several changes at once (a wider
+network with batch normalisation, augmentation, a one-cycle schedule of SGD with Nesterov momentum,
+weight decay and label smoothing); its settings were chosen on the validation split only. All configurations use the same seeds; the
 one with the highest mean final validation accuracy is analysed on the test set, and the
 weights of its seed with the highest validation accuracy are saved to report/models/ex1_5_best.pt,
 from which ``--from-weights`` remakes the confusion matrix and the misclassified images without
