@@ -240,8 +240,7 @@ def environment_macros(records: list[dict]) -> dict[str, str]:
         return {}
     env = records[0]["environment"]
     macros = {f"env.{key_part(k)}": tex_escape(v) for k, v in env.items()}
-    unique = {run_identity(run): run["wall_time_s"] for r in records for c in r["configs"] for run in c["runs"]}
-    macros["env.total_wall_min"] = f"{sum(unique.values()) / 60:.1f}"  # each training run once
+    macros["env.total_wall_min"] = f"{total_training_minutes(records):.1f}"
     macros["env.quick"] = "yes" if any(r.get("quick") for r in records) else "no"
     return macros
 
@@ -370,6 +369,13 @@ def training_minutes(record: dict) -> float:
     recorded when they were trained (a cached run counts with its original time), each run once
     (a configuration that re-evaluates another's runs, e.g. with test-time augmentation, adds none)."""
     unique = {run_identity(run): run["wall_time_s"] for c in record["configs"] for run in c["runs"]}
+    return sum(unique.values()) / 60
+
+
+def total_training_minutes(records: list[dict]) -> float:
+    """Minutes of training behind the results files ``records``, as recorded when each run was
+    trained, each training run once (``run_identity``: a run shared by several exercises counts once)."""
+    unique = {run_identity(run): run["wall_time_s"] for r in records for c in r["configs"] for run in c.get("runs", [])}
     return sum(unique.values()) / 60
 
 

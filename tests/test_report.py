@@ -47,3 +47,18 @@ def test_quick_results_are_left_out_of_the_table_with_a_warning(tmp_path, capsys
     assert "| ex1_2_cnn |" in table and "ex1_3_pool_order" not in table and "CPU: smoke" not in table
     err = capsys.readouterr().err
     assert err.startswith("warning: skipped") and "ex1_3_pool_order.json" in err and "--quick" in err
+
+
+def test_footer_counts_a_run_shared_by_two_exercises_once(tmp_path):
+    def run(seed: int, seconds: float) -> dict:
+        return {"hyperparameters": {"lr": 0.05}, "seed": seed, "wall_time_s": seconds,
+                "history": {"epochs": [{"train_loss": 0.5 - seed / 10}]}}
+    summary = {"test_accuracy": {"mean": 0.98, "std": 0.001, "n": 2}, "train_time_per_epoch_s": {"mean": 1.0},
+               "verdicts": ["good fit"]}
+    shared = {"name": "cnn_sgd", "score_name": "accuracy", "num_weights": 10, "summary": summary,
+              "runs": [run(0, 600.0), run(1, 600.0)]}
+    other = {**shared, "name": "cnn_adam", "runs": [run(2, 1200.0)]}
+    for exercise, configs in (("ex1_2_cnn", [shared]), ("ex1_4_adam", [shared, other])):
+        record = {"exercise": exercise, "configs": configs, "environment": {"device_name": "CPU: test"}}
+        (tmp_path / f"{exercise}.json").write_text(json.dumps(record))
+    assert "; 40 minutes of training in all (each run once)" in report.results_table(tmp_path)
