@@ -6,17 +6,31 @@ Do you observe similar accuracy? How many times faster/slower was your own imple
 
 The "own implementation" is common/numpy_mlp.py, the same network written from scratch in
 NumPy. Both start from identical weights and see identical mini-batches, so their curves should
-coincide; the time per epoch of each gives the speed ratio (on the CPU, and also on the GPU
-when run with --device cuda).
+coincide. The speed ratio is measured twice: from the time per epoch of the training runs (which
+ran one after the other, so a change of machine load between them changes the ratio), and by
+timing training steps of both in turn on the same batches (round-robin, TIMING repeats; the
+median and a paired verdict per repeat, measured afresh on every call). On the CPU, and also on
+the GPU when run with --device cuda.
+
+NumPy runs its matrix products on NUMPY_BLAS_THREADS OpenBLAS thread(s). In one process with
+PyTorch, NumPy's default BLAS threads compete for the cores with PyTorch's OpenMP threads, which
+keep spinning for a while after every PyTorch operation (here: slicing each batch); on a 2-core
+machine that made each NumPy training step many times slower, a cost of sharing the process that a
+NumPy program of its own (Assignment 2) does not pay.
 
 Run:   python ex1_1_fc.py --device cuda     (or --device cpu; --quick for a smoke test)
 Writes report/results/ex1_1_fc.json and report/figures/ex1_1_fc_curves.{pdf,png}.
 """
 import dataclasses
+import math
 
 import torch
+from threadpoolctl import threadpool_limits
+from torch import nn
 
-from common import cli, experiment, mnist, models, plotting, results
+from common import cli, experiment, mnist, models, plotting, results, timing
+from common.numpy_mlp import NumpyLearner, NumpyMLP
+from common.train import TorchLearner
 
 HIDDEN = (128, 64)  # 784-128-64-10 with ReLU, as in Assignment 2
 EPOCHS = 10
@@ -24,6 +38,8 @@ BATCH_SIZE = 64
 LR = 0.1  # plain mini-batch SGD, as in Assignment 2
 NUM_SEEDS = 3
 VAL_SIZE = 5000
+TIMING = {"num_batches": 50, "warmup": 5, "repeats": 7}  # round-robin timing of training steps
+NUMPY_BLAS_THREADS = 1  # see the docstring: more contend with PyTorch's OpenMP threads
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -40,26 +56,67 @@ def main(argv: list[str] | None = None) -> list[dict]:
         num_epochs=args.epochs,
         batch_size=args.batch_size,
     )
-    numpy_spec = dataclasses.replace(torch_spec, name="fc_numpy", backend="numpy")
+    numpy_spec = dataclasses.replace(torch_spec, name="fc_numpy", backend="numpy",
+                                     extra={"blas_threads": NUMPY_BLAS_THREADS})
     cpu = torch.device("cpu")
-    configs = [experiment.run_seeds(numpy_spec, splits, ctx.seeds, cpu, **ctx.run_kwargs()),
-               experiment.run_seeds(torch_spec, splits, ctx.seeds, cpu, **ctx.run_kwargs())]
+    with numpy_blas_threads():
+        configs = [experiment.run_seeds(numpy_spec, splits, ctx.seeds, cpu, **ctx.run_kwargs())]
+    configs.append(experiment.run_seeds(torch_spec, splits, ctx.seeds, cpu, **ctx.run_kwargs()))
     if ctx.device.type != "cpu":
         accel_spec = dataclasses.replace(torch_spec, name=f"fc_torch_{ctx.device.type}")
         configs.append(experiment.run_seeds(accel_spec, splits, ctx.seeds, ctx.device, **ctx.run_kwargs()))
 
     numpy_time = configs[0]["summary"]["train_time_per_epoch_s"]["mean"]
-    findings = {"numpy_over_torch_time_per_epoch": {
-        c["name"]: numpy_time / c["summary"]["train_time_per_epoch_s"]["mean"] for c in configs[1:]}}
+    with numpy_blas_threads():  # limits NumPy's OpenBLAS only; PyTorch keeps its threads
+        steps = timing.time_train_steps(step_learners(args.lr, ctx.device), *splits.train,
+                                        batch_size=args.batch_size,
+                                        steps_per_epoch=math.ceil(len(splits.train[1]) / args.batch_size), **TIMING)
+    findings = {
+        "numpy_blas_threads": NUMPY_BLAS_THREADS,
+        "numpy_over_torch_time_per_epoch": {
+            c["name"]: numpy_time / c["summary"]["train_time_per_epoch_s"]["mean"] for c in configs[1:]},
+        "train_step_timing": steps,
+        "per_step": {c["name"]: step_comparison(steps, "fc_numpy", c["name"]) for c in configs[1:]},
+    }
     for config in configs:
         print(results.summary_line(config))
     for name, ratio in findings["numpy_over_torch_time_per_epoch"].items():
-        print(f"NumPy implementation takes {ratio:.2f}x the time per epoch of {name}")
+        step = findings["per_step"][name]
+        print(f"NumPy implementation takes {ratio:.2f}x the time per epoch of {name} (training runs), "
+              f"{step['numpy_over_torch']:.2f}x its time per training step (timed in turn: {step['faster']} "
+              f"{step['paired']['verdict']})")
     results.write_results(ctx, "ex1_1_fc", configs, splits.info, findings)
     plotting.plot_training_curves(configs, ctx.figures_dir, "ex1_1_fc_curves",
                                   title=f"Ex 1.1: fully connected 784-{'-'.join(map(str, HIDDEN))}-10, "
                                         f"SGD lr={args.lr}, batch {args.batch_size}")
     return configs
+
+
+def numpy_blas_threads():
+    """A context in which NumPy's OpenBLAS uses NUMPY_BLAS_THREADS threads (PyTorch's are untouched)."""
+    return threadpool_limits(limits=NUMPY_BLAS_THREADS, user_api="blas")
+
+
+def step_comparison(steps: dict[str, dict], numpy_name: str, torch_name: str) -> dict:
+    """NumPy's time per training step over PyTorch's, which of the two is faster by the median,
+    and whether it is faster in every paired repeat (``timing.paired_comparison``)."""
+    ratio = steps[numpy_name]["per_batch_s"] / steps[torch_name]["per_batch_s"]
+    faster, slower = (torch_name, numpy_name) if ratio > 1 else (numpy_name, torch_name)
+    return {"numpy_over_torch": ratio, "faster": faster,
+            "paired": timing.paired_comparison(steps, slower=slower, faster=faster)}
+
+
+def step_learners(lr: float, device: torch.device) -> dict[str, NumpyLearner | TorchLearner]:
+    """The network in NumPy and in PyTorch (on the CPU, and on ``device`` if that is another),
+    from the same initial weights, as plain SGD learners for ``timing.time_train_steps``."""
+    model = models.MLP(hidden=HIDDEN)
+    learners = {"fc_numpy": NumpyLearner(NumpyMLP.from_torch(model), lr=lr)}
+    for dev in dict.fromkeys([torch.device("cpu"), device]):
+        copy = models.MLP(hidden=HIDDEN).to(dev)
+        copy.load_state_dict(model.state_dict())
+        learners[f"fc_torch_{dev.type}"] = TorchLearner(copy, torch.optim.SGD(copy.parameters(), lr=lr),
+                                                        nn.CrossEntropyLoss(), dev)
+    return learners
 
 
 if __name__ == "__main__":

@@ -1,20 +1,23 @@
 """Timing of training steps, for comparing architectures that compute the same thing differently.
 
 :func:`time_forward_backward` measures forward + loss + backward of each model on the same
-batches. The models are timed in turn within every repeat (round-robin, the order reversed
-every other repeat so that none always goes first), so that a slow-down of the machine during
-the measurement (other processes) hits all of them alike, and the median over repeats discards
-the outliers.
+batches; :func:`time_train_steps` whole training steps (with the update) of each learner, e.g. the
+same network in NumPy and in PyTorch. Both time them in turn within every repeat (round-robin,
+the order reversed every other repeat so that none always goes first), so that a slow-down of the
+machine during the measurement (other processes) hits all of them alike, and the median over
+repeats discards the outliers.
 """
 from __future__ import annotations
 
 import statistics
 import time
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
 
 from .runtime import synchronize
+from .train import Learner
 
 
 def time_forward_backward(models: dict[str, nn.Module], inputs: Tensor, targets: Tensor, *,
@@ -31,36 +34,72 @@ def time_forward_backward(models: dict[str, nn.Module], inputs: Tensor, targets:
     """
     if not models:
         raise ValueError("time_forward_backward() needs at least one model")
-    if num_batches < 1 or repeats < 1 or warmup < 0:
-        raise ValueError(f"need num_batches >= 1, repeats >= 1, warmup >= 0; got {num_batches}, {repeats}, {warmup}")
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     device = inputs.device
-    n = len(inputs)
-    batches = []
-    for k in range(warmup + num_batches):
-        idx = torch.arange(k * batch_size, (k + 1) * batch_size, device=device) % n
-        x = inputs[idx]
-        batches.append((x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x,
-                        targets[idx]))
+    batches = _batches(inputs, targets, batch_size, warmup + num_batches)
+    if channels_last:
+        batches = [(x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x, y) for x, y in batches]
     for model in models.values():
         model.to(device).train()
         if channels_last:
             model.to(memory_format=torch.channels_last)
 
-    def step(model: nn.Module, x: Tensor, y: Tensor) -> None:
-        model.zero_grad(set_to_none=True)
-        loss_fn(model(x), y).backward()
+    def step(model: nn.Module) -> Callable[[Tensor, Tensor], None]:
+        def forward_backward(x: Tensor, y: Tensor) -> None:
+            model.zero_grad(set_to_none=True)
+            loss_fn(model(x), y).backward()
+        return forward_backward
 
-    per_batch: dict[str, list[float]] = {name: [] for name in models}
+    return _round_robin({name: (step(model), batches, device) for name, model in models.items()},
+                        batch_size=batch_size, num_batches=num_batches, warmup=warmup, repeats=repeats,
+                        steps_per_epoch=steps_per_epoch)
+
+
+def time_train_steps(learners: dict[str, Learner], inputs: Tensor, targets: Tensor, *, batch_size: int,
+                     num_batches: int = 20, warmup: int = 3, repeats: int = 5,
+                     steps_per_epoch: int | None = None) -> dict[str, dict]:
+    """Seconds per training step (forward, loss, backward, update: ``learner.train_step``) of each
+    ``common.train.Learner``, e.g. the same network in NumPy and in PyTorch, on the same batches,
+    each on its own ``learner.device``. Timed round-robin like :func:`time_forward_backward`,
+    which also gives the returned fields. The learners' weights change as they train; the work per
+    step does not."""
+    if not learners:
+        raise ValueError("time_train_steps() needs at least one learner")
+    batches = _batches(inputs, targets, batch_size, warmup + num_batches)
+    steps = {}
+    for name, learner in learners.items():
+        learner.start_epoch()
+        steps[name] = (learner.train_step, [(x.to(learner.device), y.to(learner.device)) for x, y in batches],
+                       learner.device)
+    return _round_robin(steps, batch_size=batch_size, num_batches=num_batches, warmup=warmup, repeats=repeats,
+                        steps_per_epoch=steps_per_epoch)
+
+
+def _batches(inputs: Tensor, targets: Tensor, batch_size: int, count: int) -> list[tuple[Tensor, Tensor]]:
+    """``count`` consecutive batches of ``batch_size`` from ``inputs``/``targets``, cycling if needed."""
+    n = len(inputs)
+    indices = [torch.arange(k * batch_size, (k + 1) * batch_size, device=inputs.device) % n for k in range(count)]
+    return [(inputs[idx], targets[idx]) for idx in indices]
+
+
+def _round_robin(steps: dict[str, tuple[Callable[[Tensor, Tensor], object], list, torch.device]], *,
+                 batch_size: int, num_batches: int, warmup: int, repeats: int,
+                 steps_per_epoch: int | None) -> dict[str, dict]:
+    """Time each ``name -> (step, batches, device)``: in every repeat, each step in turn (the order
+    reversed every other repeat, so that none always goes first) runs over its first ``warmup``
+    batches untimed, then over the next ``num_batches`` timed."""
+    if num_batches < 1 or repeats < 1 or warmup < 0:
+        raise ValueError(f"need num_batches >= 1, repeats >= 1, warmup >= 0; got {num_batches}, {repeats}, {warmup}")
+    per_batch: dict[str, list[float]] = {name: [] for name in steps}
     for repeat in range(repeats):
-        order = list(models.items())
-        for name, model in order if repeat % 2 == 0 else order[::-1]:  # alternate: no model always goes first
+        order = list(steps.items())
+        for name, (step, batches, device) in order if repeat % 2 == 0 else order[::-1]:
             for x, y in batches[:warmup]:
-                step(model, x, y)
+                step(x, y)
             synchronize(device)
             start = time.perf_counter()
             for x, y in batches[warmup:]:
-                step(model, x, y)
+                step(x, y)
             synchronize(device)
             per_batch[name].append((time.perf_counter() - start) / num_batches)
     medians = {name: statistics.median(times) for name, times in per_batch.items()}
@@ -69,7 +108,7 @@ def time_forward_backward(models: dict[str, nn.Module], inputs: Tensor, targets:
                    **({"per_epoch_s": medians[name] * steps_per_epoch} if steps_per_epoch else {}),
                    "relative_to_fastest": medians[name] / fastest,
                    "batch_size": batch_size, "num_batches": num_batches, "warmup": warmup, "repeats": repeats}
-            for name in models}
+            for name in steps}
 
 
 def paired_comparison(timings: dict[str, dict], slower: str, faster: str) -> dict:

@@ -58,8 +58,21 @@ def test_ex1_1_numpy_and_torch_start_alike_and_are_both_timed(mnist_dir, tmp_pat
     numpy_run, torch_run = (c["runs"][0] for c in configs[:2])
     # identical initial weights and batches: the first losses agree to float32 precision
     assert numpy_run["history"]["iter_loss"][0] == pytest.approx(torch_run["history"]["iter_loss"][0], rel=1e-4)
-    ratio = json.loads((tmp_path / "results" / "ex1_1_fc.json").read_text())["findings"]
-    assert ratio["numpy_over_torch_time_per_epoch"]["fc_torch_cpu"] > 0
+    findings = json.loads((tmp_path / "results" / "ex1_1_fc.json").read_text())["findings"]
+    assert findings["numpy_over_torch_time_per_epoch"]["fc_torch_cpu"] > 0
+    # the controlled timing: both timed in the same repeats, the ratio and verdict read from them
+    steps, per_step = findings["train_step_timing"], findings["per_step"]["fc_torch_cpu"]
+    assert set(steps) == {"fc_numpy", "fc_torch_cpu"}
+    assert len(steps["fc_numpy"]["per_batch_repeats_s"]) == ex1_1_fc.TIMING["repeats"]
+    assert per_step["numpy_over_torch"] == steps["fc_numpy"]["per_batch_s"] / steps["fc_torch_cpu"]["per_batch_s"]
+    assert per_step["faster"] == ("fc_torch_cpu" if per_step["numpy_over_torch"] > 1 else "fc_numpy")
+    assert per_step["paired"]["repeats"] == ex1_1_fc.TIMING["repeats"]
+    # the NumPy runs record (and so are cached under) their BLAS thread count
+    assert numpy_run["hyperparameters"]["blas_threads"] == ex1_1_fc.NUMPY_BLAS_THREADS
+    assert "blas_threads" not in torch_run["hyperparameters"]
+    from threadpoolctl import threadpool_info
+    with ex1_1_fc.numpy_blas_threads():
+        assert {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} == {ex1_1_fc.NUMPY_BLAS_THREADS}
 
 
 def test_same_seed_same_numbers_for_the_cnn(mnist_dir, tmp_path):

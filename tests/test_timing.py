@@ -47,3 +47,49 @@ def test_the_timing_order_alternates_between_repeats():
     timing.time_forward_backward({"a": Probe("a"), "b": Probe("b")}, x, y, batch_size=4, num_batches=1, warmup=0,
                                  repeats=3, channels_last=False)
     assert calls == ["a", "b", "b", "a", "a", "b"]
+
+
+class CountingLearner:
+    """A Learner stand-in that records the batches it is trained on."""
+
+    def __init__(self, name: str, log: list) -> None:
+        self.name, self.log, self.device, self.epochs_started = name, log, torch.device("cpu"), 0
+
+    def start_epoch(self) -> None:
+        self.epochs_started += 1
+
+    def train_step(self, inputs, targets) -> float:
+        self.log.append((self.name, inputs[0, 0].item()))
+        return 0.0
+
+
+def test_train_steps_are_timed_in_turn_on_the_same_batches():
+    log = []
+    learners = {"a": CountingLearner("a", log), "b": CountingLearner("b", log)}
+    x, y = torch.arange(10.0).reshape(10, 1), torch.zeros(10, dtype=torch.long)
+    out = timing.time_train_steps(learners, x, y, batch_size=4, num_batches=2, warmup=1, repeats=2, steps_per_epoch=3)
+    # batches start at images 0, 4, 8 (cycling: 8, 9, 0, 1); warm-up batch first, then the two timed
+    assert log == [("a", 0.0), ("a", 4.0), ("a", 8.0), ("b", 0.0), ("b", 4.0), ("b", 8.0),
+                   ("b", 0.0), ("b", 4.0), ("b", 8.0), ("a", 0.0), ("a", 4.0), ("a", 8.0)]
+    assert all(learner.epochs_started == 1 for learner in learners.values())
+    for entry in out.values():
+        assert len(entry["per_batch_repeats_s"]) == 2 and entry["per_epoch_s"] == entry["per_batch_s"] * 3
+
+
+def test_numpy_and_torch_training_steps_of_one_network_are_both_timed():
+    from common import models
+    from common.numpy_mlp import NumpyLearner, NumpyMLP
+    from common.train import TorchLearner
+
+    torch.manual_seed(0)
+    model = models.MLP(hidden=(8,))
+    learners = {"numpy": NumpyLearner(NumpyMLP.from_torch(model), lr=0.1),
+                "torch": TorchLearner(model, torch.optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(),
+                                      torch.device("cpu"))}
+    x, y = torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,))
+    before = [p.clone() for p in model.parameters()]
+    out = timing.time_train_steps(learners, x, y, batch_size=8, num_batches=2, warmup=1, repeats=3)
+    assert set(out) == {"numpy", "torch"} and min(e["relative_to_fastest"] for e in out.values()) == 1
+    assert not all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # whole steps: weights change
+    with pytest.raises(ValueError, match="at least one learner"):
+        timing.time_train_steps({}, x, y, batch_size=8)
