@@ -18,8 +18,10 @@ What it combines, and why:
 * a one-cycle learning-rate schedule (Adam; warm-up to the peak LR, then cosine decay to ~0);
 * test-time augmentation (TTA): the mean class probability over the 8 flips/rotations of an image.
 
-How it was chosen. Each choice was made on validation Dice, by a rule committed before its round
-ran: the constants below hold each round's candidates, rule (``*_RULE``) and choice (``*_CHOICE``,
+How it was chosen. Each choice after the first round was made on validation Dice by a stated rule
+(the size, post-processing and batch-norm rules were committed before their rounds ran; the
+architecture and stain rules were committed together with their sweeps' records): the constants
+below hold each round's candidates, rule (``*_RULE``) and choice (``*_CHOICE``,
 which tests/test_best_selection.py recomputes from the committed record), and each tuning/ script's
 docstring says why its round was run:
 

@@ -34,6 +34,7 @@ def time_forward_backward(models: dict[str, nn.Module], inputs: Tensor, targets:
     """
     if not models:
         raise ValueError("time_forward_backward() needs at least one model")
+    _check_counts(num_batches, warmup, repeats)
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     device = inputs.device
     batches = _batches(inputs, targets, batch_size, warmup + num_batches)
@@ -65,6 +66,7 @@ def time_train_steps(learners: dict[str, Learner], inputs: Tensor, targets: Tens
     step does not."""
     if not learners:
         raise ValueError("time_train_steps() needs at least one learner")
+    _check_counts(num_batches, warmup, repeats)
     batches = _batches(inputs, targets, batch_size, warmup + num_batches)
     steps = {}
     for name, learner in learners.items():
@@ -73,6 +75,12 @@ def time_train_steps(learners: dict[str, Learner], inputs: Tensor, targets: Tens
                        learner.device)
     return _round_robin(steps, batch_size=batch_size, num_batches=num_batches, warmup=warmup, repeats=repeats,
                         steps_per_epoch=steps_per_epoch)
+
+
+def _check_counts(num_batches: int, warmup: int, repeats: int) -> None:
+    """Refuse a timing without timed batches or repeats, before anything is set up."""
+    if num_batches < 1 or repeats < 1 or warmup < 0:
+        raise ValueError(f"need num_batches >= 1, repeats >= 1, warmup >= 0; got {num_batches}, {repeats}, {warmup}")
 
 
 def _batches(inputs: Tensor, targets: Tensor, batch_size: int, count: int) -> list[tuple[Tensor, Tensor]]:
@@ -87,9 +95,7 @@ def _round_robin(steps: dict[str, tuple[Callable[[Tensor, Tensor], object], list
                  steps_per_epoch: int | None) -> dict[str, dict]:
     """Time each ``name -> (step, batches, device)``: in every repeat, each step in turn (the order
     reversed every other repeat, so that none always goes first) runs over its first ``warmup``
-    batches untimed, then over the next ``num_batches`` timed."""
-    if num_batches < 1 or repeats < 1 or warmup < 0:
-        raise ValueError(f"need num_batches >= 1, repeats >= 1, warmup >= 0; got {num_batches}, {repeats}, {warmup}")
+    batches untimed, then over the next ``num_batches`` timed (counts checked by ``_check_counts``)."""
     per_batch: dict[str, list[float]] = {name: [] for name in steps}
     for repeat in range(repeats):
         order = list(steps.items())
