@@ -140,9 +140,9 @@ def plot_against_baseline(configs: list[dict], figures_dir: Path, name: str, *, 
             ax.plot(x_epoch, _epoch_array(runs, "train_eval_score").mean(axis=0), "--", color=color, linewidth=0.8)
 
     score_label = baseline.get("score_name", "score")
-    for k, (ax, config) in enumerate(zip(axes.flat, variants)):
+    for k, (ax, config) in enumerate(zip(axes.flat, variants), start=1):  # colours as in plot_bars of all configs
         draw(ax, baseline, "0.55")
-        draw(ax, config, COLORS[k % len(COLORS)])
+        draw(ax, config, config.get("color", COLORS[k % len(COLORS)]))
         ax.set_title(config.get("label", config["name"]))
     for ax in axes.flat[len(variants):]:
         ax.set_visible(False)

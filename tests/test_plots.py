@@ -84,7 +84,7 @@ def test_against_baseline_draws_each_variant_beside_the_grey_baseline(captured, 
         np.testing.assert_allclose(base_val.get_ydata(), [0.91, 0.96])  # mean over the baseline's seeds
         np.testing.assert_allclose(val.get_ydata(), [0.80 + k / 100, 0.99])
         np.testing.assert_allclose(train.get_ydata(), [0.81 + k / 100, 1.00])
-        assert base_val.get_color() == "0.55" and val.get_color() != "0.55"
+        assert base_val.get_color() == "0.55" and val.get_color() == plotting.COLORS[k + 1]  # as in plot_bars
         assert ax.get_ylim()[0] == 0.5
     with pytest.raises(ValueError, match="got 1"):
         plotting.plot_against_baseline([base], tmp_path, "grid")
