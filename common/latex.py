@@ -368,8 +368,7 @@ def training_minutes(record: dict) -> float:
     """Minutes of training behind an exercise's results: the sum of its runs' wall times as
     recorded when they were trained (a cached run counts with its original time), each run once
     (a configuration that re-evaluates another's runs, e.g. with test-time augmentation, adds none)."""
-    unique = {run_identity(run): run["wall_time_s"] for c in record["configs"] for run in c["runs"]}
-    return sum(unique.values()) / 60
+    return total_training_minutes([record])
 
 
 def total_training_minutes(records: list[dict]) -> float:

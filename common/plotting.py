@@ -54,6 +54,19 @@ def _x_values(runs: list[dict], x: str) -> tuple[np.ndarray, np.ndarray, str]:
     raise ValueError(f"x must be 'epoch' or 'time', got {x!r}")
 
 
+def _score_curves(ax: plt.Axes, runs: list[dict], x_epoch: np.ndarray, color, style: str = "-",
+                  label: str | None = None) -> None:
+    """Per-epoch scores of ``runs`` (one configuration's seeds): the training-subset score (mean,
+    dashed; where recorded), then the validation score (mean, ``style``) with its range over seeds
+    shaded."""
+    if "train_eval_score" in runs[0]["history"]["epochs"][0]:
+        ax.plot(x_epoch, _epoch_array(runs, "train_eval_score").mean(axis=0), "--", color=color, linewidth=0.8)
+    val_score = _epoch_array(runs, "val_score")
+    ax.plot(x_epoch, val_score.mean(axis=0), style, color=color, label=label)
+    if len(runs) > 1:
+        ax.fill_between(x_epoch, val_score.min(axis=0), val_score.max(axis=0), color=color, alpha=0.2)
+
+
 def plot_training_curves(configs: list[dict], figures_dir: Path, name: str, *, title: str = "",
                          x: str = "epoch", score_label: str | None = None, loss_legend: bool = True,
                          score_legend: bool = True, figsize: tuple[float, float] | None = None) -> list[Path]:
@@ -90,12 +103,7 @@ def plot_training_curves(configs: list[dict], figures_dir: Path, name: str, *, t
             train_loss = _epoch_array(runs, "train_eval_loss").mean(axis=0)
             ax_loss.plot(x_epoch, train_loss, "o--", color=color, markersize=2.5, linewidth=0.6)
             lowest.append(float(np.min(train_loss)))
-            train_score = _epoch_array(runs, "train_eval_score")
-            ax_score.plot(x_epoch, train_score.mean(axis=0), "--", color=color, linewidth=0.8)
-        val_score = _epoch_array(runs, "val_score")
-        ax_score.plot(x_epoch, val_score.mean(axis=0), style, color=color, label=label)
-        if len(runs) > 1:
-            ax_score.fill_between(x_epoch, val_score.min(axis=0), val_score.max(axis=0), color=color, alpha=0.2)
+        _score_curves(ax_score, runs, x_epoch, color, style, label)
     score_label = score_label or configs[0].get("score_name", "score")
     ax_loss.set(xlabel=x_label, ylabel="cross-entropy loss", yscale="log",
                 title="loss: train per iteration (line), per epoch:\ntrain (circles), validation (squares)")
@@ -129,15 +137,8 @@ def plot_against_baseline(configs: list[dict], figures_dir: Path, name: str, *, 
     fig, axes = plt.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False,
                              figsize=(2.4 * ncols, 1.9 * nrows + 0.4))
 
-    def draw(ax, config: dict, color: str) -> None:
-        runs = config["runs"]
-        x_epoch, _, _ = _x_values(runs, "epoch")
-        val_score = _epoch_array(runs, "val_score")
-        ax.plot(x_epoch, val_score.mean(axis=0), "-", color=color)
-        if len(runs) > 1:
-            ax.fill_between(x_epoch, val_score.min(axis=0), val_score.max(axis=0), color=color, alpha=0.2)
-        if "train_eval_score" in runs[0]["history"]["epochs"][0]:
-            ax.plot(x_epoch, _epoch_array(runs, "train_eval_score").mean(axis=0), "--", color=color, linewidth=0.8)
+    def draw(ax: plt.Axes, config: dict, color) -> None:
+        _score_curves(ax, config["runs"], _x_values(config["runs"], "epoch")[0], color)
 
     score_label = baseline.get("score_name", "score")
     for k, (ax, config) in enumerate(zip(axes.flat, variants), start=1):  # colours as in plot_bars of all configs

@@ -80,7 +80,7 @@ def test_against_baseline_draws_each_variant_beside_the_grey_baseline(captured, 
     assert [ax.get_title() for ax in visible] == ["v0", "v1", "v2", "v3"]  # 2 x 3 grid, last two hidden
     assert len(fig.axes) == 6
     for k, ax in enumerate(visible):
-        base_val, base_train, val, train = ax.get_lines()
+        base_train, base_val, train, val = ax.get_lines()
         np.testing.assert_allclose(base_val.get_ydata(), [0.91, 0.96])  # mean over the baseline's seeds
         np.testing.assert_allclose(val.get_ydata(), [0.80 + k / 100, 0.99])
         np.testing.assert_allclose(train.get_ydata(), [0.81 + k / 100, 1.00])
