@@ -28,9 +28,12 @@ EXERCISES := $(sort $(wildcard ex[0-9]_[0-9]_*.py))
 LATEX = cd report && TEXINPUTS=$(abspath $(1))/generated//: latexmk -pdf -interaction=nonstopmode -halt-on-error \
 	-file-line-error -jobname=report -outdir=$(abspath $(2)) main.tex
 
-.PHONY: test report pdf bench smoke smoke-runs readme submission clean
+.PHONY: test report pdf bench smoke smoke-runs readme submission disk-space clean
 
+# PyTorch 2.14.1 for Linux x86_64 brings its CUDA libraries: the environment takes about 6 GiB.
+VENV_GIB ?= 6
 $(VENV)/.installed: requirements.txt
+	@$(MAKE) --no-print-directory -s disk-space
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
@@ -81,6 +84,10 @@ submission: report/report.pdf
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_mnist_pipeline.py --device $(DEVICE)
+
+disk-space:
+	@$(PYTHON) -c "import shutil; free = shutil.disk_usage('.').free / 2**30; \
+		free < $(VENV_GIB) + 1 and print(f'WARNING: {free:.1f} GiB free on this disk; $(VENV) needs about $(VENV_GIB) GiB')"
 
 clean:
 	rm -rf scratch .pytest_cache

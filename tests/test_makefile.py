@@ -60,3 +60,11 @@ def test_submission_warns_about_uncommitted_changes(tmp_path):
     dirty = subprocess.run(make, cwd=tmp_path, capture_output=True, text=True, check=True).stdout
     assert "warning" not in clean and dirty.startswith("warning: the working tree has uncommitted changes")
     assert "report/report.pdf" in dirty
+
+
+@pytest.mark.parametrize("needed_gib,warns", [(0, False), (10**9, True)])
+def test_venv_creation_warns_when_the_disk_is_nearly_full(tmp_path, needed_gib, warns):
+    shutil.copy(REPO_ROOT / "Makefile", tmp_path / "Makefile")
+    out = subprocess.run(["make", "-s", "disk-space", f"VENV_GIB={needed_gib}"], cwd=tmp_path,
+                         capture_output=True, text=True, check=True).stdout
+    assert out.startswith("WARNING: ") == warns and (f"needs about {needed_gib} GiB" in out) == warns
