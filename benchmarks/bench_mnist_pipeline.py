@@ -71,13 +71,13 @@ def textbook_dataset(data_dir: Path, tmp: Path) -> torch.utils.data.Dataset:
     raw.mkdir(parents=True)
     for _, prefix in mnist.SPLITS.values():
         for stem in (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"):
-            plain, packed = source.root / stem, source.root / f"{stem}.gz"
-            if plain.is_file():
-                (raw / stem).symlink_to(plain.resolve())
-            elif packed.is_file():
-                (raw / stem).write_bytes(gzip.decompress(packed.read_bytes()))
-            else:
+            path = mnist._idx_path(source.root, stem)  # the file or its .gz, as mnist itself looks
+            if path is None:
                 raise DataError(f"MNIST IDX file {stem} missing in {cli.shown_path(source.root)}")
+            if path.suffix == ".gz":
+                (raw / stem).write_bytes(gzip.decompress(path.read_bytes()))
+            else:
+                (raw / stem).symlink_to(path.resolve())
     return datasets.MNIST(str(tmp), train=True, download=False, transform=transform)
 
 
