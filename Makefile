@@ -1,15 +1,19 @@
-# make test    the test suite           make report   every exercise in full, README table, report PDF
-# make pdf     report/report.pdf from the existing results (LaTeX: latexmk + TeX Live)
-# make smoke   every exercise with --quick into scratch/smoke, and a PDF built from those
-# make bench   pipeline benchmark       make submission   submission.zip: code, README, requirements, PDF
+# make test     the test suite                   make report   every exercise in full, README table, report PDF
+# make pdf      report/report.pdf from the existing results (needs LaTeX: latexmk + TeX Live)
+# make report PDF=no   results and figures without the PDF (no LaTeX needed)
+# make smoke    every exercise with --quick into scratch/smoke, and a PDF built from those
+# make bench    pipeline benchmark               make submission   submission.zip: the committed tree
 # The virtual environment .venv is created on first use from requirements.txt.
 # Data: data/ if it holds a data set, else ../shared/data; $DLIA_DATA_DIR from the environment wins over
-# both, and DATA_DIR on the command line over everything (override: make report DATA_DIR=...).
+# both, and DATA_DIR on the command line over everything (make report DATA_DIR=...).
 
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DEVICE ?= auto
+PDF ?= yes
+TEX_INSTALL := apt-get install -y --no-install-recommends latexmk texlive-latex-recommended \
+	texlive-latex-extra texlive-fonts-recommended  (with sudo unless root)
 # What common/mnist.find_mnist and common/warwick.find_warwick accept in a data folder D, as files or
 # folders that must exist: MNIST's PNG folders or IDX files (.gz too) in D/MNIST, D/MNIST/raw, D or D/raw;
 # WARWICK's image_NN.png in D/WARWICK/Train or D/Train, or the zip. An empty data/WARWICK/ is no data set.
@@ -23,12 +27,11 @@ export DLIA_DATA_DIR := $(DATA_DIR)
 else ifeq ($(origin DLIA_DATA_DIR),undefined)
 export DLIA_DATA_DIR := $(DATA_DIR)
 endif
-EXERCISES := $(sort $(wildcard ex[0-9]_[0-9]_*.py))
 # build a report from <root>/results + <root>/figures into <latex-dir>/report.pdf
 LATEX = cd report && TEXINPUTS=$(abspath $(1))/generated//: latexmk -pdf -interaction=nonstopmode -halt-on-error \
 	-file-line-error -jobname=report -outdir=$(abspath $(2)) main.tex
 
-.PHONY: test report pdf bench smoke smoke-runs readme submission disk-space clean
+.PHONY: test report pdf bench smoke smoke-runs readme submission disk-space check-tex clean
 
 # PyTorch 2.14.1 for Linux x86_64 brings its CUDA libraries: the environment takes about 6 GiB.
 VENV_GIB ?= 6
@@ -42,35 +45,38 @@ $(VENV)/.installed: requirements.txt
 test: $(VENV)/.installed
 	$(PY) -m pytest -q tests
 
-report: $(VENV)/.installed
-	@for script in $(EXERCISES); do \
-		echo "== $$script"; \
-		$(PY) $$script --device $(DEVICE) || exit 1; \
-	done
-	$(PY) -m common.report
-	$(MAKE) pdf
+# Checked before any training: without LaTeX the PDF would fail only after all of it.
+check-tex:
+	@if [ "$(PDF)" != "no" ] && ! command -v latexmk >/dev/null 2>&1; then \
+		echo "error: the report PDF needs LaTeX (latexmk and TeX Live), which this machine lacks. Install it:"; \
+		echo "  $(TEX_INSTALL)"; \
+		echo "or make the results and figures without the PDF: make report PDF=no"; \
+		exit 1; \
+	fi
 
-pdf: $(VENV)/.installed
-	$(PY) -m common.latex --root report
+report: check-tex $(VENV)/.installed
+	$(PY) -m common.report run --device $(DEVICE)
+	$(PY) -m common.report readme
+	@if [ "$(PDF)" != "no" ]; then $(MAKE) --no-print-directory pdf; fi
+
+pdf: check-tex $(VENV)/.installed
+	$(PY) -m common.report latex --root report
 	@mkdir -p scratch/latex
 	($(call LATEX,report,scratch/latex)) > scratch/latex.log 2>&1 || { tail -40 scratch/latex.log; exit 1; }
 	cp scratch/latex/report.pdf report/report.pdf
 	@echo "wrote report/report.pdf"
 
 readme: $(VENV)/.installed
-	$(PY) -m common.report
+	$(PY) -m common.report readme
 
-smoke: smoke-runs
+smoke: check-tex smoke-runs
 	@mkdir -p scratch/smoke/latex
 	($(call LATEX,scratch/smoke,scratch/smoke/latex)) > scratch/smoke/latex.log 2>&1 || { tail -40 scratch/smoke/latex.log; exit 1; }
 	@echo "wrote scratch/smoke/latex/report.pdf (from the --quick results)"
 
 smoke-runs: $(VENV)/.installed
-	@for script in $(EXERCISES); do \
-		echo "== $$script --quick"; \
-		$(PY) $$script --quick --device $(DEVICE) --out-dir scratch/smoke --no-progress || exit 1; \
-	done
-	$(PY) -m common.latex --root scratch/smoke
+	$(PY) -m common.report run --quick --device $(DEVICE) --out-dir scratch/smoke --no-progress
+	$(PY) -m common.report latex --root scratch/smoke
 
 submission: report/report.pdf
 	@if [ -n "$$(git status --porcelain)" ]; then \

@@ -1,144 +1,59 @@
 """Exercise 1.1: the Assignment 2 fully connected network in PyTorch.
 
-Implement the same fully connected network as in Assignment 2 with built-in PyTorch functions,
-with learning parameters imitating the Assignment 2 code (default weight initialisation is fine).
-Do you observe similar accuracy? How many times faster/slower was your own implementation?
+Implement the fully connected network of Assignment 2 with built-in PyTorch functions, with
+learning parameters that imitate the Assignment 2 code (PyTorch's default initialisation is fine).
+Do you observe a similar accuracy? How many times faster or slower was your own implementation?
+(Use the GPU if there is one.)
 
-The "own implementation" is common/numpy_mlp.py, the same network written from scratch in
-NumPy. Both start from identical weights and see identical mini-batches, so their curves should
-coincide. The speed ratio is measured twice: from the time per epoch of the training runs (which
-ran one after the other, so a change of machine load between them changes the ratio), and by
-timing training steps of both in turn on the same batches (round-robin, TIMING repeats; the
-median and a paired verdict per repeat, measured afresh on every call), at the training batch
-size and at the larger TIMING_BATCH_SIZES. On the CPU, and also on the GPU when run with
---device cuda.
+Our own implementation is common/numpy_mlp.py: the same network written from scratch in NumPy.
+Both start from the same weights and see the same batches. Speed: training steps of the two timed
+in turn on the same batches (round-robin, TIMING), at the training batch size and larger ones.
 
-NumPy runs its matrix products on NUMPY_BLAS_THREADS OpenBLAS thread(s). In one process with
-PyTorch, NumPy's default BLAS threads compete for the cores with PyTorch's OpenMP threads, which
-keep spinning for a while after every PyTorch operation (here: slicing each batch); on a 2-core
-machine that made each NumPy training step many times slower, a cost of sharing the process that a
-NumPy program of its own (Assignment 2) does not pay. (threadpoolctl cannot limit every BLAS, e.g.
-not Apple's Accelerate: there NumPy keeps its own threads, with a warning, and the results say so.)
-
-Run:   python ex1_1_fc.py --device cuda     (or --device cpu; --quick for a smoke test)
-Writes report/results/ex1_1_fc.json and report/figures/ex1_1_fc_curves.{pdf,png}.
+Run:  python ex1_1_fc.py --device cuda     (or --device cpu; --quick: a smoke test in seconds)
 """
 import dataclasses
 import math
-import sys
 
 import torch
-from threadpoolctl import threadpool_info, threadpool_limits
 from torch import nn
 
-from common import cli, experiment, mnist, models, plotting, results, timing
-from common.numpy_mlp import NumpyLearner, NumpyMLP
-from common.train import TorchLearner
+from common import cli, evaluation, experiment, mnist, models, numpy_mlp, plots, results, timing
 
 HIDDEN = (128, 64)  # 784-128-64-10 with ReLU, as in Assignment 2
-EPOCHS = 10
-BATCH_SIZE = 64
+LOSS = nn.CrossEntropyLoss()  # softmax + cross-entropy, as in Assignment 2
 LR = 0.1  # plain mini-batch SGD, as in Assignment 2
-NUM_SEEDS = 3
-VAL_SIZE = 5000
-TIMING = {"num_batches": 50, "warmup": 5, "repeats": 7}  # round-robin timing of training steps
-TIMING_BATCH_SIZES = (64, 256, 1024)  # the step timing also at these batch sizes: where does the ratio go?
-NUMPY_BLAS_THREADS = 1  # see the docstring: more contend with PyTorch's OpenMP threads
+BATCH_SIZE = 64
+EPOCHS = 10
+SEEDS = 3
+TIMING = {"num_batches": 50, "warmup": 5, "repeats": 7}
+TIMING_BATCH_SIZES = (64, 256, 1024)  # where does the ratio go as a step does more arithmetic?
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
-    parser = cli.make_parser(__doc__, epochs=EPOCHS, batch_size=BATCH_SIZE, lr=LR, num_seeds=NUM_SEEDS)
+def main(argv=None) -> list[experiment.Runs]:
+    parser = cli.make_parser(__doc__, epochs=EPOCHS, batch_size=BATCH_SIZE, lr=LR, num_seeds=SEEDS)
     ctx = cli.setup(parser, argv, __file__)
     args = ctx.args
-    splits = mnist.load_splits(ctx.data_dir, val_size=VAL_SIZE, seed=args.seed, device=ctx.device,
-                               quick=ctx.quick, show_progress=ctx.show_progress)
+    splits = mnist.load_splits(ctx.data_dir, ctx.device, seed=ctx.seed, quick=ctx.quick)
 
-    torch_spec = experiment.RunSpec(
-        name="fc_torch_cpu",
-        build_model=lambda: models.MLP(hidden=HIDDEN),
-        build_optimizer=lambda params: torch.optim.SGD(params, lr=args.lr),
-        num_epochs=args.epochs,
-        batch_size=args.batch_size,
-    )
-    with numpy_blas_threads():
-        blas_threads = blas_thread_counts()
-    if not blas_threads:
-        print("warning: threadpoolctl finds no BLAS library of NumPy's to limit (e.g. Apple's Accelerate): the NumPy "
-              "network keeps its own threads, which may compete with PyTorch's (see the docstring)", file=sys.stderr)
-    numpy_spec = dataclasses.replace(torch_spec, name="fc_numpy", backend="numpy",
-                                     extra={"blas_threads": NUMPY_BLAS_THREADS if blas_threads else None})
+    fc_torch = experiment.Config("fc_torch_cpu", model=lambda: models.MLP(hidden=HIDDEN), loss=LOSS,
+                                 optimizer=lambda params: torch.optim.SGD(params, lr=args.lr),
+                                 epochs=args.epochs, batch_size=args.batch_size, label="PyTorch, CPU")
+    fc_numpy = dataclasses.replace(fc_torch, name="fc_numpy", backend="numpy", label="NumPy (our own)")
     cpu = torch.device("cpu")
-    with numpy_blas_threads():
-        configs = [experiment.run_seeds(numpy_spec, splits, ctx.seeds, cpu, **ctx.run_kwargs())]
-    configs.append(experiment.run_seeds(torch_spec, splits, ctx.seeds, cpu, **ctx.run_kwargs()))
+    configs = experiment.run_all([fc_numpy, fc_torch], splits, ctx, device=cpu)
     if ctx.device.type != "cpu":
-        accel_spec = dataclasses.replace(torch_spec, name=f"fc_torch_{ctx.device.type}")
-        configs.append(experiment.run_seeds(accel_spec, splits, ctx.seeds, ctx.device, **ctx.run_kwargs()))
+        configs += experiment.run_all([dataclasses.replace(fc_torch, name=f"fc_torch_{ctx.device.type}",
+                                                           label=f"PyTorch, {ctx.device.type.upper()}")], splits, ctx)
 
-    numpy_time = configs[0]["summary"]["train_time_per_epoch_s"]["mean"]
-    steps = {}  # batch size -> the round-robin timing of every learner
-    for batch_size in sorted({args.batch_size, *TIMING_BATCH_SIZES}):
-        with numpy_blas_threads():  # limits NumPy's BLAS only; PyTorch keeps its threads
-            steps[batch_size] = timing.time_train_steps(
-                step_learners(args.lr, ctx.device), *splits.train, batch_size=batch_size,
-                steps_per_epoch=math.ceil(len(splits.train[1]) / batch_size), **TIMING)
-    torch_names = [c["name"] for c in configs[1:]]
-    findings = {
-        "numpy_blas_threads": blas_threads[0] if blas_threads else "not limited (no BLAS found by threadpoolctl)",
-        "numpy_over_torch_time_per_epoch": {
-            c["name"]: numpy_time / c["summary"]["train_time_per_epoch_s"]["mean"] for c in configs[1:]},
-        "train_step_timing": steps[args.batch_size],
-        "per_step": {name: step_comparison(steps[args.batch_size], "fc_numpy", name) for name in torch_names},
-        "per_step_by_batch_size": {str(b): {name: step_comparison(steps[b], "fc_numpy", name) for name in torch_names}
-                                   for b in steps},
-    }
-    for config in configs:
-        print(results.summary_line(config))
-    for name, ratio in findings["numpy_over_torch_time_per_epoch"].items():
-        step = findings["per_step"][name]
-        print(f"NumPy implementation takes {ratio:.2f}x the time per epoch of {name} (training runs), "
-              f"{step['numpy_over_torch']:.2f}x its time per training step (timed in turn: {step['faster']} "
-              f"{step['paired']['verdict']}); per step at batch sizes " + ", ".join(
-                  f"{b}: {by_batch[name]['numpy_over_torch']:.2f}x"
-                  for b, by_batch in findings["per_step_by_batch_size"].items()))
-    results.write_results(ctx, "ex1_1_fc", configs, splits.info, findings)
-    plotting.plot_training_curves(configs, ctx.figures_dir, "ex1_1_fc_curves",
-                                  title=f"Ex 1.1: fully connected 784-{'-'.join(map(str, HIDDEN))}-10, "
-                                        f"SGD lr={args.lr}, batch {args.batch_size}")
+    twins = lambda: numpy_mlp.twin_learners(models.MLP(hidden=HIDDEN), args.lr, [cpu, ctx.device])  # noqa: E731
+    steps = {str(b): timing.time_train_steps(twins(), *splits.train, batch_size=b, reference="fc_numpy",
+                                             steps_per_epoch=math.ceil(len(splits.train[1]) / b), **TIMING)
+             for b in sorted({args.batch_size, *TIMING_BATCH_SIZES})}
+    findings = {"step_timing": steps, "training_batch_size": args.batch_size,
+                "numpy_vs_torch_accuracy": evaluation.compare_runs(configs[1], configs[0])}
+    results.write(ctx, "ex1_1_fc", configs, splits, findings)
+    plots.curves(configs, ctx.figures_dir / "ex1_1_fc_curves")
     return configs
-
-
-def numpy_blas_threads():
-    """A context in which NumPy's BLAS (OpenBLAS here) uses NUMPY_BLAS_THREADS threads; PyTorch's
-    OpenMP threads are untouched. A BLAS that threadpoolctl cannot see is left as it is."""
-    return threadpool_limits(limits=NUMPY_BLAS_THREADS, user_api="blas")
-
-
-def blas_thread_counts() -> list[int]:
-    """The thread counts of the BLAS libraries threadpoolctl finds in this process ([] if none)."""
-    return sorted({info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"})
-
-
-def step_comparison(steps: dict[str, dict], numpy_name: str, torch_name: str) -> dict:
-    """NumPy's time per training step over PyTorch's, which of the two is faster by the median,
-    and whether it is faster in every paired repeat (``timing.paired_comparison``)."""
-    ratio = steps[numpy_name]["per_batch_s"] / steps[torch_name]["per_batch_s"]
-    faster, slower = (torch_name, numpy_name) if ratio > 1 else (numpy_name, torch_name)
-    return {"numpy_over_torch": ratio, "faster": faster,
-            "paired": timing.paired_comparison(steps, slower=slower, faster=faster)}
-
-
-def step_learners(lr: float, device: torch.device) -> dict[str, NumpyLearner | TorchLearner]:
-    """The network in NumPy and in PyTorch (on the CPU, and on ``device`` if that is another),
-    from the same initial weights, as plain SGD learners for ``timing.time_train_steps``."""
-    model = models.MLP(hidden=HIDDEN)
-    learners = {"fc_numpy": NumpyLearner(NumpyMLP.from_torch(model), lr=lr)}
-    for dev in dict.fromkeys([torch.device("cpu"), device]):
-        copy = models.MLP(hidden=HIDDEN).to(dev)
-        copy.load_state_dict(model.state_dict())
-        learners[f"fc_torch_{dev.type}"] = TorchLearner(copy, torch.optim.SGD(copy.parameters(), lr=lr),
-                                                        nn.CrossEntropyLoss(), dev)
-    return learners
 
 
 if __name__ == "__main__":

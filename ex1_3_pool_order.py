@@ -1,103 +1,57 @@
-"""Exercise 1.3: the order of activation and max pooling.
+"""Exercise 1.3: activation before or after max pooling.
 
-Swap layers 2/3 and 5/6 of the Exercise 1.2 network (max pooling before the activation), for
-ReLU and for tanh. Do you observe any difference in accuracy? Any difference in speed? Why?
+Swap layers 2/3 and 5/6 of the Exercise 1.2 network, so that max pooling comes before the ReLU.
+What changes, in accuracy and in speed? Why is the difference probably more distinct for tanh?
 
-Max pooling commutes with every non-decreasing function f: max(f(a), f(b)) = f(max(a, b)).
-ReLU and tanh are both increasing, so the two orders compute the same function and, for the
-same weights, the same gradients (tests/test_pool_order.py checks this); trained from the same
-initial weights on the same batches the curves lie on top of each other. Pooling first applies
-the activation to 4x fewer values, which saves time, more so for the costlier tanh: the
-forward+backward time of each order is measured here on the same batches, timed in turn.
+Max pooling commutes with every non-decreasing function f: max(f(a), f(b)) = f(max(a, b)). ReLU and
+tanh both increase, so the two orders compute the same function and, for the same weights, the same
+gradients (tests/test_models.py checks this): trained from the same weights on the same batches
+their curves coincide. Pooling first applies the activation to 4x fewer values, which saves time,
+the more the costlier the activation: the forward+backward time of each order is measured on the
+same batches, timed in turn (TIMING).
 
-The ReLU, pool-after configuration is exactly Exercise 1.2's and comes from the run cache.
-
-Run:   python ex1_3_pool_order.py --device cuda     (or --device cpu; --quick for a smoke test)
-Writes report/results/ex1_3_pool_order.json and report/figures/ex1_3_pool_order_{curves,timing}.{pdf,png}.
+Run:  python ex1_3_pool_order.py --device cuda     (or --device cpu; --quick: a smoke test)
 """
 import torch
 
 import ex1_2_cnn
-from common import cli, experiment, mnist, models, plotting, results, timing
+from common import cli, evaluation, experiment, mnist, models, plots, results, timing
 
-ACTIVATIONS = ("relu", "tanh")
-ORDERS = {"pool_after": False, "pool_first": True}  # name -> MnistCNN(pool_first=...)
-TIMING_BATCHES = 50  # forward+backward batches per timed repeat
-TIMING_WARMUP = 5
-TIMING_REPEATS = 7  # the median over repeats is reported
+# The Ex 1.2 network and training (ex1_2_cnn.config: SGD, cross-entropy); ReLU, pool after is its very run.
+CONFIGS = {  # name -> (label, MnistCNN options)
+    "relu_pool_after": ("ReLU, then pool (Ex 1.2)", {"activation": "relu", "pool_first": False}),
+    "relu_pool_first": ("pool, then ReLU", {"activation": "relu", "pool_first": True}),
+    "tanh_pool_after": ("tanh, then pool", {"activation": "tanh", "pool_first": False}),
+    "tanh_pool_first": ("pool, then tanh", {"activation": "tanh", "pool_first": True}),
+}
+ACTS = ("relu", "tanh")
+TIMING = {"num_batches": 50, "warmup": 5, "repeats": 7}
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
+def main(argv=None) -> list[experiment.Runs]:
     parser = cli.make_parser(__doc__, epochs=ex1_2_cnn.EPOCHS, batch_size=ex1_2_cnn.BATCH_SIZE, lr=ex1_2_cnn.LR,
-                             num_seeds=ex1_2_cnn.NUM_SEEDS)
+                             num_seeds=ex1_2_cnn.SEEDS)
     ctx = cli.setup(parser, argv, __file__)
     args = ctx.args
-    splits = mnist.load_splits(ctx.data_dir, val_size=ex1_2_cnn.VAL_SIZE, seed=args.seed, device=ctx.device,
-                               quick=ctx.quick, show_progress=ctx.show_progress)
+    splits = mnist.load_splits(ctx.data_dir, ctx.device, seed=ctx.seed, quick=ctx.quick)
 
-    options = {f"{act}_{order}": {"activation": act, "pool_first": pool_first}
-               for act in ACTIVATIONS for order, pool_first in ORDERS.items()}
-    configs = [experiment.run_seeds(ex1_2_cnn.cnn_spec(args, name, **opts), splits, ctx.seeds, ctx.device,
-                                    **ctx.run_kwargs())
-               for name, opts in options.items()]
-    for config, opts in zip(configs, options.values()):
-        config["label"] = f"{opts['activation']}, pool {'first' if opts['pool_first'] else 'after'}"
-        config["linestyle"] = ":" if opts["pool_first"] else "-"
-        config["color"] = plotting.COLORS[ACTIVATIONS.index(opts["activation"])]
-        print(results.summary_line(config) + f"; verdicts per seed: {config['summary']['verdicts']}")
+    configs = experiment.run_all([ex1_2_cnn.config(args, name, label, **options)
+                                  for name, (label, options) in CONFIGS.items()], splits, ctx)
 
-    # Speed: forward+backward of the four networks on the same batches. Built one after another from one
-    # seeded generator, each has weights of its own (the time does not depend on their values).
-    torch.manual_seed(args.seed)
-    timed = {name: models.MnistCNN(**opts) for name, opts in options.items()}
-    steps_per_epoch = -(-len(splits.train[1]) // args.batch_size)
-    quick = dict(num_batches=2, warmup=1, repeats=1) if ctx.quick else {}
-    timings = timing.time_forward_backward(
-        timed, splits.train[0], splits.train[1], batch_size=args.batch_size, steps_per_epoch=steps_per_epoch,
-        **{"num_batches": TIMING_BATCHES, "warmup": TIMING_WARMUP, "repeats": TIMING_REPEATS, **quick})
-
-    by_name = {c["name"]: c for c in configs}
-    findings = {"forward_backward_timing": timings, "pool_after_over_pool_first_time": {}, "curve_differences": {}}
-    for act in ACTIVATIONS:
-        after, first = by_name[f"{act}_pool_after"], by_name[f"{act}_pool_first"]
-        findings["pool_after_over_pool_first_time"][act] = {
-            "forward_backward": timings[f"{act}_pool_after"]["per_batch_s"] / timings[f"{act}_pool_first"]["per_batch_s"],
-            "training_epoch": (after["summary"]["train_time_per_epoch_s"]["mean"]
-                               / first["summary"]["train_time_per_epoch_s"]["mean"])}
-        findings["curve_differences"][act] = _curve_differences(after, first)
-    findings["pool_first_vs_pool_after"] = {
-        act: timing.paired_comparison(timings, f"{act}_pool_after", f"{act}_pool_first") for act in ACTIVATIONS}
-    findings["tanh_over_relu_time"] = {
-        order: timings[f"tanh_{order}"]["per_batch_s"] / timings[f"relu_{order}"]["per_batch_s"] for order in ORDERS}
-    for act in ACTIVATIONS:
-        ratio, diff = findings["pool_after_over_pool_first_time"][act], findings["curve_differences"][act]
-        print(f"{act}: forward+backward {timings[f'{act}_pool_after']['per_epoch_s']:.2f} s/epoch (pool after) vs "
-              f"{timings[f'{act}_pool_first']['per_epoch_s']:.2f} s/epoch (pool first): pool-after takes "
-              f"{ratio['forward_backward']:.2f}x as long ({ratio['training_epoch']:.2f}x in the training runs); "
-              f"largest difference between the two orders' curves: {diff['max_abs_iter_loss']:.2g} (training loss), "
-              f"{diff['max_abs_val_accuracy']:.2g} (validation accuracy)")
-    results.write_results(ctx, "ex1_3_pool_order", configs, splits.info, findings)
-    plotting.plot_training_curves(
-        configs, ctx.figures_dir, "ex1_3_pool_order_curves", loss_legend=False,
-        title=f"Ex 1.3: activation before (solid) or after (dotted) max pooling, SGD lr={args.lr}, batch {args.batch_size}")
-    plotting.plot_bars({options[name]["activation"] + (", pool first" if options[name]["pool_first"] else ", pool after"):
-                        {"mean": t["per_epoch_s"], "min": min(t["per_batch_repeats_s"]) * steps_per_epoch,
-                         "max": max(t["per_batch_repeats_s"]) * steps_per_epoch} for name, t in timings.items()},
-                       ctx.figures_dir, "ex1_3_pool_order_timing", ylabel="forward+backward time per epoch (s)",
-                       annotate="{:.2f} s", title=f"Ex 1.3: median of {timings['relu_pool_after']['repeats']} repeats "
-                                                  f"(range shown), batch {args.batch_size}, {ctx.device.type}")
+    torch.manual_seed(ctx.seed)  # the time does not depend on the weights' values
+    timed = {name: models.MnistCNN(**options) for name, (_, options) in CONFIGS.items()}
+    timings = timing.time_forward_backward(timed, *splits.train, batch_size=args.batch_size,
+                                           steps_per_epoch=-(-len(splits.train[1]) // args.batch_size),
+                                           **(dict(num_batches=2, warmup=1, repeats=1) if ctx.quick else TIMING))
+    by_name = {c.name: c for c in configs}
+    findings = {"timing": timings,
+                "pool_first_vs_after": {a: timing.versus(timings, f"{a}_pool_after", f"{a}_pool_first") for a in ACTS},
+                "tanh_vs_relu": {o: timing.versus(timings, f"relu_{o}", f"tanh_{o}") for o in ("pool_after", "pool_first")},
+                "curve_differences": {a: evaluation.curve_differences(by_name[f"{a}_pool_after"], by_name[f"{a}_pool_first"])
+                                      for a in ACTS}}
+    results.write(ctx, "ex1_3_pool_order", configs, splits, findings)
+    plots.pool_order(configs, timings, ctx.figures_dir / "ex1_3_pool_order")
     return configs
-
-
-def _curve_differences(a: dict, b: dict) -> dict:
-    """Largest absolute differences between two configurations' curves, seed by seed."""
-    def largest(key_fn):
-        return max(abs(x - y) for ra, rb in zip(a["runs"], b["runs"]) for x, y in zip(key_fn(ra), key_fn(rb)))
-
-    return {"max_abs_iter_loss": largest(lambda r: r["history"]["iter_loss"]),
-            "max_abs_val_loss": largest(lambda r: [e["val_loss"] for e in r["history"]["epochs"]]),
-            "max_abs_val_accuracy": largest(lambda r: [e["val_score"] for e in r["history"]["epochs"]]),
-            "max_abs_test_accuracy": largest(lambda r: [r["test"]["accuracy"]])}
 
 
 if __name__ == "__main__":

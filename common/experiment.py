@@ -1,230 +1,320 @@
-"""Run a configuration for one or several seeds, with caching, and describe it completely.
+"""Train a configuration once per seed, with a cache, and record it completely.
 
-A :class:`RunSpec` says what to train (model, optimizer, loss, epochs, batch size, ...).
-:func:`run_seeds` trains it once per seed on the train split, evaluates on the validation split
-every epoch, touches the test split once at the end, and returns a JSON-ready record with every
-hyperparameter (framework defaults included), the curves, timings and test metrics.
+A :class:`Config` says what to train: model, loss, optimizer, schedule, epochs, batch size,
+augmentation. :func:`run` trains it for every seed on the train split (``common.train.fit``),
+evaluates on the validation split every epoch, touches the test split once at the end, and returns
+the :class:`Runs`: per seed, a JSON-ready record with every hyperparameter (PyTorch's defaults
+included), the curves, timings and test scores, plus the weights and test logits on disk.
 
-Each finished run is cached under ``<cache>/runs/<key>/`` where the key hashes the
-hyperparameters, how the run is scored, initial weights, seed, data fingerprint, training code and
-device type. Re-running an unchanged configuration loads the cached record and weights instead of
-training again; an interrupted run leaves no entry and is simply redone.
+Each finished run is cached under ``<cache>/runs/<key>/``; the key hashes the hyperparameters,
+initial weights, seed, data, training code and device type, but not the configuration's name, so
+that exercises training the same configuration (the Ex 1.2 network in Ex 1.3-1.5) share one run.
+Rerunning an unchanged configuration loads it instead of training; an interrupted run leaves no
+entry and is redone.
 """
 from __future__ import annotations
 
+import hashlib
+import inspect
 import io
 import json
+import os
+import multiprocessing
+import platform
+import random
+import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+import numpy as np
 import torch
 from torch import nn
 
-from .cache import atomic_write_bytes, atomic_write_json, files_hash, stable_hash
-from .data import BatchTransform, Splits, TensorLoader, tensor_fingerprint
-from .metrics import accuracy_per_sample, fit_verdict, summarize
-from .models import INIT_SCHEME, count_weights
-from .runtime import device_name, seed_everything
-from .train import ScoreFn, TorchLearner, evaluate, fit
+from . import metrics
+from .data import BatchTransform, Splits, TensorLoader, atomic_write_bytes, atomic_write_json, stable_hash, tensor_fingerprint
+from .models import INIT_SCHEMES, count_weights, layer_list
+from .train import TorchLearner, evaluate, fit
 
 COMMON_DIR = Path(__file__).resolve().parent
-# Modules that cannot change what a training run computes; editing them keeps cached runs.
-NOT_TRAINING_CODE = {"plotting.py", "results.py", "cli.py", "report.py", "__init__.py", "seg_plots.py", "seg_analysis.py",
-                     "seg_eval.py", "boundary.py", "boundary_plots.py", "timing.py", "latex.py"}
+# What determines a run's record: these modules, and the score functions below (the rest of
+# common.metrics, the plots and the report may change without retraining).
+TRAINING_CODE = ("data.py", "mnist.py", "warwick.py", "augment.py", "models.py", "numpy_mlp.py", "train.py",
+                 "experiment.py")
+SCORES = {"accuracy": metrics.accuracy_per_sample, "dice": metrics.dice_per_sample}
 EVAL_BATCH_SIZE = 1000
 
 
 @dataclass
-class RunSpec:
-    """One trainable configuration. ``build_*`` are called after seeding, once per seed."""
+class Config:
+    """One trainable configuration. ``model`` and ``optimizer`` are called after seeding, once per seed;
+    ``scheduler(optimizer, steps_per_epoch)`` steps once per batch if ``scheduler_per_batch``, else per epoch."""
 
     name: str
-    build_model: Callable[[], nn.Module]
-    build_optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
-    num_epochs: int
+    model: Callable[[], nn.Module]
+    loss: nn.Module
+    optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+    epochs: int
     batch_size: int
-    loss_fn: nn.Module = field(default_factory=nn.CrossEntropyLoss)
-    build_scheduler: Callable[[torch.optim.Optimizer, int], Any] | None = None  # (optimizer, steps/epoch)
+    scheduler: Callable[[torch.optim.Optimizer, int], Any] | None = None
     scheduler_per_batch: bool = False
-    train_transform: BatchTransform | None = None
-    backend: str = "torch"  # "torch", or "numpy" for the from-scratch MLP of common.numpy_mlp
-    channels_last: bool = True  # faster convolutions on the CPU; no effect on the function computed
-    restore_best: bool = False  # keep the weights of the best validation epoch
-    score_name: str = "accuracy"
-    score_fn: ScoreFn = accuracy_per_sample
-    gap_tol: float = 0.01  # train-validation score gap above which a run counts as over-fitting
-    extra: dict = field(default_factory=dict)  # further settings worth recording
+    augment: BatchTransform | None = None  # applied to training batches only
+    score: str = "accuracy"  # a key of SCORES
+    backend: str = "torch"  # or "numpy": the from-scratch network of common.numpy_mlp
+    label: str | None = None  # for figures and tables; the name by default
+    notes: dict = field(default_factory=dict)  # further settings worth recording
 
 
 @dataclass
-class RunResult:
-    record: dict
-    directory: Path  # holds weights.pt and test_logits.pt
+class Runs:
+    """A configuration trained once per seed: a record per run, and the cache folder that holds
+    its ``weights.pt`` and ``test_logits.pt``."""
 
-    def load_weights(self) -> dict:
-        return torch.load(self.directory / "weights.pt", weights_only=True)
+    config: Config
+    records: list[dict]
+    folders: list[Path]
 
-    def load_test_logits(self) -> torch.Tensor:
-        return torch.load(self.directory / "test_logits.pt", weights_only=True)
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def label(self) -> str:
+        return self.config.label or self.config.name
+
+    @property
+    def score(self) -> str:
+        return self.config.score
+
+    @property
+    def num_weights(self) -> int:
+        return self.records[0]["hyperparameters"]["num_weights"]
+
+    def test_logits(self) -> list[torch.Tensor]:
+        """One (N, classes, ...) tensor per seed, on the CPU."""
+        return [torch.load(folder / "test_logits.pt", weights_only=True) for folder in self.folders]
+
+    def weights(self, seed_index: int = 0) -> dict:
+        return torch.load(self.folders[seed_index] / "weights.pt", weights_only=True)
+
+    def summary(self) -> dict:
+        """Test and final validation score (mean, std, min, max over seeds), time per epoch and
+        each run's fit verdict (``common.metrics.fit_verdict``, from its curves)."""
+        s = self.score
+        verdicts = [metrics.fit_verdict(r["history"], score=s) if r.get("validation_held_out", True) else
+                    {"verdict": "no hold-out", "why": "the validation images were trained on"} for r in self.records]
+        held_out = all(r.get("validation_held_out", True) for r in self.records)
+        return {f"test_{s}": metrics.summarize([r["test"][s] for r in self.records]),
+                **({f"final_val_{s}": metrics.summarize([r["history"]["epochs"][-1]["val_score"] for r in self.records])}
+                   if held_out else {}),
+                "train_time_per_epoch_s": metrics.summarize([r["train_time_per_epoch_s"]["mean"] for r in self.records]),
+                "verdicts": [v["verdict"] for v in verdicts], "verdict_details": verdicts}
+
+    def as_dict(self) -> dict:
+        """The configuration as the results file holds it."""
+        return {"name": self.name, "label": self.label, "score_name": self.score, "num_weights": self.num_weights,
+                "runs": self.records, "summary": self.summary()}
 
 
-def describe_optimizer(optimizer: torch.optim.Optimizer) -> dict:
-    groups = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
-    return {"class": type(optimizer).__name__, "defaults": dict(optimizer.defaults), "param_groups": groups}
+def run_all(configs: list[Config], splits: Splits, ctx, device: torch.device | None = None,
+            seeds: list[int] | None = None) -> list[Runs]:
+    """Train each configuration for every seed of ``ctx`` (a ``common.cli.Context``; or ``seeds``),
+    or load the cached runs, on ``device`` (default ``ctx.device``). On the CPU, up to ``ctx.workers``
+    runs train at once, each in a process of its own with one thread: each run computes exactly
+    what it would alone, and two single-threaded runs train about twice as fast as one run on two
+    threads (the small convolutions here do not scale across threads)."""
+    device, seeds = device or ctx.device, seeds or ctx.seeds
+    jobs = [(config, seed) for config in configs for seed in seeds]
+    kwargs = {"cache_root": ctx.cache_dir, "show_progress": ctx.show_progress}
+    pending = [job for job in jobs if not (ctx.use_cache and _cached(*job, splits, device, ctx.cache_dir))]
+    workers = min(getattr(ctx, "workers", 1), len(pending)) if device.type == "cpu" else 1
+    if workers > 1:
+        _train_in_pool(pending, splits, device, workers, kwargs)  # into the cache, which the loop below reads
+    trained: dict[int, list] = {}
+    for config, seed in jobs:  # the pool's runs are all in the cache now
+        trained.setdefault(id(config), []).append(
+            run_one(config, splits, seed, device, use_cache=ctx.use_cache or workers > 1, **kwargs))
+    return [Runs(c, [r for r, _ in trained[id(c)]], [f for _, f in trained[id(c)]]) for c in configs]
 
 
-def describe_loss(loss_fn: nn.Module) -> dict:
-    """The loss's class and plain settings, and a fingerprint of each tensor it holds (e.g. the
-    class weights of ``CrossEntropyLoss(weight=...)``); ``buffers`` appears only when it has any."""
-    settings = {k: v for k, v in vars(loss_fn).items()
-                if not k.startswith("_") and k != "training" and isinstance(v, (int, float, str, bool, type(None)))}
-    buffers = {name: tensor_fingerprint(b.detach().cpu()) for name, b in loss_fn.named_buffers()}
-    return {"class": type(loss_fn).__name__, **settings, **({"buffers": buffers} if buffers else {})}
+_POOL: dict = {}  # what the forked workers of _train_in_pool read: they inherit it, nothing is pickled
 
 
-def describe_scoring(spec: RunSpec) -> dict:
-    """How a run is scored: the score function (module and qualified name; a callable without a
-    name, such as a ``functools.partial``, by its type's), the name its score is recorded under
-    and the over-fitting gap of its verdict. Part of the cache key, not of the recorded
-    hyperparameters (the record shows them as its test score's key and its verdict's rule)."""
-    fn = spec.score_fn
-    name = getattr(fn, "__qualname__", type(fn).__qualname__)
-    return {"score_fn": f"{getattr(fn, '__module__', type(fn).__module__)}.{name}",
-            "score_name": spec.score_name, "gap_tol": spec.gap_tol}
+def _train_in_pool(jobs: list, splits: Splits, device: torch.device, workers: int, kwargs: dict) -> None:
+    """Train ``jobs`` ((config, seed) pairs) in ``workers`` forked processes, the longest first."""
+    _POOL.update(jobs=jobs, splits=splits, device=device, kwargs=kwargs)
+    order = sorted(range(len(jobs)), key=lambda k: -jobs[k][0].epochs * _size(jobs[k][0]))
+    print(f"training {len(jobs)} runs, {workers} at a time", file=sys.stderr, flush=True)
+    pool = multiprocessing.get_context("fork").Pool(workers, initializer=_worker_init)
+    try:
+        for _ in pool.imap_unordered(_pool_job, order, chunksize=1):
+            pass
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+        _POOL.clear()
 
 
-def describe(spec: RunSpec, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler) -> dict:
-    """Every hyperparameter of a run, including the framework defaults behind it."""
+def _worker_init() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
+
+
+def _pool_job(index: int) -> None:
+    config, seed = _POOL["jobs"][index]
+    run_one(config, _POOL["splits"], seed, _POOL["device"], use_cache=False, **_POOL["kwargs"])
+
+
+def _size(config: Config) -> int:
+    """Weights of ``config``'s model: with the epochs, how the pool orders the runs (longest first)."""
+    return count_weights(config.model())
+
+
+def _cached(config: Config, seed: int, splits: Splits, device: torch.device, cache_root: Path) -> bool:
+    return (cache_root / "runs" / _prepare(config, splits, seed, device)[4] / "record.json").is_file()
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) and ask for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+
+
+def _prepare(config: Config, splits: Splits, seed: int, device: torch.device) -> tuple:
+    """Seed, build the model, optimizer and schedule of a run, describe it: (model, optimizer,
+    scheduler, hyperparameters, cache key, device)."""
+    seed_everything(seed)
+    model = config.model()
+    if config.backend == "torch":
+        model.to(device).to(memory_format=torch.channels_last)  # faster convolutions; the same function
+    else:
+        device = torch.device("cpu")
+    optimizer = config.optimizer(model.parameters())
+    steps_per_epoch = -(-len(splits.train[1]) // config.batch_size)
+    scheduler = config.scheduler(optimizer, steps_per_epoch) if config.scheduler else None
+    hyper = describe(config, model, optimizer, scheduler)
+    return model, optimizer, scheduler, hyper, cache_key(hyper, config, model, seed, splits, device), device
+
+
+def run_one(config: Config, splits: Splits, seed: int, device: torch.device, *, cache_root: Path,
+            use_cache: bool = True, show_progress: bool = True) -> tuple[dict, Path]:
+    """Train ``config`` with ``seed`` (or load the cached run); returns its record and cache folder."""
+    model, optimizer, scheduler, hyper, key, device = _prepare(config, splits, seed, device)
+    folder = cache_root / "runs" / key
+    if use_cache and (folder / "record.json").is_file():
+        return {**json.loads((folder / "record.json").read_text()), "name": config.name}, folder
+
+    learner, ((x_train, y_train), val, test) = _learner(config, model, optimizer, scheduler, device, splits)
+    score_fn = SCORES[config.score]
+    n_eval = len(val[1])
+    start = time.perf_counter()
+    history = fit(learner, TensorLoader(x_train, y_train, config.batch_size, shuffle=True, seed=seed,
+                                        transform=config.augment),
+                  TensorLoader(*val, EVAL_BATCH_SIZE), config.epochs, score_fn,
+                  train_eval_loader=TensorLoader(x_train[:n_eval], y_train[:n_eval], EVAL_BATCH_SIZE),
+                  desc=f"{config.name} seed {seed}", show_progress=show_progress)
+    wall = time.perf_counter() - start
+    test_result = evaluate(learner, TensorLoader(*test, EVAL_BATCH_SIZE), score_fn, keep_logits=True)
+    history["iter_loss"] = [float(f"{v:.5g}") for v in history["iter_loss"]]
+    record = {
+        "name": config.name, "seed": seed, "hyperparameters": hyper, "device": str(device),
+        "device_name": device_name(device), "history": history,
+        "train_time_per_epoch_s": metrics.summarize([e["train_time_s"] for e in history["epochs"]]),
+        "wall_time_s": wall,
+        "validation_held_out": splits.info.get("validation_held_out", True),
+        "test": {"loss": test_result.loss, config.score: test_result.score, "n": len(test_result.scores),
+                 "majority_share": test_result.majority_share},
+        "cache_key": key,
+    }
+    _save(folder, record, learner.state_dict(), test_result.logits)
+    return record, folder
+
+
+def describe(config: Config, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler) -> dict:
+    """Every hyperparameter of a run, PyTorch's defaults behind it included."""
+    loss = config.loss
     return {
         "model": type(model).__name__,
-        "architecture": str(model),
+        "layers": layer_list(model),
         "num_weights": count_weights(model),
-        "init": INIT_SCHEME,
-        "optimizer": describe_optimizer(optimizer),
+        "init": getattr(model, "init_scheme", INIT_SCHEMES["default"]),
+        "optimizer": {"class": type(optimizer).__name__, "defaults": dict(optimizer.defaults),
+                      "param_groups": [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]},
         "scheduler": None if scheduler is None else {
-            "class": type(scheduler).__name__, "per_batch": spec.scheduler_per_batch,
+            "class": type(scheduler).__name__, "per_batch": config.scheduler_per_batch,
             "state": {k: v for k, v in scheduler.state_dict().items()
-                      if isinstance(v, (int, float, str, bool, list, type(None)))}},
-        "loss": describe_loss(spec.loss_fn),
-        "num_epochs": spec.num_epochs,
-        "batch_size": spec.batch_size,
+                      if not k.startswith("_") and isinstance(v, (int, float, str, bool, list, type(None)))}},
+        "loss": {"class": type(loss).__name__,
+                 **{k: v for k, v in vars(loss).items()
+                    if not k.startswith("_") and k != "training" and isinstance(v, (int, float, str, bool, type(None)))}},
+        "num_epochs": config.epochs,
+        "batch_size": config.batch_size,
         "shuffle": "new permutation every epoch, seeded with the run's seed",
-        "train_transform": None if spec.train_transform is None else repr(spec.train_transform),
-        "backend": spec.backend,
-        "memory_format": "channels_last" if spec.channels_last and spec.backend == "torch" else "contiguous",
-        "weights_used_for_test": "best validation epoch" if spec.restore_best else "last epoch",
-        **spec.extra,
+        "augmentation": None if config.augment is None else repr(config.augment),
+        "backend": config.backend,
+        **config.notes,
     }
 
 
 def training_code_hash() -> str:
-    return files_hash([p for p in COMMON_DIR.glob("*.py") if p.name not in NOT_TRAINING_CODE])
+    digest = hashlib.sha256()
+    for name in TRAINING_CODE:
+        digest.update(name.encode() + (COMMON_DIR / name).read_bytes())
+    for fn in (metrics.accuracy_per_sample, metrics.dice_coefficient, metrics.dice_per_sample):
+        digest.update(inspect.getsource(fn).encode())
+    return digest.hexdigest()[:16]
 
 
-def cache_key(hyper: dict, model: nn.Module, seed: int, splits: Splits, device: torch.device) -> str:
-    """What determines a run's record: its hyperparameters (with how it is scored), the initial
-    weights (which also captures any custom initialisation), the seed, the data, the training
-    code and the device.
-    The configuration's name and the script are deliberately left out, so that exercises that
-    train the same configuration (e.g. the Ex 1.2 baseline reused by Ex 1.3-1.5) share one run."""
+def cache_key(hyper: dict, config: Config, model: nn.Module, seed: int, splits: Splits, device: torch.device) -> str:
+    """What determines a run's record: hyperparameters, the architecture and initial weights, how it
+    is scored, the tensors its loss holds, seed, data, training code, device type and torch version."""
     init = tensor_fingerprint(*(t.detach().cpu() for t in model.state_dict().values()))
-    return stable_hash({"hyper": hyper, "init": init, "seed": seed,
-                        "data": splits.info.get("fingerprint"), "code": training_code_hash(),
-                        "device": device.type, "torch": torch.__version__})
+    loss_buffers = tensor_fingerprint(*(b.detach().cpu() for b in config.loss.buffers()))
+    return stable_hash({"hyper": hyper, "architecture": str(model), "init": init, "score": config.score,
+                        "loss_buffers": loss_buffers, "seed": seed, "data": splits.info.get("fingerprint"),
+                        "code": training_code_hash(), "device": device.type, "torch": torch.__version__})
 
 
-def run_one(spec: RunSpec, splits: Splits, seed: int, device: torch.device, *, cache_root: Path,
-            use_cache: bool = True, show_progress: bool = True) -> RunResult:
-    """Train ``spec`` with ``seed`` (or load the cached run) and evaluate it on the test split."""
-    seed_everything(seed)
-    model = spec.build_model()
-    if spec.backend == "torch":
-        model.to(device)
-        if spec.channels_last:
-            model.to(memory_format=torch.channels_last)
-    else:
-        device = torch.device("cpu")
-    optimizer = spec.build_optimizer(model.parameters())
-    steps_per_epoch = -(-len(splits.train[1]) // spec.batch_size)
-    scheduler = spec.build_scheduler(optimizer, steps_per_epoch) if spec.build_scheduler else None
-    hyper = describe(spec, model, optimizer, scheduler)
-    key = cache_key({**hyper, "scoring": describe_scoring(spec)}, model, seed, splits, device)
-    directory = cache_root / "runs" / key
-    if use_cache and (directory / "record.json").is_file():
-        record = json.loads((directory / "record.json").read_text())
-        record["name"] = spec.name
-        return RunResult(record, directory)
-
-    learner, data = _make_learner(spec, model, optimizer, scheduler, device, splits)
-    (x_train, y_train), val, test = data
-    n_eval = len(val[1])
-    train_loader = TensorLoader(x_train, y_train, spec.batch_size, shuffle=True, seed=seed,
-                                transform=spec.train_transform)
-    val_loader = TensorLoader(*val, EVAL_BATCH_SIZE)
-    train_eval_loader = TensorLoader(x_train[:n_eval], y_train[:n_eval], EVAL_BATCH_SIZE)
-    start = time.perf_counter()
-    history = fit(learner, train_loader, val_loader, spec.num_epochs, spec.score_fn,
-                  train_eval_loader=train_eval_loader, restore_best=spec.restore_best,
-                  desc=f"{spec.name} seed {seed}", show_progress=show_progress)
-    wall = time.perf_counter() - start
-    test_result = evaluate(learner, TensorLoader(*test, EVAL_BATCH_SIZE), spec.score_fn, keep_logits=True)
-    train_times = [e["train_time_s"] for e in history.epochs]
-    record = {
-        "name": spec.name,
-        "seed": seed,
-        "hyperparameters": hyper,
-        "device": str(device),
-        "device_name": device_name(device),
-        "history": history.to_dict(),
-        "train_time_per_epoch_s": summarize(train_times),
-        "wall_time_s": wall,
-        "test": {"loss": test_result.loss, spec.score_name: test_result.score, "n": len(test_result.scores)},
-        "verdict": fit_verdict(history.epochs, gap_tol=spec.gap_tol,
-                               initial_loss=history.iter_loss[0] if history.iter_loss else None),
-        "cache_key": key,
-    }
-    _save(directory, record, learner.state_dict(), test_result.logits)
-    return RunResult(record, directory)
+def device_name(device: torch.device) -> str:
+    """A human-readable name of the hardware behind ``device``."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple MPS"
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    return f"CPU: {model} ({torch.get_num_threads()} torch threads, {os.cpu_count()} logical cores)"
 
 
-def run_seeds(spec: RunSpec, splits: Splits, seeds: list[int], device: torch.device, **kwargs) -> dict:
-    """Run ``spec`` for each seed; returns ``{"name", "runs": [...], "summary": {...}}``."""
-    results = [run_one(spec, splits, seed, device, **kwargs) for seed in seeds]
-    runs = [r.record for r in results]
-    summary = {
-        f"test_{spec.score_name}": summarize([r["test"][spec.score_name] for r in runs]),
-        f"final_val_{spec.score_name}": summarize([r["history"]["epochs"][-1]["val_score"] for r in runs]),
-        "train_time_per_epoch_s": summarize([r["train_time_per_epoch_s"]["mean"] for r in runs]),
-        "verdicts": [r["verdict"]["verdict"] for r in runs],
-    }
-    return {"name": spec.name, "score_name": spec.score_name, "num_weights": runs[0]["hyperparameters"]["num_weights"],
-            "runs": runs, "summary": summary, "_results": results}
-
-
-def _make_learner(spec: RunSpec, model, optimizer, scheduler, device, splits: Splits):
+def _learner(config: Config, model, optimizer, scheduler, device, splits: Splits):
     data = (splits.train, splits.val, splits.test)
-    if spec.backend == "numpy":
+    if config.backend == "numpy":
         from .numpy_mlp import NumpyLearner, NumpyMLP
 
         groups = optimizer.param_groups
         if not isinstance(optimizer, torch.optim.SGD) or any(g["momentum"] or g["weight_decay"] for g in groups):
-            raise ValueError(f"the NumPy backend implements plain SGD only, got {describe_optimizer(optimizer)}")
-        cpu = tuple((x.cpu(), y.cpu()) for x, y in data)
-        return NumpyLearner(NumpyMLP.from_torch(model), lr=groups[0]["lr"]), cpu
-    if spec.backend != "torch":
-        raise ValueError(f"unknown backend {spec.backend!r}; use 'torch' or 'numpy'")
+            raise ValueError(f"the NumPy backend implements plain SGD only, got {type(optimizer).__name__} "
+                             f"with {groups[0]}")
+        return NumpyLearner(NumpyMLP.from_torch(model), lr=groups[0]["lr"]), tuple((x.cpu(), y.cpu()) for x, y in data)
+    if config.backend != "torch":
+        raise ValueError(f"unknown backend {config.backend!r}; use 'torch' or 'numpy'")
     data = tuple((x.to(device), y.to(device)) for x, y in data)
-    if spec.channels_last:
-        data = tuple((x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x, y) for x, y in data)
-    learner = TorchLearner(model, optimizer, spec.loss_fn.to(device), device, scheduler, spec.scheduler_per_batch)
-    return learner, data
+    data = tuple((x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x, y) for x, y in data)
+    return TorchLearner(model, optimizer, config.loss.to(device), device, scheduler, config.scheduler_per_batch), data
 
 
-def _save(directory: Path, record: dict, state: dict, test_logits: torch.Tensor) -> None:
+def _save(folder: Path, record: dict, state: dict, test_logits: torch.Tensor) -> None:
     for name, obj in (("weights.pt", state), ("test_logits.pt", test_logits)):
         buffer = io.BytesIO()
         torch.save(obj, buffer)
-        atomic_write_bytes(directory / name, buffer.getvalue())
-    atomic_write_json(directory / "record.json", record)  # written last: marks the entry complete
+        atomic_write_bytes(folder / name, buffer.getvalue())
+    atomic_write_json(folder / "record.json", record)  # written last: marks the entry complete

@@ -1,138 +1,233 @@
-"""Metrics. Per-sample scores are returned as tensors so their mean, spread and worst cases
-can all be read from one place."""
+"""Metrics, the fit verdict and the statistics behind every comparison.
+
+* classification: accuracy per image, the confusion matrix;
+* segmentation: Dice per image, and the boundary metrics of Ex 2.3 (boundary F1 within a pixel
+  tolerance, the 95th-percentile Hausdorff distance);
+* :func:`fit_verdict`: over-fitting, under-fitting, good fit, diverged or one class, from a run's curves;
+* comparisons: the per-seed paired difference with its 95 % confidence interval, the Wilcoxon
+  signed-rank test over test images, the sign test over paired timings (scipy.stats).
+"""
 from __future__ import annotations
 
 import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+
 from torch import Tensor
 
 
 def accuracy_per_sample(logits: Tensor, targets: Tensor) -> Tensor:
-    """1.0 where ``argmax(logits)`` equals the target class, else 0.0. (N, C), (N,) -> (N,)."""
+    """1.0 where ``argmax(logits)`` is the target class, else 0.0. (N, C), (N,) -> (N,)."""
     return (logits.argmax(dim=1) == targets).float()
 
 
-def confusion_matrix(targets: Tensor | np.ndarray, predictions: Tensor | np.ndarray,
-                     num_classes: int) -> np.ndarray:
+def confusion_matrix(targets, predictions, num_classes: int) -> np.ndarray:
     """``cm[i, j]`` counts samples of true class ``i`` predicted as ``j`` (scikit-learn's convention)."""
     from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 
     return sk_confusion_matrix(np.asarray(targets), np.asarray(predictions), labels=list(range(num_classes)))
 
 
-def summarize(values: list[float] | np.ndarray) -> dict:
+def summarize(values) -> dict:
     """Mean, sample standard deviation (ddof=1; 0 for a single value), min, max and count."""
     arr = np.asarray(values, dtype=float)
     if arr.size == 0:
         raise ValueError("cannot summarize an empty list of values")
-    return {
-        "mean": float(arr.mean()),
-        "std": float(arr.std(ddof=1)) if arr.size > 1 else 0.0,
-        "min": float(arr.min()),
-        "max": float(arr.max()),
-        "n": int(arr.size),
-    }
+    return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if arr.size > 1 else 0.0,
+            "min": float(arr.min()), "max": float(arr.max()), "n": int(arr.size)}
 
 
-DIVERGED_FACTOR = 2.0  # a final training loss above this multiple of the loss at the start: diverged
-DIVERGED_RULE = (f"diverged if the final epoch's training loss is not finite or more than {DIVERGED_FACTOR:g}x "
-                 "the training loss at the start (the first epoch's, or the first iteration's if lower)")
+# --- segmentation ----------------------------------------------------------------------------
 
-
-def diverged(epochs: list[dict], initial_loss: float | None = None) -> tuple[bool, str]:
-    """Whether training diverged (see ``DIVERGED_RULE``), and the numbers that say so.
-
-    ``epochs`` are the per-epoch records of :func:`common.train.fit` (``train_loss``: the mean over
-    the epoch's iterations; a loss is never negative; records without it, curves of scores only,
-    cannot be judged and count as not diverged); ``initial_loss`` is the loss of the first
-    iteration, at the initial weights, which lets a one-epoch run be judged too. Runs that train
-    end below the start or, stuck at a trivial prediction, level with it (the committed runs end at
-    most 1.0004x the start); a far too large learning rate ends thousands of times above it, or at NaN."""
-    if "train_loss" not in epochs[-1]:
-        return False, ""
-    final = epochs[-1]["train_loss"]
-    starts = [v for v in (epochs[0]["train_loss"], initial_loss) if v is not None and math.isfinite(v)]
-    start = min(starts) if starts else math.nan
-    if not math.isfinite(final):
-        return True, f"final training loss {final}"
-    if final > DIVERGED_FACTOR * start:
-        return True, f"final training loss {final:.4g}, {final / start:.3g}x the {start:.4g} at the start"
-    return False, ""
-
-
-def fit_verdict(epochs: list[dict], *, gap_tol: float, rise_tol: float = 0.10,
-                improve_tol: float = 0.002, initial_loss: float | None = None) -> dict:
-    """Classify a training run as diverged, over-fitting, under-fitting or a good fit from its curves.
-
-    ``epochs`` are the per-epoch records of :func:`common.train.fit` (``train_eval_score`` and
-    ``val_score`` measured the same way, in eval mode, on equally sized subsets); ``initial_loss``
-    the training loss of the first iteration, if known. The rule:
-
-    * diverged if the training loss ends non-finite or far above where it started (:func:`diverged`;
-      stated in the result's ``divergence_rule``, which only a diverged run's verdict has, so that
-      the ``rule`` string, which the report parses, reads as before);
-    * over-fitting if the final validation loss is more than ``rise_tol`` (relative) above its
-      minimum, or the final train score exceeds the validation score by more than ``gap_tol``;
-    * otherwise under-fitting if the train score still rose by more than ``improve_tol`` over
-      the last quarter of the epochs (the model has not converged: more epochs or capacity help);
-    * otherwise a good fit.
-    """
-    val_loss = [e["val_loss"] for e in epochs]
-    last = epochs[-1]
-    best_epoch = int(np.argmin(val_loss))
-    rise = val_loss[-1] / val_loss[best_epoch] - 1.0
-    gap = last["train_eval_score"] - last["val_score"]
-    quarter = epochs[max(0, len(epochs) - 1 - max(1, len(epochs) // 4))]
-    still_improving = last["train_eval_score"] - quarter["train_eval_score"]
-    facts = (f"train-validation gap {gap:+.4f}; validation loss {rise:+.1%} vs its minimum "
-             f"(epoch {best_epoch + 1}); train score change over the last quarter {still_improving:+.4f}")
-    did_diverge, why = diverged(epochs, initial_loss)
-    if did_diverge:
-        verdict, facts = "diverged", f"{why}; {facts}"
-    elif rise > rise_tol or gap > gap_tol:
-        verdict = "over-fitting"
-    elif still_improving > improve_tol:
-        verdict = "under-fitting (still improving)"
-    else:
-        verdict = "good fit"
-    rule = (f"over-fitting if final val loss > (1+{rise_tol}) x its minimum or train-val score gap > {gap_tol}; "
-            f"else under-fitting if the train score rose > {improve_tol} over the last quarter of epochs; "
-            "else good fit")
-    return {"verdict": verdict, "facts": facts, "rule": rule,
-            **({"divergence_rule": DIVERGED_RULE} if did_diverge else {}), "gap": gap, "val_loss_rise": rise, "best_val_loss_epoch": best_epoch + 1,
-            "late_train_improvement": still_improving}
-
-
-# --- Segmentation ----------------------------------------------------------------------------
-
-DICE_EMPTY = 1.0  # Dice of an image where prediction and ground truth are both empty: perfect agreement
+DICE_EMPTY = 1.0  # both masks empty: nothing to find and nothing found, perfect agreement
 
 
 def dice_coefficient(pred: Tensor, target: Tensor, empty: float = DICE_EMPTY) -> Tensor:
-    """Sørensen-Dice coefficient DSC = 2|A∩B| / (|A| + |B|) of each image, on the foreground.
-
-    ``pred`` (A) and ``target`` (B) are boolean (or 0/1) masks of shape (N, H, W) (any trailing
-    shape works); returns (N,) floats in [0, 1]. Where both masks are empty the ratio is 0/0 and
-    the image scores ``empty`` (default 1.0: nothing to find and nothing found).
-
-    The pixel counts are integers on the masks' device; the ratio is taken in float64 on the CPU
-    (Apple's MPS has no float64) and returned as float32 on the masks' device.
-    """
+    """Sørensen-Dice DSC = 2|A∩B| / (|A| + |B|) of each image: boolean (or 0/1) masks (N, H, W)
+    -> (N,) floats in [0, 1]; ``empty`` where both masks are empty (0/0). The pixel counts are
+    integers; the ratio is taken in float64 on the CPU (Apple's MPS has no float64)."""
     if pred.shape != target.shape:
         raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape")
     a, b = pred.bool().flatten(1), target.bool().flatten(1)
-    counts = torch.stack([(a & b).sum(1), a.sum(1) + b.sum(1)]).cpu()  # intersection, |A| + |B|: int64
+    counts = torch.stack([(a & b).sum(1), a.sum(1) + b.sum(1)]).cpu()  # intersection, |A| + |B|
     intersection, total = counts.double()
     dice = torch.where(total > 0, 2.0 * intersection / total.clamp(min=1), torch.full_like(total, empty))
     return dice.float().to(pred.device)
 
 
 def dice_per_sample(logits: Tensor, targets: Tensor) -> Tensor:
-    """Dice of the gland class (1) per image: the ScoreFn adapter of :func:`dice_coefficient`.
-
-    ``logits`` (N, 2, H, W), ``targets`` (N, H, W) class indices -> (N,). The prediction is the
-    arg-max class of each pixel (softmax probability of gland > 0.5).
-    """
+    """Dice of the gland class per image, the prediction being each pixel's arg-max class.
+    (N, 2, H, W) logits, (N, H, W) class indices -> (N,)."""
     return dice_coefficient(logits.argmax(dim=1) == 1, targets == 1)
+
+
+def boundary_map(mask: Tensor) -> Tensor:
+    """(H, W) binary mask -> its inner boundary: foreground pixels with a 4-connected background
+    neighbour. Pixels outside the image count as the nearest edge pixel, so the image border is
+    never a boundary (a gland cut by the field of view has no boundary there)."""
+    if mask.dim() != 2:
+        raise ValueError(f"expected an (H, W) mask, got shape {tuple(mask.shape)}")
+    fg = mask.bool()
+    padded = F.pad(fg[None, None].float(), (1, 1, 1, 1), mode="replicate")[0, 0].bool()
+    all_neighbours_fg = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    return fg & ~all_neighbours_fg
+
+
+def boundary_distances(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Boundary pixels (row, column) of ``pred`` and ``target`` and the Euclidean distance from each
+    to the other boundary (inf where that is empty): (pred pixels, pred->target, target pixels, target->pred)."""
+    p = boundary_map(torch.as_tensor(pred)).nonzero().float()
+    t = boundary_map(torch.as_tensor(target)).nonzero().float()
+    if len(p) == 0 or len(t) == 0:
+        return p, torch.full((len(p),), math.inf), t, torch.full((len(t),), math.inf)
+    d = torch.cdist(p, t)
+    return p, d.min(dim=1).values, t, d.min(dim=0).values
+
+
+def boundary_f1(pred: Tensor, target: Tensor, tolerance: float = 1.0) -> float:
+    """F1 of boundary precision (share of predicted boundary pixels within ``tolerance`` pixels of the
+    true boundary) and recall (vice versa). One boundary empty: 0; both empty: 1 if the masks agree."""
+    _, pred_to_true, _, true_to_pred = boundary_distances(pred, target)
+    if len(pred_to_true) == 0 and len(true_to_pred) == 0:
+        return 1.0 if torch.equal(torch.as_tensor(pred).bool(), torch.as_tensor(target).bool()) else 0.0
+    if len(pred_to_true) == 0 or len(true_to_pred) == 0:
+        return 0.0
+    precision = (pred_to_true <= tolerance).float().mean().item()
+    recall = (true_to_pred <= tolerance).float().mean().item()
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+def hd95(pred: Tensor, target: Tensor) -> float:
+    """95th-percentile symmetric Hausdorff distance between the boundaries, in pixels. One boundary
+    empty: the image diagonal (the largest possible distance); both empty: 0 if the masks agree."""
+    _, pred_to_true, _, true_to_pred = boundary_distances(pred, target)
+    if len(pred_to_true) == 0 and len(true_to_pred) == 0 and torch.equal(torch.as_tensor(pred).bool(),
+                                                                          torch.as_tensor(target).bool()):
+        return 0.0
+    if len(pred_to_true) == 0 or len(true_to_pred) == 0:
+        return math.hypot(*torch.as_tensor(pred).shape)
+    return max(torch.quantile(pred_to_true, 0.95).item(), torch.quantile(true_to_pred, 0.95).item())
+
+
+def segmentation_scores(preds: Tensor, targets: Tensor, tolerances=(1.0, 2.0)) -> dict[str, np.ndarray]:
+    """Per image of (N, H, W) masks: Dice, boundary F1 at each tolerance and HD95."""
+    if preds.shape != targets.shape or preds.dim() != 3:
+        raise ValueError(f"expected two (N, H, W) tensors of equal shape, got {tuple(preds.shape)} and {tuple(targets.shape)}")
+    preds, targets = preds.cpu().bool(), targets.cpu().bool()
+    out = {"dice": dice_coefficient(preds, targets).numpy()}
+    for t in tolerances:
+        out[f"boundary_f1_{t:g}px"] = np.array([boundary_f1(p, g, t) for p, g in zip(preds, targets)])
+    out["hd95"] = np.array([hd95(p, g) for p, g in zip(preds, targets)])
+    return out
+
+
+# --- fit verdict -----------------------------------------------------------------------------
+
+TOLERANCES = {  # per score: train-validation gap above which a run over-fits; the rule's other margins
+    "accuracy": {"gap": 0.01, "rise": 0.10, "improve": 0.002},
+    "dice": {"gap": 0.03, "rise": 0.10, "improve": 0.002},
+}
+DIVERGED_FACTOR = 2.0  # a final training loss above this multiple of the loss at the start: diverged
+ONE_CLASS_SHARE = 0.99  # a network predicting one class for this share of the validation images (pixels)
+ANNEALED = 0.1  # a schedule that ends below this fraction of its peak learning rate has converged by design
+
+
+def fit_verdict(history: dict, *, score: str) -> dict:
+    """A run's fit, from its curves (``common.train.fit``'s history), by this rule:
+
+    * diverged: the final training loss is not finite or above DIVERGED_FACTOR x its start;
+    * one class: the network predicts one class for ONE_CLASS_SHARE of the validation images
+      (segmentation: pixels), a trivial solution whatever its curves look like;
+    * over-fitting: the final validation loss lies more than ``rise`` (relative) above its minimum,
+      or the final training-subset score exceeds the validation score by more than ``gap``;
+    * under-fitting: the training score still rose by more than ``improve`` over the last quarter
+      of the epochs while the learning rate stayed up (a schedule annealed to below ANNEALED of its
+      peak improves at the end by design, which is no sign that more epochs would help);
+    * otherwise a good fit.
+    """
+    tol = TOLERANCES[score]
+    epochs, last = history["epochs"], history["epochs"][-1]
+    val_loss = [e["val_loss"] for e in epochs]
+    best = int(np.nanargmin(val_loss)) if np.isfinite(val_loss).any() else len(epochs) - 1
+    rise = val_loss[-1] / val_loss[best] - 1.0
+    gap = last["train_eval_score"] - last["val_score"]
+    quarter = epochs[max(0, len(epochs) - 1 - max(1, len(epochs) // 4))]
+    improving = last["train_eval_score"] - quarter["train_eval_score"]
+    lrs = [e["lr"] for e in epochs if "lr" in e]
+    peak = max([*lrs, history.get("initial_lr") or 0.0])
+    annealed = bool(lrs) and lrs[-1] < ANNEALED * peak
+    start = min(v for v in (epochs[0]["train_loss"], (history["iter_loss"] or [math.inf])[0]) if math.isfinite(v))
+    final = last["train_loss"]
+    share = last.get("val_majority_share", 0.0)
+    if not math.isfinite(final) or final > DIVERGED_FACTOR * start:
+        verdict, why = "diverged", f"training loss {final:.3g} at the end, {start:.3g} at the start"
+    elif share >= ONE_CLASS_SHARE:
+        verdict, why = "one class", f"{share:.1%} of the validation predictions fall on one class"
+    elif rise > tol["rise"] or gap > tol["gap"]:
+        verdict = "over-fitting"
+        why = (f"validation loss {rise:+.0%} above its minimum (epoch {best + 1})" if rise > tol["rise"] else
+               f"train-validation gap {gap:+.3f}")
+    elif improving > tol["improve"] and not annealed:
+        verdict, why = "under-fitting", f"training score still rising ({improving:+.4f} over the last quarter)"
+    else:
+        verdict, why = "good fit", "validation loss near its minimum, small gap, training score levelled off"
+    return {"verdict": verdict, "why": why, "gap": gap, "val_loss_rise": rise, "best_val_loss_epoch": best + 1,
+            "late_train_improvement": improving, "annealed": annealed, "majority_share": share}
+
+
+# --- comparisons -----------------------------------------------------------------------------
+
+def mean_interval(values, confidence: float = 0.95) -> dict:
+    """The mean of ``values`` and its t confidence interval (nan for a single value)."""
+    from scipy import stats
+
+    v = np.asarray(values, float)
+    n, mean = len(v), float(v.mean())
+    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * v.std(ddof=1) / math.sqrt(n) if n > 1 else math.nan
+    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "n": n}
+
+
+def paired_difference(a, b, confidence: float = 0.95) -> dict:
+    """``b - a`` over pairs (seed k of ``b`` against seed k of ``a``: same split, batches and, where the
+    architecture allows, initial weights): the mean difference and its t confidence interval."""
+    d = np.asarray(b, float) - np.asarray(a, float)
+    interval = mean_interval(d, confidence)
+    return {"difference": interval["mean"], "ci_low": interval["ci_low"], "ci_high": interval["ci_high"],
+            "pairs": len(d), "per_pair": d.tolist()}
+
+
+def wilcoxon_images(a, b) -> dict:
+    """Wilcoxon signed-rank test of ``b - a`` over test images (each image's score averaged over the
+    seeds): the two-sided p-value and on how many images ``b`` is higher or lower."""
+    from scipy import stats
+
+    d = np.asarray(b, float) - np.asarray(a, float)
+    nonzero = d[np.abs(d) > 1e-12]
+    p = float(stats.wilcoxon(nonzero).pvalue) if len(nonzero) else 1.0
+    return {"p": p, "images": len(d), "higher": int((d > 1e-12).sum()), "lower": int((d < -1e-12).sum()),
+            "median_difference": float(np.median(d))}
+
+
+def compare(a_seeds, b_seeds, a_images=None, b_images=None, *, score: str, lower_is_better: bool = False) -> dict:
+    """How configuration b compares with a: the paired difference over seeds with its 95 % interval
+    and, given per-image scores, the Wilcoxon test over images (``score`` names what is compared). ``outcome`` is "better" or "worse"
+    only where the interval excludes 0 (and, with images, the test agrees at p < 0.05), else
+    "unresolved": the data cannot tell them apart."""
+    out = paired_difference(a_seeds, b_seeds)
+    sign = -1.0 if lower_is_better else 1.0
+    resolved = out["pairs"] > 1 and (out["ci_low"] > 0 or out["ci_high"] < 0)
+    if a_images is not None:
+        out["wilcoxon"] = wilcoxon_images(a_images, b_images)
+        resolved = resolved and out["wilcoxon"]["p"] < 0.05
+    out["score"], out["lower_is_better"] = score, lower_is_better
+    out["outcome"] = ("unresolved" if not resolved else "better" if sign * out["difference"] > 0 else "worse")
+    return out
+
+
+def sign_test(wins: int, n: int) -> float:
+    """Two-sided p-value of ``wins`` of ``n`` paired repeats going one way, if both ways were equally likely."""
+    from scipy import stats
+
+    return float(stats.binomtest(wins, n, 0.5).pvalue)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,12 +22,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .cache import atomic_write_bytes, cache_dir, stable_hash
-from .data import DataError, Splits, check_val_size, shown_path, tensor_fingerprint, train_val_indices
+from .data import (DataError, Splits, atomic_write_bytes, cache_dir, check_val_size, shown_path, stable_hash,
+                   tensor_fingerprint, train_val_indices)
 
 SPLITS = {"train": ("Train", "train"), "test": ("Test", "t10k")}
 CLASSES = tuple(str(d) for d in range(10))
 IMAGE_SIZE = (28, 28)
+VAL_SIZE = 5000  # of the 60,000 training images, held out for validation
 QUICK_SUBSET = {"train": 2000, "val": 500, "test": 1000}  # --quick: sizes of each split
 IDX_MAGIC = {1: 0x00000801, 3: 0x00000803}  # unsigned byte data with 1 or 3 dimensions
 # The PNG tree has no order of its own; it is shuffled once with this fixed seed so that, like the
@@ -84,34 +86,25 @@ def _describe_missing(root: Path, missing: list[str]) -> str:
     return ", ".join(named)
 
 
-def load_mnist(data_dir: Path, *, show_progress: bool = True) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """``{"train": (images, labels), "test": (images, labels)}`` as uint8 / int64 tensors.
-    ``show_progress``: a progress bar while PNG files are decoded (not cached yet)."""
+def load_mnist(data_dir: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """``{"train": (images, labels), "test": (images, labels)}`` as uint8 / int64 tensors."""
     source = find_mnist(data_dir)
     if source.kind == "png":
-        return {split: _read_png_split(source.root, split, show_progress) for split in SPLITS}
+        return {split: _read_png_split(source.root, split) for split in SPLITS}
     return {split: _read_idx_split(source.root, split) for split in SPLITS}
 
 
-def load_splits(
-    data_dir: Path,
-    *,
-    val_size: int,
-    seed: int,
-    device: torch.device,
-    quick: bool = False,
-    show_progress: bool = True,
-) -> Splits:
-    """Normalised float tensors on ``device`` for train / validation / test.
+def load_splits(data_dir: Path, device: torch.device, *, seed: int, val_size: int = VAL_SIZE,
+                quick: bool = False) -> Splits:
+    """Normalised float tensors (N, 1, 28, 28) and labels on ``device`` for train / validation / test.
 
     The validation set is ``val_size`` images drawn (with ``seed``) from the training set (a
-    training set of ``val_size`` images or fewer is a DataError);
-    the mean and standard deviation used for normalisation come from the train split only.
-    ``quick`` truncates each split to the sizes in ``QUICK_SUBSET`` (for smoke tests).
-    ``show_progress``: a progress bar while PNG files are decoded.
+    training set of ``val_size`` images or fewer is a DataError); the mean and standard deviation
+    used for normalisation come from the train split only. ``quick`` truncates each split to the
+    sizes in ``QUICK_SUBSET`` (for smoke tests).
     """
     source = find_mnist(data_dir)
-    data = load_mnist(data_dir, show_progress=show_progress)
+    data = load_mnist(data_dir)
     train_images, train_labels = data["train"]
     test_images, test_labels = data["test"]
     check_val_size(len(train_labels), val_size, f"the MNIST training set in {_shown_split(source, 'train')}")
@@ -197,16 +190,16 @@ def _read_idx_split(raw: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 # --- PNG folders -----------------------------------------------------------------------------
 
-def _read_png_split(root: Path, split: str, show_progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def _read_png_split(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """The images and labels of ``root/<Train|Test>/<digit>/*.png`` in a fixed order that mixes
     the classes: the class-ordered tensors of :func:`_decode_png_split`, permuted with a
     generator seeded with ``PNG_ORDER_SEED``."""
-    images, labels = _decode_png_split(root, split, show_progress)
+    images, labels = _decode_png_split(root, split)
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(PNG_ORDER_SEED))
     return images[order], labels[order]
 
 
-def _decode_png_split(root: Path, split: str, show_progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def _decode_png_split(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """The decoded PNG tree ordered by class, then file name; cached on disk in that order (the
     shuffle of :func:`_read_png_split` is applied after every read, cached or not). A training
     digit folder without PNG files is a DataError naming it (the network would silently learn nine
@@ -230,8 +223,9 @@ def _decode_png_split(root: Path, split: str, show_progress: bool = True) -> tup
     from tqdm import tqdm
 
     images = np.empty((len(files), *IMAGE_SIZE), dtype=np.uint8)
-    for i, (_, path) in enumerate(tqdm(files, desc=f"decoding {folder}", unit="img", leave=False,
-                                       disable=not show_progress)):
+    print(f"decoding {len(files)} PNG files in {shown_path(folder)} (once; cached in {shown_path(cached.parent)})",
+          file=sys.stderr, flush=True)
+    for i, (_, path) in enumerate(tqdm(files, unit="img", leave=False, disable=not sys.stderr.isatty())):
         images[i] = _read_png(path)
     labels = torch.tensor([c for c, _ in files], dtype=torch.int64)
     result = (torch.from_numpy(images), labels)

@@ -7,9 +7,13 @@ from a ``common.models.MLP`` and both networks start from identical parameters.
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from .train import TorchLearner
 
 
 def softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
@@ -73,7 +77,7 @@ class NumpyMLP:
 
 
 class NumpyLearner:
-    """Adapts ``NumpyMLP`` to the ``common.train.Learner`` protocol (plain SGD, CPU only)."""
+    """``NumpyMLP`` trained by ``common.train.fit`` like a ``TorchLearner`` (plain SGD, CPU only)."""
 
     def __init__(self, net: NumpyMLP, lr: float) -> None:
         self.net, self.lr = net, lr
@@ -102,6 +106,15 @@ class NumpyLearner:
         return {"weights": [torch.tensor(w) for w in self.net.weights],
                 "biases": [torch.tensor(b) for b in self.net.biases]}
 
-    def load_state_dict(self, state: dict) -> None:
-        self.net.weights = [w.numpy().copy() for w in state["weights"]]
-        self.net.biases = [b.numpy().copy() for b in state["biases"]]
+
+
+def twin_learners(model: nn.Module, lr: float, devices: list[torch.device]) -> dict:
+    """``model`` (a ReLU ``MLP``) as plain-SGD learners from the same weights: in NumPy
+    (``fc_numpy``) and in PyTorch on each of ``devices`` (``fc_torch_<type>``), e.g. for
+    ``common.timing.time_train_steps``."""
+    learners = {"fc_numpy": NumpyLearner(NumpyMLP.from_torch(model), lr=lr)}
+    for device in dict.fromkeys(devices):
+        twin = copy.deepcopy(model).to(device)
+        learners[f"fc_torch_{device.type}"] = TorchLearner(twin, torch.optim.SGD(twin.parameters(), lr=lr),
+                                                           nn.CrossEntropyLoss(), device)
+    return learners

@@ -1,73 +1,110 @@
-"""Results files: one JSON per exercise under ``<out>/results/`` recording a run completely."""
+"""Results files: one JSON per exercise under ``<out>/results/``, holding the command, environment,
+data, every configuration with its runs (``experiment.Runs.as_dict``) and the exercise's findings;
+and the saved weights of Exercise 1.5's best model."""
 from __future__ import annotations
 
 import datetime
-import json
+import io
+import pickle
 import shlex
 import time
 from pathlib import Path
 
-from .cache import atomic_write_json
-from .cli import Context
-from .runtime import environment
+import numpy as np
+import torch
+from torch import nn
+
+from .cli import Context, environment
+from .data import DataError, Splits, atomic_write_bytes, atomic_write_json, shown_path
+from .experiment import Runs
 
 
-def command_line(ctx: Context) -> str:
-    return shlex.join(["python", ctx.script.name, *ctx.argv])
-
-
-def write_results(ctx: Context, exercise: str, configs: list[dict], data_info: dict,
-                  extra: dict | None = None) -> Path:
-    """Write ``<out>/results/<exercise>.json`` and return its path.
-
-    ``configs`` are the dicts of ``common.experiment.run_seeds``; ``extra`` holds
-    exercise-specific findings (e.g. weight counts compared, timing ratios).
-    """
+def write(ctx: Context, exercise: str, configs: list, splits: Splits, findings: dict | None = None) -> Path:
+    """Write ``<out>/results/<exercise>.json`` (``configs``: ``Runs``, or their results-file form)
+    and print one line per configuration."""
+    entries = [c.as_dict() if isinstance(c, Runs) else c for c in configs]
     record = {
         "exercise": exercise,
-        "command": command_line(ctx),
+        "command": shlex.join(["python", ctx.script.name, *ctx.argv]),
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(ctx.args).items()},
         "quick": ctx.quick,
         "seeds": ctx.seeds,
         "environment": environment(ctx.device),
-        "data": data_info,
+        "data": splits.info,
         "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "wall_time_s": time.time() - ctx.started,
-        "configs": [{k: v for k, v in c.items() if not k.startswith("_")} for c in configs],
-        **({"findings": extra} if extra else {}),
+        "configs": entries,
+        "findings": plain(findings or {}),
     }
     path = ctx.results_dir / f"{exercise}.json"
     atomic_write_json(path, record)
+    for entry in entries:
+        print(summary_line(entry))
     print(f"results: {path}")
     return path
 
 
-def load_results(path: Path) -> dict:
-    return json.loads(Path(path).read_text())
-
-
-def config_by_name(results: dict, name: str) -> dict:
-    for config in results["configs"]:
-        if config["name"] == name:
-            return config
-    raise KeyError(f"no configuration {name!r} in results; have {[c['name'] for c in results['configs']]}")
-
-
-def without_validation(config: dict, why: str) -> dict:
-    """A copy of ``config`` (a ``run_seeds`` result) trained without a hold-out: its summary keeps
-    no validation score and no fit verdict (both would compare training data with itself); the
-    verdicts read ``why``. The runs stay as recorded, their curves and per-run verdicts included
-    (those are computed on the validation images, here training images too)."""
-    summary = {k: v for k, v in config["summary"].items() if not k.startswith("final_val_")}
-    summary["verdicts"] = [why] * len(config["runs"])
-    return {**config, "summary": summary}
+def plain(value):
+    """``value`` with NumPy scalars and arrays as Python numbers and lists, for JSON."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return plain(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def summary_line(config: dict) -> str:
-    """One line per configuration: test score (mean ± std over seeds), weights, speed, verdicts."""
-    s = config["summary"]
-    score = s[f"test_{config['score_name']}"]
-    scale, unit = (100, " %") if config["score_name"] == "accuracy" else (1, "")
-    return (f"{config['name']}: test {config['score_name']} {score['mean'] * scale:.4g} ± {score['std'] * scale:.2g}{unit} "
-            f"over {score['n']} seed(s); {config['num_weights']:,} weights; "
-            f"{s['train_time_per_epoch_s']['mean']:.2f} s/epoch; {', '.join(sorted(set(s['verdicts'])))}")
+    """One line: test score (mean ± std over seeds), weights, time per epoch, fit verdicts."""
+    s, name = config["summary"], config["score_name"]
+    score = s[f"test_{name}"]
+    scale, unit = (100, " %") if name == "accuracy" else (1, "")
+    verdicts = ", ".join(f"{v} ×{s['verdicts'].count(v)}" for v in dict.fromkeys(s["verdicts"]))
+    return (f"{config['name']}: test {name} {score['mean'] * scale:.4g} ± {score['std'] * scale:.2g}{unit} over "
+            f"{score['n']} seeds; {config['num_weights']:,} weights; {s['train_time_per_epoch_s']['mean']:.2f} s/epoch; "
+            f"{verdicts}")
+
+
+# --- saved models ----------------------------------------------------------------------------
+
+SAVED_KEYS = ("name", "seed", "num_weights", "test_accuracy", "model_options", "state_dict")
+
+
+def save_model(path: Path, runs: Runs, seed_index: int, splits: Splits) -> None:
+    """The weights of one run of ``runs`` (built by a ``functools.partial`` of its model class),
+    with what is needed to rebuild the model and to check it."""
+    record = runs.records[seed_index]
+    buffer = io.BytesIO()
+    torch.save({"name": runs.label, "model_options": dict(runs.config.model.keywords), "seed": record["seed"],
+                "num_weights": runs.num_weights, "val_accuracy": record["history"]["epochs"][-1]["val_score"],
+                "test_accuracy": record["test"]["accuracy"], "normalisation": splits.info["normalisation"],
+                "state_dict": {k: v.cpu().contiguous() for k, v in runs.weights(seed_index).items()}}, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+    print(f"weights of {runs.name} seed {record['seed']}: {path}")
+
+
+def load_model(path: Path, model_class: type[nn.Module]) -> dict:
+    """What :func:`save_model` wrote to ``path``, with the rebuilt ``model``. Any other file (missing,
+    not a torch file, another model's weights, missing entries) is a DataError naming the file."""
+    if not Path(path).is_file():
+        raise DataError(f"{shown_path(path)}: no such weights file")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(saved, dict):
+            raise TypeError(f"it holds a {type(saved).__name__}, not a dict")
+        missing = [key for key in SAVED_KEYS if key not in saved]
+        if missing:
+            raise KeyError(f"no {', '.join(missing)}")
+        model = model_class(**saved["model_options"])
+        model.load_state_dict(saved["state_dict"])
+    except pickle.UnpicklingError as exc:  # torch's own message suggests weights_only=False: wrong for a stray file
+        raise DataError(f"{shown_path(path)}: not a weights file written by this project (not a file torch.save "
+                        "wrote, or one holding more than tensors and plain values)") from exc
+    except Exception as exc:  # a user's file: whatever is wrong with it, say which file and what
+        reason = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise DataError(f"{shown_path(path)}: not a weights file written by this project "
+                        f"({type(exc).__name__}: {reason})") from exc
+    return {**saved, "model": model}

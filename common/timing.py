@@ -16,14 +16,14 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from .runtime import synchronize
-from .train import Learner
+from .metrics import sign_test
+from .train import synchronize
 
 
 def time_forward_backward(models: dict[str, nn.Module], inputs: Tensor, targets: Tensor, *,
                           batch_size: int, loss_fn: nn.Module | None = None, num_batches: int = 20,
                           warmup: int = 3, repeats: int = 5, steps_per_epoch: int | None = None,
-                          channels_last: bool = True) -> dict[str, dict]:
+                          channels_last: bool = True, reference: str | None = None) -> dict[str, dict]:
     """Seconds for forward + loss + backward of each model, per batch and (optionally) per epoch.
 
     Each repeat times ``num_batches`` consecutive batches of ``batch_size`` taken from
@@ -53,14 +53,14 @@ def time_forward_backward(models: dict[str, nn.Module], inputs: Tensor, targets:
 
     return _round_robin({name: (step(model), batches, device) for name, model in models.items()},
                         batch_size=batch_size, num_batches=num_batches, warmup=warmup, repeats=repeats,
-                        steps_per_epoch=steps_per_epoch)
+                        steps_per_epoch=steps_per_epoch, reference=reference)
 
 
-def time_train_steps(learners: dict[str, Learner], inputs: Tensor, targets: Tensor, *, batch_size: int,
-                     num_batches: int = 20, warmup: int = 3, repeats: int = 5,
-                     steps_per_epoch: int | None = None) -> dict[str, dict]:
+def time_train_steps(learners: dict, inputs: Tensor, targets: Tensor, *, batch_size: int,
+                     num_batches: int = 20, warmup: int = 3, repeats: int = 5, steps_per_epoch: int | None = None,
+                     reference: str | None = None) -> dict[str, dict]:
     """Seconds per training step (forward, loss, backward, update: ``learner.train_step``) of each
-    ``common.train.Learner``, e.g. the same network in NumPy and in PyTorch, on the same batches,
+    learner (``common.train.TorchLearner``, ``common.numpy_mlp.NumpyLearner``), e.g. the same network in NumPy and in PyTorch, on the same batches,
     each on its own ``learner.device``. Timed round-robin like :func:`time_forward_backward`,
     which also gives the returned fields. The learners' weights change as they train; the work per
     step does not."""
@@ -74,7 +74,7 @@ def time_train_steps(learners: dict[str, Learner], inputs: Tensor, targets: Tens
         steps[name] = (learner.train_step, [(x.to(learner.device), y.to(learner.device)) for x, y in batches],
                        learner.device)
     return _round_robin(steps, batch_size=batch_size, num_batches=num_batches, warmup=warmup, repeats=repeats,
-                        steps_per_epoch=steps_per_epoch)
+                        steps_per_epoch=steps_per_epoch, reference=reference)
 
 
 def _check_counts(num_batches: int, warmup: int, repeats: int) -> None:
@@ -92,7 +92,7 @@ def _batches(inputs: Tensor, targets: Tensor, batch_size: int, count: int) -> li
 
 def _round_robin(steps: dict[str, tuple[Callable[[Tensor, Tensor], object], list, torch.device]], *,
                  batch_size: int, num_batches: int, warmup: int, repeats: int,
-                 steps_per_epoch: int | None) -> dict[str, dict]:
+                 steps_per_epoch: int | None, reference: str | None = None) -> dict[str, dict]:
     """Time each ``name -> (step, batches, device)``: in every repeat, each step in turn (the order
     reversed every other repeat, so that none always goes first) runs over its first ``warmup``
     batches untimed, then over the next ``num_batches`` timed (counts checked by ``_check_counts``)."""
@@ -109,23 +109,24 @@ def _round_robin(steps: dict[str, tuple[Callable[[Tensor, Tensor], object], list
             synchronize(device)
             per_batch[name].append((time.perf_counter() - start) / num_batches)
     medians = {name: statistics.median(times) for name, times in per_batch.items()}
-    fastest = min(medians.values())
-    return {name: {"per_batch_s": medians[name], "per_batch_repeats_s": per_batch[name],
-                   **({"per_epoch_s": medians[name] * steps_per_epoch} if steps_per_epoch else {}),
-                   "relative_to_fastest": medians[name] / fastest,
-                   "batch_size": batch_size, "num_batches": num_batches, "warmup": warmup, "repeats": repeats}
-            for name in steps}
+    out = {name: {"per_batch_s": medians[name], "per_batch_repeats_s": per_batch[name],
+                  **({"per_epoch_s": medians[name] * steps_per_epoch} if steps_per_epoch else {}),
+                  "batch_size": batch_size, "num_batches": num_batches, "warmup": warmup, "repeats": repeats}
+           for name in steps}
+    for name in out:
+        if reference is not None and name != reference:
+            out[name]["versus"] = versus(out, reference, name)
+    return out
 
 
-def paired_comparison(timings: dict[str, dict], slower: str, faster: str) -> dict:
-    """Is ``faster`` really faster than ``slower``? Both were timed in the same repeats (round-robin,
-    :func:`time_forward_backward`), so the repeats pair up; ``faster`` counts as faster only if it
-    is so in every repeat, else the difference is called not consistent. (A two-sided sign test:
-    all of n repeats one way has p = 2/2^n, 0.016 for 7; 6 of 7 already has p = 0.125.)"""
-    a, b = timings[slower]["per_batch_repeats_s"], timings[faster]["per_batch_repeats_s"]
+def versus(timings: dict[str, dict], reference: str, name: str) -> dict:
+    """``name`` against ``reference``, both timed in the same repeats (so that they pair up): the
+    ratio of their median times, which is faster, in how many repeats it was, and the sign test's
+    two-sided p-value of that count (``metrics.sign_test``)."""
+    a, b = timings[reference]["per_batch_repeats_s"], timings[name]["per_batch_repeats_s"]
     if len(a) != len(b) or not a:
-        raise ValueError(f"{slower!r} and {faster!r} need the same, non-zero number of repeats; got {len(a)} and {len(b)}")
-    wins = sum(tb < ta for ta, tb in zip(a, b))
-    verdict = (f"faster in all {len(a)} paired repeats" if wins == len(a) else
-               f"no consistent difference (faster in only {wins} of {len(a)} paired repeats)")
-    return {"faster_in_repeats": wins, "repeats": len(a), "verdict": verdict}
+        raise ValueError(f"{reference!r} and {name!r} need the same, non-zero number of repeats; got {len(a)} and {len(b)}")
+    ratio = timings[reference]["per_batch_s"] / timings[name]["per_batch_s"]
+    faster, wins = (name, sum(tb < ta for ta, tb in zip(a, b))) if ratio > 1 else (reference, sum(ta < tb for ta, tb in zip(a, b)))
+    return {"reference": reference, "reference_over_this": ratio, "faster": faster, "faster_in_repeats": wins,
+            "repeats": len(a), "p": sign_test(wins, len(a))}

@@ -1,59 +1,53 @@
-"""One training loop for every exercise: ``fit`` = epochs of ``train_one_epoch`` + ``evaluate``.
+"""The training loop every exercise uses: :func:`fit`, epochs of training steps each followed by
+:func:`evaluate` on the validation set (and a training subset of the same size, scored the same
+way, so that the two are comparable).
 
-A *learner* knows how to take one optimisation step on a batch and how to compute logits;
-``TorchLearner`` wraps a module, optimizer, loss and optional LR scheduler, and
-``common.numpy_mlp.NumpyLearner`` the from-scratch NumPy network, so both are trained and
-timed by exactly the same loop.
+A *learner* takes one optimisation step on a batch and computes logits: :class:`TorchLearner`
+wraps a module, its optimizer, loss and learning-rate schedule; ``common.numpy_mlp.NumpyLearner``
+the from-scratch NumPy network of Exercise 1.1, so that both are trained by the same loop.
 """
 from __future__ import annotations
 
 import copy
+import multiprocessing
+import sys
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Iterable, Protocol
+from dataclasses import dataclass
+from typing import Callable, Iterable
 
 import torch
 from torch import Tensor, nn
 
-from .runtime import synchronize
-
 ScoreFn = Callable[[Tensor, Tensor], Tensor]  # (logits, targets) -> per-sample score (N,)
+LOG_EVERY_S = 15.0  # without a terminal: a progress line at most this often, and one per finished run
 
 
-class Learner(Protocol):
-    device: torch.device
-
-    def train_step(self, inputs: Tensor, targets: Tensor) -> Tensor | float:
-        """One optimisation step; returns the batch's training loss."""
-
-    def logits(self, inputs: Tensor) -> Tensor:
-        """Forward pass in evaluation mode, without gradients."""
-
-    def loss(self, logits: Tensor, targets: Tensor) -> Tensor:
-        """The training loss of a batch, averaged over the batch."""
-
-    def start_epoch(self) -> None: ...
-
-    def end_epoch(self) -> None: ...
-
-    def state_dict(self) -> dict: ...
-
-    def load_state_dict(self, state: dict) -> None: ...
+def synchronize(device: torch.device) -> None:
+    """Wait for queued kernels, so that wall-clock timings measure the work itself."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 
 class TorchLearner:
-    """``model`` trained with ``optimizer`` on ``loss_fn``; ``scheduler`` steps once per batch
-    if ``scheduler_per_batch`` else once per epoch."""
+    """``model`` trained with ``optimizer`` on ``loss_fn``; ``scheduler`` steps once per batch if
+    ``scheduler_per_batch``, else once per epoch."""
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.Module,
                  device: torch.device, scheduler=None, scheduler_per_batch: bool = False) -> None:
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
         self.device, self.scheduler, self.scheduler_per_batch = device, scheduler, scheduler_per_batch
 
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
     def start_epoch(self) -> None:
         self.model.train()
 
     def train_step(self, inputs: Tensor, targets: Tensor) -> Tensor:
+        """One optimisation step; returns the batch's loss, left on the device."""
         loss = self.loss_fn(self.model(inputs), targets)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -77,101 +71,97 @@ class TorchLearner:
     def state_dict(self) -> dict:
         return copy.deepcopy(self.model.state_dict())
 
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state)
-
 
 @dataclass
-class EvalResult:
+class Evaluation:
     loss: float  # mean over samples
-    scores: Tensor  # per-sample score, on the CPU
-    logits: Tensor | None = None  # all logits, on the CPU, when asked for
+    scores: Tensor  # per sample, on the CPU
+    majority_share: float  # share of the predictions (images, or pixels) that fall on the most predicted class
+    logits: Tensor | None = None  # on the CPU, when asked for
 
     @property
     def score(self) -> float:
         return self.scores.mean().item()
 
 
-def evaluate(learner: Learner, batches: Iterable[tuple[Tensor, Tensor]], score_fn: ScoreFn,
-             keep_logits: bool = False) -> EvalResult:
-    """Loss and per-sample scores of ``learner`` over all ``batches``."""
-    loss_sum, count, scores, kept = 0.0, 0, [], []
+def evaluate(learner, batches: Iterable[tuple[Tensor, Tensor]], score_fn: ScoreFn, keep_logits: bool = False) -> Evaluation:
+    """Loss, per-sample scores and class balance of the predictions of ``learner`` over ``batches``."""
+    loss_sum, count, scores, kept, classes = 0.0, 0, [], [], None
     for inputs, targets in batches:
         logits = learner.logits(inputs)
         loss_sum += learner.loss(logits, targets).item() * len(targets)
         count += len(targets)
         scores.append(score_fn(logits, targets).cpu())
+        counts = torch.bincount(logits.argmax(dim=1).flatten(), minlength=logits.shape[1]).cpu()
+        classes = counts if classes is None else classes + counts
         if keep_logits:
             kept.append(logits.cpu())
     if count == 0:
         raise ValueError("evaluate() got no batches")
-    return EvalResult(loss_sum / count, torch.cat(scores), torch.cat(kept) if keep_logits else None)
+    return Evaluation(loss_sum / count, torch.cat(scores), (classes.max() / classes.sum()).item(),
+                      torch.cat(kept) if keep_logits else None)
 
 
-@dataclass
-class History:
-    """What ``fit`` measured: per-iteration training loss and one dict per epoch."""
-
-    iter_loss: list[float] = field(default_factory=list)
-    epochs: list[dict] = field(default_factory=list)
-    best_epoch: int | None = None  # 1-based; set when fit(restore_best=True) and a validation score beats -inf
-
-    def to_dict(self) -> dict:
-        return {"iter_loss": [float(f"{v:.5g}") for v in self.iter_loss], "epochs": self.epochs,
-                "best_epoch": self.best_epoch}
-
-
-def train_one_epoch(learner: Learner, train_loader, progress=None) -> list[float]:
-    """One pass over ``train_loader``; returns the loss of every iteration.
-
-    Losses stay on the device until the end of the epoch, so the loop never waits for the
-    accelerator to report a number.
-    """
-    learner.start_epoch()
-    losses = []
-    for inputs, targets in train_loader:
-        losses.append(learner.train_step(inputs, targets))
-        if progress is not None:
-            progress.update(1)
-    learner.end_epoch()
-    if losses and isinstance(losses[0], Tensor):
-        return torch.stack(losses).cpu().tolist()
-    return [float(v) for v in losses]
-
-
-def fit(learner: Learner, train_loader, val_loader, num_epochs: int, score_fn: ScoreFn, *,
-        train_eval_loader=None, restore_best: bool = False, desc: str = "train",
-        show_progress: bool = True) -> History:
-    """Train for ``num_epochs``; after each epoch evaluate on ``val_loader`` and (if given)
-    ``train_eval_loader``, a fixed subset of the training data evaluated the same way as the
-    validation set so the two are comparable. With ``restore_best`` the weights of the epoch
-    with the best validation score are loaded at the end; if no epoch's score beats -inf (all
-    NaN, say) the last epoch's weights stay and ``best_epoch`` stays None."""
-    from tqdm import tqdm
-
-    history = History()
-    best = (-float("inf"), None)
-    with tqdm(total=num_epochs * len(train_loader), desc=desc, unit="batch", leave=False,
-              disable=not show_progress, mininterval=1.0) as progress:
-        for epoch in range(1, num_epochs + 1):
-            synchronize(learner.device)
-            start = time.perf_counter()
-            losses = train_one_epoch(learner, train_loader, progress)
-            synchronize(learner.device)
-            train_time = time.perf_counter() - start
-            val = evaluate(learner, val_loader, score_fn)
-            record = {"epoch": epoch, "train_loss": sum(losses) / len(losses),
-                      "val_loss": val.loss, "val_score": val.score}
-            if train_eval_loader is not None:
-                train_eval = evaluate(learner, train_eval_loader, score_fn)
-                record.update(train_eval_loss=train_eval.loss, train_eval_score=train_eval.score)
-            record.update(train_time_s=train_time, eval_time_s=time.perf_counter() - start - train_time)
-            history.iter_loss += losses
-            history.epochs.append(record)
-            progress.set_postfix(epoch=epoch, loss=f"{record['train_loss']:.4f}", val=f"{val.score:.4f}")
-            if restore_best and val.score > best[0]:
-                best = (val.score, learner.state_dict())
-                history.best_epoch = epoch
-    if restore_best and best[1] is not None:
-        learner.load_state_dict(best[1])
+def fit(learner, train_loader, val_loader, epochs: int, score_fn: ScoreFn, *, train_eval_loader=None,
+        desc: str = "train", show_progress: bool = True) -> dict:
+    """Train for ``epochs``; after each, evaluate on ``val_loader`` and ``train_eval_loader``.
+    Returns the history: the loss of every iteration and one record per epoch."""
+    history = {"iter_loss": [], "epochs": [], "initial_lr": learner.lr}
+    progress = Progress(desc, epochs, show_progress)
+    for epoch in range(1, epochs + 1):
+        start = time.perf_counter()
+        losses = train_epoch(learner, train_loader)
+        train_time = time.perf_counter() - start
+        val = evaluate(learner, val_loader, score_fn)
+        record = {"epoch": epoch, "train_loss": sum(losses) / len(losses), "val_loss": val.loss, "val_score": val.score,
+                  "val_majority_share": val.majority_share, "lr": learner.lr}
+        if train_eval_loader is not None:
+            train_eval = evaluate(learner, train_eval_loader, score_fn)
+            record.update(train_eval_loss=train_eval.loss, train_eval_score=train_eval.score)
+        record.update(train_time_s=train_time, eval_time_s=time.perf_counter() - start - train_time)
+        history["iter_loss"] += losses
+        history["epochs"].append(record)
+        progress.update(record)
+    progress.close()
     return history
+
+
+def train_epoch(learner, batches: Iterable[tuple[Tensor, Tensor]]) -> list[float]:
+    """One pass of training steps over ``batches``; the loss of every step. The losses stay on the
+    device until the pass ends, so that the loop never waits for an accelerator to report a number."""
+    synchronize(learner.device)
+    learner.start_epoch()
+    losses = [learner.train_step(inputs, targets) for inputs, targets in batches]
+    learner.end_epoch()
+    losses = torch.stack(losses).cpu().tolist() if isinstance(losses[0], Tensor) else [float(v) for v in losses]
+    synchronize(learner.device)
+    return losses
+
+
+class Progress:
+    """A run's progress: a bar on a terminal; otherwise (a log file, or one of several runs training at
+    once) a plain line at most every ``LOG_EVERY_S`` seconds and one when the run ends, so that logs
+    carry no carriage-return frames."""
+
+    def __init__(self, desc: str, epochs: int, enabled: bool = True, stream=None) -> None:
+        self.desc, self.epochs, self.enabled = desc, epochs, enabled
+        self.stream = stream or sys.stderr
+        self.start = self.last = time.perf_counter()
+        self.bar = None
+        if enabled and self.stream.isatty() and multiprocessing.parent_process() is None:  # a worker: lines
+            from tqdm import tqdm
+            self.bar = tqdm(total=epochs, desc=desc, unit="epoch", leave=False, file=self.stream)
+
+    def update(self, record: dict) -> None:
+        text = f"loss {record['train_loss']:.4f}, val {record['val_score']:.4f}"
+        if self.bar is not None:
+            self.bar.set_postfix_str(text, refresh=False)
+            self.bar.update(1)
+        elif self.enabled and (record["epoch"] == self.epochs or time.perf_counter() - self.last >= LOG_EVERY_S):
+            self.last = time.perf_counter()
+            print(f"  {self.desc}: epoch {record['epoch']}/{self.epochs}, {text}, {self.last - self.start:.0f} s",
+                  file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .cache import stable_hash
-from .data import DataError, Splits, check_val_size, shown_path, split_ordered, tensor_fingerprint, train_val_indices
+from .data import (DataError, Splits, check_val_size, shown_path, split_ordered, stable_hash, tensor_fingerprint,
+                   train_val_indices)
 
 SPLITS = {"train": "Train", "test": "Test"}
 IMAGE_SIZE = (128, 128)
@@ -33,6 +33,7 @@ CHANNELS = (0, 1)  # red and green: the two unmixed stains (blue is constant zer
 LABEL_VALUES = ({0, 255}, {0, 1})  # allowed label encodings; gland = the non-zero value
 HOLDOUTS = ("random", "reddest")  # how load_splits picks the validation images, see there
 NO_HOLDOUT = "none"  # load_splits: train on all training images (a refit once the configuration is chosen)
+VAL_SIZE = 15  # of the 85 training images, held out for validation
 QUICK_SUBSET = {"train": 8, "val": 4, "test": 6}  # --quick: sizes of each split
 _NAME = re.compile(r"^(image|label)_(\d+)\.png$", re.IGNORECASE)
 
@@ -187,15 +188,8 @@ def _decode_label(data: bytes, where: str) -> np.ndarray:
     return (array > 0).astype(np.int64)
 
 
-def load_splits(
-    data_dir: Path,
-    *,
-    val_size: int,
-    seed: int,
-    device: torch.device,
-    quick: bool = False,
-    holdout: str = "random",
-) -> Splits:
+def load_splits(data_dir: Path, device: torch.device, *, seed: int, val_size: int = VAL_SIZE, quick: bool = False,
+                holdout: str = "random") -> Splits:
     """Normalised (N, 2, 128, 128) float inputs and (N, 128, 128) 0/1 class maps on ``device``.
 
     ``val_size`` of the 85 training images are held out for validation (a training set of
@@ -250,6 +244,7 @@ def load_splits(
         "sizes": {k: len(v[1]) for k, v in tensors.items()},
         "split_seed": seed,
         "holdout": holdout,
+        "validation_held_out": holdout != NO_HOLDOUT,
         "validation": ("held out from training" if holdout != NO_HOLDOUT else
                        "none: the validation images are also training images (their scores are training scores)"),
         "normalisation": {"mean": [round(v, 6) for v in mean.tolist()], "std": [round(v, 6) for v in std.tolist()],
@@ -260,6 +255,13 @@ def load_splits(
                                     val_size, seed, subset] + ([holdout] if holdout != "random" else [])),
     }
     return Splits(train=tensors["train"], val=tensors["val"], test=tensors["test"], info=info)
+
+
+def unnormalise(inputs: torch.Tensor, normalisation: dict) -> torch.Tensor:
+    """Normalised (N, 2, H, W) inputs back to the stains' intensities in [0, 1], on the CPU."""
+    mean = torch.tensor(normalisation["mean"])[None, :, None, None]
+    std = torch.tensor(normalisation["std"])[None, :, None, None]
+    return (inputs.detach().float().cpu() * std + mean).clamp(0, 1)
 
 
 def red_share(images: torch.Tensor) -> np.ndarray:

@@ -1,0 +1,220 @@
+"""Evaluating trained runs beyond their recorded scores: per-image segmentation metrics from the
+stored test logits, test-time augmentation from the stored weights, how fast a run reaches a
+validation score, and a description, from numbers, of what sets a test image apart.
+
+Conventions: a configuration's score for one seed is the mean over the test images; per-image
+values averaged over the seeds pick example images and feed the paired tests over images.
+"""
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import metrics, warwick
+from .experiment import Runs
+
+METRIC_LABELS = {"dice": "Dice", "boundary_f1_1px": "boundary F1 (1 px)", "boundary_f1_2px": "boundary F1 (2 px)",
+                 "hd95": "HD95 (px)"}
+LOWER_IS_BETTER = ("hd95",)
+DIHEDRAL = [(flip, k) for flip in (False, True) for k in range(4)]  # the 8 symmetries of the square
+TTA_TEXT = f"test-time augmentation: the mean probability over the {len(DIHEDRAL)} flips/rotations of each image"
+
+
+def gland_masks(logits: Tensor) -> Tensor:
+    """(N, 2, H, W) logits -> (N, H, W) boolean gland masks on the CPU: each pixel's arg-max class."""
+    return logits.detach().cpu().argmax(dim=1) == 1
+
+
+def per_image(runs: Runs, targets: Tensor, *, masks: list[Tensor] | None = None,
+              boundary: bool = False) -> dict[str, np.ndarray]:
+    """``{metric: (seeds, images) array}``: Dice and, with ``boundary``, boundary F1 (1 and 2 px)
+    and HD95 of each seed's gland ``masks`` (default: the arg-max of the stored test logits)."""
+    masks = masks if masks is not None else [gland_masks(lg) for lg in runs.test_logits()]
+    truth = targets.cpu() == 1
+    if not boundary:
+        return {"dice": np.stack([metrics.dice_coefficient(m, truth).numpy() for m in masks])}
+    per_seed = [metrics.segmentation_scores(m, truth) for m in masks]
+    return {k: np.stack([s[k] for s in per_seed]) for k in per_seed[0]}
+
+
+def compare_configs(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict:
+    """Per metric of two :func:`per_image` results (the same seeds and images): ``metrics.compare``
+    of b against a, over seed pairs (mean over images) and over images (mean over seeds)."""
+    return {m: metrics.compare(a[m].mean(axis=1), b[m].mean(axis=1), a[m].mean(axis=0), b[m].mean(axis=0), score=m,
+                               lower_is_better=m in LOWER_IS_BETTER) for m in a}
+
+
+def summarize_per_image(values: dict[str, np.ndarray]) -> dict:
+    """Per metric: the summary over seeds of each seed's mean over the images."""
+    return {m: metrics.summarize(v.mean(axis=1)) for m, v in values.items()}
+
+
+@torch.no_grad()
+def dihedral_tta_logits(model: nn.Module, inputs: Tensor, batch_size: int = 64) -> Tensor:
+    """Test-time augmentation: ``model``'s class probabilities for the 8 flipped/rotated copies of
+    ``inputs`` (N, C, H, W), mapped back and averaged, returned as their logarithm (logits whose
+    softmax is the mean probability; a log-sum-exp, finite where a probability underflows)."""
+    if inputs.dim() != 4 or inputs.shape[2] != inputs.shape[3]:
+        raise ValueError(f"expected square images (N, C, H, W), got {tuple(inputs.shape)}")
+    model.eval()
+    out = []
+    for batch in inputs.split(batch_size):
+        views = []
+        for flip, k in DIHEDRAL:
+            x = torch.rot90(batch.flip(3) if flip else batch, k, dims=(2, 3))
+            log_p = torch.rot90(model(x).log_softmax(dim=1), -k, dims=(2, 3))  # undo the rotation, then the flip
+            views.append(log_p.flip(3) if flip else log_p)
+        out.append(torch.logsumexp(torch.stack(views), dim=0) - math.log(len(DIHEDRAL)))
+    return torch.cat(out)
+
+
+def tta_logits(runs: Runs, inputs: Tensor) -> list[Tensor]:
+    """Per seed, :func:`dihedral_tta_logits` (on the CPU) of that run's stored weights on ``inputs``."""
+    out = []
+    for k in range(len(runs.records)):
+        model = runs.config.model()
+        model.load_state_dict(runs.weights(k))
+        out.append(dihedral_tta_logits(model.to(inputs.device), inputs).cpu())
+    return out
+
+
+def with_test_prediction(runs: Runs, logits: list[Tensor], targets: Tensor, name: str, how: str) -> dict:
+    """The results-file form of ``runs`` (``Runs.as_dict``) renamed ``name``, with each run's test
+    scores from another prediction (``how``) of the same weights: per seed the loss of ``logits``
+    and the Dice of their arg-max. Curves and validation scores stay those of the runs."""
+    targets = targets.cpu()
+    out = copy.deepcopy(runs.as_dict())
+    out["name"] = out["label"] = name
+    for run, lg in zip(out["runs"], logits, strict=True):
+        run["test"] = {"loss": F.cross_entropy(lg, targets).item(),
+                       "dice": metrics.dice_coefficient(gland_masks(lg), targets == 1).mean().item(),
+                       "n": len(targets), "evaluation": how}
+    out["summary"]["test_dice"] = metrics.summarize([run["test"]["dice"] for run in out["runs"]])
+    return out
+
+
+def speed_of_learning(runs: Runs | dict, threshold: float) -> dict:
+    """Per seed, the first epoch at which the validation score reaches ``threshold`` and the training
+    seconds until then (None: never); the means over the seeds that reach it."""
+    records = runs.records if isinstance(runs, Runs) else runs["runs"]
+    per_seed = []
+    for record in records:
+        seconds, reached = 0.0, {"epoch": None, "seconds": None}
+        for e in record["history"]["epochs"]:
+            seconds += e["train_time_s"]
+            if e["val_score"] >= threshold:
+                reached = {"epoch": e["epoch"], "seconds": seconds}
+                break
+        per_seed.append(reached)
+    epochs = [r["epoch"] for r in per_seed if r["epoch"] is not None]
+    seconds = [r["seconds"] for r in per_seed if r["seconds"] is not None]
+    return {"threshold": threshold, "per_seed": per_seed, "seeds_reaching": len(epochs), "seeds": len(per_seed),
+            "mean_epoch": float(np.mean(epochs)) if epochs else None,
+            "mean_seconds": float(np.mean(seconds)) if seconds else None}
+
+
+def display_images(inputs: Tensor, normalisation: dict) -> np.ndarray:
+    """Normalised (N, 2, H, W) inputs -> (N, H, W, 3) RGB in [0, 1] as the PNGs look (blue = 0)."""
+    x = warwick.unnormalise(inputs, normalisation)
+    return torch.cat([x, torch.zeros_like(x[:, :1])], dim=1).permute(0, 2, 3, 1).numpy()
+
+
+def describe_case(index: int, dice: np.ndarray, inputs: Tensor, truth: Tensor, pred: Tensor, names: list[str],
+                  normalisation: dict) -> dict:
+    """What sets test image ``index`` apart, in numbers and one paragraph: its Dice against the
+    median, its gland area, the errors of the prediction shown (``pred``, the first seed's), the
+    gland/background contrast (Cohen's d, mean over the stains) and the stain balance, each with its
+    rank among the images, and the rank correlation of Dice with each over all images.
+    ``dice``: (seeds, images)."""
+    t, p = truth.cpu().bool(), pred.cpu().bool()
+    x = inputs.detach().float().cpu()
+    area = t[0].numel()
+    stats = {"gland_fraction": t.flatten(1).float().mean(1).numpy(),
+             "false_positive_fraction": (p & ~t).flatten(1).sum(1).numpy() / area,
+             "false_negative_fraction": (~p & t).flatten(1).sum(1).numpy() / area,
+             "contrast": np.array([_contrast(x[i], t[i]) for i in range(len(x))]),
+             "red_share": warwick.red_share(warwick.unnormalise(inputs, normalisation))}
+    mean_dice = dice.mean(axis=0)
+    own = {k: float(v[index]) for k, v in stats.items()}
+    rank = {k: int((v < v[index]).sum()) + 1 for k, v in stats.items()}  # 1 = lowest
+    median = {k: float(np.nanmedian(v)) for k, v in stats.items()}
+    from scipy.stats import spearmanr
+
+    rho = {k: float(spearmanr(mean_dice, stats[k], nan_policy="omit").statistic)
+           for k in ("gland_fraction", "contrast", "red_share")}
+    fp, fn = own["false_positive_fraction"], own["false_negative_fraction"]
+    errors = ("few errors" if fp + fn < 0.05 else "mostly false positives" if fp > 2 * fn else
+              "mostly missed gland" if fn > 2 * fp else "false positives and missed gland alike")
+    n = len(mean_dice)
+    text = (f"{names[index]}: Dice {mean_dice[index]:.2f} (median image {np.median(mean_dice):.2f}); glands cover "
+            f"{own['gland_fraction']:.0%} of it (median {median['gland_fraction']:.0%}); the prediction shown has "
+            f"{errors} ({fp:.0%} of the pixels false positive, {fn:.0%} missed); gland/background contrast "
+            f"{own['contrast']:.2f} (median {median['contrast']:.2f}, rank {rank['contrast']} of {n} from the lowest); "
+            f"red share of the stain {own['red_share']:.2f} (median {median['red_share']:.2f}, rank {rank['red_share']} "
+            f"of {n} from the lowest).")
+    return {"index": index, "name": names[index], "dice_mean": float(mean_dice[index]),
+            "dice_per_seed": dice[:, index].tolist(), "median_dice": float(np.median(mean_dice)), "stats": own,
+            "median_stats": median, "ranks_from_lowest": rank, "spearman_dice_vs": rho, "description": text}
+
+
+def _contrast(image: Tensor, truth: Tensor) -> float:
+    """|mean inside - mean outside| / pooled within-class std, averaged over channels (nan: one class)."""
+    inside, outside = image[:, truth], image[:, ~truth]
+    if inside.shape[1] < 2 or outside.shape[1] < 2:
+        return math.nan
+    pooled = ((inside.var(1) + outside.var(1)) / 2).sqrt()
+    return ((inside.mean(1) - outside.mean(1)).abs() / pooled).mean().item()
+
+
+def compare_runs(a: Runs, b: Runs, targets: Tensor | None = None, *, on: str = "test") -> dict:
+    """``b`` against ``a`` (``metrics.compare``): their test scores (``on="validation"``: final
+    validation scores) paired seed by seed and, for the test Dice (``targets`` given), each image's
+    Dice (mean over seeds) paired image by image."""
+    def per_seed(x: Runs) -> list[float]:
+        return [r["test"][x.score] if on == "test" else r["history"]["epochs"][-1]["val_score"] for r in x.records]
+
+    if targets is None or on != "test":
+        return metrics.compare(per_seed(a), per_seed(b), score=a.score)
+    a_images, b_images = (per_image(x, targets)["dice"].mean(axis=0) for x in (a, b))
+    return metrics.compare(per_seed(a), per_seed(b), a_images, b_images, score=a.score)
+
+
+def curve_differences(a: Runs, b: Runs) -> dict:
+    """The largest absolute differences between two configurations' curves, seed by seed."""
+    def largest(values):
+        return max(abs(x - y) for ra, rb in zip(a.records, b.records) for x, y in zip(values(ra), values(rb)))
+
+    return {"iter_loss": largest(lambda r: r["history"]["iter_loss"]),
+            "val_loss": largest(lambda r: [e["val_loss"] for e in r["history"]["epochs"]]),
+            "val_score": largest(lambda r: [e["val_score"] for e in r["history"]["epochs"]]),
+            "test_score": largest(lambda r: [r["test"][a.score]])}
+
+
+@torch.no_grad()
+def logits(model: nn.Module, inputs: Tensor, batch_size: int = 1000) -> Tensor:
+    """``model``'s logits for ``inputs`` in evaluation mode, on the CPU."""
+    model = model.to(inputs.device).eval()
+    return torch.cat([model(batch) for batch in inputs.split(batch_size)]).cpu()
+
+
+def classification_errors(logits: Tensor, targets: Tensor, top: int = 4) -> dict:
+    """The confusion matrix of a classifier's test predictions, its errors (most confident first:
+    index, true and predicted class, probability of the prediction) and the most frequent confusions."""
+    targets = targets.cpu()
+    confidence, predictions = logits.float().softmax(dim=1).max(dim=1)
+    cm = metrics.confusion_matrix(targets, predictions, num_classes=logits.shape[1])
+    wrong = (predictions != targets).nonzero().flatten()
+    wrong = wrong[confidence[wrong].argsort(descending=True)]
+    pairs = sorted(((int(cm[t, p]), t, p) for t in range(len(cm)) for p in range(len(cm)) if t != p and cm[t, p]),
+                   reverse=True)[:top]
+    return {"accuracy": 1 - len(wrong) / len(targets), "errors": len(wrong), "images": len(targets),
+            "confusion_matrix": cm.tolist(),
+            "top_confusions": [{"true": t, "predicted": p, "count": n} for n, t, p in pairs],
+            "errors_below_half_probability": int((confidence[wrong] < 0.5).sum()),
+            "wrong": [{"index": int(i), "true": int(targets[i]), "predicted": int(predictions[i]),
+                       "probability": float(confidence[i])} for i in wrong]}

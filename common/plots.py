@@ -1,0 +1,308 @@
+"""The report's figures, each saved as vector PDF (for LaTeX) and PNG (for the README), never shown.
+
+Figures are drawn at the width of the report's text (6.4 in), so their text prints at 7-9 pt.
+Colours carry meaning: a baseline or reference is grey, the configuration it is compared with has a
+colour of its own, and the same configuration keeps its colour across a figure.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from . import evaluation  # noqa: E402
+
+plt.rcParams.update({
+    "figure.figsize": (6.4, 2.6), "font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7,
+    "xtick.labelsize": 7, "ytick.labelsize": 7, "lines.linewidth": 1.1, "axes.grid": True, "grid.alpha": 0.3,
+    "savefig.bbox": "tight", "savefig.dpi": 150, "legend.frameon": False,
+})
+GREY = "0.55"
+COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2"]
+ERROR_COLORS = {"gland found": (0.80, 0.80, 0.80), "false gland": (0.90, 0.25, 0.20), "missed gland": (0.20, 0.45, 0.90)}
+
+
+def save(fig: plt.Figure, path: Path) -> list[Path]:
+    """``path``.pdf and ``path``.png, without time stamps (a rerun writes identical files)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    paths = [path.with_suffix(".pdf"), path.with_suffix(".png")]
+    fig.savefig(paths[0], metadata={"CreationDate": None})
+    fig.savefig(paths[1], metadata={"Software": None})
+    plt.close(fig)
+    return paths
+
+
+def smooth(values: np.ndarray, window: int) -> np.ndarray:
+    """Trailing mean over ``window`` values (fewer at the start)."""
+    window = max(1, min(window, len(values)))
+    cumsum = np.cumsum(np.insert(np.asarray(values, float), 0, 0.0))
+    out = np.empty(len(values))
+    out[window - 1:] = (cumsum[window:] - cumsum[:-window]) / window
+    out[:window - 1] = cumsum[1:window] / np.arange(1, window)
+    return out
+
+
+def _records(runs) -> list[dict]:
+    return runs.records if hasattr(runs, "records") else runs["runs"]
+
+
+def _epochs(runs, key: str) -> np.ndarray:
+    """(seeds, epochs) of a per-epoch value."""
+    return np.array([[e[key] for e in r["history"]["epochs"]] for r in _records(runs)])
+
+
+def _loss_lines(ax, runs, color, label: str | None, x: str = "epoch", validation: bool = True) -> list[float]:
+    """Training loss per iteration (mean over seeds, smoothed over a fifth of an epoch; solid) and
+    validation loss per epoch (mean over seeds; dashed, circles) against epochs or training seconds.
+    Returns the values drawn, for the axis limits."""
+    records = _records(runs)
+    n = min(len(r["history"]["iter_loss"]) for r in records)
+    epochs = len(records[0]["history"]["epochs"])
+    per_epoch = max(1, n // epochs)
+    train = smooth(np.array([r["history"]["iter_loss"][:n] for r in records]).mean(0), max(1, per_epoch // 5))
+    x_epoch = np.arange(1, epochs + 1, dtype=float)
+    if x == "seconds":
+        x_epoch = np.cumsum(_epochs(runs, "train_time_s").mean(0))
+    x_iter = np.interp(np.arange(1, n + 1) / per_epoch, np.arange(0, epochs + 1), np.insert(x_epoch, 0, 0.0))
+    ax.plot(x_iter, train, color=color, label=label, linewidth=0.9)
+    drawn = list(train)
+    if validation:
+        val = _epochs(runs, "val_loss").mean(0)
+        ax.plot(x_epoch, val, "o--", color=color, markersize=2.2, linewidth=0.8)
+        drawn += list(val)
+    return drawn
+
+
+def _score_lines(ax, runs, color, label: str | None = None) -> None:
+    """Validation score (mean over seeds, range shaded; solid) and training-subset score (dashed)."""
+    val = _epochs(runs, "val_score")
+    x = np.arange(1, val.shape[1] + 1)
+    ax.plot(x, _epochs(runs, "train_eval_score").mean(0), "--", color=color, linewidth=0.8)
+    ax.plot(x, val.mean(0), color=color, label=label)
+    if len(val) > 1:
+        ax.fill_between(x, val.min(0), val.max(0), color=color, alpha=0.2, linewidth=0)
+
+
+def _log_loss_axis(ax, drawn: list[float], xlabel: str) -> None:
+    positive = [v for v in drawn if v > 0 and np.isfinite(v)]
+    ax.set(yscale="log", xlabel=xlabel, ylabel="cross-entropy loss")
+    if positive:
+        ax.set_ylim(0.7 * min(positive), 1.3 * max(positive))
+
+
+def _score_name(runs) -> str:
+    return (runs.score if hasattr(runs, "score") else runs["score_name"]).replace("dice", "Dice")
+
+
+def _label(runs) -> str:
+    return runs.label if hasattr(runs, "label") else runs["label"]
+
+
+def curves(configs: list, path: Path, *, against_time: bool = False, colors: list | None = None) -> list[Path]:
+    """Per configuration (mean over seeds): the loss against epochs (and, ``against_time``, against
+    training seconds), and the validation and training-subset score, unless the validation images
+    were trained on."""
+    held_out = all(r.get("validation_held_out", True) for c in configs for r in _records(c))
+    panels = 1 + against_time + held_out
+    fig, axes = plt.subplots(1, panels, figsize=(6.4, 2.4), squeeze=False)
+    axes = list(axes[0])
+    colors = colors or COLORS
+    for x, ax in zip(("epoch", "seconds")[:1 + against_time], axes):
+        drawn = []
+        for k, c in enumerate(configs):
+            drawn += _loss_lines(ax, c, colors[k % len(colors)], _label(c), x, validation=held_out)
+        _log_loss_axis(ax, drawn, "epoch" if x == "epoch" else "training time (s)")
+    axes[0].set_title("loss: training (line), validation (dashed, circles)" if held_out else "training loss")
+    if held_out:
+        ax = axes[-1]
+        for k, c in enumerate(configs):
+            _score_lines(ax, c, colors[k % len(colors)], _label(c))
+        ax.set(xlabel="epoch", ylabel=_score_name(configs[0]),
+               title=f"{_score_name(configs[0])}: validation (line), training (dashed)")
+    axes[0].legend(loc="upper right")
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def variant_grid(configs: list, path: Path, ncols: int = 3) -> list[Path]:
+    """One panel per configuration after the first (the baseline, grey in every panel): training loss
+    per iteration (line) and validation loss per epoch (dashed), mean over seeds, against epochs."""
+    baseline, variants = configs[0], configs[1:]
+    nrows = -(-len(variants) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.4, 1.85 * nrows + 0.35), sharex=True, sharey=True, squeeze=False)
+    drawn = []
+    for k, (ax, c) in enumerate(zip(axes.flat, variants)):
+        drawn += _loss_lines(ax, baseline, GREY, None)
+        drawn += _loss_lines(ax, c, COLORS[k % len(COLORS)], None)
+        ax.set_title(_label(c))
+    for ax in axes.flat[len(variants):]:
+        ax.set_visible(False)
+    for ax in axes.flat[:len(variants)]:
+        _log_loss_axis(ax, drawn, "epoch")
+        ax.label_outer()
+    fig.suptitle(f"training loss (line) and validation loss (dashed); grey: {_label(baseline)}", fontsize=8)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def pool_order(configs: list, timings: dict, path: Path) -> list[Path]:
+    """Left: the training loss of each order (pool first dotted, on top of activation first).
+    Right: forward+backward time per epoch of each network (median, range over the repeats)."""
+    fig, (ax_loss, ax_time) = plt.subplots(1, 2, figsize=(6.4, 2.5), gridspec_kw={"width_ratios": [1.5, 1]})
+    drawn = []
+    for c in configs:
+        color = COLORS[0] if c.name.startswith("relu") else COLORS[1]
+        lines_before = len(ax_loss.lines)
+        drawn += _loss_lines(ax_loss, c, color, _label(c), validation=False)
+        if "pool_first" in c.name:
+            for line in ax_loss.lines[lines_before:]:
+                line.set(linestyle=(0, (1, 1.5)), linewidth=1.6)
+    _log_loss_axis(ax_loss, drawn, "epoch")
+    ax_loss.set_title("training loss (the pool-first curves dotted)")
+    ax_loss.legend(loc="upper right")
+    names = list(timings)
+    medians = np.array([timings[n]["per_epoch_s"] for n in names])
+    scale = medians / np.array([timings[n]["per_batch_s"] for n in names])
+    low = medians - np.array([min(timings[n]["per_batch_repeats_s"]) for n in names]) * scale
+    high = np.array([max(timings[n]["per_batch_repeats_s"]) for n in names]) * scale - medians
+    colors = [COLORS[0] if n.startswith("relu") else COLORS[1] for n in names]
+    bars = ax_time.bar(range(len(names)), medians, yerr=[low, high], color=colors, capsize=2)
+    for bar, n in zip(bars, names):
+        bar.set_alpha(0.45 if "pool_first" in n else 0.9)
+    ax_time.set_xticks(range(len(names)), [n.replace("_pool_", "\npool ") for n in names])
+    ax_time.set(ylabel="s per epoch", title="forward + backward time")
+    ax_time.grid(axis="x", visible=False)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def confusion_and_errors(errors: dict, images, shown: int, path: Path, title: str = "") -> list[Path]:
+    """Left: the confusion matrix (diagonal grey, errors in red); right: the ``shown`` most confident
+    misclassified images, each captioned true → predicted (probability)."""
+    cm = np.asarray(errors["confusion_matrix"])
+    n = len(cm)
+    fig = plt.figure(figsize=(6.4, 2.9))
+    ax = fig.add_axes((0.04, 0.1, 0.42, 0.8))
+    off = np.where(np.eye(n, dtype=bool) | (cm == 0), np.nan, cm.astype(float))
+    ax.imshow(np.where(np.eye(n, dtype=bool), 1.0, np.nan), cmap="Greys", vmin=0, vmax=5)
+    ax.imshow(off, cmap="Reds", vmin=0, vmax=max(2.0, 1.5 * np.nanmax(off, initial=0.0)))
+    for i in range(n):
+        for j in range(n):
+            if cm[i, j]:
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=6.5 if i == j else 7.5)
+    ax.set_xticks(range(n))
+    ax.set_yticks(range(n))
+    ax.set(xlabel="predicted class", ylabel="true class",
+           title=f"{title}: {errors['errors']} errors in {errors['images']:,} test images")
+    ax.grid(False)
+    wrong = errors["wrong"][:shown]
+    images = images.detach().cpu()
+    for k, w in enumerate(wrong):
+        sub = fig.add_axes((0.52 + (k % 5) * 0.096, 0.52 - (k // 5) * 0.4, 0.085, 0.3))
+        sub.imshow(images[w["index"], 0].numpy(), cmap="gray_r")
+        sub.set_title(f"{w['true']} → {w['predicted']}\n({w['probability']:.2f})", fontsize=7, pad=2)
+        sub.axis("off")
+    fig.text(0.76, 0.93, "misclassified: true → predicted (probability)", ha="center", fontsize=8)
+    return save(fig, path)
+
+
+def error_map(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """(H, W) masks -> (H, W, 3): gland found grey, false gland red, missed gland blue, background black."""
+    pred, truth = np.asarray(pred, bool), np.asarray(truth, bool)
+    out = np.zeros((*pred.shape, 3))
+    for key, where in (("gland found", pred & truth), ("false gland", pred & ~truth), ("missed gland", ~pred & truth)):
+        out[where] = ERROR_COLORS[key]
+    return out
+
+
+def segmentation_cases(splits, pred, dice: np.ndarray, cases: dict[str, int], path: Path) -> list[Path]:
+    """One row per test image of ``cases`` (label -> index): the image, the ground truth, the first
+    seed's prediction and its errors. ``dice``: (seeds, images)."""
+    inputs, targets = splits.test
+    names = splits.info["names"]["test"]
+    shown = evaluation.display_images(inputs[list(cases.values())], splits.info["normalisation"])
+    fig, axes = plt.subplots(len(cases), 4, figsize=(6.4, 1.65 * len(cases) + 0.3), squeeze=False)
+    for row, (what, i), image in zip(axes, cases.items(), shown):
+        truth, p = targets[i].cpu().numpy(), np.asarray(pred[i])
+        for ax, picture, title in zip(row, (image, truth, p, error_map(p, truth)),
+                                      ("image", "ground truth", "prediction", "errors")):
+            ax.imshow(picture, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set(xticks=[], yticks=[])
+            ax.grid(False)
+            ax.set_title(title)
+        row[0].set_ylabel(f"{what}: {Path(names[i]).name}\nDice {dice[:, i].mean():.2f}", fontsize=7.5)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in ERROR_COLORS.values()]
+    fig.legend(handles, list(ERROR_COLORS), loc="lower center", ncol=3)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return save(fig, path)
+
+
+def boundary_crops(splits, configs: list, scores: list[dict], cases: dict[str, int], path: Path,
+                   crop: int = 48) -> list[Path]:
+    """Per case (label -> test image): the whole image with the true boundary, then a ``crop`` px
+    window (where the two predictions' boundaries differ most) enlarged, with the true boundary (white)
+    and each configuration's (its colour) drawn thick. Predictions: the first seed's."""
+    inputs, targets = splits.test
+    names = splits.info["names"]["test"]
+    masks = [evaluation.gland_masks(c.test_logits()[0]).numpy() for c in configs]
+    shown = evaluation.display_images(inputs[list(cases.values())], splits.info["normalisation"])
+    colors = [COLORS[4], COLORS[0]]
+    fig, axes = plt.subplots(len(cases), 1 + len(configs), figsize=(6.4, 2.0 * len(cases) + 0.3), squeeze=False)
+    for row, (what, i), image in zip(axes, cases.items(), shown):
+        truth = targets[i].cpu().numpy()
+        y, x = _window(masks[0][i] ^ masks[1][i], crop)
+        row[0].imshow(image, interpolation="nearest")
+        row[0].contour(truth, levels=[0.5], colors="white", linewidths=0.8)
+        row[0].add_patch(plt.Rectangle((x - 0.5, y - 0.5), crop, crop, fill=False, edgecolor="yellow", linewidth=1.2))
+        row[0].set_title(f"{what}: {Path(names[i]).name}")
+        for ax, config, mask, score, color in zip(row[1:], configs, masks, scores, colors):
+            window = (slice(y, y + crop), slice(x, x + crop))
+            ax.imshow(image[window], interpolation="nearest")
+            ax.contour(truth[window], levels=[0.5], colors="white", linewidths=2.4)
+            ax.contour(mask[i][window], levels=[0.5], colors=[color], linewidths=2.0)
+            ax.set_title(f"{_label(config)}: BF1 (2 px) {score['boundary_f1_2px'][0, i]:.2f}, "
+                         f"HD95 {score['hd95'][0, i]:.0f} px", fontsize=7)
+        for ax in row:
+            ax.set(xticks=[], yticks=[])
+            ax.grid(False)
+    handles = [plt.Line2D([], [], color=c, linewidth=2.5) for c in ["white", *colors]]
+    legend = fig.legend(handles, ["true boundary", *(_label(c) for c in configs)], loc="lower center", ncol=3,
+                        facecolor="0.3", frameon=True)
+    for text in legend.get_texts():
+        text.set_color("white")
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return save(fig, path)
+
+
+def _window(changed: np.ndarray, size: int) -> tuple[int, int]:
+    """Top-left corner of the ``size`` x ``size`` window holding the most ``changed`` pixels."""
+    h, w = changed.shape
+    integral = np.pad(changed.astype(int).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    counts = (integral[size:, size:] - integral[:-size, size:] - integral[size:, :-size] + integral[:-size, :-size])
+    y, x = np.unravel_index(np.argmax(counts), counts.shape)
+    return int(min(y, h - size)), int(min(x, w - size))
+
+
+def residual_grid(groups: dict[str, list], path: Path) -> list[Path]:
+    """One row per group (label -> [plain, residual]): the loss against epochs and against training
+    seconds, and the validation Dice against epochs; plain grey, residual coloured."""
+    fig, axes = plt.subplots(len(groups), 3, figsize=(6.4, 1.9 * len(groups) + 0.3), squeeze=False)
+    for row, (group, pair) in zip(axes, groups.items()):
+        for x, ax in zip(("epoch", "seconds"), row):
+            drawn = []
+            for runs, color in zip(pair, (GREY, COLORS[0])):
+                drawn += _loss_lines(ax, runs, color, _label(runs).split(", ")[1], x)
+            _log_loss_axis(ax, drawn, "epoch" if x == "epoch" else "training time (s)")
+        for runs, color in zip(pair, (GREY, COLORS[0])):
+            _score_lines(row[2], runs, color)
+        row[2].set(xlabel="epoch", ylabel="Dice", ylim=(0, 1))
+        row[0].set_title(f"{group}: loss", loc="left")
+        row[1].set_title("loss against training time", loc="left")
+        row[2].set_title("validation Dice (line), training (dashed)", loc="left")
+        row[0].legend(loc="upper right")
+    fig.tight_layout()
+    return save(fig, path)
