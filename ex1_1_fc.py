@@ -12,6 +12,7 @@ in turn on the same batches (round-robin, TIMING), at the training batch size an
 Run:  python ex1_1_fc.py --device cuda     (or --device cpu; --quick: a smoke test in seconds)
 """
 import dataclasses
+import functools
 import math
 
 import torch
@@ -25,7 +26,8 @@ LR = 0.1  # plain mini-batch SGD, as in Assignment 2
 BATCH_SIZE = 64
 EPOCHS = 10
 SEEDS = 3
-TIMING = {"num_batches": 50, "warmup": 5, "repeats": 7}
+TIMING = {"num_batches": 30, "warmup": 3, "repeats": 7}
+QUICK_TIMING = {"num_batches": 2, "warmup": 1, "repeats": 1}
 TIMING_BATCH_SIZES = (64, 256, 1024)  # where does the ratio go as a step does more arithmetic?
 
 
@@ -35,7 +37,7 @@ def main(argv=None) -> list[experiment.Runs]:
     args = ctx.args
     splits = mnist.load_splits(ctx.data_dir, ctx.device, seed=ctx.seed, quick=ctx.quick)
 
-    fc_torch = experiment.Config("fc_torch_cpu", model=lambda: models.MLP(hidden=HIDDEN), loss=LOSS,
+    fc_torch = experiment.Config("fc_torch_cpu", model=functools.partial(models.MLP, hidden=HIDDEN), loss=LOSS,
                                  optimizer=lambda params: torch.optim.SGD(params, lr=args.lr),
                                  epochs=args.epochs, batch_size=args.batch_size, label="PyTorch, CPU")
     fc_numpy = dataclasses.replace(fc_torch, name="fc_numpy", backend="numpy", label="NumPy (our own)")
@@ -46,8 +48,9 @@ def main(argv=None) -> list[experiment.Runs]:
                                                            label=f"PyTorch, {ctx.device.type.upper()}")], splits, ctx)
 
     twins = lambda: numpy_mlp.twin_learners(models.MLP(hidden=HIDDEN), args.lr, [cpu, ctx.device])  # noqa: E731
-    steps = {str(b): timing.time_train_steps(twins(), *splits.train, batch_size=b, reference="fc_numpy",
-                                             steps_per_epoch=math.ceil(len(splits.train[1]) / b), **TIMING)
+    steps = {str(b): timing.time_train_steps(twins(), *splits.train, batch_size=b, reference="PyTorch (CPU)",
+                                             steps_per_epoch=math.ceil(len(splits.train[1]) / b),
+                                             **(QUICK_TIMING if ctx.quick else TIMING))
              for b in sorted({args.batch_size, *TIMING_BATCH_SIZES})}
     findings = {"step_timing": steps, "training_batch_size": args.batch_size,
                 "numpy_vs_torch_accuracy": evaluation.compare_runs(configs[1], configs[0])}

@@ -33,7 +33,7 @@ def main(argv=None) -> list[experiment.Runs]:
                                optimizer=lambda params: torch.optim.Adam(params, lr=args.adam_lr))
     sgd_runs, adam_runs = experiment.run_all([sgd, adam], splits, ctx)
 
-    target = sgd_runs.summary()["final_val_accuracy"]["mean"]
+    target = results.summary(sgd_runs)["final_val_accuracy"]["mean"]
     findings = {"adam_vs_sgd": evaluation.compare_runs(sgd_runs, adam_runs),
                 "to_reach_sgd_final_val_accuracy": {"target": target, **{
                     r.name: evaluation.speed_of_learning(r, target) for r in (sgd_runs, adam_runs)}}}

@@ -27,7 +27,7 @@ AUGMENT = augment.SegmentationAugment(dihedral=True)  # random flips + 90-degree
 LOSS = nn.CrossEntropyLoss()  # per pixel: the softmax over the two channels, cross-entropy against the mask
 LR = 3e-3  # Adam, annealed to 0 over the epochs along a cosine
 BATCH_SIZE = 10
-EPOCHS = 40
+EPOCHS = 20
 SEEDS = 3
 
 

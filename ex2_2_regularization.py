@@ -6,19 +6,16 @@ opinion of each technique, and comment on over- and under-fitting.
 
 The baseline is the Exercise 2.1 network, which already uses two of the techniques, batch norm and
 augmentation by flips and 90-degree rotations. Each technique is measured by changing that one thing:
-augmentation removed, or extended by small random affine + elastic warps; batch norm removed;
-channel dropout after the bottleneck added; weight decay added. Everything else is the same (the
+augmentation removed; batch norm removed;
+weight decay added. Everything else is the same (the
 Ex 2.1 training: Adam, cosine schedule, cross-entropy; initial weights where the architecture
 allows; batches). Judged on the 15 validation images; the test Dice is computed once per variant.
 
 Run:  python ex2_2_regularization.py --device cuda     (or --device cpu; --quick: a smoke test)
 """
 import ex2_1_segnet
-from common import augment, cli, evaluation, experiment, plots, results, warwick
+from common import cli, evaluation, experiment, plots, results, warwick
 
-DEFORM = augment.SegmentationAugment(dihedral=True, rotate_deg=10, scale=0.1, shear_deg=5, translate=0.03,
-                                     elastic_px=3)
-DROPOUT = 0.2  # Dropout2d after the bottleneck
 WEIGHT_DECAY = 1e-3  # Adam's L2 penalty
 
 
@@ -32,9 +29,7 @@ def main(argv=None) -> list[experiment.Runs]:
     configs = experiment.run_all([
         config(args, "baseline", "baseline (Ex 2.1)"),
         config(args, "no_augmentation", "no augmentation", augmentation=None),
-        config(args, "deform", "+ affine/elastic", augmentation=DEFORM),
         config(args, "no_batch_norm", "no batch norm", batch_norm=False),
-        config(args, "dropout", f"+ dropout {DROPOUT:g}", dropout=DROPOUT),
         config(args, "weight_decay", f"+ weight decay {WEIGHT_DECAY:g}", weight_decay=WEIGHT_DECAY),
     ], splits, ctx)
 

@@ -1,18 +1,13 @@
-"""Benchmark: one training epoch of the Ex 1.2 CNN (batch 64, plain SGD) on two pipelines.
+"""Benchmark: epochs of the Ex 1.2 CNN (batch 64, plain SGD) on the textbook pipeline and on ours,
+and the top operations of a profiled training step (where the time goes).
 
 * textbook: torchvision MNIST dataset + ToTensor + Normalize + DataLoader, contiguous tensors,
-  ``loss.item()`` every batch (pytorch/examples mnist/main.py style);
-* ours: the normalised training set as one tensor on the device, batches sliced from it
-  (common.data.TensorLoader), channels-last memory format, losses collected on the device,
-  through the very ``common.train.train_one_epoch`` the exercises use.
-
-Also measured, to show what limits ours: ours without channels-last, ours with one thread, and
-the compute bound (forward+backward+step on one fixed, already prepared batch, repeated).
-
-The textbook pipeline reads the IDX files through torchvision's ``MNIST`` class, which wants them
-uncompressed in ``<root>/MNIST/raw/``; IDX files in another folder or gzipped are linked or
-decompressed into that layout in a temporary folder. The course's PNG folders are read with
-``ImageFolder``.
+  ``loss.item()`` every batch (pytorch/examples mnist/main.py style), torch's default threads;
+* ours, as the exercises train: the normalised training set as one tensor on the device, batches
+  sliced from it (common.data.TensorLoader), channels-last, losses kept on the device, through the
+  very ``common.train.train_epoch`` the exercises use, on one thread; and two such runs at once, one
+  per process, as ``make report`` trains them (their time per epoch: the wall time over two);
+* the compute bound: training steps on one fixed, prepared batch.
 
 Run:  python benchmarks/bench_mnist_pipeline.py [--device cpu] [--data-dir DIR] [--repeats 3]
 """
@@ -20,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import multiprocessing
+import os
 import statistics
 import sys
 import tempfile
@@ -33,11 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import cli, mnist, models  # noqa: E402
 from common.data import DataError, TensorLoader  # noqa: E402
-from common.runtime import DEVICE_CHOICES, device_name, resolve_device, synchronize  # noqa: E402
-from common.train import TorchLearner, train_one_epoch  # noqa: E402
+from common.cli import device_name  # noqa: E402
+from common.train import TorchLearner, synchronize, train_epoch  # noqa: E402
 
 BATCH_SIZE = 64
-LR = 0.1
+LR = 0.05
+TOP_OPERATIONS = 8
 
 
 def _model(device: torch.device, channels_last: bool):
@@ -99,23 +97,34 @@ def textbook_epoch(dataset: torch.utils.data.Dataset, device: torch.device) -> f
     return _timed(epoch, device)
 
 
-def our_epoch(x: torch.Tensor, y: torch.Tensor, device: torch.device, channels_last: bool = True) -> float:
-    model, optimizer, loss_fn = _model(device, channels_last)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
+def our_epoch(x: torch.Tensor, y: torch.Tensor, device: torch.device) -> float:
+    model, optimizer, loss_fn = _model(device, channels_last=True)
     learner = TorchLearner(model, optimizer, loss_fn, device)
-    loader = TensorLoader(x, y, BATCH_SIZE, shuffle=True, seed=0)
-    return _timed(lambda: train_one_epoch(learner, loader), device)
+    loader = TensorLoader(x.contiguous(memory_format=torch.channels_last), y, BATCH_SIZE, shuffle=True, seed=0)
+    return _timed(lambda: train_epoch(learner, loader), device)
+
+
+def two_at_once(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Seconds per epoch of two single-threaded runs trained at once, each in a forked process."""
+    def one():
+        torch.set_num_threads(1)
+        our_epoch(x, y, torch.device("cpu"))
+
+    processes = [multiprocessing.get_context("fork").Process(target=one) for _ in range(2)]
+    start = time.perf_counter()
+    for p in processes:
+        p.start()
+    for p in processes:
+        p.join()
+    return (time.perf_counter() - start) / 2
 
 
 def compute_bound_epoch(x: torch.Tensor, y: torch.Tensor, device: torch.device) -> float:
     model, optimizer, loss_fn = _model(device, channels_last=True)
-    inputs = x[:BATCH_SIZE].contiguous(memory_format=torch.channels_last)
-    targets = y[:BATCH_SIZE]
-    steps = -(-len(x) // BATCH_SIZE)
+    inputs, targets = x[:BATCH_SIZE].contiguous(memory_format=torch.channels_last), y[:BATCH_SIZE]
 
     def epoch():
-        for _ in range(steps):
+        for _ in range(-(-len(x) // BATCH_SIZE)):
             loss = loss_fn(model(inputs), targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -124,46 +133,62 @@ def compute_bound_epoch(x: torch.Tensor, y: torch.Tensor, device: torch.device) 
     return _timed(epoch, device)
 
 
+def profile_step(x: torch.Tensor, y: torch.Tensor, device: torch.device, steps: int = 30) -> str:
+    """The top operations, by their own time, of ``steps`` training steps as the exercises take them."""
+    from torch.profiler import ProfilerActivity, profile
+
+    model, optimizer, loss_fn = _model(device, channels_last=True)
+    learner = TorchLearner(model, optimizer, loss_fn, device)
+    batches = list(TensorLoader(x.contiguous(memory_format=torch.channels_last), y, BATCH_SIZE, shuffle=True))[:steps]
+    train_epoch(learner, batches[:5])
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        train_epoch(learner, batches)
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=key, row_limit=TOP_OPERATIONS, max_name_column_width=40)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    parser.add_argument("--device", default="auto", choices=cli.DEVICE_CHOICES)
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--repeats", type=int, default=3, help="epochs per pipeline; the median is reported")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
     try:
-        device = resolve_device(args.device)
+        device = cli.resolve_device(args.device)
     except ValueError as exc:
         parser.error(str(exc))
-    data_dir = args.data_dir or cli.default_data_dir()
-    print(f"device: {device_name(device)}; torch {torch.__version__}; batch {BATCH_SIZE}; "
-          f"median of {args.repeats} epoch(s)", flush=True)
-
+    data_dir = args.data_dir or Path(os.environ.get(cli.DATA_DIR_ENV, cli.REPO_ROOT / "data"))
+    threads = torch.get_num_threads()
+    print(f"device: {device_name(device)}; torch {torch.__version__}; batch {BATCH_SIZE}; median of {args.repeats} "
+          "epoch(s)", flush=True)
     data = mnist.load_mnist(data_dir)["train"]
     x = ((data[0].float() / 255 - 0.1307) / 0.3081).unsqueeze(1).to(device)
     y = data[1].to(device)
-    n = len(y)
-    threads = torch.get_num_threads()
-    rows: list[tuple[str, float]] = []
+    rows: dict[str, float] = {}
 
     def measure(label: str, fn) -> None:
-        seconds = statistics.median(fn() for _ in range(args.repeats))
-        rows.append((label, seconds))
-        print(f"  {label:<40s} {seconds:7.2f} s/epoch {n / seconds:9.0f} images/s", flush=True)
+        rows[label] = statistics.median(fn() for _ in range(args.repeats))
+        print(f"  {label:<52s} {rows[label]:6.2f} s/epoch {len(y) / rows[label]:8.0f} images/s", flush=True)
 
     with tempfile.TemporaryDirectory(prefix="bench_mnist_") as tmp:
         dataset = textbook_dataset(data_dir, Path(tmp))
-        measure("textbook (Dataset + DataLoader)", lambda: textbook_epoch(dataset, device))
-    measure("ours (tensors on device, channels-last)", lambda: our_epoch(x, y, device))
-    measure("ours without channels-last", lambda: our_epoch(x, y, device, channels_last=False))
-    if device.type == "cpu" and threads > 1:
+        measure(f"textbook (Dataset + DataLoader, {threads} threads)", lambda: textbook_epoch(dataset, device))
+    if device.type == "cpu":
         torch.set_num_threads(1)
-        measure("ours, 1 thread", lambda: our_epoch(x, y, device))
+        measure("ours, one run on one thread (as the exercises)", lambda: our_epoch(x, y, device))
+        measure("ours, two runs at once, one thread each (make report)", lambda: two_at_once(x, y))
         torch.set_num_threads(threads)
-    measure("compute bound (one fixed batch)", lambda: compute_bound_epoch(x, y, device))
-    textbook, ours = rows[0][1], rows[1][1]
-    print(f"speed-up of ours over textbook: {textbook / ours:.1f}x; ours is {ours / rows[-1][1]:.2f}x the compute bound")
+    measure(f"ours, one run on {threads} threads", lambda: our_epoch(x, y, device))
+    measure(f"compute bound (one fixed batch, {threads} threads)", lambda: compute_bound_epoch(x, y, device))
+    textbook = next(iter(rows.values()))
+    print("speed-up over the textbook pipeline: " + ", ".join(
+        f"{label.split(' (')[0]}: {textbook / seconds:.1f}x" for label, seconds in list(rows.items())[1:-1]))
+    torch.set_num_threads(1 if device.type == "cpu" else threads)
+    print(f"top operations of a training step ({'one thread' if device.type == 'cpu' else device.type}):")
+    print(profile_step(x, y, device))
 
 
 if __name__ == "__main__":

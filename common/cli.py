@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing
 import os
 import platform
 import sys
@@ -22,7 +23,6 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from .data import REPO_ROOT, DataError, cache_dir, shown_path
-from .experiment import device_name
 
 DATA_DIR_ENV = "DLIA_DATA_DIR"
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
@@ -31,6 +31,7 @@ QUICK_OUT_DIR = REPO_ROOT / "scratch" / "quick"
 QUICK_EPOCHS = 1
 QUICK_MAX_SEEDS = 2
 MAX_SEED = 2**32 - 1  # NumPy's seeds are 32-bit: every seed of a run must fit
+LOG_EVERY_S = 15.0  # without a terminal: a progress line at most this often, and one per finished run
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a program stopped by Ctrl-C
 
 
@@ -197,6 +198,48 @@ def is_inside(path: Path, folder: Path) -> bool:
     """Whether ``path`` is ``folder`` or lies below it (both resolved)."""
     path, folder = path.resolve(), folder.resolve()
     return path == folder or folder in path.parents
+
+
+def device_name(device: torch.device) -> str:
+    """A human-readable name of the hardware behind ``device``."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple MPS"
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    return f"CPU: {model} ({torch.get_num_threads()} torch threads, {os.cpu_count()} logical cores)"
+
+
+class Progress:
+    """A run's progress: a bar on a terminal; otherwise (a log file, or one of several runs training at
+    once) a plain line at most every ``LOG_EVERY_S`` seconds and one when the run ends, so that logs
+    carry no carriage-return frames."""
+
+    def __init__(self, desc: str, epochs: int, enabled: bool = True, stream=None) -> None:
+        self.desc, self.epochs, self.enabled = desc, epochs, enabled
+        self.stream = stream or sys.stderr
+        self.start = self.last = time.perf_counter()
+        self.bar = None
+        if enabled and self.stream.isatty() and multiprocessing.parent_process() is None:  # a worker: lines
+            from tqdm import tqdm
+            self.bar = tqdm(total=epochs, desc=desc, unit="epoch", leave=False, file=self.stream)
+
+    def __call__(self, record: dict) -> None:
+        text = f"loss {record['train_loss']:.4f}, val {record['val_score']:.4f}"
+        if self.bar is not None:
+            self.bar.set_postfix_str(text, refresh=False)
+            self.bar.update(1)
+            if record["epoch"] == self.epochs:
+                self.bar.close()
+        elif self.enabled and (record["epoch"] == self.epochs or time.perf_counter() - self.last >= LOG_EVERY_S):
+            self.last = time.perf_counter()
+            print(f"  {self.desc}: epoch {record['epoch']}/{self.epochs}, {text}, {self.last - self.start:.0f} s",
+                  file=self.stream, flush=True)
 
 
 def run(main: Callable[[], object]) -> None:

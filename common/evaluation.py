@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import metrics, warwick
+from . import metrics, results, warwick
 from .experiment import Runs
 
 METRIC_LABELS = {"dice": "Dice", "boundary_f1_1px": "boundary F1 (1 px)", "boundary_f1_2px": "boundary F1 (2 px)",
@@ -88,7 +88,7 @@ def with_test_prediction(runs: Runs, logits: list[Tensor], targets: Tensor, name
     scores from another prediction (``how``) of the same weights: per seed the loss of ``logits``
     and the Dice of their arg-max. Curves and validation scores stay those of the runs."""
     targets = targets.cpu()
-    out = copy.deepcopy(runs.as_dict())
+    out = copy.deepcopy(results.entry(runs))
     out["name"] = out["label"] = name
     for run, lg in zip(out["runs"], logits, strict=True):
         run["test"] = {"loss": F.cross_entropy(lg, targets).item(),

@@ -14,18 +14,17 @@ entry and is redone.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import io
 import json
-import os
 import multiprocessing
-import platform
 import random
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -34,8 +33,10 @@ import torch
 from torch import nn
 
 from . import metrics
-from .data import BatchTransform, Splits, TensorLoader, atomic_write_bytes, atomic_write_json, stable_hash, tensor_fingerprint
-from .models import INIT_SCHEMES, count_weights, layer_list
+from .cli import Progress, device_name
+from .data import (BatchTransform, Splits, TensorLoader, atomic_write_bytes, atomic_write_json, stable_hash,
+                   tensor_fingerprint)
+from .models import INIT_SCHEMES, count_weights, layer_list, multiply_adds
 from .train import TorchLearner, evaluate, fit
 
 COMMON_DIR = Path(__file__).resolve().parent
@@ -64,13 +65,13 @@ class Config:
     score: str = "accuracy"  # a key of SCORES
     backend: str = "torch"  # or "numpy": the from-scratch network of common.numpy_mlp
     label: str | None = None  # for figures and tables; the name by default
-    notes: dict = field(default_factory=dict)  # further settings worth recording
+    num_seeds: int | None = None  # seeds of this configuration where it needs more than the script's
 
 
 @dataclass
 class Runs:
     """A configuration trained once per seed: a record per run, and the cache folder that holds
-    its ``weights.pt`` and ``test_logits.pt``."""
+    its ``weights.pt`` and ``test_logits.pt`` (``common.results`` summarises them)."""
 
     config: Config
     records: list[dict]
@@ -99,58 +100,97 @@ class Runs:
     def weights(self, seed_index: int = 0) -> dict:
         return torch.load(self.folders[seed_index] / "weights.pt", weights_only=True)
 
-    def summary(self) -> dict:
-        """Test and final validation score (mean, std, min, max over seeds), time per epoch and
-        each run's fit verdict (``common.metrics.fit_verdict``, from its curves)."""
-        s = self.score
-        verdicts = [metrics.fit_verdict(r["history"], score=s) if r.get("validation_held_out", True) else
-                    {"verdict": "no hold-out", "why": "the validation images were trained on"} for r in self.records]
-        held_out = all(r.get("validation_held_out", True) for r in self.records)
-        return {f"test_{s}": metrics.summarize([r["test"][s] for r in self.records]),
-                **({f"final_val_{s}": metrics.summarize([r["history"]["epochs"][-1]["val_score"] for r in self.records])}
-                   if held_out else {}),
-                "train_time_per_epoch_s": metrics.summarize([r["train_time_per_epoch_s"]["mean"] for r in self.records]),
-                "verdicts": [v["verdict"] for v in verdicts], "verdict_details": verdicts}
 
-    def as_dict(self) -> dict:
-        """The configuration as the results file holds it."""
-        return {"name": self.name, "label": self.label, "score_name": self.score, "num_weights": self.num_weights,
-                "runs": self.records, "summary": self.summary()}
+@dataclass
+class Job:
+    """One run to train: a configuration, its data, a seed and a device."""
+
+    config: Config
+    splits: Splits
+    seed: int
+    device: torch.device
+
+    def key(self) -> str:
+        return _prepare(self.config, self.splits, self.seed, self.device)[4]
+
+    def cost(self) -> float:
+        """A rough measure of the work, to train the longest runs first: epochs x training images x
+        multiply-adds of the model's forward pass on one image."""
+        return self.config.epochs * len(self.splits.train[1]) * multiply_adds(self.config.model(),
+                                                                              self.splits.train[0][:1].cpu())
 
 
-def run_all(configs: list[Config], splits: Splits, ctx, device: torch.device | None = None,
-            seeds: list[int] | None = None) -> list[Runs]:
-    """Train each configuration for every seed of ``ctx`` (a ``common.cli.Context``; or ``seeds``),
-    or load the cached runs, on ``device`` (default ``ctx.device``). On the CPU, up to ``ctx.workers``
-    runs train at once, each in a process of its own with one thread: each run computes exactly
-    what it would alone, and two single-threaded runs train about twice as fast as one run on two
-    threads (the small convolutions here do not scale across threads)."""
-    device, seeds = device or ctx.device, seeds or ctx.seeds
-    jobs = [(config, seed) for config in configs for seed in seeds]
-    kwargs = {"cache_root": ctx.cache_dir, "show_progress": ctx.show_progress}
-    pending = [job for job in jobs if not (ctx.use_cache and _cached(*job, splits, device, ctx.cache_dir))]
+class Planned(Exception):
+    """Raised by :func:`run_all` while ``PLAN`` is a list: the runs it would train are in ``PLAN``."""
+
+
+# A list while `make report` (common.report) plans: run_all then adds the runs it would train and
+# raises Planned, so that every script's runs can be trained together, two at a time, and the scripts
+# rerun with them in the cache.
+PLAN: list[Job] | None = None
+
+
+def run_all(configs: list[Config], splits: Splits, ctx, device: torch.device | None = None) -> list[Runs]:
+    """Train each configuration for every seed of ``ctx`` (a ``common.cli.Context``; its first
+    ``config.num_seeds`` seeds where a configuration says so), or load the cached runs, on ``device``
+    (default ``ctx.device``). On the CPU, up to ``ctx.workers`` runs train at once, each in a process
+    of its own on one thread (:func:`train_in_pool`): a run computes the same numbers either way."""
+    device = device or ctx.device
+    jobs = {id(config): [Job(config, splits, seed, device) for seed in seeds(config, ctx)] for config in configs}
+    pending = [job for js in jobs.values() for job in js
+               if not (ctx.use_cache and (ctx.cache_dir / "runs" / job.key() / "record.json").is_file())]
+    if PLAN is not None and pending:
+        PLAN.extend(pending)
+        raise Planned()
     workers = min(getattr(ctx, "workers", 1), len(pending)) if device.type == "cpu" else 1
     if workers > 1:
-        _train_in_pool(pending, splits, device, workers, kwargs)  # into the cache, which the loop below reads
-    trained: dict[int, list] = {}
-    for config, seed in jobs:  # the pool's runs are all in the cache now
-        trained.setdefault(id(config), []).append(
-            run_one(config, splits, seed, device, use_cache=ctx.use_cache or workers > 1, **kwargs))
-    return [Runs(c, [r for r, _ in trained[id(c)]], [f for _, f in trained[id(c)]]) for c in configs]
+        train_in_pool(pending, workers, cache_root=ctx.cache_dir, show_progress=ctx.show_progress)
+    kwargs = {"cache_root": ctx.cache_dir, "show_progress": ctx.show_progress}
+    out = []
+    for config in configs:  # the pool's runs are in the cache now
+        trained = [run_one(config, splits, job.seed, device, use_cache=ctx.use_cache or workers > 1, **kwargs)
+                   for job in jobs[id(config)]]
+        out.append(Runs(config, [r for r, _ in trained], [f for _, f in trained]))
+    return out
 
 
-_POOL: dict = {}  # what the forked workers of _train_in_pool read: they inherit it, nothing is pickled
+def seeds(config: Config, ctx) -> list[int]:
+    """The seeds of ``config``: ``ctx``'s, or its first ``config.num_seeds`` (not with --quick)."""
+    if config.num_seeds is None or getattr(ctx, "quick", False):
+        return ctx.seeds
+    return [ctx.seed + k for k in range(config.num_seeds)]
 
 
-def _train_in_pool(jobs: list, splits: Splits, device: torch.device, workers: int, kwargs: dict) -> None:
-    """Train ``jobs`` ((config, seed) pairs) in ``workers`` forked processes, the longest first."""
-    _POOL.update(jobs=jobs, splits=splits, device=device, kwargs=kwargs)
-    order = sorted(range(len(jobs)), key=lambda k: -jobs[k][0].epochs * _size(jobs[k][0]))
+_POOL: list[Job] = []  # what the forked workers of train_in_pool read: they inherit it, nothing is pickled
+
+
+def train_in_pool(jobs: list[Job], workers: int, *, cache_root: Path, show_progress: bool = True,
+                  cost: Callable[[Job], float] | None = None, on_done: Callable[[Job, int], None] | None = None) -> None:
+    """Train ``jobs`` into the cache, the costliest first (by ``cost``, default ``Job.cost``),
+    ``workers`` at a time in forked processes on one thread each; ``on_done(job, count)`` after each. Two single-threaded runs train about twice as
+    fast as one on two threads: the small convolutions here do not scale across threads. Forked workers
+    of a process whose OpenMP threads are running can deadlock, so a process on several threads (not a
+    script: cli.setup makes them single-threaded from the start) trains one run at a time instead."""
+    if torch.get_num_threads() > 1:
+        print(f"training one run at a time: this process uses {torch.get_num_threads()} threads", file=sys.stderr)
+        workers = 1
+    cost = cost or Job.cost
+    order = sorted(range(len(jobs)), key=lambda k: -cost(jobs[k]))
+    _POOL[:] = jobs
+    if workers <= 1:
+        for count, k in enumerate(order, 1):
+            _pool_job(k, cache_root, show_progress)
+            if on_done:
+                on_done(jobs[k], count)
+        return
     print(f"training {len(jobs)} runs, {workers} at a time", file=sys.stderr, flush=True)
     pool = multiprocessing.get_context("fork").Pool(workers, initializer=_worker_init)
     try:
-        for _ in pool.imap_unordered(_pool_job, order, chunksize=1):
-            pass
+        for count, k in enumerate(pool.imap_unordered(functools.partial(_pool_job, cache_root=cache_root,
+                                                                        show_progress=show_progress),
+                                                      order, chunksize=1), 1):
+            if on_done:
+                on_done(jobs[k], count)
         pool.close()
     finally:
         pool.terminate()
@@ -162,18 +202,11 @@ def _worker_init() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
 
 
-def _pool_job(index: int) -> None:
-    config, seed = _POOL["jobs"][index]
-    run_one(config, _POOL["splits"], seed, _POOL["device"], use_cache=False, **_POOL["kwargs"])
-
-
-def _size(config: Config) -> int:
-    """Weights of ``config``'s model: with the epochs, how the pool orders the runs (longest first)."""
-    return count_weights(config.model())
-
-
-def _cached(config: Config, seed: int, splits: Splits, device: torch.device, cache_root: Path) -> bool:
-    return (cache_root / "runs" / _prepare(config, splits, seed, device)[4] / "record.json").is_file()
+def _pool_job(index: int, cache_root: Path, show_progress: bool) -> int:
+    job = _POOL[index]
+    run_one(job.config, job.splits, job.seed, job.device, cache_root=cache_root, use_cache=False,
+            show_progress=show_progress)
+    return index
 
 
 def seed_everything(seed: int) -> None:
@@ -217,7 +250,7 @@ def run_one(config: Config, splits: Splits, seed: int, device: torch.device, *, 
                                         transform=config.augment),
                   TensorLoader(*val, EVAL_BATCH_SIZE), config.epochs, score_fn,
                   train_eval_loader=TensorLoader(x_train[:n_eval], y_train[:n_eval], EVAL_BATCH_SIZE),
-                  desc=f"{config.name} seed {seed}", show_progress=show_progress)
+                  on_epoch=Progress(f"{config.name} seed {seed}", config.epochs, show_progress))
     wall = time.perf_counter() - start
     test_result = evaluate(learner, TensorLoader(*test, EVAL_BATCH_SIZE), score_fn, keep_logits=True)
     history["iter_loss"] = [float(f"{v:.5g}") for v in history["iter_loss"]]
@@ -240,6 +273,7 @@ def describe(config: Config, model: nn.Module, optimizer: torch.optim.Optimizer,
     loss = config.loss
     return {
         "model": type(model).__name__,
+        "model_options": model_options(config),
         "layers": layer_list(model),
         "num_weights": count_weights(model),
         "init": getattr(model, "init_scheme", INIT_SCHEMES["default"]),
@@ -257,8 +291,19 @@ def describe(config: Config, model: nn.Module, optimizer: torch.optim.Optimizer,
         "shuffle": "new permutation every epoch, seeded with the run's seed",
         "augmentation": None if config.augment is None else repr(config.augment),
         "backend": config.backend,
-        **config.notes,
     }
+
+
+def model_options(config: Config) -> dict:
+    """Every argument of the model's class, the defaults included (so that ``MnistCNN()`` and
+    ``MnistCNN(activation="relu")`` describe, and cache, alike); {} for a model built otherwise than
+    by a ``functools.partial`` of its class."""
+    build = config.model
+    if not hasattr(build, "keywords"):
+        return {}
+    bound = inspect.signature(build.func).bind(*build.args, **build.keywords)
+    bound.apply_defaults()
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in bound.arguments.items()}
 
 
 def training_code_hash() -> str:
@@ -278,21 +323,6 @@ def cache_key(hyper: dict, config: Config, model: nn.Module, seed: int, splits: 
     return stable_hash({"hyper": hyper, "architecture": str(model), "init": init, "score": config.score,
                         "loss_buffers": loss_buffers, "seed": seed, "data": splits.info.get("fingerprint"),
                         "code": training_code_hash(), "device": device.type, "torch": torch.__version__})
-
-
-def device_name(device: torch.device) -> str:
-    """A human-readable name of the hardware behind ``device``."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    if device.type == "mps":
-        return "Apple MPS"
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
-    except OSError:
-        pass
-    return f"CPU: {model} ({torch.get_num_threads()} torch threads, {os.cpu_count()} logical cores)"
 
 
 def _learner(config: Config, model, optimizer, scheduler, device, splits: Splits):

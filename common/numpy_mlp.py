@@ -100,7 +100,7 @@ class NumpyLearner:
         return torch.from_numpy(self.net.forward(inputs.numpy().astype(self.dtype, copy=False)))
 
     def loss(self, logits: Tensor, targets: Tensor) -> Tensor:
-        return torch.tensor(softmax_cross_entropy(logits.numpy(), targets.numpy())[0])
+        return torch.tensor(softmax_cross_entropy(logits.numpy(), targets.numpy())[0], dtype=torch.float64)
 
     def state_dict(self) -> dict:
         return {"weights": [torch.tensor(w) for w in self.net.weights],
@@ -109,12 +109,12 @@ class NumpyLearner:
 
 
 def twin_learners(model: nn.Module, lr: float, devices: list[torch.device]) -> dict:
-    """``model`` (a ReLU ``MLP``) as plain-SGD learners from the same weights: in NumPy
-    (``fc_numpy``) and in PyTorch on each of ``devices`` (``fc_torch_<type>``), e.g. for
+    """``model`` (a ReLU ``MLP``) as plain-SGD learners from the same weights: in NumPy ("NumPy")
+    and in PyTorch on each of ``devices`` ("PyTorch (CPU)", ...), e.g. for
     ``common.timing.time_train_steps``."""
-    learners = {"fc_numpy": NumpyLearner(NumpyMLP.from_torch(model), lr=lr)}
+    learners = {"NumPy": NumpyLearner(NumpyMLP.from_torch(model), lr=lr)}
     for device in dict.fromkeys(devices):
         twin = copy.deepcopy(model).to(device)
-        learners[f"fc_torch_{device.type}"] = TorchLearner(twin, torch.optim.SGD(twin.parameters(), lr=lr),
+        learners[f"PyTorch ({device.type.upper()})"] = TorchLearner(twin, torch.optim.SGD(twin.parameters(), lr=lr),
                                                            nn.CrossEntropyLoss(), device)
     return learners

@@ -15,12 +15,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any, Iterable
+
+import numpy as np
 
 from .data import REPO_ROOT, atomic_write_bytes, cache_dir
 
@@ -63,11 +66,12 @@ def number(x: float, digits: int = 3) -> str:
         return f"{x:,}".replace(",", "{,}")
     if x == 0:
         return "0"
-    if abs(x) >= 10 ** digits:
-        return f"{round(x):,}".replace(",", "{,}")
     if abs(x) < 1e-3:
         mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
         return rf"\ensuremath{{{mantissa}\times 10^{{{int(exponent)}}}}}"
+    if abs(round(x)) >= 10 ** (digits - 1):  # a whole number of at least ``digits`` digits
+        return f"{round(x):,}".replace(",", "{,}")
+    x = float(f"{x:.{digits}g}")  # round first: 9.9996 is 10.0, not 10.00
     decimals = max(0, digits - 1 - math.floor(math.log10(abs(x))))
     return f"{x:.{decimals}f}"
 
@@ -118,11 +122,12 @@ def comparison_text(c: dict) -> dict[str, str]:
 
 
 def timing_text(v: dict) -> dict[str, str]:
-    """A paired timing comparison (``common.timing.versus``) as text."""
-    ratio = v["reference_over_this"]
-    ratio = ratio if ratio >= 1 else 1 / ratio
-    return {"text": f"{ratio:.2f}$\\times$ faster in {v['faster_in_repeats']} of {v['repeats']} paired repeats "
-                    f"(sign test {p_value(v['p'])})", "ratio": f"{ratio:.2f}"}
+    """A paired timing comparison (``common.timing.versus``) as text: "1.23× faster" or "slower", with
+    the repeats that agree and the sign test."""
+    speedup = v["speedup"]
+    head = f"{speedup:.2f}$\\times$ faster" if speedup >= 1 else f"{1 / speedup:.2f}$\\times$ slower"
+    return {"text": f"{head} (so in {v['agreeing_repeats']} of {v['repeats']} paired repeats, sign test "
+                    f"{p_value(v['p'])})", "speedup": f"{speedup:.2f}"}
 
 
 def verdict_cell(verdicts: list[str]) -> str:
@@ -137,7 +142,7 @@ def flatten(prefix: str, value: Any) -> Iterable[tuple[str, str]]:
     if isinstance(value, dict):
         if {"difference", "ci_low", "outcome"} <= set(value):
             yield from ((f"{prefix}.{k}", v) for k, v in comparison_text(value).items())
-        if {"reference_over_this", "faster_in_repeats"} <= set(value):
+        if {"speedup", "agreeing_repeats"} <= set(value):
             yield from ((f"{prefix}.{k}", v) for k, v in timing_text(value).items())
         for k, v in value.items():
             yield from flatten(f"{prefix}.{key(k)}", v)
@@ -165,9 +170,9 @@ def config_macros(ex: str, config: dict) -> dict[str, str]:
            "val": score.mean_std(val) if val else "---", "weights": number(config["num_weights"]),
            "epoch_s": f"{s['train_time_per_epoch_s']['mean']:.2g}", "verdict": verdict_cell(s["verdicts"]),
            "seeds": str(test["n"]), "epochs": str(hyper["num_epochs"]), "batch": str(hyper["batch_size"]),
-           "lr": number(lr), "label": tex(config["label"]),
-           "layers": "--".join(re.findall(r"linear (\d+)→", " ".join(hyper["layers"]))
-                               + re.findall(r"linear \d+→(\d+)", " ".join(hyper["layers"]))[-1:])}
+           "lr": number(lr), "label": tex(config["label"]), "model": tex(_model_text(hyper))}
+    top = verdict_cell(s["verdicts"]).split(" (")[0]
+    out["why"] = tex(next((d["why"] for d in s.get("verdict_details", []) if d["verdict"] == top), ""))
     return {f"{ex}.{key(config['name'])}.{k}": v for k, v in out.items()}
 
 
@@ -208,24 +213,52 @@ def _value(v: Any) -> str:
     return str(v)
 
 
-def hyper_rows(record: dict) -> list[str]:
-    """One table row per configuration: its layers, optimizer with every setting (PyTorch's defaults
-    included), schedule, loss, augmentation, epochs, batch size, seeds."""
-    rows = []
-    for config in record["configs"]:
-        h = config["runs"][0]["hyperparameters"]
-        opt = h["optimizer"]
-        settings = {**opt["param_groups"][0], **{k: v for k, v in opt["defaults"].items() if k not in opt["param_groups"][0]}}
-        settings = {k: v for k, v in settings.items() if v is not None and k not in ("initial_lr", "max_lr", "min_lr",
-                                                                                    "base_momentum", "max_momentum")}
-        sched = h["scheduler"]
-        sched_text = "none" if sched is None else f"{sched['class']}" + (" per batch" if sched["per_batch"] else " per epoch")
-        loss = {k: v for k, v in h["loss"].items() if k != "class"}
-        cells = [tex(config["label"]), tex(", ".join(h["layers"])), tex(f"{opt['class']}({_value(settings)})"),
-                 tex(sched_text), tex(f"{h['loss']['class']}({_value(loss)})"), tex(h["augmentation"] or "none"),
-                 f"{h['num_epochs']} / {h['batch_size']}", ", ".join(str(r["seed"]) for r in config["runs"])]
-        rows.append(" & ".join(cells) + r" \\")
-    return rows
+def _model_text(h: dict) -> str:
+    options = ", ".join(f"{k}={_value(v)}" for k, v in h.get("model_options", {}).items())
+    return f"{h['model']}({options})"
+
+
+def _optimizer_text(opt: dict) -> str:
+    """The optimizer with every setting, PyTorch's defaults included; a schedule's bookkeeping left out."""
+    settings = {**opt["defaults"], **opt["param_groups"][0]}
+    hidden = ("initial_lr", "max_lr", "min_lr", "base_momentum", "max_momentum", "differentiable", "foreach",
+              "capturable", "fused", "maximize", "decoupled_weight_decay")
+    return f"{opt['class']}(" + ", ".join(f"{k}={_value(v)}" for k, v in settings.items()
+                                         if k not in hidden and v is not None) + ")"
+
+
+def _schedule_text(h: dict) -> str:
+    s = h["scheduler"]
+    if s is None:
+        return "constant"
+    state = s["state"]
+    if s["class"] == "OneCycleLR":
+        return f"one-cycle, peak {_value(h['optimizer']['param_groups'][0].get('max_lr'))}, per batch"
+    if s["class"] == "CosineAnnealingLR":
+        return f"cosine to 0 over {state.get('T_max')} {'batches' if s['per_batch'] else 'epochs'}"
+    return s["class"]
+
+
+def hyper_rows(records: list[dict]) -> list[str]:
+    """One table row per distinct configuration of ``records`` (a configuration several exercises
+    share appears once, with all of them): model, optimizer with every setting (PyTorch's defaults
+    included), schedule, loss, augmentation, epochs and batch size, seeds."""
+    rows: dict[str, list] = {}
+    for record in records:
+        ex = exercise_id(record["exercise"])[2:].replace("_", ".")
+        for config in record["configs"]:
+            h = config["runs"][0]["hyperparameters"]
+            loss = ", ".join(f"{k}={_value(v)}" for k, v in h["loss"].items() if k != "class")
+            cells = [_model_text(h), _optimizer_text(h["optimizer"]), _schedule_text(h),
+                     f"{h['loss']['class']}({loss})", h["augmentation"] or "none",
+                     f"{h['num_epochs']} / {h['batch_size']}", ", ".join(str(r["seed"]) for r in config["runs"])]
+            key_ = json.dumps(cells)
+            if key_ not in rows:
+                rows[key_] = [[], config["label"], cells]
+            if ex not in rows[key_][0]:
+                rows[key_][0].append(ex)
+    return [" & ".join([", ".join(exs), tex(label), *(tex(c) for c in cells)]) + r" \\"
+            for exs, label, cells in rows.values()]
 
 
 def write_all(root: Path) -> list[Path]:
@@ -241,8 +274,7 @@ def write_all(root: Path) -> list[Path]:
     out = root / "generated"
     written = {out / "results.tex": "\n".join(lines),
                out / "paths.tex": f"% Generated. Do not edit.\n\\graphicspath{{{{{(root / 'figures').resolve().as_posix()}/}}}}\n"}
-    for record in records:
-        written[out / f"{exercise_id(record['exercise'])}_hyper.tex"] = "\n".join(hyper_rows(record)) + "\n"
+    written[out / "hyper.tex"] = "\n".join(hyper_rows(records)) + "\n"
     for path, text in written.items():
         atomic_write_bytes(path, text.encode())
     return list(written)
@@ -291,46 +323,113 @@ def update_readme(readme: Path, results_dir: Path) -> None:
 
 # --- make report -----------------------------------------------------------------------------
 
-def minutes_left(scripts: list[str], results_dir: Path) -> float:
-    """Training minutes the committed results of ``scripts`` took, for the runs not in the cache yet
-    (each run once): what is left to train if this machine is as fast as the one that made them."""
-    left = {}
-    for script in scripts:
-        path = results_dir / f"{Path(script).stem}.json"
-        if path.is_file():
-            for c in json.loads(path.read_text())["configs"]:
-                for run in c["runs"]:
-                    if not (cache_dir() / "runs" / run["cache_key"] / "record.json").is_file():
-                        left[run["cache_key"]] = run["wall_time_s"]
-    return sum(left.values()) / 60
+def run_scripts(args: list[str], results_dir: Path) -> int:
+    """Run every exercise script with ``args``: on the CPU (``--workers`` above 1, the default), each
+    script plans its runs; the runs of all scripts are trained together, the costliest first, in a pool
+    of single-threaded processes; then each script runs again with its runs in the cache and writes its
+    results and figures, with nothing else running (its timings are measured on a quiet machine). Prints
+    each finished run with an estimate of the time left, and each script's time. A run from an empty
+    run cache records its minutes in ``MAKE_REPORT``, for the README."""
+    import importlib
+
+    import torch
+
+    from . import cli, experiment
+    from .data import DataError
+
+    options, _ = _driver_parser().parse_known_args(args)
+    device = cli.resolve_device(options.device)
+    workers = options.workers or os.cpu_count() or 1
+    if device.type != "cpu" or workers <= 1:
+        return _run_each(args)
+    torch.set_num_threads(1)  # before any work: forked workers of a multi-threaded process can deadlock
+    sys.path.insert(0, str(REPO_ROOT))
+    start, from_scratch = time.perf_counter(), not any((cache_dir() / "runs").glob("*/record.json"))
+    todo, minutes, experiment.PLAN = list(EXERCISES), {}, []
+    try:
+        while todo:
+            experiment.PLAN.clear()
+            for script in list(todo):
+                began = time.perf_counter()
+                try:
+                    importlib.import_module(Path(script).stem).main(args)
+                except experiment.Planned:
+                    continue
+                except DataError as error:
+                    print(f"error: {error}", file=sys.stderr)
+                    return 1
+                todo.remove(script)
+                minutes[script] = (time.perf_counter() - began) / 60
+                print(f"== {script}: results and figures in {_clock(time.perf_counter() - began)} "
+                      f"(total {_clock(time.perf_counter() - start)})", flush=True)
+            jobs = list({job.key(): job for job in experiment.PLAN}.values())
+            if todo and not jobs:
+                raise RuntimeError(f"{', '.join(todo)} neither finished nor planned a run")
+            if jobs:
+                _train(jobs, workers, None if options.quick else results_dir)
+                args = [a for a in args if a != "--no-cache"]  # the runs just trained are the ones to use
+    finally:
+        experiment.PLAN = None
+    if from_scratch and not options.quick and not options.out_dir:
+        atomic_write_bytes(MAKE_REPORT, json.dumps({
+            "command": "make report", "from_empty_cache": True, "minutes": (time.perf_counter() - start) / 60,
+            "analysis_minutes_per_script": minutes, "workers": workers, "environment": cli.environment(device),
+            "date": time.strftime("%Y-%m-%d")}, indent=1).encode())
+    return 0
 
 
-def run_all(args: list[str], results_dir: Path) -> int:
-    """Run every exercise script with ``args``, each with its elapsed time and an estimate of the time
-    left. A full run that started from an empty run cache records its times in ``MAKE_REPORT``, for
-    the README."""
+def _driver_parser() -> argparse.ArgumentParser:
+    """The options of the scripts that the driver reads too."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--out-dir", default=None)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def _train(jobs: list, workers: int, results_dir: Path | None) -> None:
+    """Train the planned ``jobs`` in the pool, the longest first, printing each finished run and the
+    time left: estimated from the committed results' times of the same configurations (``results_dir``;
+    None: by the jobs' own cost measure), scaled by the pace so far."""
+    from . import experiment
+
+    committed = {}
+    for path in Path(results_dir).glob("*.json") if results_dir else []:
+        for c in json.loads(path.read_text())["configs"]:
+            for run in c["runs"]:
+                key_ = (run["name"], run["seed"], c["score_name"], run["hyperparameters"]["num_epochs"])
+                committed[key_] = run["wall_time_s"]
+    cost = {id(job): job.cost() for job in jobs}
+    matched = [committed[k] / cost[id(job)] for job in jobs
+               if (k := (job.config.name, job.seed, job.config.score, job.config.epochs)) in committed]
+    rate = float(np.median(matched)) if matched else None  # seconds per unit of cost, on the machine that made them
+    total, began, done = sum(cost.values()), time.perf_counter(), [0.0]
+    print(f"== training {len(jobs)} runs, {workers} at a time" + (
+        f": about {total * rate / workers / 60:.0f} min, judging by the committed results" if rate else ""), flush=True)
+
+    def on_done(job, count: int) -> None:
+        done[0] += cost[id(job)]
+        left = (total - done[0]) * (time.perf_counter() - began) / done[0] / 60
+        print(f"   [{count}/{len(jobs)}] {job.config.name} seed {job.seed} trained; about {left:.0f} min of training "
+              "left", flush=True)
+
+    experiment.train_in_pool(jobs, workers, cache_root=cache_dir(), show_progress=False,
+                             cost=lambda job: cost[id(job)], on_done=on_done)
+
+
+def _run_each(args: list[str]) -> int:
+    """Every script in turn, in a process of its own (on a GPU, or with --workers 1)."""
     start = time.perf_counter()
-    from_scratch = not any((cache_dir() / "runs").glob("*/record.json"))
-    minutes = {}
     for k, script in enumerate(EXERCISES):
-        left = "" if "--quick" in args else (f" (about {minutes_left(EXERCISES[k:], results_dir):.0f} min of training "
-                                             "left, judging by the committed results)")
-        print(f"== [{k + 1}/{len(EXERCISES)}] {script}{left}", flush=True)
+        print(f"== [{k + 1}/{len(EXERCISES)}] {script}", flush=True)
         began = time.perf_counter()
         code = subprocess.call([sys.executable, script, *args], cwd=REPO_ROOT)
         if code:
             return code
-        minutes[script] = (time.perf_counter() - began) / 60
         print(f"== {script}: {_clock(time.perf_counter() - began)} (total {_clock(time.perf_counter() - start)})",
               flush=True)
-    if from_scratch and "--quick" not in args and "--out-dir" not in args:
-        from .cli import environment, resolve_device
-
-        device = args[args.index("--device") + 1] if "--device" in args else "auto"
-        atomic_write_bytes(MAKE_REPORT, json.dumps({
-            "command": "make report", "from_empty_cache": True, "minutes": sum(minutes.values()),
-            "minutes_per_script": minutes, "environment": environment(resolve_device(device)),
-            "date": time.strftime("%Y-%m-%d")}, indent=1).encode())
     return 0
 
 
@@ -344,9 +443,10 @@ def main(argv: list[str] | None = None) -> int:
     latex = sub.add_parser("latex", help="the LaTeX macros and tables from <root>/results")
     latex.add_argument("--root", type=Path, default=REPO_ROOT / "report")
     sub.add_parser("readme", help="the README's results table from report/results")
-    run = sub.add_parser("run", help="run every exercise script (extra arguments are passed on)")
-    run.add_argument("script_args", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
+    sub.add_parser("run", help="run every exercise script (further arguments are passed on to each)")
+    args, passed_on = parser.parse_known_args(argv)
+    if passed_on and args.command != "run":
+        parser.error(f"unrecognized arguments: {' '.join(passed_on)}")
     results_dir = REPO_ROOT / "report" / "results"
     if args.command == "latex":
         try:
@@ -358,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "readme":
         update_readme(REPO_ROOT / "README.md", results_dir)
     else:
-        return run_all(args.script_args, results_dir)
+        return run_scripts(passed_on, results_dir)
     return 0
 
 

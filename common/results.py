@@ -14,15 +14,38 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import metrics
 from .cli import Context, environment
 from .data import DataError, Splits, atomic_write_bytes, atomic_write_json, shown_path
 from .experiment import Runs
 
 
+def summary(runs: Runs) -> dict:
+    """Test and final validation score (mean, std, min, max over seeds), time per epoch and each run's
+    fit verdict (``metrics.fit_verdict``, from its curves; none for runs that trained on their
+    validation images) with the rule's tolerances."""
+    s = runs.score
+    held_out = all(r.get("validation_held_out", True) for r in runs.records)
+    verdicts = [metrics.fit_verdict(r["history"], score=s) if held_out else
+                {"verdict": "no hold-out", "why": "the validation images were trained on"} for r in runs.records]
+    return {f"test_{s}": metrics.summarize([r["test"][s] for r in runs.records]),
+            **({f"final_val_{s}": metrics.summarize([r["history"]["epochs"][-1]["val_score"] for r in runs.records])}
+               if held_out else {}),
+            "train_time_per_epoch_s": metrics.summarize([r["train_time_per_epoch_s"]["mean"] for r in runs.records]),
+            "verdicts": [v["verdict"] for v in verdicts], "verdict_details": verdicts,
+            "verdict_tolerances": metrics.TOLERANCES[s]}
+
+
+def entry(runs: Runs) -> dict:
+    """A configuration as the results file holds it."""
+    return {"name": runs.name, "label": runs.label, "score_name": runs.score, "num_weights": runs.num_weights,
+            "runs": runs.records, "summary": summary(runs)}
+
+
 def write(ctx: Context, exercise: str, configs: list, splits: Splits, findings: dict | None = None) -> Path:
     """Write ``<out>/results/<exercise>.json`` (``configs``: ``Runs``, or their results-file form)
     and print one line per configuration."""
-    entries = [c.as_dict() if isinstance(c, Runs) else c for c in configs]
+    entries = [entry(c) if isinstance(c, Runs) else c for c in configs]
     record = {
         "exercise": exercise,
         "command": shlex.join(["python", ctx.script.name, *ctx.argv]),
@@ -38,8 +61,8 @@ def write(ctx: Context, exercise: str, configs: list, splits: Splits, findings: 
     }
     path = ctx.results_dir / f"{exercise}.json"
     atomic_write_json(path, record)
-    for entry in entries:
-        print(summary_line(entry))
+    for e in entries:
+        print(summary_line(e))
     print(f"results: {path}")
     return path
 

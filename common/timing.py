@@ -120,13 +120,13 @@ def _round_robin(steps: dict[str, tuple[Callable[[Tensor, Tensor], object], list
 
 
 def versus(timings: dict[str, dict], reference: str, name: str) -> dict:
-    """``name`` against ``reference``, both timed in the same repeats (so that they pair up): the
-    ratio of their median times, which is faster, in how many repeats it was, and the sign test's
-    two-sided p-value of that count (``metrics.sign_test``)."""
+    """``name`` against ``reference``, both timed in the same repeats (so that they pair up): how many
+    times ``reference``'s median time ``name`` is faster (above 1) or slower, in how many repeats it
+    was so, and the two-sided sign test of that count (``metrics.sign_test``)."""
     a, b = timings[reference]["per_batch_repeats_s"], timings[name]["per_batch_repeats_s"]
     if len(a) != len(b) or not a:
         raise ValueError(f"{reference!r} and {name!r} need the same, non-zero number of repeats; got {len(a)} and {len(b)}")
-    ratio = timings[reference]["per_batch_s"] / timings[name]["per_batch_s"]
-    faster, wins = (name, sum(tb < ta for ta, tb in zip(a, b))) if ratio > 1 else (reference, sum(ta < tb for ta, tb in zip(a, b)))
-    return {"reference": reference, "reference_over_this": ratio, "faster": faster, "faster_in_repeats": wins,
-            "repeats": len(a), "p": sign_test(wins, len(a))}
+    speedup = timings[reference]["per_batch_s"] / timings[name]["per_batch_s"]
+    agree = sum((tb < ta) == (speedup > 1) for ta, tb in zip(a, b))  # repeats that go the way of the medians
+    return {"reference": reference, "speedup": speedup, "agreeing_repeats": agree, "repeats": len(a),
+            "p": sign_test(agree, len(a))}

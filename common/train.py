@@ -9,8 +9,6 @@ the from-scratch NumPy network of Exercise 1.1, so that both are trained by the 
 from __future__ import annotations
 
 import copy
-import multiprocessing
-import sys
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
@@ -19,7 +17,6 @@ import torch
 from torch import Tensor, nn
 
 ScoreFn = Callable[[Tensor, Tensor], Tensor]  # (logits, targets) -> per-sample score (N,)
-LOG_EVERY_S = 15.0  # without a terminal: a progress line at most this often, and one per finished run
 
 
 def synchronize(device: torch.device) -> None:
@@ -103,11 +100,11 @@ def evaluate(learner, batches: Iterable[tuple[Tensor, Tensor]], score_fn: ScoreF
 
 
 def fit(learner, train_loader, val_loader, epochs: int, score_fn: ScoreFn, *, train_eval_loader=None,
-        desc: str = "train", show_progress: bool = True) -> dict:
-    """Train for ``epochs``; after each, evaluate on ``val_loader`` and ``train_eval_loader``.
-    Returns the history: the loss of every iteration and one record per epoch."""
+        on_epoch: Callable[[dict], None] | None = None) -> dict:
+    """Train for ``epochs``; after each, evaluate on ``val_loader`` and ``train_eval_loader`` and hand
+    the epoch's record to ``on_epoch`` (progress output). Returns the history: the loss of every
+    iteration and one record per epoch."""
     history = {"iter_loss": [], "epochs": [], "initial_lr": learner.lr}
-    progress = Progress(desc, epochs, show_progress)
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         losses = train_epoch(learner, train_loader)
@@ -121,8 +118,8 @@ def fit(learner, train_loader, val_loader, epochs: int, score_fn: ScoreFn, *, tr
         record.update(train_time_s=train_time, eval_time_s=time.perf_counter() - start - train_time)
         history["iter_loss"] += losses
         history["epochs"].append(record)
-        progress.update(record)
-    progress.close()
+        if on_epoch is not None:
+            on_epoch(record)
     return history
 
 
@@ -136,32 +133,3 @@ def train_epoch(learner, batches: Iterable[tuple[Tensor, Tensor]]) -> list[float
     losses = torch.stack(losses).cpu().tolist() if isinstance(losses[0], Tensor) else [float(v) for v in losses]
     synchronize(learner.device)
     return losses
-
-
-class Progress:
-    """A run's progress: a bar on a terminal; otherwise (a log file, or one of several runs training at
-    once) a plain line at most every ``LOG_EVERY_S`` seconds and one when the run ends, so that logs
-    carry no carriage-return frames."""
-
-    def __init__(self, desc: str, epochs: int, enabled: bool = True, stream=None) -> None:
-        self.desc, self.epochs, self.enabled = desc, epochs, enabled
-        self.stream = stream or sys.stderr
-        self.start = self.last = time.perf_counter()
-        self.bar = None
-        if enabled and self.stream.isatty() and multiprocessing.parent_process() is None:  # a worker: lines
-            from tqdm import tqdm
-            self.bar = tqdm(total=epochs, desc=desc, unit="epoch", leave=False, file=self.stream)
-
-    def update(self, record: dict) -> None:
-        text = f"loss {record['train_loss']:.4f}, val {record['val_score']:.4f}"
-        if self.bar is not None:
-            self.bar.set_postfix_str(text, refresh=False)
-            self.bar.update(1)
-        elif self.enabled and (record["epoch"] == self.epochs or time.perf_counter() - self.last >= LOG_EVERY_S):
-            self.last = time.perf_counter()
-            print(f"  {self.desc}: epoch {record['epoch']}/{self.epochs}, {text}, {self.last - self.start:.0f} s",
-                  file=self.stream, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()

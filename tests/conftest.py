@@ -9,9 +9,16 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import torch  # noqa: E402
+
 from common.data import DataError  # noqa: E402
 from common.mnist import find_mnist  # noqa: E402
 from common.warwick import find_warwick  # noqa: E402
+
+# One thread, as every script runs (common.cli.setup): the numbers do not depend on the cores, a busy
+# machine does not slow the suite down by oversubscription, and experiment.run_all's process pool may
+# fork this process (a fork after PyTorch's thread pool has started can deadlock).
+torch.set_num_threads(1)
 
 DATA_CANDIDATES = [Path(p) for p in (os.environ.get("DLIA_DATA_DIR"), REPO / "data", REPO.parent / "shared" / "data") if p]
 

@@ -1,10 +1,14 @@
+"""common.cli: the shared command line; every mistake is a one-line parser error (exit status 2) before
+any data is read or network trained; bad data and Ctrl-C end a script with one line."""
+import io
+import sys
+
 import pytest
 import torch
 
 from common import cli
-from common.cache import REPO_ROOT
-from common.data import DataError
-from common.runtime import resolve_device
+from common.cli import resolve_device
+from common.data import REPO_ROOT, DataError
 
 
 def _setup(*argv):
@@ -14,14 +18,26 @@ def _setup(*argv):
 
 def test_defaults_and_seeds():
     ctx = _setup("--device", "cpu", "--seed", "7")
-    assert ctx.args.epochs == 3 and ctx.args.batch_size == 8 and ctx.seeds == [7, 8, 9]
-    assert ctx.out_dir.name == "report" and ctx.device == torch.device("cpu")
+    assert ctx.args.epochs == 3 and ctx.args.batch_size == 8 and ctx.args.lr == 0.1 and ctx.seeds == [7, 8, 9]
+    assert ctx.seed == 7 and ctx.out_dir == cli.REPORT_DIR and ctx.device == torch.device("cpu")
+    assert ctx.figures_dir == cli.REPORT_DIR / "figures" and ctx.results_dir == cli.REPORT_DIR / "results"
+    assert ctx.use_cache and ctx.show_progress and not ctx.quick
+    assert ctx.cache_dir == cli.cache_dir()  # the tests' own (conftest.isolated_cache)
+    assert torch.get_num_threads() == 1  # one thread per process: the numbers do not depend on the cores
+    from threadpoolctl import threadpool_info
+
+    # NumPy's BLAS too (Ex 1.1's NumPy network), every BLAS library loaded (SciPy may bring its own)
+    blas = {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+    assert blas <= {1} and (blas or sys.platform == "darwin")  # Accelerate (macOS) is not seen by threadpoolctl
+    flags = _setup("--device", "cpu", "--no-cache", "--no-progress", "--workers", "3")
+    assert not flags.use_cache and not flags.show_progress and flags.workers == 3
 
 
 def test_quick_shrinks_the_run_and_never_writes_into_report():
     ctx = _setup("--device", "cpu", "--quick")
-    assert ctx.args.epochs == cli.QUICK_EPOCHS and len(ctx.seeds) == cli.QUICK_MAX_SEEDS
+    assert ctx.args.epochs == cli.QUICK_EPOCHS and len(ctx.seeds) == cli.QUICK_MAX_SEEDS and ctx.quick
     assert ctx.out_dir == cli.QUICK_OUT_DIR
+    assert _setup("--device", "cpu", "--quick", "--num-seeds", "1").seeds == [0]  # fewer seeds are kept
 
 
 def test_data_dir_from_environment(monkeypatch, tmp_path):
@@ -46,7 +62,8 @@ def test_unknown_device_is_rejected(capsys):
         resolve_device("tpu")
 
 
-@pytest.mark.parametrize("flag,value", [("--epochs", "0"), ("--batch-size", "-1"), ("--lr", "0"), ("--num-seeds", "0")])
+@pytest.mark.parametrize("flag,value", [("--epochs", "0"), ("--batch-size", "-1"), ("--lr", "0"), ("--num-seeds", "0"),
+                                        ("--workers", "0")])
 def test_nonsense_numbers_are_rejected(flag, value, capsys):
     with pytest.raises(SystemExit):
         _setup("--device", "cpu", flag, value)
@@ -99,7 +116,7 @@ def test_an_unwritable_output_or_cache_folder_is_refused_before_any_work(tmp_pat
 
 
 def test_no_cache_help_says_that_timings_come_from_the_cache():
-    parser = cli.make_parser("test", epochs=3, batch_size=8, lr=0.1)
+    parser = cli.make_parser("test", epochs=3, batch_size=8, lr=0.1, num_seeds=3)
     assert "re-measure timings" in " ".join(parser.format_help().split())
 
 
@@ -126,3 +143,93 @@ def test_run_ends_bad_data_and_ctrl_c_with_one_line(capsys):
     assert _exit_code(interrupted) == 130
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("interrupted; finished runs are cached") and "Traceback" not in err
+
+
+def test_resolve_device_picks_the_cpu_without_an_accelerator():
+    expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    assert resolve_device("auto").type == expected and resolve_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.skipif(torch.backends.mps.is_available(), reason="Apple MPS is present")
+def test_mps_without_apple_silicon_is_a_clear_error():
+    with pytest.raises(ValueError, match="torch.backends.mps.is_available\\(\\) is False"):
+        resolve_device("mps")
+
+
+def test_environment_names_versions_and_hardware():
+    env = cli.environment(torch.device("cpu"))
+    assert env["torch"] == torch.__version__ and env["device"] == "cpu" and env["device_name"].startswith("CPU")
+    assert {"python", "torchvision", "numpy", "platform", "torch_threads"} <= set(env)
+
+
+def test_positive_float():
+    assert cli.positive_float("1e-3") == 0.001
+    for bad in ("0", "-1", "nan", "x"):
+        with pytest.raises(cli.argparse.ArgumentTypeError):
+            cli.positive_float(bad)
+
+
+def test_is_inside(tmp_path):
+    assert cli.is_inside(tmp_path / "a" / ".." / "a" / "b", tmp_path / "a") and cli.is_inside(tmp_path, tmp_path)
+    assert not cli.is_inside(tmp_path / "ab", tmp_path / "a")
+
+
+# --- progress --------------------------------------------------------------------------------
+
+class Clock:
+    """A stand-in for time.perf_counter that moves only when told."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def _record(k: int) -> dict:
+    return {"epoch": k, "train_loss": 0.5, "val_score": 0.9}
+
+
+def test_progress_in_a_log_file_is_plain_lines_at_most_every_log_every_s(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(cli.time, "perf_counter", clock)
+    stream = io.StringIO()  # not a terminal
+    progress = cli.Progress("toy seed 0", 10, stream=stream)
+    for k, seconds in enumerate([5, 16, 20, 30, 31, 40, 44, 45, 46, 47], start=1):
+        clock.now = 1000.0 + seconds
+        progress(_record(k))
+    lines = stream.getvalue().splitlines()
+    # a line at 16 s, at 31 s (15 s later), at 46 s, and one for the last epoch at 47 s
+    assert [line.split(",")[0] for line in lines] == ["  toy seed 0: epoch 2/10", "  toy seed 0: epoch 5/10",
+                                                      "  toy seed 0: epoch 9/10", "  toy seed 0: epoch 10/10"]
+    assert "\r" not in stream.getvalue() and lines[-1].endswith("loss 0.5000, val 0.9000, 47 s")
+
+
+def test_progress_interval_follows_log_every_s(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(cli.time, "perf_counter", clock)
+    monkeypatch.setattr(cli, "LOG_EVERY_S", 0.0)
+    stream = io.StringIO()
+    progress = cli.Progress("x", 3, stream=stream)
+    for k in (1, 2, 3):
+        clock.now += 0.001
+        progress(_record(k))
+    assert len(stream.getvalue().splitlines()) == 3  # every epoch
+
+
+def test_progress_off_writes_nothing_and_a_terminal_gets_a_bar():
+    quiet = io.StringIO()
+    progress = cli.Progress("x", 2, enabled=False, stream=quiet)
+    progress(_record(1))
+    progress(_record(2))
+    assert quiet.getvalue() == ""
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    bar = cli.Progress("x", 2, stream=terminal)
+    bar(_record(1))
+    bar(_record(2))
+    assert bar.bar is not None and "\r" in terminal.getvalue()  # tqdm redraws in place

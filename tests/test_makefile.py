@@ -1,11 +1,12 @@
-"""The Makefile's choice of data folder and its submission warning, run with `make` on a copy."""
+"""The Makefile, run with `make` on a copy: the choice of data folder, the submission warning and the
+disk-space check before creating the environment."""
 import os
 import shutil
 import subprocess
 
 import pytest
 
-from common.cache import REPO_ROOT
+from common.data import REPO_ROOT
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None or shutil.which("git") is None,
                                 reason="needs make and git")

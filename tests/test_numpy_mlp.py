@@ -1,11 +1,13 @@
-"""The from-scratch NumPy network against torch autograd, numerically."""
+"""common.numpy_mlp: the from-scratch NumPy network against torch autograd and finite differences, and
+its learners, which start from the PyTorch network's weights."""
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from common import models
-from common.numpy_mlp import NumpyMLP, softmax_cross_entropy
+from common.train import TorchLearner
+from common.numpy_mlp import NumpyLearner, NumpyMLP, softmax_cross_entropy, twin_learners
 
 
 def _pair(seed=0, hidden=(16, 8)):
@@ -86,3 +88,37 @@ def test_sgd_step_matches_torch_sgd():
 def test_from_torch_rejects_layers_it_does_not_implement():
     with pytest.raises(ValueError, match="Tanh"):
         NumpyMLP.from_torch(models.MLP(activation="tanh"))
+
+
+def test_twin_learners_start_from_the_same_weights_and_take_the_same_step():
+    torch.manual_seed(0)
+    model = models.MLP(hidden=(16,))
+    cpu = torch.device("cpu")
+    learners = twin_learners(model, lr=0.1, devices=[cpu, cpu])  # a device named twice: one learner
+    assert len(learners) == 2  # NumPy and PyTorch on the CPU
+    numpy_learner, torch_learner = (next(v for v in learners.values() if isinstance(v, kind))
+                                    for kind in (NumpyLearner, TorchLearner))
+    assert torch_learner.device == cpu
+    numpy_net, torch_net = numpy_learner.net, NumpyMLP.from_torch(torch_learner.model)
+    for a, b in zip(numpy_net.weights + numpy_net.biases, torch_net.weights + torch_net.biases, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert torch_learner.model is not model  # copies: timing them leaves the model as it was
+    x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    losses = [float(learner.train_step(x, y)) for learner in (numpy_learner, torch_learner)]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)  # float32 both: the same loss before the step
+    after = NumpyMLP.from_torch(torch_learner.model)
+    for a, b in zip(numpy_net.weights + numpy_net.biases, after.weights + after.biases):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)  # and the same SGD step
+
+
+def test_numpy_learner_logits_loss_and_state():
+    model, net = _pair()
+    learner = NumpyLearner(net, lr=0.5)
+    x, y = torch.randn(6, 12, dtype=torch.float64), torch.randint(0, 5, (6,))
+    logits = learner.logits(x)
+    torch.testing.assert_close(logits, model(x).detach())
+    # returned as a float32 tensor, like the torch learner's loss: float32 precision
+    assert learner.loss(logits, y).item() == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-6)
+    state = learner.state_dict()
+    assert [tuple(w.shape) for w in state["weights"]] == [(16, 12), (8, 16), (5, 8)]
+    assert learner.device == torch.device("cpu") and learner.dtype == np.float64

@@ -1,90 +1,182 @@
-"""Figure helpers: value labels clear of error bars and inside the axes, per-panel label formats,
-case labels that quote the Dice of the prediction shown."""
+"""common.plots: each figure is drawn from the runs as stated (means over seeds, the baseline grey,
+the panels it promises) and saved as PDF and PNG that a rerun writes identically."""
+import types
+
 import numpy as np
 import pytest
+import torch
 
-from common import boundary_plots, plotting, seg_plots
+from common import plots
+from common.data import Splits
+from helpers import stored_runs
 
 
 @pytest.fixture
 def captured(monkeypatch):
     """The figures a plotting function would save, kept open for inspection."""
     figures = []
-    monkeypatch.setattr(plotting, "save_figure", lambda fig, *args: figures.append(fig) or [])
-    monkeypatch.setattr(boundary_plots, "save_figure", lambda fig, *args: figures.append(fig) or [])
+    monkeypatch.setattr(plots, "save", lambda fig, path: figures.append(fig) or [])
     yield figures
     for fig in figures:
-        plotting.plt.close(fig)
+        plots.plt.close(fig)
 
 
-def labels_clear(ax, tops):
-    """Each value label (annotation) starts above its top (data y) and ends inside the axes."""
-    ax.figure.canvas.draw()
-    box = ax.get_window_extent()
-    texts = [t for t in ax.texts if t.get_text()]
-    assert len(texts) == len(tops)
-    for text, top in zip(texts, tops):
-        extent = text.get_window_extent()
-        assert extent.y0 > ax.transData.transform((0, top))[1], text.get_text()
-        assert extent.y1 <= box.y1 + 0.5, text.get_text()
+def record(val_scores, *, val_losses=None, iters_per_epoch=4, seconds=2.0, seed=0) -> dict:
+    n = len(val_scores)
+    val_losses = val_losses or [1.0 - v for v in val_scores]
+    return {"seed": seed, "history": {
+        "iter_loss": list(np.linspace(1.0, 0.2, n * iters_per_epoch)),
+        "epochs": [{"epoch": k + 1, "val_score": v, "val_loss": l, "train_eval_score": v + 0.01,
+                    "train_time_s": seconds} for k, (v, l) in enumerate(zip(val_scores, val_losses))]}}
 
 
-def test_bar_labels_sit_above_the_error_bars_and_inside_the_axes(captured, tmp_path):
-    values = {"a": {"mean": 0.80, "min": 0.70, "max": 0.99}, "b": {"mean": 0.95, "min": 0.94, "max": 0.999}}
-    plotting.plot_bars(values, tmp_path, "bars", ylabel="Dice", annotate="{:.3f}", ylim=(0.5, 1.0))
-    plotting.plot_bars(values, tmp_path, "bars", ylabel="Dice", annotate="{:.3f}")  # automatic limits
-    for fig in captured:
-        labels_clear(fig.axes[0], [0.99, 0.999])
+def config(name, scores_per_seed, score="accuracy", **extra) -> dict:
+    return {"name": name, "label": name.upper(), "score_name": score,
+            "runs": [record(s, **extra) for s in scores_per_seed]}
 
 
-def test_metric_comparison_labels_one_format_per_panel_and_seed_counts(captured, tmp_path):
-    values = {"a": {"dice": [0.55, 0.56, 0.54], "hd95": [20.0, 21.0, 21.1], "epoch": [4, 5, 9]},
-              "b": {"dice": [0.605, 0.60, 0.61], "hd95": [19.5, 20.0, 20.5], "epoch": [np.nan, np.nan, 30]},
-              "c": {"dice": [0.7, 0.7, 0.7], "hd95": [5.0, 5.0, 5.0], "epoch": [np.nan] * 3}}
-    boundary_plots.plot_metric_comparison(values, tmp_path, "bars", lower_is_better=("hd95", "epoch"))
-    dice, hd95, epoch = captured[0].axes
-    assert [t.get_text() for t in dice.texts] == ["0.550", "0.605", "0.700"]
-    assert [t.get_text() for t in hd95.texts] == ["20.7", "20.0", "5.0"]
-    assert [t.get_text() for t in epoch.texts] == ["6.0", "30.0\nn=1/3", "never (0/3)"]
-    assert dice.get_ylim() == (0.0, 1.0)  # a score: the whole unit interval
-    assert hd95.get_ylim()[0] == epoch.get_ylim()[0] == 0.0
-    tops = [max(np.mean(v) + np.std(v, ddof=1), max(v)) for v in ([20.0, 21.0, 21.1], [19.5, 20.0, 20.5], [5.0] * 3)]
-    labels_clear(hd95, tops)
+def test_smooth_is_a_trailing_mean():
+    assert plots.smooth([1, 2, 3, 4], 2).tolist() == [1.0, 1.5, 2.5, 3.5]
+    assert plots.smooth([1, 2, 3, 4], 3).tolist() == [1.0, 1.5, 2.0, 3.0]
+    assert plots.smooth([5.0], 10).tolist() == [5.0]
 
 
-def test_value_format_follows_the_largest_value():
-    assert boundary_plots.value_format([0.55, 0.605]) == "{:.3f}"
-    assert boundary_plots.value_format([0.47, 1.15]) == "{:.2f}"
-    assert boundary_plots.value_format([6, 8.33, 30, np.nan]) == "{:.1f}"
-    assert boundary_plots.value_format([150.0]) == "{:.0f}"
+def test_save_writes_pdf_and_png_identically_on_a_rerun(tmp_path):
+    paths = []
+    for _ in range(2):
+        fig, ax = plots.plt.subplots()
+        ax.plot([0, 1], [1, 0])
+        paths.append([p.read_bytes() for p in plots.save(fig, tmp_path / "sub" / "figure")])
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["figure.pdf", "figure.png"]
+    assert paths[0] == paths[1]  # no time stamps: a rerun leaves git nothing to commit
 
 
-def test_case_label_quotes_the_shown_seeds_dice_and_the_mean():
-    text = seg_plots.case_label("worst", "Test/image_16.png", [0.45457, 0.65347, 0.58696], 0)
-    assert text == "worst: Test/image_16.png\nseed 0: Dice 0.455\n(mean of 3 seeds 0.565)"
+def test_curves_draw_the_mean_over_seeds(captured):
+    a = config("a", [[0.5, 0.7], [0.7, 0.9]])
+    b = config("b", [[0.6, 0.8]])
+    plots.curves([a, b], None)
+    (fig,) = captured
+    loss, score = fig.axes
+    assert loss.get_yscale() == "log" and loss.get_legend() is not None
+    # score panel: per configuration the training subset (dashed) then the validation mean
+    train_a, val_a, train_b, val_b = score.get_lines()
+    np.testing.assert_allclose(val_a.get_ydata(), [0.6, 0.8])
+    np.testing.assert_allclose(train_a.get_ydata(), [0.61, 0.81])
+    np.testing.assert_allclose(val_b.get_ydata(), [0.6, 0.8])
+    assert train_a.get_linestyle() == "--"
+    assert val_a.get_color() == plots.COLORS[0] and val_b.get_color() == plots.COLORS[1]
+    assert score.get_ylabel() == "accuracy"
+    # validation loss, dashed with circles, mean over the seeds: (0.5 + 0.3) / 2, (0.3 + 0.1) / 2
+    val_loss = [line for line in loss.get_lines() if line.get_marker() == "o"][0]
+    np.testing.assert_allclose(val_loss.get_ydata(), [0.4, 0.2])
 
 
-def _config(name: str, val_scores: list[list[float]]) -> dict:
-    """A configuration whose seeds have the given per-epoch validation scores (train = val + 0.01)."""
-    return {"name": name, "score_name": "accuracy", "runs": [
-        {"history": {"iter_loss": [1.0] * (2 * len(scores)), "epochs": [
-            {"val_score": v, "train_eval_score": v + 0.01} for v in scores]}} for scores in val_scores]}
+def test_curves_against_time_and_without_a_hold_out(captured):
+    plots.curves([config("a", [[0.5, 0.7]])], None, against_time=True)
+    assert len(captured[-1].axes) == 3 and captured[-1].axes[1].get_xlabel() == "training time (s)"
+    refit = config("a", [[0.5, 0.7]], score="dice")
+    refit["runs"][0]["validation_held_out"] = False
+    plots.curves([refit], None)
+    (ax,) = captured[-1].axes  # the validation images were trained on: no validation curves at all
+    assert ax.get_title() == "training loss" and all(line.get_marker() != "o" for line in ax.get_lines())
 
 
-def test_against_baseline_draws_each_variant_beside_the_grey_baseline(captured, tmp_path):
-    base = _config("base", [[0.90, 0.95], [0.92, 0.97]])
-    variants = [_config(f"v{k}", [[0.80 + k / 100, 0.99]]) for k in range(4)]
-    plotting.plot_against_baseline([base, *variants], tmp_path, "grid", ncols=3, bottom=0.5)
+def test_variant_grid_draws_each_variant_beside_the_grey_baseline(captured):
+    base = config("base", [[0.9, 0.95], [0.92, 0.97]])
+    variants = [config(f"v{k}", [[0.8, 0.99]]) for k in range(4)]
+    plots.variant_grid([base, *variants], None, ncols=3)
     (fig,) = captured
     visible = [ax for ax in fig.axes if ax.get_visible()]
-    assert [ax.get_title() for ax in visible] == ["v0", "v1", "v2", "v3"]  # 2 x 3 grid, last two hidden
-    assert len(fig.axes) == 6
+    assert len(fig.axes) == 6 and [ax.get_title() for ax in visible] == ["V0", "V1", "V2", "V3"]
     for k, ax in enumerate(visible):
         base_train, base_val, train, val = ax.get_lines()
-        np.testing.assert_allclose(base_val.get_ydata(), [0.91, 0.96])  # mean over the baseline's seeds
-        np.testing.assert_allclose(val.get_ydata(), [0.80 + k / 100, 0.99])
-        np.testing.assert_allclose(train.get_ydata(), [0.81 + k / 100, 1.00])
-        assert base_val.get_color() == "0.55" and val.get_color() == plotting.COLORS[k + 1]  # as in plot_bars
-        assert ax.get_ylim()[0] == 0.5
-    with pytest.raises(ValueError, match="got 1"):
-        plotting.plot_against_baseline([base], tmp_path, "grid")
+        assert base_train.get_color() == base_val.get_color() == plots.GREY
+        assert val.get_color() == plots.COLORS[k % len(plots.COLORS)]
+        np.testing.assert_allclose(base_val.get_ydata(), [(0.1 + 0.08) / 2, (0.05 + 0.03) / 2])
+    assert "grey: BASE" in fig._suptitle.get_text()
+
+
+def test_pool_order_dots_the_pool_first_curves_and_bars_every_network(captured):
+    configs = [types.SimpleNamespace(name=n, label=n, records=[record([0.5, 0.6])])
+               for n in ("relu_pool_after", "relu_pool_first", "tanh_pool_after", "tanh_pool_first")]
+    timings = {c.name: {"per_batch_s": 0.01 * (k + 1), "per_epoch_s": 0.5 * (k + 1),
+                        "per_batch_repeats_s": [0.009 * (k + 1), 0.01 * (k + 1), 0.012 * (k + 1)]}
+               for k, c in enumerate(configs)}
+    plots.pool_order(configs, timings, None)
+    loss, bars = captured[0].axes
+    styles = [line.get_linestyle() for line in loss.get_lines()]
+    assert styles.count("-") == 2 and len(styles) == 4  # the two pool-first curves are dotted
+    heights = [patch.get_height() for patch in bars.patches]
+    assert heights == pytest.approx([0.5, 1.0, 1.5, 2.0])
+
+
+def test_confusion_and_errors_shows_the_matrix_and_the_most_confident_errors(captured):
+    errors = {"confusion_matrix": [[5, 1], [2, 7]], "errors": 3, "images": 15,
+              "wrong": [{"index": i, "true": 1, "predicted": 0, "probability": 0.9 - i / 10} for i in range(3)]}
+    plots.confusion_and_errors(errors, torch.rand(15, 1, 28, 28), 2, None, title="best")
+    fig = captured[0]
+    assert len(fig.axes) == 1 + 2 and fig.axes[0].get_title() == "best: 3 errors in 15 test images"
+    assert fig.axes[1].get_title() == "1 → 0\n(0.90)"
+
+
+def test_error_map_colours():
+    pred = np.array([[1, 1], [0, 0]], bool)
+    truth = np.array([[1, 0], [1, 0]], bool)
+    out = plots.error_map(pred, truth)
+    assert out[0, 0].tolist() == list(plots.ERROR_COLORS["gland found"])
+    assert out[0, 1].tolist() == list(plots.ERROR_COLORS["false gland"])
+    assert out[1, 0].tolist() == list(plots.ERROR_COLORS["missed gland"]) and out[1, 1].tolist() == [0, 0, 0]
+
+
+def test_window_finds_the_square_with_the_most_changed_pixels():
+    changed = np.zeros((20, 20), bool)
+    changed[12:16, 3:7] = True
+    changed[0, 19] = True
+    # every 5x5 window with its corner at rows 11-12, columns 2-3 holds the 16 pixels; the first is taken
+    assert plots._window(changed, 5) == (11, 2)
+    assert plots._window(np.ones((8, 8), bool), 8) == (0, 0)
+
+
+# --- segmentation figures, written to disk -------------------------------------------------------
+
+@pytest.fixture
+def seg(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    truth = torch.zeros(3, 64, 64, dtype=torch.long)
+    truth[:, 10:40, 12:44] = 1
+    splits = Splits(train=(None, None), val=(None, None),
+                    test=(torch.randn(3, 2, 64, 64, generator=g), truth),
+                    info={"names": {"test": ["Test/image_01.png", "Test/image_02.png", "Test/image_03.png"]},
+                          "normalisation": {"mean": [0.5, 0.4], "std": [0.2, 0.2]}})
+
+    def logits(shift):
+        mask = torch.roll(truth, shift, dims=2)
+        return [torch.stack([torch.zeros(3, 64, 64), mask.float() * 2 - 1], dim=1)]
+
+    runs = [stored_runs(tmp_path / "a", test_logits=logits(2)), stored_runs(tmp_path / "b", test_logits=logits(0))]
+    return splits, runs
+
+
+def test_segmentation_and_boundary_figures_are_written(seg, tmp_path):
+    splits, runs = seg
+    dice = np.array([[0.9, 0.8, 0.7]])
+    pred = torch.roll(splits.test[1], 2, dims=2).bool()
+    paths = plots.segmentation_cases(splits, pred, dice, {"worst": 2, "median": 1}, tmp_path / "figures" / "cases")
+    scores = [{"boundary_f1_2px": np.array([[0.5, 0.6, 0.7]]), "hd95": np.array([[2.0, 2.0, 2.0]])}] * 2
+    paths += plots.boundary_crops(splits, runs, scores, {"largest gain": 0}, tmp_path / "figures" / "crops")
+    for path in paths:
+        assert path.stat().st_size > 1000
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["cases.pdf", "cases.png", "crops.pdf",
+                                                                       "crops.png"]
+
+
+def test_residual_grid_draws_one_row_per_group(captured):
+    def runs(name, seed):
+        return types.SimpleNamespace(name=name, label=f"depth 2, {name}", records=[record([0.5, 0.8], seed=seed)])
+
+    groups = {"depth 2": [runs("plain", 0), runs("residual", 0)], "depth 3": [runs("plain", 1), runs("residual", 1)]}
+    plots.residual_grid(groups, None)
+    fig = captured[0]
+    assert len(fig.axes) == 6 and fig.axes[0].get_title(loc="left") == "depth 2: loss"
+    assert fig.axes[2].get_ylim() == (0.0, 1.0)
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["plain", "residual"]

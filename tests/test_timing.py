@@ -1,5 +1,8 @@
+"""common.timing: every model or learner timed in turn on the same batches, and the paired comparison
+of two of them with its sign test."""
 import pytest
 import torch
+from scipy import stats
 from torch import nn
 
 from common import timing
@@ -15,20 +18,41 @@ def test_times_every_model_on_the_same_batches_without_changing_weights():
     assert set(out) == {"small", "large"}
     for entry in out.values():
         assert entry["per_batch_s"] > 0 and len(entry["per_batch_repeats_s"]) == 2
-        assert entry["per_epoch_s"] == entry["per_batch_s"] * 5 and entry["relative_to_fastest"] >= 1
-    assert min(e["relative_to_fastest"] for e in out.values()) == 1
+        assert entry["per_epoch_s"] == entry["per_batch_s"] * 5
+        assert entry["per_batch_s"] == pytest.approx(sum(entry["per_batch_repeats_s"]) / 2)  # the median of 2
+        assert (entry["batch_size"], entry["num_batches"], entry["warmup"], entry["repeats"]) == (8, 3, 1, 2)
+        assert "versus" not in entry  # no reference asked for
     assert all(torch.equal(a, b) for a, b in zip(before, small.parameters()))
 
 
-def test_paired_comparison_calls_a_difference_consistent_only_if_every_repeat_agrees():
-    timings = {"a": {"per_batch_repeats_s": [3.0, 3.2, 3.1]}, "b": {"per_batch_repeats_s": [2.9, 3.1, 3.0]},
-               "c": {"per_batch_repeats_s": [2.9, 3.3, 3.0]}}
-    assert timing.paired_comparison(timings, "a", "b") == {
-        "faster_in_repeats": 3, "repeats": 3, "verdict": "faster in all 3 paired repeats"}
-    mixed = timing.paired_comparison(timings, "a", "c")  # c's median is lower, but not in every repeat
-    assert mixed["faster_in_repeats"] == 2 and mixed["verdict"].startswith("no consistent difference")
+def _timings(**repeats):
+    import statistics
+
+    return {name: {"per_batch_repeats_s": r, "per_batch_s": statistics.median(r)} for name, r in repeats.items()}
+
+
+def test_versus_counts_the_repeats_that_go_the_way_of_the_medians():
+    timings = _timings(a=[3.0, 3.2, 3.1, 3.3, 3.0], b=[2.9, 3.1, 3.0, 3.2, 2.9], c=[2.9, 3.3, 3.0, 3.4, 2.95])
+    faster = timing.versus(timings, "a", "b")  # b faster in every paired repeat
+    assert faster["reference"] == "a" and faster["repeats"] == 5 and faster["agreeing_repeats"] == 5
+    assert faster["speedup"] == pytest.approx(3.1 / 3.0)
+    assert faster["p"] == pytest.approx(stats.binomtest(5, 5).pvalue) == pytest.approx(2 / 32)
+    mixed = timing.versus(timings, "a", "c")  # c's median is lower, but it is faster in only 3 of the 5 repeats
+    assert mixed["speedup"] == pytest.approx(3.1 / 3.0) and mixed["agreeing_repeats"] == 3
+    assert mixed["p"] == pytest.approx(1.0)  # 3 of 5: no evidence either way
+    slower = timing.versus(timings, "b", "a")  # a against b: slower in every repeat
+    assert slower["speedup"] == pytest.approx(3.0 / 3.1) and slower["agreeing_repeats"] == 5
     with pytest.raises(ValueError, match="same, non-zero number of repeats"):
-        timing.paired_comparison({"a": {"per_batch_repeats_s": [1.0]}, "b": {"per_batch_repeats_s": []}}, "a", "b")
+        timing.versus({"a": {"per_batch_repeats_s": [1.0], "per_batch_s": 1.0},
+                       "b": {"per_batch_repeats_s": [], "per_batch_s": 1.0}}, "a", "b")
+
+
+def test_a_reference_adds_the_comparison_to_every_other_entry():
+    x, y = torch.randn(16, 1, 2, 2), torch.randint(0, 2, (16,))
+    models = {name: nn.Sequential(nn.Flatten(), nn.Linear(4, 2)) for name in ("ref", "other")}
+    out = timing.time_forward_backward(models, x, y, batch_size=4, num_batches=1, warmup=0, repeats=3,
+                                       channels_last=False, reference="ref")
+    assert "versus" not in out["ref"] and out["other"]["versus"] == timing.versus(out, "ref", "other")
 
 
 def test_the_timing_order_alternates_between_repeats():
@@ -85,7 +109,7 @@ def test_numpy_and_torch_training_steps_of_one_network_are_both_timed():
     model = models.MLP(hidden=(8,))
     learners = {"numpy": NumpyLearner(NumpyMLP.from_torch(model), lr=0.1),
                 "torch": TorchLearner(model, torch.optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(),
-                                      torch.device("cpu"))}
+                                      torch.device("cpu"))}  # NumPy's own copy: both change
     x, y = torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,))
     before = [p.clone() for p in model.parameters()]
     out = timing.time_train_steps(learners, x, y, batch_size=8, num_batches=2, warmup=1, repeats=3)

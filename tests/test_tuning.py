@@ -1,139 +1,429 @@
-"""--quick smoke runs of the validation sweeps behind ex2_5_best.py: they write their record where
-asked, with every candidate's validation Dice and nothing from the test set."""
-import importlib
+"""tuning/: every selection round's rule recomputed from its committed record (the choice must be the
+*_CHOICE constant, and ex2_5_best.py configured with it), the rules on hand-made records, the
+predictions the later rounds compared (batch-norm statistics, thresholds, hole filling), and a
+--quick sweep."""
+import argparse
 import json
-import sys
-from pathlib import Path
+import math
 
+import numpy as np
 import pytest
+import torch
+from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tuning"))
+import ex2_5_best
+from common import evaluation
+from common.models import SegNet, count_weights
+from helpers import stored_runs
+from tuning import prediction, selection, sweep
 
-import ex2_5_best  # noqa: E402
-
-
-def _run(module: str, warwick_dir, out: Path, *flags: str) -> dict:
-    importlib.import_module(module).main(["--quick", "--device", "cpu", "--data-dir", str(warwick_dir),
-                                          "--out-dir", str(out), "--no-progress", *flags])
-    return json.loads((out / f"{module}.json").read_text())
-
-
-def _chosen_network_runs(record: dict, warwick_dir):
-    """Per hold-out of a prediction sweep's --quick ``record``: (holdout, spec, config, splits) of
-    the chosen network (stain and size choices of ex2_5_best), its runs loaded from the run cache."""
-    import argparse
-
-    import torch
-
-    from common import cache, experiment, warwick
-
-    stain, size, _ = ex2_5_best.final_choice(ex2_5_best.STAIN_CHOICE, ex2_5_best.SIZE_CHOICE)
-    spec = ex2_5_best.best_spec(argparse.Namespace(lr=ex2_5_best.LR, epochs=1, batch_size=ex2_5_best.BATCH_SIZE),
-                                channels=ex2_5_best.SIZE_CANDIDATES[size][0], **ex2_5_best.STAIN_CANDIDATES[stain])
-    for holdout in record["holdouts"]:
-        splits = warwick.load_splits(warwick_dir, val_size=15, seed=0, device=torch.device("cpu"), quick=True,
-                                     holdout=holdout)
-        config = experiment.run_seeds(spec, splits, record["seeds"], torch.device("cpu"),
-                                      cache_root=cache.cache_dir(), show_progress=False)
-        yield holdout, spec, config, splits
+TOL = selection.TOLERANCE
+ARGS = argparse.Namespace(lr=ex2_5_best.LR, epochs=ex2_5_best.EPOCHS, batch_size=ex2_5_best.BATCH_SIZE)
 
 
-def test_stain_sweep_validates_every_candidate_on_both_holdouts(warwick_dir, tmp_path):
-    record = _run("seg_stain_sweep", warwick_dir, tmp_path)
-    assert list(record["candidates"]) == ex2_5_best.STAIN_ORDER
-    for row in record["candidates"].values():
+# --- the rule's core ---------------------------------------------------------------------------------
+
+def test_pick_takes_the_cheapest_within_the_tolerance_of_the_best():
+    scores = {"a": 0.90, "b": 0.93 - TOL / 2, "c": 0.93, "d": 0.93 - 2 * TOL}
+    order = ["a", "b", "c", "d"]
+    assert selection.pick(scores, order.index) == "b"  # a is far off; b within the tolerance of c and cheaper
+    assert selection.pick(scores, lambda n: -order.index(n)) == "c"  # d is outside the tolerance
+    assert selection.pick({"only": 0.5}, len) == "only"
+    assert selection.pick({"best": 0.5, "edge": 0.5 - TOL / 2}, ["edge", "best"].index) == "edge"
+
+
+# --- each round recomputed from its committed record -----------------------------------------------
+
+def test_every_round_chooses_its_configured_candidate():
+    chosen = {name: s["chosen"] for name, s in selection.selections().items()}
+    assert chosen == {"architecture": selection.ARCHITECTURE_CHOICE, "stain": selection.STAIN_CHOICE,
+                      "size": selection.SIZE_CHOICE, "postprocess": selection.POSTPROCESS_CHOICE,
+                      "batchnorm": selection.BATCHNORM_CHOICE}
+
+
+def test_the_architecture_round_chose_the_configured_network_and_epochs():
+    sweep_record = selection.record("seg_best_sweep")
+    assert set(sweep_record["candidates"]) == set(selection.ARCHITECTURE)
+    chosen = selection.architecture_selection(sweep_record)
+    means = chosen["mean_final_val_dice"]
+    assert means[chosen["chosen"]] >= max(means.values()) - TOL  # within the tolerance of the best
+    candidate = sweep_record["candidates"][selection.ARCHITECTURE_CHOICE]
+    epochs, lr, options = selection.ARCHITECTURE[selection.ARCHITECTURE_CHOICE]
+    assert (candidate["epochs"], candidate["lr"]) == (epochs, lr) and options == {}  # ex2_5_best's network as it is
+    assert lr == ex2_5_best.LR and ex2_5_best.NETWORK["block_depth"] == 2 and ex2_5_best.NETWORK["residual"]
+    assert ex2_5_best.NETWORK["channels"][0] == 8  # "c8 res2"
+
+
+def _holdout_round(name, order) -> dict:
+    sweep_record = selection.record(name)
+    assert list(sweep_record["candidates"]) == list(order) and sweep_record["holdouts"] == ["random", "reddest"]
+    for row in sweep_record["candidates"].values():
         assert set(row["final_val_dice"]) == {"random", "reddest"}
-        assert all(0 <= v <= 1 for values in row["final_val_dice"].values() for v in values)
+        assert all(len(v) == len(sweep_record["seeds"]) for v in row["final_val_dice"].values())
+    return sweep_record
+
+
+def test_the_stain_round_chose_no_stain_measure_and_ex2_5_best_uses_none():
+    sweep_record = _holdout_round("seg_stain_sweep", selection.STAIN_ORDER)
+    chosen = selection.holdout_selection(sweep_record, selection.STAIN_ORDER.index)
+    assert chosen["chosen"] == selection.STAIN_CHOICE
+    for effect in chosen["tta_effect"].values():
+        assert effect["pairs"] == 4 and 0 <= effect["pairs_better"] <= 4
+    # ex2_5_best.py trains the chosen candidate: the same network and augmentation as its own configuration
+    options = selection.STAIN[selection.STAIN_CHOICE.removesuffix(selection.TTA)]
+    as_chosen, configured = ex2_5_best.config(ARGS, **options), ex2_5_best.config(ARGS)
+    assert str(as_chosen.model()) == str(configured.model()) and repr(as_chosen.augment) == repr(configured.augment)
+
+
+def test_the_size_round_chose_the_configured_width_epochs_and_tta():
+    sweep_record = _holdout_round("seg_size_sweep", selection.SIZE_ORDER)
+    chosen = selection.holdout_selection(sweep_record, selection._size_cost(sweep_record))
+    assert chosen["chosen"] == selection.SIZE_CHOICE
+    channels, epochs = selection.SIZE[selection.SIZE_CHOICE.removesuffix(selection.TTA)]
+    assert tuple(ex2_5_best.NETWORK["channels"]) == tuple(channels) and ex2_5_best.EPOCHS == epochs
+    assert ex2_5_best.TTA is selection.SIZE_CHOICE.endswith(selection.TTA)
+    assert ex2_5_best.VALIDATED_AS == selection.SIZE_CHOICE
+    assert ex2_5_best.VALIDATION_RECORD.name == "seg_size_sweep.json"
+
+
+def test_the_size_candidates_weights_are_recorded_and_hand_checked():
+    sweep_record = selection.record("seg_size_sweep")
+    weights = {name: count_weights(ex2_5_best.config(ARGS, channels=channels).model())
+               for name, (channels, _) in selection.SIZE.items()}
+    assert weights == {"c8 e100": 126_914, "c8 e200": 126_914, "c16 e100": 504_962, "c16 e150": 504_962,
+                       "c16 e200": 504_962}
+    for name, row in sweep_record["candidates"].items():
+        assert (row["weights"], row["epochs"]) == (weights[name.removesuffix(selection.TTA)],
+                                                   selection.SIZE[name.removesuffix(selection.TTA)][1])
+
+
+@pytest.mark.parametrize("name,candidates,configured", [
+    ("seg_postprocess_sweep", selection.POSTPROCESS, (0.5, False)),  # ex2_5_best predicts the arg-max, no filling
+    ("seg_batchnorm_sweep", selection.BATCHNORM, (None, 0.0)),  # ... with the training statistics
+])
+def test_the_prediction_rounds_chose_what_ex2_5_best_does(name, candidates, configured):
+    sweep_record = _holdout_round(name, list(candidates))
+    choice = selection.POSTPROCESS_CHOICE if name == "seg_postprocess_sweep" else selection.BATCHNORM_CHOICE
+    assert selection.holdout_selection(sweep_record, list(candidates).index)["chosen"] == choice
+    assert candidates[choice] == configured
+    size = selection.SIZE_CHOICE.removesuffix(selection.TTA)
+    assert sweep_record["predictor"] == {"stain": selection.STAIN_CHOICE, "size": size,
+                                         "channels": list(selection.SIZE[size][0]), "epochs": selection.SIZE[size][1],
+                                         "tta": selection.SIZE_CHOICE.endswith(selection.TTA)}
+
+
+def test_the_prediction_rounds_share_their_reference_prediction():
+    """The batch-norm round's training statistics are the post-processing round's chosen prediction:
+    the same networks predicting the same way."""
+    post, bn = selection.record("seg_postprocess_sweep"), selection.record("seg_batchnorm_sweep")
+    assert bn["candidates"]["training statistics"]["final_val_dice"] == \
+        post["candidates"][selection.POSTPROCESS_CHOICE]["final_val_dice"]
+    assert bn["code"]["uncommitted_changes"] is False  # ran the pre-registered, committed code
+
+
+def test_candidates_are_listed_nearest_the_plain_prediction_first():
+    def distance(name):
+        threshold, fill_holes = selection.POSTPROCESS[name]
+        return (threshold != 0.5) + fill_holes, round(abs(threshold - 0.5), 6), threshold
+
+    assert list(selection.POSTPROCESS) == sorted(selection.POSTPROCESS, key=distance)
+    for name, (threshold, fill_holes) in selection.POSTPROCESS.items():
+        assert name == f"p>{threshold}" + (" + fill holes" if fill_holes else "")
+    scopes = [scope for scope, _ in selection.BATCHNORM.values()]
+    assert scopes == [None, "image", "image", "image", "set"]  # the per-set prediction, using other images, last
+    weights = [w for scope, w in selection.BATCHNORM.values() if scope == "image"]
+    assert weights == sorted(weights)
+
+
+# --- the rules on hand-made records ----------------------------------------------------------------
+
+def _record(scores, weights=None):
+    """name -> (random, reddest) final validation Dice, the same for seeds 0 and 1."""
+    return {"holdouts": ["random", "reddest"], "candidates": {
+        n: {"final_val_dice": {"random": [r, r], "reddest": [d, d]}, **(weights or {}).get(n, {})}
+        for n, (r, d) in scores.items()}}
+
+
+def test_the_stain_rule_averages_both_holdouts_and_prefers_the_simpler():
+    # best on the random hold-out alone would be "base"; over both hold-outs "stain jitter" wins clearly
+    scores = {"base": (0.93, 0.86), "base + TTA": (0.93, 0.86), "stain jitter": (0.92, 0.90),
+              "stain jitter + TTA": (0.92, 0.89)}
+    chosen = selection.holdout_selection(_record(scores), selection.STAIN_ORDER.index)
+    assert chosen["chosen"] == chosen["best"] == "stain jitter"
+    assert chosen["mean_final_val_dice"]["stain jitter"] == pytest.approx(0.91)
+    assert chosen["tta_effect"]["stain jitter"] == {"mean_gain": pytest.approx(-0.005), "pairs_better": 0, "pairs": 4}
+    close = {"base": (0.93, 0.86), "stain jitter": (0.93, 0.86 + 1.8 * TOL)}  # a mean gain of 0.9 x the tolerance
+    assert selection.holdout_selection(_record(close), selection.STAIN_ORDER.index)["chosen"] == "base"
+
+
+def test_the_size_rule_takes_the_cheapest_within_the_tolerance():
+    costs = {"c16 e200": (400, 200), "c8 e100 + TTA": (100, 100), "c8 e100": (100, 100), "c16 e100": (400, 100)}
+    weights = {n: {"weights": w, "epochs": e} for n, (w, e) in costs.items()}
+    scores = {"c16 e200": (0.935, 0.90), "c8 e100 + TTA": (0.93, 0.87), "c8 e100": (0.93, 0.86),
+              "c16 e100": (0.93, 0.90)}
+    record = _record(scores, weights)
+    chosen = selection.holdout_selection(record, selection._size_cost(record))
+    # c16 e200 is best (0.9175); c16 e100 is 0.0025 below at half the cost; c8 is 0.015 and more below
+    assert chosen["chosen"] == "c16 e100" and chosen["best"] == "c16 e200"
+    assert chosen["tta_effect"]["c8 e100"] == {"mean_gain": pytest.approx(0.005), "pairs_better": 2, "pairs": 4}
+    # TTA costs no training: taken before a more expensive network that is not clearly better...
+    near = {"c8 e100 + TTA": (0.93, 0.87), "c8 e100": (0.93, 0.86), "c16 e100": (0.93, 0.87 + TOL)}
+    record = _record(near, weights)
+    assert selection.holdout_selection(record, selection._size_cost(record))["chosen"] == "c8 e100 + TTA"
+    # ...and after the same network without it, when TTA's gain is within the tolerance
+    near.update({"c8 e100 + TTA": (0.93, 0.86 + 1.8 * TOL), "c16 e100": (0.93, 0.86 + 1.8 * TOL)})
+    record = _record(near, weights)
+    assert selection.holdout_selection(record, selection._size_cost(record))["chosen"] == "c8 e100"
+
+
+def test_the_postprocess_and_batchnorm_rules_take_the_nearest_candidate_within_the_tolerance():
+    scores = {"p>0.5": (0.93, 0.87), "p>0.5 + fill holes": (0.93, 0.87 + TOL), "p>0.4": (0.93, 0.87 + 1.5 * TOL),
+              "p>0.3": (0.925, 0.87 + 3 * TOL), "p>0.4 + fill holes": (0.93, 0.87 + 3 * TOL)}
+    chosen = selection.holdout_selection(_record(scores), list(selection.POSTPROCESS).index)
+    # best: p>0.4 + fill holes; p>0.5 + fill holes is 1 tolerance below on one hold-out, half of it on the mean
+    assert chosen["best"] == "p>0.4 + fill holes" and chosen["chosen"] == "p>0.5 + fill holes"
+    scores["p>0.5 + fill holes"] = (0.93, 0.87 + 0.9 * TOL)  # now just outside: the next nearest, p>0.4
+    assert selection.holdout_selection(_record(scores), list(selection.POSTPROCESS).index)["chosen"] == "p>0.4"
+    bn = {"training statistics": (0.93, 0.87), "per image 0.25": (0.93, 0.87 + 1.5 * TOL),
+          "per image 0.5": (0.93, 0.87 + 3 * TOL), "per set": (0.93, 0.87 + 4 * TOL)}
+    assert selection.holdout_selection(_record(bn), list(selection.BATCHNORM).index)["chosen"] == "per image 0.5"
+
+
+# --- predictions: batch-norm statistics --------------------------------------------------------------
+
+def trained_like(model: nn.Module, seed: int = 0) -> nn.Module:
+    """``model`` with made-up running statistics and affine parameters, as after training, in eval mode."""
+    gen = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=gen))
+            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+            m.bias.data.copy_(torch.randn(m.num_features, generator=gen))
+    return model.eval()
+
+
+def single_bn(channels: int = 3) -> nn.Module:
+    return trained_like(nn.Sequential(nn.BatchNorm2d(channels)))
+
+
+def test_image_statistics_are_blended_with_the_training_ones_as_computed_by_hand():
+    torch.manual_seed(0)
+    model = single_bn()
+    bn = model[0]
+    x = torch.randn(2, 3, 5, 4) * 3 + 1
+    w = 0.25
+    out = prediction.adapt_batchnorm(model, "image", w)(x)
+    xs = x.double().numpy()
+    mean = (1 - w) * bn.running_mean.double().numpy()[None, :, None, None] + w * xs.mean(axis=(2, 3), keepdims=True)
+    var = (1 - w) * bn.running_var.double().numpy()[None, :, None, None] + w * xs.var(axis=(2, 3), keepdims=True)
+    expected = ((xs - mean) / np.sqrt(var + bn.eps) * bn.weight.detach().double().numpy()[None, :, None, None]
+                + bn.bias.detach().double().numpy()[None, :, None, None])
+    assert np.allclose(out.detach().numpy(), expected, atol=1e-5)
+
+
+def test_weight_one_is_instance_normalisation_with_the_layers_scale_and_shift():
+    torch.manual_seed(1)
+    model = single_bn()
+    bn = model[0]
+    x = torch.randn(3, 3, 6, 6) * 2 - 1
+    out = prediction.adapt_batchnorm(model, "image", 1.0)(x)
+    expected = nn.functional.instance_norm(x, weight=bn.weight, bias=bn.bias, eps=bn.eps)
+    assert torch.allclose(out, expected, atol=1e-5)
+
+
+def test_a_constant_channel_gives_the_layers_shift():
+    """An image whose channel is constant has variance 0: normalised with its own statistics alone
+    (weight 1), eps keeps the result finite and equal to the layer's shift."""
+    model = single_bn(2)
+    x = torch.full((1, 2, 4, 4), 3.0)
+    out = prediction.adapt_batchnorm(model, "image", 1.0)(x)
+    assert torch.equal(out, model[0].bias.detach().view(1, 2, 1, 1).expand(1, 2, 4, 4))
+
+
+def test_training_statistics_leave_the_model_as_it_is():
+    model = trained_like(SegNet(channels=(4, 8), batch_norm=True))
+    assert prediction.adapt_batchnorm(model, None) is model
+
+
+def test_per_image_prediction_depends_on_its_own_image_only():
+    torch.manual_seed(2)
+    model = trained_like(SegNet(channels=(4, 8), batch_norm=True, skip="concat"))
+    x = torch.randn(4, 2, 16, 16)
+    with torch.no_grad():
+        adapted = prediction.adapt_batchnorm(model, "image", 0.5)
+        together, alone = adapted(x), torch.cat([adapted(x[i:i + 1]) for i in range(4)])
+        assert torch.allclose(together, alone, atol=1e-5)
+        assert not torch.allclose(adapted(x), model(x), atol=1e-3)  # it does change the prediction
+
+
+def test_set_statistics_are_each_layers_input_statistics_over_the_set():
+    """After AdaBN every batch-norm layer's running mean and variance are the mean and variance
+    (biased, as batch norm normalises in training) over the set of its input, as the adapted layers
+    before it produce it in eval mode."""
+    torch.manual_seed(3)
+    model = trained_like(SegNet(channels=(4, 8, 16), batch_norm=True, skip="concat", block_depth=2, residual=True))
+    x = torch.randn(5, 2, 16, 16) * 2 + 0.5
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    adapted = prediction.adapt_batchnorm(model, "set", inputs=x)
+    inputs_seen = {}
+    hooks = [m.register_forward_hook(lambda mod, args, out, name=name: inputs_seen.__setitem__(name, args[0]))
+             for name, m in adapted.named_modules() if isinstance(m, nn.BatchNorm2d)]
+    with torch.no_grad():
+        adapted(x)
+    for h in hooks:
+        h.remove()
+    assert len(inputs_seen) == sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) > 5
+    for name, seen in inputs_seen.items():
+        bn = adapted.get_submodule(name)
+        assert torch.allclose(bn.running_mean, seen.mean(dim=(0, 2, 3)), atol=1e-5), name
+        assert torch.allclose(bn.running_var, seen.var(dim=(0, 2, 3), unbiased=False), rtol=1e-4, atol=1e-6), name
+    assert not adapted.training
+    # the trained model is untouched, and a set prediction depends on the other images of the set
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items()) and not model.training
+    other = prediction.adapt_batchnorm(model, "set", inputs=x[:2])
+    with torch.no_grad():
+        assert not torch.allclose(adapted(x[:1]), other(x[:1]), atol=1e-3)
+
+
+def test_set_statistics_ignore_dropout():
+    torch.manual_seed(4)
+    model = trained_like(SegNet(channels=(4, 8), batch_norm=True, dropout=0.5))
+    x = torch.randn(3, 2, 16, 16)
+    first, second = (prediction.adapt_batchnorm(model, "set", inputs=x) for _ in range(2))
+    for a, b in zip(first.state_dict().values(), second.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("scope, weight, inputs, message", [
+    ("batch", 1.0, None, "unknown batch-norm scope 'batch'"),
+    ("image", 0.0, None, r"must lie in \(0, 1\], got 0.0"),
+    ("image", 1.5, None, r"must lie in \(0, 1\], got 1.5"),
+    ("set", 0.5, torch.zeros(1, 2, 8, 8), "weight must be 1, got 0.5"),
+    ("set", 1.0, None, "need the inputs"),
+])
+def test_bad_arguments_are_rejected(scope, weight, inputs, message):
+    with pytest.raises(ValueError, match=message):
+        prediction.adapt_batchnorm(single_bn(2), scope, weight, inputs=inputs)
+
+
+def test_a_network_without_batch_norm_is_rejected():
+    with pytest.raises(ValueError, match="SegNet has no BatchNorm2d"):
+        prediction.adapt_batchnorm(SegNet(channels=(4, 8)), "image", 0.5)
+
+
+# --- predictions: thresholds and hole filling -------------------------------------------------------
+
+def logits_for(p_gland: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) gland probabilities -> (N, 2, H, W) logits with exactly those probabilities."""
+    return torch.stack([torch.zeros_like(p_gland), torch.logit(p_gland.double())], dim=1)
+
+
+def test_threshold_keeps_the_pixels_above_it():
+    p = torch.tensor([[[0.25, 0.35], [0.45, 0.55]], [[0.65, 0.75], [0.05, 0.95]]])
+    expected = {0.3: [[[0, 1], [1, 1]], [[1, 1], [0, 1]]], 0.5: [[[0, 0], [0, 1]], [[1, 1], [0, 1]]],
+                0.7: [[[0, 0], [0, 0]], [[0, 1], [0, 1]]]}
+    for threshold, mask in expected.items():
+        assert prediction.foreground_masks(logits_for(p), threshold).tolist() == torch.tensor(mask).bool().tolist()
+
+
+def test_half_is_exactly_the_argmax_ties_included():
+    torch.manual_seed(0)
+    logits = torch.randn(3, 2, 16, 16)
+    logits[0, 1, :4] = logits[0, 0, :4]  # ties: the arg-max takes class 0
+    logits[1, 1, :4] = logits[1, 0, :4] + 1e-7  # a difference float32 softmax would round away
+    assert torch.equal(prediction.foreground_masks(logits), logits.argmax(dim=1) == 1)
+
+
+def test_threshold_is_on_the_probability_of_the_logits():
+    logits = torch.tensor([0.0, math.log(0.4 / 0.6)]).view(1, 2, 1, 1) + 3.0  # p(gland) = 0.4, shifted logits
+    assert prediction.foreground_masks(logits, 0.39).item() and not prediction.foreground_masks(logits, 0.41).item()
+
+
+def test_fill_holes_fills_enclosed_background_only():
+    ring = torch.zeros(7, 7)
+    ring[1:6, 1:6] = 1
+    ring[2:5, 2:5] = 0  # a gland with a 3x3 lumen
+    open_ring = ring.clone()
+    open_ring[3, 5] = 0  # the lumen reaches the background through a gap: not a hole
+    border = torch.zeros(7, 7)
+    border[:4, :4] = 1
+    border[0, 1] = 0  # a notch on the image border: not enclosed
+    p = torch.stack([ring, open_ring, border]) * 0.98 + 0.01
+    filled = prediction.foreground_masks(logits_for(p), fill_holes=True)
+    expected_ring = torch.zeros(7, 7, dtype=torch.bool)
+    expected_ring[1:6, 1:6] = True
+    assert torch.equal(filled[0], expected_ring)
+    assert torch.equal(filled[1], open_ring.bool())
+    assert torch.equal(filled[2], border.bool())
+    assert torch.equal(prediction.foreground_masks(logits_for(p))[0], ring.bool())  # without: unchanged
+
+
+def test_a_diagonal_gap_does_not_open_a_hole():
+    ring = torch.ones(5, 5)
+    ring[1:4, 1:4] = 0
+    ring[0, 0] = 0  # the corner touches the lumen only diagonally: background counts as 4-connected
+    filled = prediction.foreground_masks(logits_for((ring * 0.98 + 0.01)[None]), fill_holes=True)[0]
+    expected = torch.ones(5, 5, dtype=torch.bool)
+    expected[0, 0] = False
+    assert torch.equal(filled, expected)
+
+
+@pytest.mark.parametrize("threshold", [0.0, 1.0, -0.1, 1.5])
+def test_threshold_outside_zero_one_is_refused(threshold):
+    with pytest.raises(ValueError, match=f"threshold must lie strictly between 0 and 1, got {threshold}"):
+        prediction.foreground_masks(torch.zeros(1, 2, 4, 4), threshold)
+
+
+def test_logits_of_the_wrong_shape_are_refused():
+    with pytest.raises(ValueError, match=r"expected logits of shape \(N, 2, H, W\), got \(1, 3, 4, 4\)"):
+        prediction.foreground_masks(torch.zeros(1, 3, 4, 4))
+
+
+# --- the sweeps' shared code ---------------------------------------------------------------------------
+
+def test_tta_masks_adapt_each_runs_network_to_the_inputs_it_predicts(tmp_path):
+    torch.manual_seed(5)
+    nets = [trained_like(SegNet(channels=(4, 8), batch_norm=True), seed=s) for s in range(2)]
+    runs = stored_runs(tmp_path, models=nets, model=lambda: SegNet(channels=(4, 8), batch_norm=True))
+    x = torch.randn(3, 2, 8, 8)
+    masks = sweep.tta_masks(runs, x, batchnorm=("set", 1.0), threshold=0.4, fill_holes=True)
+    for net, m in zip(nets, masks):
+        logits = evaluation.dihedral_tta_logits(prediction.adapt_batchnorm(net, "set", inputs=x), x)
+        assert torch.equal(m, prediction.foreground_masks(logits, 0.4, fill_holes=True))
+    plain = sweep.tta_masks(runs, x)  # training statistics, the arg-max
+    for net, m in zip(nets, plain):
+        assert torch.equal(m, evaluation.gland_masks(evaluation.dihedral_tta_logits(net.eval(), x)))
+
+
+def test_sweep_dice_is_the_mean_per_seed():
+    target = torch.tensor([[[1, 1], [0, 0]], [[0, 0], [0, 0]]])
+    masks = [torch.tensor([[[1, 0], [0, 0]], [[0, 0], [0, 0]]]).bool(), target.bool()]
+    # seed 0: image 1 Dice 2*1/(1+2) = 2/3, image 2 both empty -> 1; seed 1: perfect
+    assert sweep.dice(masks, target) == pytest.approx([(2 / 3 + 1) / 2, 1.0])
+
+
+def test_each_candidate_trains_for_its_own_epochs_except_with_quick():
+    args = argparse.Namespace(epochs=7, lr=0.01, quick=False)
+    full = sweep.with_epochs(argparse.Namespace(args=args, quick=False), 150, lr=3e-3)
+    assert (full.epochs, full.lr, args.epochs) == (150, 3e-3, 7)  # the command line's arguments left alone
+    quick = sweep.with_epochs(argparse.Namespace(args=args, quick=True), 150)
+    assert quick.epochs == 1 and quick.lr == 0.01
+
+
+def test_a_quick_sweep_records_validation_dice_and_nothing_of_the_test_set(warwick_dir, tmp_path):
+    from tuning import seg_size_sweep
+
+    record = seg_size_sweep.main(["--quick", "--device", "cpu", "--data-dir", str(warwick_dir), "--out-dir",
+                                  str(tmp_path), "--no-progress", "--num-seeds", "1", "--workers", "1",
+                                  "--only", "c8 e100"])
+    assert json.loads((tmp_path / "seg_size_sweep.json").read_text())["candidates"] == record["candidates"]
+    assert list(record["candidates"]) == ["c8 e100", "c8 e100 + TTA"] and record["holdouts"] == ["random", "reddest"]
+    for row in record["candidates"].values():
+        assert row["weights"] == 126_914 and row["epochs"] == 1  # --quick: one epoch
+        assert set(row["final_val_dice"]) == {"random", "reddest"}
+        assert all(len(v) == 1 and 0 <= v[0] <= 1 for v in row["final_val_dice"].values())
     reddest = record["red_share"]["reddest"]
     assert reddest["val_min"] > reddest["train_max"]  # validated on staining outside the training range
     assert "test" not in json.dumps(record["candidates"])
-
-
-@pytest.mark.parametrize("only", [["c8 res2 e100"]])
-def test_architecture_sweep_records_validation_only(warwick_dir, tmp_path, only):
-    record = _run("seg_best_sweep", warwick_dir, tmp_path, "--only", *only)
-    assert list(record["candidates"]) == only
-    assert "test" not in json.dumps(record["candidates"])
-
-
-def test_size_sweep_validates_the_chosen_candidates_on_both_holdouts(warwick_dir, tmp_path):
-    record = _run("seg_size_sweep", warwick_dir, tmp_path, "--only", "c8 e200", "c16 e100")
-    assert list(record["candidates"]) == ["c8 e200", "c8 e200 + TTA", "c16 e100", "c16 e100 + TTA"]
-    assert record["candidates"]["c16 e100"]["weights"] == 504_962
-    for row in record["candidates"].values():
-        assert set(row["final_val_dice"]) == {"random", "reddest"} and row["epochs"] == 1  # --quick
-    assert "test" not in json.dumps(record["candidates"])
-    assert ex2_5_best.size_selection(record)["chosen"] in record["candidates"]
-
-
-def test_postprocess_sweep_scores_every_candidate_of_the_chosen_network_on_both_holdouts(warwick_dir, tmp_path):
-    record = _run("seg_postprocess_sweep", warwick_dir, tmp_path)
-    assert list(record["candidates"]) == ex2_5_best.POSTPROCESS_ORDER
-    stain, size, tta = ex2_5_best.final_choice(ex2_5_best.STAIN_CHOICE, ex2_5_best.SIZE_CHOICE)
-    assert record["predictor"] == {"stain": stain, "size": size, "channels": list(ex2_5_best.SIZE_CANDIDATES[size][0]),
-                                   "epochs": 1, "tta": tta}  # --quick: 1 epoch
-    for name, row in record["candidates"].items():
-        assert (row["threshold"], row["fill_holes"]) == ex2_5_best.POSTPROCESS_CANDIDATES[name]
-        assert set(row["final_val_dice"]) == {"random", "reddest"}
-        assert all(0 <= v <= 1 for values in row["final_val_dice"].values() for v in values)
-    assert "test" not in json.dumps(record["candidates"])
-    assert ex2_5_best.postprocess_selection(record)["chosen"] in record["candidates"]
-    # recomputed from the cached runs: the chosen network's validation predictions, as chosen, post-processed
-    from common import seg_eval
-
-    for holdout, spec, config, splits in _chosen_network_runs(record, warwick_dir):
-        logits = seg_eval.run_logits(config, spec.build_model, splits.val[0], tta)
-        for name, (threshold, fill_holes) in ex2_5_best.POSTPROCESS_CANDIDATES.items():
-            expected = seg_eval.mean_dice([seg_eval.foreground_masks(lg, threshold, fill_holes) for lg in logits],
-                                          splits.val[1])
-            assert record["candidates"][name]["final_val_dice"][holdout] == pytest.approx(expected, abs=1e-7), name
-
-
-def test_batchnorm_sweep_scores_every_candidate_of_the_chosen_network_on_both_holdouts(warwick_dir, tmp_path):
-    record = _run("seg_batchnorm_sweep", warwick_dir, tmp_path)
-    post = _run("seg_postprocess_sweep", warwick_dir, tmp_path)
-    assert list(record["candidates"]) == ex2_5_best.BATCHNORM_ORDER
-    assert record["predictor"] == post["predictor"]
-    for name, row in record["candidates"].items():
-        assert (row["scope"], row["weight"]) == ex2_5_best.BATCHNORM_CANDIDATES[name]
-        assert set(row["final_val_dice"]) == {"random", "reddest"}
-        assert all(0 <= v <= 1 for values in row["final_val_dice"].values() for v in values)
-    assert "test" not in json.dumps(record["candidates"])
-    assert ex2_5_best.batchnorm_selection(record)["chosen"] in record["candidates"]
-    # the same networks: with the training statistics, the post-processing sweep's chosen prediction
-    assert record["candidates"]["training statistics"]["final_val_dice"] == \
-        post["candidates"][ex2_5_best.POSTPROCESS_CHOICE]["final_val_dice"]
-    # recomputed from the cached runs, each candidate adapting to the validation images it predicts
-    from common import seg_eval
-
-    tta = ex2_5_best.final_choice(ex2_5_best.STAIN_CHOICE, ex2_5_best.SIZE_CHOICE)[2]
-    threshold, fill_holes = ex2_5_best.POSTPROCESS_CANDIDATES[ex2_5_best.POSTPROCESS_CHOICE]
-    for holdout, spec, config, splits in _chosen_network_runs(record, warwick_dir):
-        for name, adapt in ex2_5_best.BATCHNORM_CANDIDATES.items():
-            logits = seg_eval.run_logits(config, spec.build_model, splits.val[0], tta, batchnorm=adapt)
-            expected = seg_eval.mean_dice([seg_eval.foreground_masks(lg, threshold, fill_holes) for lg in logits],
-                                          splits.val[1])
-            assert record["candidates"][name]["final_val_dice"][holdout] == pytest.approx(expected, abs=1e-7), name
-
-
-def test_holdout_sweep_trains_each_candidate_for_its_own_epochs(warwick_dir, monkeypatch):
-    """Without --quick every candidate runs its own number of epochs, whatever --epochs says (the
-    training itself is replaced by a stub that records what it was asked to run)."""
-    import holdout_sweep
-    from common import cli
-
-    asked = []
-
-    def fake_run_seeds(spec, splits, seeds, device, **kwargs):
-        asked.append((spec.name, spec.num_epochs))
-        return {"num_weights": 1, "runs": [{"history": {"epochs": [{"val_score": 0.5}]}} for _ in seeds]}
-
-    monkeypatch.setattr(holdout_sweep.experiment, "run_seeds", fake_run_seeds)
-    monkeypatch.setattr(holdout_sweep.seg_eval, "tta_scores", lambda config, *_: [0.6] * len(config["runs"]))
-    parser = cli.make_parser(None, epochs=7, batch_size=10, lr=1e-2, num_seeds=2)
-    ctx = cli.setup(parser, ["--device", "cpu", "--data-dir", str(warwick_dir), "--no-progress"], __file__)
-    record = holdout_sweep.sweep(ctx, {"short": (3, {}), "long": (11, {})})
-    assert asked == [("short", 3), ("long", 11)] * 2  # on each hold-out
-    assert record["candidates"]["long + TTA"] == {"weights": 1, "epochs": 11,
-                                                  "final_val_dice": {"random": [0.6, 0.6], "reddest": [0.6, 0.6]}}
     assert set(record["code"]) == {"commit", "uncommitted_changes"}

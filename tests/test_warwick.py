@@ -1,4 +1,4 @@
-"""WARWICK loading: folder and zip (with macOS junk) give the same tensors; each bad input has a
+"""common.warwick: folder and zip (with macOS junk) give the same tensors; each bad input has a
 clear error naming the file; splits and normalisation follow the train split only."""
 import shutil
 import zipfile
@@ -104,7 +104,7 @@ def test_a_training_set_smaller_than_the_validation_split_is_a_data_error(small_
     n = len(NUMBERS["Train"])
     with pytest.raises(DataError) as err:
         warwick.load_splits(small_tree.parent, val_size=n, seed=0, device=torch.device("cpu"))
-    assert str(err.value) == (f"the WARWICK training set in {small_tree / 'Train'} holds {n} image(s), but {n} of "
+    assert str(err.value) == (f"the WARWICK training set in {small_tree / 'Train'} holds {n} images, but {n} of "
                               f"them are held out for validation: at least {n + 1} are needed")
 
 
@@ -209,3 +209,19 @@ def test_no_holdout_trains_on_every_training_image(warwick_dir):
     assert torch.allclose(refit.train[0][:, 0].mean(), torch.tensor(0.0), atol=1e-4)
     assert len({refit.info["fingerprint"], random.info["fingerprint"]}) == 2
     assert torch.equal(refit.test[1], random.test[1])
+
+
+def test_unnormalise_inverts_the_normalisation(small_tree):
+    splits = warwick.load_splits(small_tree.parent, torch.device("cpu"), seed=0, val_size=2)
+    images, _, names = warwick.load_warwick(small_tree.parent)["test"]
+    raw = warwick.unnormalise(splits.test[0], splits.info["normalisation"])
+    assert splits.info["names"]["test"] == names
+    assert torch.allclose(raw, images.float() / 255.0, atol=1e-5)  # back to the PNGs' intensities
+
+
+def test_gland_fraction_and_sizes_describe_each_split(small_tree):
+    splits = warwick.load_splits(small_tree.parent, torch.device("cpu"), seed=0, val_size=2)
+    assert splits.info["sizes"] == {"train": 3, "val": 2, "test": 3}
+    for part in ("train", "val", "test"):
+        masks = getattr(splits, part)[1]
+        assert splits.info["gland_fraction"][part] == pytest.approx(masks.float().mean().item(), abs=1e-4)

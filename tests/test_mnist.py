@@ -1,4 +1,5 @@
-"""Both MNIST layouts give identical tensors; bad input gives a clear error naming the path."""
+"""common.mnist: both MNIST layouts give identical tensors in a fixed order that mixes the classes; bad
+input gives a clear error naming the path."""
 import gzip
 import os
 import shutil
@@ -10,7 +11,7 @@ import torch
 from PIL import Image
 
 from common import mnist
-from common.data import DataError, train_val_indices
+from common.data import DataError
 
 N_TRAIN, N_TEST = 120, 60
 FIRST_FEW = 10  # the first images of a split, which should not all show one digit
@@ -144,23 +145,15 @@ def test_corrupt_png_names_the_file(both_layouts):
         mnist.load_mnist(png_dir)
 
 
-def test_validation_split_is_deterministic_disjoint_and_complete():
-    a_train, a_val = train_val_indices(100, 10, seed=3)
-    b_train, b_val = train_val_indices(100, 10, seed=3)
-    c_train, c_val = train_val_indices(100, 10, seed=4)
-    assert torch.equal(a_val, b_val) and torch.equal(a_train, b_train)
-    assert not torch.equal(a_val, c_val)
-    assert sorted(torch.cat([a_train, a_val]).tolist()) == list(range(100))
-    with pytest.raises(ValueError, match="got 100"):
-        train_val_indices(100, 100, seed=0)
-
-
 def test_load_splits_normalises_with_train_statistics(mnist_dir):
     splits = mnist.load_splits(mnist_dir, val_size=500, seed=0, device=torch.device("cpu"), quick=True)
     x_train, y_train = splits.train
     assert x_train.shape == (mnist.QUICK_SUBSET["train"], 1, 28, 28) and x_train.dtype == torch.float32
     assert abs(x_train.mean().item()) < 1e-4 and abs(x_train.std().item() - 1) < 1e-3
     assert splits.info["sizes"] == mnist.QUICK_SUBSET
+    assert splits.info["normalisation"]["from"] == "train split" and splits.info["split_seed"] == 0
+    # the statistics are those of the train split only: the test split is not exactly standardised
+    assert abs(splits.test[0].mean().item()) > 1e-4
 
 
 def test_an_empty_digit_folder_is_an_error_naming_it(both_layouts):
@@ -187,7 +180,7 @@ def test_a_training_set_smaller_than_the_validation_split_is_a_data_error(both_l
                             (idx_dir, idx_dir / "MNIST" / "raw" / "train-images-idx3-ubyte")):
         with pytest.raises(DataError) as err:
             mnist.load_splits(data_dir, val_size=N_TRAIN, seed=0, device=torch.device("cpu"))
-        assert f"MNIST training set in {where} holds {N_TRAIN} image(s)" in str(err.value)
+        assert f"MNIST training set in {where} holds {N_TRAIN} images" in str(err.value)
         assert f"{N_TRAIN} of them are held out for validation: at least {N_TRAIN + 1} are needed" in str(err.value)
 
 
@@ -199,9 +192,19 @@ def test_messages_show_absolute_paths(tmp_path, monkeypatch):
     assert str(tmp_path.resolve() / "nowhere" / "MNIST") in str(err.value) and "../" not in str(err.value)
 
 
-def test_no_decoding_progress_bar_when_progress_is_off(both_layouts, monkeypatch, tmp_path, capsys):
+def test_a_damaged_decode_cache_entry_is_rebuilt(both_layouts):
     _, png_dir = both_layouts
-    for show in (True, False):
-        monkeypatch.setenv("DLIA_CACHE_DIR", str(tmp_path / f"fresh_cache_{show}"))  # decode, not read the cache
-        mnist.load_mnist(png_dir, show_progress=show)
-        assert ("decoding" in capsys.readouterr().err) is show
+    first = mnist.load_mnist(png_dir)["test"]
+    for entry in (mnist.cache_dir() / "mnist").glob("test-*.pt"):
+        entry.write_bytes(b"half a file")
+    again = mnist.load_mnist(png_dir)["test"]
+    assert torch.equal(again[0], first[0]) and torch.equal(again[1], first[1])
+
+
+def test_the_fingerprint_names_the_data_the_split_and_the_subset(both_layouts):
+    idx_dir, _ = both_layouts
+    cpu = torch.device("cpu")
+    prints = {(seed, quick): mnist.load_splits(idx_dir, cpu, seed=seed, val_size=20, quick=quick).info["fingerprint"]
+              for seed in (0, 1) for quick in (False, True)}
+    assert len(set(prints.values())) == 4  # a cached run of one split is never served for another
+    assert mnist.load_splits(idx_dir, cpu, seed=0, val_size=20).info["fingerprint"] == prints[(0, False)]

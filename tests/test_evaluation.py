@@ -1,0 +1,277 @@
+"""common.evaluation: per-image segmentation metrics from stored runs, test-time augmentation (exact
+for a pointwise model, equivariant for any), re-scored results, the speed of learning, the
+description of a test case and the classifier's errors, on hand-made numbers."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from common import evaluation
+from common.experiment import Runs
+from common.models import SegNet
+from helpers import epoch, stored_runs, toy_config
+
+
+def logits_from_masks(masks: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) 0/1 masks -> (N, 2, H, W) logits whose arg-max is the mask."""
+    return torch.stack([torch.zeros(masks.shape), masks.float() * 2 - 1], dim=1)
+
+
+def test_gland_masks_are_the_argmax_on_the_cpu():
+    logits = torch.tensor([[[[0.0, 1.0]], [[1.0, 0.0]]]])  # (1, 2, 1, 2): gland, background
+    masks = evaluation.gland_masks(logits)
+    assert masks.dtype == torch.bool and masks.tolist() == [[[True, False]]]
+
+
+# --- per-image metrics -------------------------------------------------------------------------
+
+def square(size=16, top=4, left=4, side=6) -> torch.Tensor:
+    mask = torch.zeros(size, size, dtype=torch.long)
+    mask[top:top + side, left:left + side] = 1
+    return mask
+
+
+@pytest.fixture
+def two_seeds(tmp_path):
+    """Two seeds predicting two images: seed 0 exactly, seed 1 with a square shifted by one pixel."""
+    truth = torch.stack([square(), square(left=6)])
+    preds = [truth, torch.stack([square(left=5), square(left=7)])]
+    return stored_runs(tmp_path, test_logits=[logits_from_masks(p) for p in preds]), truth
+
+
+def test_per_image_dice_from_the_stored_test_logits(two_seeds):
+    runs, truth = two_seeds
+    dice = evaluation.per_image(runs, truth)
+    assert set(dice) == {"dice"} and dice["dice"].shape == (2, 2)
+    # a 6x6 square shifted by a column: 30 of 36 pixels shared, 2*30/72
+    np.testing.assert_allclose(dice["dice"], [[1.0, 1.0], [60 / 72, 60 / 72]], rtol=1e-6)
+    other = evaluation.per_image(runs, truth, masks=[truth.bool(), truth.bool()])
+    np.testing.assert_array_equal(other["dice"], np.ones((2, 2)))  # masks given: the stored logits are not used
+
+
+def test_per_image_boundary_metrics(two_seeds):
+    runs, truth = two_seeds
+    scores = evaluation.per_image(runs, truth, boundary=True)
+    assert set(scores) == {"dice", "boundary_f1_1px", "boundary_f1_2px", "hd95"}
+    np.testing.assert_array_equal(scores["hd95"], [[0.0, 0.0], [1.0, 1.0]])  # one pixel off
+    np.testing.assert_array_equal(scores["boundary_f1_1px"], np.ones((2, 2)))  # within 1 px everywhere
+    summary = evaluation.summarize_per_image(scores)
+    assert summary["hd95"]["mean"] == 0.5 and summary["hd95"]["n"] == 2  # over the seeds' means 0 and 1
+
+
+def test_compare_configs_pairs_seeds_and_images_and_knows_lower_is_better():
+    a = {"dice": np.array([[0.5, 0.7], [0.6, 0.8]]), "hd95": np.array([[4.0, 2.0], [4.0, 2.0]])}
+    b = {"dice": np.array([[0.6, 0.6], [0.7, 0.9]]), "hd95": np.array([[3.0, 2.0], [5.0, 2.0]])}
+    out = evaluation.compare_configs(a, b)
+    assert out["dice"]["difference"] == pytest.approx(0.05)  # seed means 0.6/0.7 -> 0.6/0.8
+    assert out["dice"]["per_pair"] == pytest.approx([0.0, 0.1])
+    # images (mean over seeds) 0.55 and 0.75 against 0.65 and 0.75: one higher, one tied
+    assert out["dice"]["wilcoxon"]["higher"] == 1 and out["dice"]["wilcoxon"]["lower"] == 0
+    assert out["hd95"]["lower_is_better"] and not out["dice"]["lower_is_better"]
+    assert out["hd95"]["wilcoxon"]["images"] == 2 and out["hd95"]["wilcoxon"]["higher"] == 0  # image 0 ties: 4 vs 4
+    assert {c["outcome"] for c in out.values()} == {"unresolved"}  # two seeds, two images: too few to tell
+
+
+# --- test-time augmentation --------------------------------------------------------------------
+
+def test_pointwise_model_gives_its_own_log_probabilities():
+    torch.manual_seed(0)
+    model = nn.Conv2d(2, 3, kernel_size=1)  # commutes with every flip and rotation
+    x = torch.randn(4, 2, 8, 8)
+    expected = model(x).log_softmax(dim=1)
+    assert torch.allclose(evaluation.dihedral_tta_logits(model, x), expected, atol=1e-5)
+
+
+def test_tta_is_the_average_of_the_eight_mapped_back_predictions_and_equivariant():
+    torch.manual_seed(1)
+    model = SegNet(channels=(4, 8)).eval()
+    x = torch.randn(2, 2, 16, 16)
+    by_hand = torch.zeros(2, 2, 16, 16)
+    with torch.no_grad():
+        for image in (x, x.flip(3)):
+            for k in range(4):
+                p = torch.rot90(model(torch.rot90(image, k, (2, 3))).softmax(1), -k, (2, 3))
+                by_hand += p.flip(3) if image is not x else p
+        out = evaluation.dihedral_tta_logits(model, x, batch_size=1)
+        assert torch.allclose(out.exp(), by_hand / 8, atol=1e-5)
+        assert torch.allclose(out.exp().sum(1), torch.ones(2, 16, 16), atol=1e-5)
+        # predicting a rotated image gives the rotated prediction (a single pass does not)
+        rotated = evaluation.dihedral_tta_logits(model, torch.rot90(x, 1, (2, 3)))
+        assert torch.allclose(rotated, torch.rot90(out, 1, (2, 3)), atol=1e-4)
+        assert not torch.allclose(model(torch.rot90(x, 1, (2, 3))), torch.rot90(model(x), 1, (2, 3)), atol=1e-3)
+
+
+def test_confident_predictions_stay_finite():
+    model = nn.Conv2d(2, 2, kernel_size=1)
+    with torch.no_grad():
+        model.weight.fill_(0)
+        model.bias.copy_(torch.tensor([0.0, 500.0]))  # the probability of class 0 underflows to 0
+    out = evaluation.dihedral_tta_logits(model, torch.zeros(1, 2, 4, 4))
+    assert torch.isfinite(out).all() and torch.allclose(out[:, 0], torch.full((1, 4, 4), -500.0), atol=1e-3)
+
+
+def test_non_square_images_are_rejected():
+    with pytest.raises(ValueError, match="square"):
+        evaluation.dihedral_tta_logits(nn.Identity(), torch.zeros(1, 2, 8, 16))
+
+
+def test_tta_logits_use_each_runs_stored_weights(tmp_path):
+    torch.manual_seed(2)
+    nets = [SegNet(channels=(4, 8), batch_norm=True) for _ in range(2)]
+    for net in nets:
+        net.train()(torch.randn(4, 2, 8, 8))  # running statistics unlike a fresh model's
+    runs = stored_runs(tmp_path, models=nets, model=lambda: SegNet(channels=(4, 8), batch_norm=True))
+    x = torch.randn(3, 2, 8, 8)
+    logits = evaluation.tta_logits(runs, x)
+    assert len(logits) == 2 and not torch.allclose(logits[0], logits[1])
+    for net, lg in zip(nets, logits):
+        assert torch.allclose(lg, evaluation.dihedral_tta_logits(net.eval(), x), atol=1e-6)
+
+
+def test_with_test_prediction_replaces_the_test_scores_only(tmp_path):
+    truth = torch.stack([square(), square(left=6), torch.zeros(16, 16, dtype=torch.long)])
+    history = {"iter_loss": [0.7, 0.6], "initial_lr": 0.1, "epochs": [epoch(1, train_loss=0.6, val_score=0.5)]}
+    records = [{"seed": k, "hyperparameters": {"num_weights": 7}, "history": history, "test": {"dice": 0.0, "n": 3},
+                "train_time_per_epoch_s": {"mean": 1.0}} for k in range(2)]
+    runs = stored_runs(tmp_path, records=records)
+    logits = [logits_from_masks(truth) * 3.0,
+              logits_from_masks(torch.stack([square(left=5), square(left=6), square()]))]
+    out = evaluation.with_test_prediction(runs, logits, truth, "best + TTA", "with TTA")
+    assert out["name"] == out["label"] == "best + TTA" and runs.name == "toy"
+    # seed 0 exact (the empty image: both empty, Dice 1); seed 1: 60/72, 1, and 0 (gland where there is none)
+    dice = [run["test"]["dice"] for run in out["runs"]]
+    assert dice == pytest.approx([1.0, (60 / 72 + 1 + 0) / 3])
+    for run, lg in zip(out["runs"], logits):
+        assert run["test"]["loss"] == pytest.approx(nn.functional.cross_entropy(lg, truth).item())
+        assert run["test"]["n"] == 3 and run["test"]["evaluation"] == "with TTA" and run["history"] == history
+    assert out["summary"]["test_dice"]["mean"] == pytest.approx(np.mean(dice))
+    assert runs.records[0]["test"] == {"dice": 0.0, "n": 3}  # the runs themselves are left as they were
+    with pytest.raises(ValueError):
+        evaluation.with_test_prediction(runs, logits[:1], truth, "x", "y")  # one prediction per seed
+
+
+# --- speed of learning, comparisons, curves ------------------------------------------------------
+
+def _run(val_scores, seconds=2.0, test=0.9, losses=None):
+    return {"history": {"iter_loss": losses or [1.0, 0.5],
+                        "epochs": [{"epoch": k + 1, "val_score": v, "val_loss": 1 - v, "train_time_s": seconds}
+                                   for k, v in enumerate(val_scores)]},
+            "test": {"accuracy": test}}
+
+
+def test_speed_of_learning_finds_the_first_epoch_reaching_the_threshold():
+    runs = {"runs": [_run([0.3, 0.74, 0.76, 0.9]), _run([0.3, 0.8, 0.9, 0.95], seconds=3.0), _run([0.1, 0.2])]}
+    speed = evaluation.speed_of_learning(runs, 0.75)
+    assert speed["per_seed"] == [{"epoch": 3, "seconds": 6.0}, {"epoch": 2, "seconds": 6.0},
+                                 {"epoch": None, "seconds": None}]
+    assert (speed["seeds_reaching"], speed["seeds"], speed["mean_epoch"], speed["mean_seconds"]) == (2, 3, 2.5, 6.0)
+    never = evaluation.speed_of_learning(runs, 0.99)
+    assert never["seeds_reaching"] == 0 and never["mean_epoch"] is None and never["mean_seconds"] is None
+    assert evaluation.speed_of_learning({"runs": [_run([0.75])]}, 0.75)["mean_epoch"] == 1.0  # reaching: >=
+
+
+def test_compare_runs_pairs_test_or_final_validation_scores_by_seed(tmp_path):
+    a = stored_runs(tmp_path / "a", records=[_run([0.5, 0.80], test=t) for t in (0.90, 0.91, 0.92)], score="accuracy")
+    b = stored_runs(tmp_path / "b", records=[_run([0.5, 0.70], test=t) for t in (0.93, 0.95, 0.945)],
+                    score="accuracy")
+    on_test = evaluation.compare_runs(a, b)
+    assert on_test["difference"] == pytest.approx(0.095 / 3) and on_test["outcome"] == "better"  # +0.03, 0.04, 0.025
+    on_val = evaluation.compare_runs(a, b, on="validation")
+    assert on_val["difference"] == pytest.approx(-0.10) and on_val["outcome"] == "worse"
+    assert "wilcoxon" not in on_test and on_test["score"] == "accuracy"
+
+
+def test_compare_runs_adds_the_wilcoxon_test_over_test_images(tmp_path):
+    truth = torch.stack([square(left=k % 8) for k in range(8)])
+    good = [logits_from_masks(truth)] * 2
+    shifted = [logits_from_masks(torch.roll(truth, 1, dims=2))] * 2  # every image one column off: Dice 5/6
+    records = [{"seed": k, "hyperparameters": {"num_weights": 1}, "history": {"epochs": [{"val_score": 0.5}]},
+                "test": {"dice": d}, "train_time_per_epoch_s": {"mean": 1.0}} for k, d in enumerate((0.8, 0.81))]
+    a = stored_runs(tmp_path / "a", test_logits=shifted, records=records)
+    b = stored_runs(tmp_path / "b", test_logits=good, records=[{**r, "test": {"dice": 1.0}} for r in records])
+    out = evaluation.compare_runs(a, b, truth)
+    assert out["wilcoxon"]["higher"] == 8 and out["wilcoxon"]["p"] == pytest.approx(2 / 2 ** 8)
+
+
+def test_curve_differences_are_the_largest_seed_by_seed():
+    a = stored_runs_records([_run([0.5, 0.6], test=0.9, losses=[1.0, 0.5]), _run([0.5, 0.7], test=0.8)])
+    b = stored_runs_records([_run([0.5, 0.65], test=0.9, losses=[1.0, 0.4]), _run([0.5, 0.7], test=0.85)])
+    out = evaluation.curve_differences(a, b)
+    assert out == pytest.approx({"iter_loss": 0.1, "val_loss": 0.05, "val_score": 0.05, "test_score": 0.05})
+
+
+def stored_runs_records(records) -> Runs:
+    return Runs(toy_config(), records, [None] * len(records))
+
+
+# --- describing a test case and the classifier's errors ------------------------------------------
+
+NORM = {"mean": [0.5, 0.5], "std": [0.25, 0.25]}
+
+
+def test_display_images_are_the_stains_in_red_and_green():
+    inputs = torch.tensor([[[[2.0]], [[-2.0]]]])  # normalised: raw 0.5 + 0.25 x = 1.0 and 0.0
+    shown = evaluation.display_images(inputs, NORM)
+    assert shown.shape == (1, 1, 1, 3) and shown[0, 0, 0].tolist() == [1.0, 0.0, 0.0]  # blue is always 0
+
+
+@pytest.mark.filterwarnings("ignore::scipy.stats.ConstantInputWarning")  # 2 images: rank correlation undefined
+def test_describe_case_by_hand():
+    truth = torch.zeros(2, 4, 4, dtype=torch.long)
+    truth[:, :2] = 1  # half the pixels are gland
+    pred = truth.clone()
+    pred[1] = 1  # image 1: everything predicted gland -> 8 false positives in 16 pixels
+    inputs = torch.zeros(2, 2, 4, 4)
+    inputs[:, :, :2] = 1.0
+    inputs[:, :, 2:, :2] = 0.5  # some variation outside, so the contrast is finite
+    inputs[1, 1] -= 1.0  # image 1: less green stain
+    dice = np.array([[1.0, 2 * 8 / (8 + 16)]])
+    case = evaluation.describe_case(1, dice, inputs, truth, pred, ["a.png", "b.png"], NORM)
+    assert case["name"] == "b.png" and case["dice_mean"] == pytest.approx(2 / 3) and case["dice_per_seed"] == [2 / 3]
+    assert case["stats"]["gland_fraction"] == 0.5 and case["stats"]["false_positive_fraction"] == 0.5
+    assert case["stats"]["false_negative_fraction"] == 0.0
+    raw = inputs[1] * 0.25 + 0.5
+    assert case["stats"]["red_share"] == pytest.approx((raw[0].mean() / raw.mean(dim=(1, 2)).sum()).item())
+    assert case["ranks_from_lowest"]["red_share"] == 2  # the redder of the two
+    # contrast: |mean inside - mean outside| / pooled std, per channel (both channels alike here)
+    inside, outside = inputs[1, 0, :2].flatten(), inputs[1, 0, 2:].flatten()
+    d = ((inside.mean() - outside.mean()).abs() / ((inside.var() + outside.var()) / 2).sqrt()).item()
+    assert case["stats"]["contrast"] == pytest.approx(d, rel=1e-5)
+    assert "mostly false positives" in case["description"] and case["description"].startswith("b.png: Dice 0.67")
+
+
+@pytest.mark.filterwarnings("ignore::scipy.stats.ConstantInputWarning")
+def test_describe_case_calls_a_nearly_right_prediction_one_with_few_errors():
+    truth = torch.zeros(2, 10, 10, dtype=torch.long)
+    truth[:, :5] = 1
+    pred = truth.clone()
+    pred[1, 5, 0] = 1  # one false positive pixel in 100: 1 % wrong
+    case = evaluation.describe_case(1, np.array([[1.0, 0.99]]), torch.rand(2, 2, 10, 10), truth, pred,
+                                    ["a.png", "b.png"], NORM)
+    assert case["stats"]["false_positive_fraction"] == pytest.approx(0.01) and "few errors" in case["description"]
+
+
+def test_logits_in_eval_mode_and_in_batches():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 2), nn.Dropout(0.9))
+    x = torch.randn(5, 3)
+    out = evaluation.logits(model, x, batch_size=2)
+    torch.testing.assert_close(out, model[0](x).detach())  # dropout off, the three batches joined
+
+
+def test_classification_errors_by_hand():
+    logits = torch.tensor([[5.0, 0.0, 0.0], [0.0, 3.0, 0.0], [4.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.1, 0.0],
+                           [0.0, 0.0, 2.0]])
+    targets = torch.tensor([0, 1, 2, 1, 2, 2])
+    out = evaluation.classification_errors(logits, targets)
+    assert out["errors"] == 3 and out["images"] == 6 and out["accuracy"] == pytest.approx(0.5)
+    assert out["confusion_matrix"] == [[1, 0, 0], [0, 1, 1], [1, 1, 1]]
+    assert [w["index"] for w in out["wrong"]] == [2, 3, 4]  # the most confident error first
+    assert out["wrong"][0] == {"index": 2, "true": 2, "predicted": 0,
+                               "probability": pytest.approx(np.exp(4) / (np.exp(4) + 2))}
+    # the probabilities of the wrong predictions: e^4/(e^4+2) = 0.96, e/(e+2) = 0.58, e^0.1/(e^0.1+2) = 0.36
+    assert [w["probability"] for w in out["wrong"]] == pytest.approx(
+        [np.exp(4) / (np.exp(4) + 2), np.e / (np.e + 2), np.exp(0.1) / (np.exp(0.1) + 2)])
+    assert out["errors_below_half_probability"] == 1
+    assert out["top_confusions"] == [{"true": 2, "predicted": 1, "count": 1}, {"true": 2, "predicted": 0, "count": 1},
+                                     {"true": 1, "predicted": 2, "count": 1}]
