@@ -34,7 +34,7 @@ def main(argv=None) -> list[experiment.Runs]:
     sgd_runs, adam_runs = experiment.run_all([sgd, adam], splits, ctx)
 
     target = results.summary(sgd_runs)["final_val_accuracy"]["mean"]
-    findings = {"adam_vs_sgd": evaluation.compare_runs(sgd_runs, adam_runs),
+    findings = {"adam_vs_sgd": evaluation.compare_runs(sgd_runs, adam_runs, splits.test[1]),
                 "to_reach_sgd_final_val_accuracy": {"target": target, **{
                     r.name: evaluation.speed_of_learning(r, target) for r in (sgd_runs, adam_runs)}}}
     results.write(ctx, "ex1_4_adam", [sgd_runs, adam_runs], splits, findings)

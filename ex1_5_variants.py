@@ -71,7 +71,7 @@ def main(argv=None) -> list:
     chosen = max(configs, key=lambda c: results.summary(c)["final_val_accuracy"]["mean"])
     seed_index = max(range(len(chosen.records)), key=lambda k: chosen.records[k]["history"]["epochs"][-1]["val_score"])
     results.save_model(ctx.out_dir / WEIGHTS, chosen, seed_index, splits)
-    findings = {"versus_baseline": {c.name: evaluation.compare_runs(configs[0], c) for c in configs[1:]},
+    findings = {"versus_baseline": {c.name: evaluation.compare_runs(configs[0], c, splits.test[1]) for c in configs[1:]},
                 "chosen_on_validation": chosen.name, "saved_seed": chosen.records[seed_index]["seed"],
                 "best_model_test": test_figures(chosen.test_logits()[seed_index], splits, ctx, chosen.label)}
     results.write(ctx, "ex1_5_variants", configs, splits, findings)

@@ -48,11 +48,11 @@ def main(argv=None) -> dict:
     ctx = cli.setup(parser, argv, __file__)
     splits = warwick.load_splits(ctx.data_dir, ctx.device, seed=ctx.seed, quick=ctx.quick, holdout=warwick.NO_HOLDOUT)
 
-    [refit] = experiment.run_all([config(ctx.args, "best_refit", "single pass")], splits, ctx)
+    [refit] = experiment.run_all([config(ctx.args, "best_refit", "best model, single pass")], splits, ctx)
 
     inputs, targets = splits.test
     logits = evaluation.tta_logits(refit, inputs) if TTA else refit.test_logits()
-    final = evaluation.with_test_prediction(refit, logits, targets, "best", "with TTA" if TTA else "single pass")
+    final = evaluation.with_test_prediction(refit, logits, targets, "best", "best model, with TTA" if TTA else "best model")
     masks = [evaluation.gland_masks(lg) for lg in logits]
     dice = evaluation.per_image(refit, targets, masks=masks)["dice"]  # (seeds, images)
     best, worst = int(dice.mean(0).argmax()), int(dice.mean(0).argmin())

@@ -148,15 +148,21 @@ def describe_case(index: int, dice: np.ndarray, inputs: Tensor, truth: Tensor, p
     rho = {k: float(spearmanr(mean_dice, stats[k], nan_policy="omit").statistic)
            for k in ("gland_fraction", "contrast", "red_share")}
     fp, fn = own["false_positive_fraction"], own["false_negative_fraction"]
-    errors = ("few errors" if fp + fn < 0.05 else "mostly false positives" if fp > 2 * fn else
-              "mostly missed gland" if fn > 2 * fp else "false positives and missed gland alike")
     n = len(mean_dice)
-    text = (f"{names[index]}: Dice {mean_dice[index]:.2f} (median image {np.median(mean_dice):.2f}); glands cover "
-            f"{own['gland_fraction']:.0%} of it (median {median['gland_fraction']:.0%}); the prediction shown has "
-            f"{errors} ({fp:.0%} of the pixels false positive, {fn:.0%} missed); gland/background contrast "
-            f"{own['contrast']:.2f} (median {median['contrast']:.2f}, rank {rank['contrast']} of {n} from the lowest); "
-            f"red share of the stain {own['red_share']:.2f} (median {median['red_share']:.2f}, rank {rank['red_share']} "
-            f"of {n} from the lowest).")
+    errors = ("it makes few errors" if fp + fn < 0.05 else
+              f"the network misses much of it ({fn:.0%} of the pixels are missed gland, {fp:.0%} false gland)"
+              if fn > 2 * fp else
+              f"the network marks much background as gland ({fp:.0%} of the pixels false gland, {fn:.0%} missed)"
+              if fp > 2 * fn else f"the errors are false gland ({fp:.0%} of the pixels) and missed gland ({fn:.0%}) alike")
+
+    def level(k: str) -> str:  # where the image ranks among the test images
+        return "low" if rank[k] <= n / 3 else "high" if rank[k] > 2 * n / 3 else "typical"
+
+    red = ("and so is the red stain's share of its staining" if level("contrast") == level("red_share") else
+           f"the red stain's share of its staining {level('red_share')}")
+    text = (f"glands cover {own['gland_fraction']:.0%} of the image ({median['gland_fraction']:.0%} in the median "
+            f"image), and {errors}; its gland/background contrast is {level('contrast')} ({own['contrast']:.2f}, rank "
+            f"{rank['contrast']} of {n}), {red} ({own['red_share']:.2f}, rank {rank['red_share']} of {n}).")
     return {"index": index, "name": names[index], "dice_mean": float(mean_dice[index]),
             "dice_per_seed": dice[:, index].tolist(), "median_dice": float(np.median(mean_dice)), "stats": own,
             "median_stats": median, "ranks_from_lowest": rank, "spearman_dice_vs": rho, "description": text}
@@ -172,16 +178,24 @@ def _contrast(image: Tensor, truth: Tensor) -> float:
 
 
 def compare_runs(a: Runs, b: Runs, targets: Tensor | None = None, *, on: str = "test") -> dict:
-    """``b`` against ``a`` (``metrics.compare``): their test scores (``on="validation"``: final
-    validation scores) paired seed by seed and, for the test Dice (``targets`` given), each image's
-    Dice (mean over seeds) paired image by image."""
+    """``b`` against ``a`` (``metrics.compare``): their test scores paired seed by seed and each test
+    image's score (mean over the seeds, from ``targets``) paired image by image; with
+    ``on="validation"``, their final validation scores, seed by seed only."""
     def per_seed(x: Runs) -> list[float]:
         return [r["test"][x.score] if on == "test" else r["history"]["epochs"][-1]["val_score"] for r in x.records]
 
-    if targets is None or on != "test":
+    if on != "test":
         return metrics.compare(per_seed(a), per_seed(b), score=a.score)
-    a_images, b_images = (per_image(x, targets)["dice"].mean(axis=0) for x in (a, b))
+    a_images, b_images = (per_image_scores(x, targets) for x in (a, b))
     return metrics.compare(per_seed(a), per_seed(b), a_images, b_images, score=a.score)
+
+
+def per_image_scores(runs: Runs, targets: Tensor | None = None) -> np.ndarray:
+    """Each test image's score, the mean over the seeds: Dice (``targets`` given) or 1/0 for a correct
+    classification, from the stored test logits (classification targets: in the logits' runs' order)."""
+    if runs.score == "dice":
+        return per_image(runs, targets)["dice"].mean(axis=0)
+    return np.mean([(lg.argmax(dim=1) == targets.cpu()).float().numpy() for lg in runs.test_logits()], axis=0)
 
 
 def curve_differences(a: Runs, b: Runs) -> dict:
@@ -215,6 +229,7 @@ def classification_errors(logits: Tensor, targets: Tensor, top: int = 4) -> dict
     return {"accuracy": 1 - len(wrong) / len(targets), "errors": len(wrong), "images": len(targets),
             "confusion_matrix": cm.tolist(),
             "top_confusions": [{"true": t, "predicted": p, "count": n} for n, t, p in pairs],
+            "top_confusions_text": ", ".join(f"{t}→{p} ({n})" for n, t, p in pairs),
             "errors_below_half_probability": int((confidence[wrong] < 0.5).sum()),
             "wrong": [{"index": int(i), "true": int(targets[i]), "predicted": int(predictions[i]),
                        "probability": float(confidence[i])} for i in wrong]}

@@ -211,19 +211,41 @@ def wilcoxon_images(a, b) -> dict:
 
 
 def compare(a_seeds, b_seeds, a_images=None, b_images=None, *, score: str, lower_is_better: bool = False) -> dict:
-    """How configuration b compares with a: the paired difference over seeds with its 95 % interval
-    and, given per-image scores, the Wilcoxon test over images (``score`` names what is compared). ``outcome`` is "better" or "worse"
-    only where the interval excludes 0 (and, with images, the test agrees at p < 0.05), else
-    "unresolved": the data cannot tell them apart."""
+    """How configuration b compares with a (``score`` names what is compared): the paired difference
+    over seeds with its 95 % interval and, given per-image scores (each the mean over the seeds), the
+    Wilcoxon signed-rank test over the test images. ``outcome``:
+
+    * "better" / "worse": the interval over seeds excludes 0 (and the images, if given, do not say
+      otherwise): a difference that holds across training seeds;
+    * "better on the test images" / "worse ...": only the Wilcoxon test finds it (p < 0.05): these
+      trained networks differ on this test set, the seeds are too few to show it holds across trainings;
+    * "unresolved": neither; the data cannot tell the two apart.
+    """
     out = paired_difference(a_seeds, b_seeds)
     sign = -1.0 if lower_is_better else 1.0
-    resolved = out["pairs"] > 1 and (out["ci_low"] > 0 or out["ci_high"] < 0)
+    by_seeds = out["pairs"] > 1 and (out["ci_low"] > 0 or out["ci_high"] < 0)
+    direction = "better" if sign * out["difference"] > 0 else "worse"
+    outcome = direction if by_seeds else "unresolved"
     if a_images is not None:
-        out["wilcoxon"] = wilcoxon_images(a_images, b_images)
-        resolved = resolved and out["wilcoxon"]["p"] < 0.05
-    out["score"], out["lower_is_better"] = score, lower_is_better
-    out["outcome"] = ("unresolved" if not resolved else "better" if sign * out["difference"] > 0 else "worse")
+        out["wilcoxon"] = w = wilcoxon_images(a_images, b_images)
+        w["better"] = w["lower"] if lower_is_better else w["higher"]  # images where b scores better
+        image_direction = "better" if sign * w["median_difference"] > 0 or (
+            w["median_difference"] == 0 and sign * (w["higher"] - w["lower"]) > 0) else "worse"
+        if w["p"] < 0.05 and not by_seeds:
+            outcome = f"{image_direction} on the test images"
+        elif by_seeds and w["p"] < 0.05 and image_direction != direction:
+            outcome = "unresolved"  # seeds and images disagree
+    out["score"], out["lower_is_better"], out["outcome"] = score, lower_is_better, outcome
     return out
+
+
+def compare_counts(a_events: int, b_events: int, a_runs: int, b_runs: int) -> dict:
+    """Fisher's exact test of ``a_events`` of ``a_runs`` against ``b_events`` of ``b_runs`` (e.g. runs
+    stuck at one class): the counts and the two-sided p-value."""
+    from scipy import stats
+
+    p = float(stats.fisher_exact([[a_events, a_runs - a_events], [b_events, b_runs - b_events]]).pvalue)
+    return {"a": a_events, "a_runs": a_runs, "b": b_events, "b_runs": b_runs, "p": p}
 
 
 def sign_test(wins: int, n: int) -> float:

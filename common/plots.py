@@ -69,11 +69,11 @@ def _loss_lines(ax, runs, color, label: str | None, x: str = "epoch", validation
         x_epoch = np.cumsum(_epochs(runs, "train_time_s").mean(0))
     x_iter = np.interp(np.arange(1, n + 1) / per_epoch, np.arange(0, epochs + 1), np.insert(x_epoch, 0, 0.0))
     ax.plot(x_iter, train, color=color, label=label, linewidth=0.9)
-    drawn = list(train)
+    drawn = list(train[len(train) // 20:])  # the axis leaves out the first steps' spikes
     if validation:
         val = _epochs(runs, "val_loss").mean(0)
         ax.plot(x_epoch, val, "o--", color=color, markersize=2.2, linewidth=0.8)
-        drawn += list(val)
+        drawn += list(val[1:] if len(val) > 3 else val)
     return drawn
 
 
@@ -128,12 +128,13 @@ def curves(configs: list, path: Path, *, against_time: bool = False, colors: lis
     return save(fig, path)
 
 
-def variant_grid(configs: list, path: Path, ncols: int = 3) -> list[Path]:
+def variant_grid(configs: list, path: Path, ncols: int = 4) -> list[Path]:
     """One panel per configuration after the first (the baseline, grey in every panel): training loss
     per iteration (line) and validation loss per epoch (dashed), mean over seeds, against epochs."""
     baseline, variants = configs[0], configs[1:]
+    ncols = min(ncols, len(variants))
     nrows = -(-len(variants) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(6.4, 1.85 * nrows + 0.35), sharex=True, sharey=True, squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.4, 2.0 * nrows + 0.4), sharex=True, sharey=True, squeeze=False)
     drawn = []
     for k, (ax, c) in enumerate(zip(axes.flat, variants)):
         drawn += _loss_lines(ax, baseline, GREY, None)
@@ -189,11 +190,14 @@ def confusion_and_errors(errors: dict, images, shown: int, path: Path, title: st
     ax = fig.add_axes((0.04, 0.1, 0.42, 0.8))
     off = np.where(np.eye(n, dtype=bool) | (cm == 0), np.nan, cm.astype(float))
     ax.imshow(np.where(np.eye(n, dtype=bool), 1.0, np.nan), cmap="Greys", vmin=0, vmax=5)
-    ax.imshow(off, cmap="Reds", vmin=0, vmax=max(2.0, 1.5 * np.nanmax(off, initial=0.0)))
+    top = max(2.0, np.nanmax(off, initial=0.0))
+    ax.imshow(off, cmap="Reds", vmin=0, vmax=top)
     for i in range(n):
         for j in range(n):
             if cm[i, j]:
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=6.5 if i == j else 7.5)
+                dark = i != j and cm[i, j] > 0.55 * top  # white on the darkest reds
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=6.5 if i == j else 7.5,
+                        color="white" if dark else "black")
     ax.set_xticks(range(n))
     ax.set_yticks(range(n))
     ax.set(xlabel="predicted class", ylabel="true class",
@@ -264,7 +268,7 @@ def boundary_crops(splits, configs: list, scores: list[dict], cases: dict[str, i
             ax.imshow(image[window], interpolation="nearest")
             ax.contour(truth[window], levels=[0.5], colors="white", linewidths=2.4)
             ax.contour(mask[i][window], levels=[0.5], colors=[color], linewidths=2.0)
-            ax.set_title(f"{_label(config)}: BF1 (2 px) {score['boundary_f1_2px'][0, i]:.2f}, "
+            ax.set_title(f"{_label(config)}\nboundary F1 (2 px) {score['boundary_f1_2px'][0, i]:.2f}, "
                          f"HD95 {score['hd95'][0, i]:.0f} px", fontsize=7)
         for ax in row:
             ax.set(xticks=[], yticks=[])

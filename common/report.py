@@ -101,39 +101,40 @@ class Score:
 
 
 def comparison_text(c: dict) -> dict[str, str]:
-    """A comparison of ``metrics.compare`` as text: ``text``, the sentence (its verb chosen by the
-    outcome), and ``short``, the difference with its 95 % interval."""
+    """A comparison of ``metrics.compare`` (b against a) in words chosen by its outcome: ``relation``
+    ("better than", "worse than", "not distinguishable from"), ``detail`` (the difference, its 95 %
+    interval and, over images, the Wilcoxon test), ``short`` (the difference) and ``ci``."""
     score = Score(c["score"])
     d, low, high = c["difference"], c["ci_low"], c["ci_high"]
-    interval = (f"95\\,\\% CI {score.signed(low)} to {score.signed(high)}, {c['pairs']} seed pairs"
-                if math.isfinite(low) else f"{c['pairs']} seed pair")
-    images = ""
+    interval = (f"95\\,\\% CI {score.signed(low)} to {score.signed(high)}" if math.isfinite(low)
+                else f"{c['pairs']} seed pair")
+    detail = f"{score.signed(d)}{score.diff_unit}, {interval}"
     if "wilcoxon" in c:
         w = c["wilcoxon"]
-        images = f"; higher on {w['higher']} of {w['images']} test images, Wilcoxon {p_value(w['p'])}"
-    better = {"better": "better", "worse": "worse"}.get(c["outcome"])
-    if better:
-        head = f"{better}: {score.signed(d)}{score.diff_unit}"
-    else:
-        head = f"not distinguishable: {score.signed(d)}{score.diff_unit}"
-    return {"text": f"{head} ({interval}{images})", "short": f"{score.signed(d)}",
-            "outcome": "not distinguishable" if not better else better,
+        detail += f"; better on {w['better']} of {w['images']} test images, Wilcoxon {p_value(w['p'])}"
+    relation = {"better": "better than", "worse": "worse than", "better on the test images": "better on the test images than",
+                "worse on the test images": "worse on the test images than"}.get(c["outcome"], "not distinguishable from")
+    return {"relation": relation, "detail": detail, "short": score.signed(d),
             "ci": f"{score.signed(low)} to {score.signed(high)}" if math.isfinite(low) else "n/a"}
 
 
 def timing_text(v: dict) -> dict[str, str]:
-    """A paired timing comparison (``common.timing.versus``) as text: "1.23× faster" or "slower", with
-    the repeats that agree and the sign test."""
+    """A paired timing comparison (``common.timing.versus``) in words: ``relation`` ("1.23× faster
+    than" or "slower than") and ``detail`` (the repeats that agree, the sign test)."""
     speedup = v["speedup"]
-    head = f"{speedup:.2f}$\\times$ faster" if speedup >= 1 else f"{1 / speedup:.2f}$\\times$ slower"
-    return {"text": f"{head} (so in {v['agreeing_repeats']} of {v['repeats']} paired repeats, sign test "
-                    f"{p_value(v['p'])})", "speedup": f"{speedup:.2f}"}
+    relation = ("about as fast as" if v["p"] >= 0.05 else
+                f"{speedup:.2f}$\\times$ faster than" if speedup >= 1 else f"{1 / speedup:.2f}$\\times$ slower than")
+    short = "about as fast" if v["p"] >= 0.05 else relation.removesuffix(" than")
+    return {"relation": relation, "short": short, "speedup": f"{speedup:.2f}",
+            "detail": f"median time ratio {speedup:.2f}, so in {v['agreeing_repeats']} of {v['repeats']} paired repeats, "
+                      f"sign test {p_value(v['p'])}"}
 
 
 def verdict_cell(verdicts: list[str]) -> str:
-    """The fit verdict of a configuration: the most frequent one, with its count where the seeds differ."""
-    top = max(dict.fromkeys(verdicts), key=verdicts.count)
-    return top if verdicts.count(top) == len(verdicts) else f"{top} ({verdicts.count(top)}/{len(verdicts)})"
+    """The fit verdicts of a configuration's seeds: "good fit" where they agree, else each with its
+    count, the most frequent first ("good fit 2, over-fitting 1")."""
+    counts = sorted(dict.fromkeys(verdicts), key=lambda v: -verdicts.count(v))
+    return counts[0] if len(counts) == 1 else ", ".join(f"{v} {verdicts.count(v)}" for v in counts)
 
 
 def flatten(prefix: str, value: Any) -> Iterable[tuple[str, str]]:
@@ -144,6 +145,17 @@ def flatten(prefix: str, value: Any) -> Iterable[tuple[str, str]]:
             yield from ((f"{prefix}.{k}", v) for k, v in comparison_text(value).items())
         if {"speedup", "agreeing_repeats"} <= set(value):
             yield from ((f"{prefix}.{k}", v) for k, v in timing_text(value).items())
+        if {"a_runs", "b_runs", "p"} <= set(value):  # counts compared by Fisher's exact test
+            yield f"{prefix}.text", (f"{value['a']} of {value['a_runs']} runs, against {value['b']} of {value['b_runs']} "
+                                     f"(Fisher's exact test {p_value(value['p'])})")
+            yield f"{prefix}.resolved", ("a difference" if value["p"] < 0.05 else
+                                         f"too few runs to call it a difference")
+        if {"larger", "agreeing_repeats", "p"} <= set(value):  # which of two savings is larger (timing.compare_savings)
+            counts = f"so in {value['agreeing_repeats']} of {value['repeats']} paired repeats, sign test {p_value(value['p'])}"
+            yield f"{prefix}.text", (f"larger with {value['larger']} ({counts})" if value["p"] < 0.05 else
+                                     f"not distinguishable between the two (larger with {value['larger']} {counts})")
+        if {"p", "images", "higher", "lower"} <= set(value):  # a Wilcoxon test over images
+            yield f"{prefix}.p_text", p_value(value["p"])
         for k, v in value.items():
             yield from flatten(f"{prefix}.{key(k)}", v)
     elif isinstance(value, (list, tuple)):
@@ -153,8 +165,12 @@ def flatten(prefix: str, value: Any) -> Iterable[tuple[str, str]]:
             for i, v in enumerate(value[:20]):
                 if isinstance(v, (dict, list)):
                     yield from flatten(f"{prefix}.{i}", v)
-    elif isinstance(value, (int, float)) or value is None:
+    elif value is None:
+        yield prefix, "never"
+    elif isinstance(value, (int, float)):
         yield prefix, number(value)
+        if prefix.endswith("_s") and isinstance(value, float) and value < 1:  # seconds of a step: also in ms
+            yield prefix[:-2] + "_ms", number(1000 * value)
     else:
         yield prefix, tex(value)
 
@@ -170,9 +186,13 @@ def config_macros(ex: str, config: dict) -> dict[str, str]:
            "val": score.mean_std(val) if val else "---", "weights": number(config["num_weights"]),
            "epoch_s": f"{s['train_time_per_epoch_s']['mean']:.2g}", "verdict": verdict_cell(s["verdicts"]),
            "seeds": str(test["n"]), "epochs": str(hyper["num_epochs"]), "batch": str(hyper["batch_size"]),
-           "lr": number(lr), "label": tex(config["label"]), "model": tex(_model_text(hyper))}
-    top = verdict_cell(s["verdicts"]).split(" (")[0]
+           "lr": f"{lr:g}", "label": tex(config["label"]), "model": tex(model_short(hyper)),
+           "weight_decay": f"{group.get('weight_decay', 0.0):g}"}
+    top = max(dict.fromkeys(s["verdicts"]), key=s["verdicts"].count)
     out["why"] = tex(next((d["why"] for d in s.get("verdict_details", []) if d["verdict"] == top), ""))
+    for k, v in s.get("verdict_tolerances", {}).items():  # the fit rule's margins, in the score's units
+        out[f"tol_{k}"] = (f"{100 * v:g}\\,\\%" if k in ("rise", "one_class", "annealed") else f"{v:g}" if k == "diverged"
+                           else f"{score.value(v)}{score.unit}")
     return {f"{ex}.{key(config['name'])}.{k}": v for k, v in out.items()}
 
 
@@ -186,6 +206,8 @@ def exercise_macros(record: dict) -> dict[str, str]:
     macros[f"{ex}.command"] = tex(record["command"])
     for split, n in record["data"].get("sizes", {}).items():
         macros[f"{ex}.data.{key(split)}"] = number(n)
+    for field in ("normalisation", "split_seed"):
+        macros.update(dict(flatten(f"{ex}.data.{field}", record["data"].get(field))))
     return macros
 
 
@@ -214,51 +236,126 @@ def _value(v: Any) -> str:
 
 
 def _model_text(h: dict) -> str:
+    """The model with every argument of its class, the defaults included."""
     options = ", ".join(f"{k}={_value(v)}" for k, v in h.get("model_options", {}).items())
     return f"{h['model']}({options})"
 
 
-def _optimizer_text(opt: dict) -> str:
-    """The optimizer with every setting, PyTorch's defaults included; a schedule's bookkeeping left out."""
-    settings = {**opt["defaults"], **opt["param_groups"][0]}
-    hidden = ("initial_lr", "max_lr", "min_lr", "base_momentum", "max_momentum", "differentiable", "foreach",
-              "capturable", "fused", "maximize", "decoupled_weight_decay")
-    return f"{opt['class']}(" + ", ".join(f"{k}={_value(v)}" for k, v in settings.items()
-                                         if k not in hidden and v is not None) + ")"
+def model_short(h: dict) -> str:
+    """The model in a few words, from its recorded arguments: "CNN 16-32-64, BN", "SegNet 8-16-32-64,
+    U-Net skips, blocks of 2, residual, BN"."""
+    o = h.get("model_options", {})
+    channels = "-".join(str(c) for c in o.get("channels", ()))
+    if h["model"] == "MLP":
+        return "MLP " + "-".join(str(n) for n in [o["in_features"], *o["hidden"], o["num_classes"]])
+    if h["model"] == "MnistCNN":
+        parts = [f"CNN {channels}", o["activation"] if o["activation"] != "relu" else "",
+                 "pool first" if o["pool_first"] else "", "BN" if o["batch_norm"] else "",
+                 f"dropout {o['dropout']:g}" if o["dropout"] else ""]
+    elif h["model"] == "SegNet":
+        parts = [f"SegNet {channels}", {"concat": "U-Net skips", "sum": "sum skips"}.get(o["skip"], ""),
+                 f"blocks of {o['block_depth']}" if o["block_depth"] > 1 else "", "residual" if o["residual"] else "",
+                 "BN" if o["batch_norm"] else "no BN", f"{o['up_kernel']}×{o['up_kernel']} up-sampling",
+                 f"{o['init']} init" if o["init"] != "default" else "", f"dropout {o['dropout']:g}" if o["dropout"] else "",
+                 "input standardisation" if o["input_norm"] else ""]
+    else:
+        return h["model"]
+    return ", ".join(p for p in parts if p)
+
+
+HIDDEN_SETTINGS = ("initial_lr", "max_lr", "min_lr", "base_momentum", "max_momentum", "differentiable", "foreach",
+                   "capturable", "fused", "maximize", "decoupled_weight_decay", "lr")
+
+
+def _settings(opt: dict) -> dict:
+    """An optimizer's settings as constructed (PyTorch's defaults included), a schedule's bookkeeping left out."""
+    return {k: v for k, v in opt["defaults"].items() if k not in HIDDEN_SETTINGS and v is not None}
 
 
 def _schedule_text(h: dict) -> str:
     s = h["scheduler"]
     if s is None:
         return "constant"
-    state = s["state"]
     if s["class"] == "OneCycleLR":
-        return f"one-cycle, peak {_value(h['optimizer']['param_groups'][0].get('max_lr'))}, per batch"
+        g = h["optimizer"]["param_groups"][0]
+        text = f"one-cycle, lr {_value(g['initial_lr'])}→{_value(g['max_lr'])}→{_value(g['min_lr'])}"
+        return text + (f", momentum {_value(g['max_momentum'])}→{_value(g['base_momentum'])}→{_value(g['max_momentum'])}"
+                       if "max_momentum" in g else "")
     if s["class"] == "CosineAnnealingLR":
-        return f"cosine to 0 over {state.get('T_max')} {'batches' if s['per_batch'] else 'epochs'}"
+        return f"cosine to 0 over {s['state'].get('T_max')} {'batches' if s['per_batch'] else 'epochs'}"
     return s["class"]
 
 
-def hyper_rows(records: list[dict]) -> list[str]:
-    """One table row per distinct configuration of ``records`` (a configuration several exercises
-    share appears once, with all of them): model, optimizer with every setting (PyTorch's defaults
-    included), schedule, loss, augmentation, epochs and batch size, seeds."""
+def augmentation_text(recorded: str | None) -> str:
+    """A recorded augmentation (the transform's repr, every setting) in a few words."""
+    if not recorded:
+        return "none"
+    parts = []
+    for name, args in re.findall(r"(\w+)\(([^()]*)\)", recorded):
+        a = {k: float(v) if re.fullmatch(r"[-+.\de]+", v) else v for k, v in re.findall(r"(\w+)=([^,]+)", args)}
+        if name == "RandomAffine":
+            parts.append(f"rotation ±{a['max_rotation_deg']:g}°, shift ±{a['max_shift']:g} px, scale ±{100 * a['max_scale']:g} %")
+        elif name == "SegmentationAugment":
+            parts += ["flips, 90° rotations"] * (a.get("dihedral") == "True") + [
+                f"{label} ±{a[k]:g}{unit}" for k, label, unit in (("rotate_deg", "rotation", "°"), ("scale", "scale", ""),
+                                                                   ("shear_deg", "shear", "°"), ("translate", "shift", ""),
+                                                                   ("elastic_px", "elastic", " px")) if a.get(k)]
+        elif name == "StainJitter":
+            parts.append(f"stain contrast ×e^±{a['log_gain']:g}, brightness ±{a['shift']:g}")
+    return "; ".join(parts) or recorded
+
+
+def _differences(settings: dict, reference: dict) -> str:
+    return ", ".join(f"{k}={_value(v)}" for k, v in settings.items() if reference.get(k) != v)
+
+
+def hyper_tables(records: list[dict]) -> str:
+    """Table A1, every setting of each optimizer and loss class the first time a configuration uses it
+    (PyTorch's defaults, save the learning rate); Table A2, one row per distinct configuration (one that
+    several exercises share appears once, with all of them): model, learning rate, schedule and what
+    differs from Table A1, augmentation, epochs, batch and seeds."""
+    references: dict[str, dict] = {}
     rows: dict[str, list] = {}
     for record in records:
         ex = exercise_id(record["exercise"])[2:].replace("_", ".")
         for config in record["configs"]:
             h = config["runs"][0]["hyperparameters"]
-            loss = ", ".join(f"{k}={_value(v)}" for k, v in h["loss"].items() if k != "class")
-            cells = [_model_text(h), _optimizer_text(h["optimizer"]), _schedule_text(h),
-                     f"{h['loss']['class']}({loss})", h["augmentation"] or "none",
-                     f"{h['num_epochs']} / {h['batch_size']}", ", ".join(str(r["seed"]) for r in config["runs"])]
+            opt, loss = h["optimizer"], {k: v for k, v in h["loss"].items() if k != "class"}
+            opt_ref = references.setdefault(opt["class"], _settings(opt))
+            loss_ref = references.setdefault(h["loss"]["class"], loss)
+            group = opt["param_groups"][0]
+            lr = group.get("max_lr", group.get("initial_lr", group["lr"]))
+            training = "; ".join(p for p in [f"{opt['class']}, lr {_value(lr)}", _differences(_settings(opt), opt_ref),
+                                             _schedule_text(h), _differences(loss, loss_ref)] if p)
+            augment = augmentation_text(h["augmentation"])
+            cells = [model_short(h), training, augment, f"{h['num_epochs']} / {h['batch_size']}",
+                     ", ".join(str(r["seed"]) for r in config["runs"])]
             key_ = json.dumps(cells)
-            if key_ not in rows:
-                rows[key_] = [[], config["label"], cells]
+            rows.setdefault(key_, [[], config["label"], cells])
             if ex not in rows[key_][0]:
                 rows[key_][0].append(ex)
-    return [" & ".join([", ".join(exs), tex(label), *(tex(c) for c in cells)]) + r" \\"
-            for exs, label, cells in rows.values()]
+    table_a1 = "\n".join(rf"{tex(name)} & {tex(_value(settings))} \\" for name, settings in references.items())
+    table_a2 = "\n".join(" & ".join([", ".join(exs), tex(label), *(tex(c) for c in cells)]) + r" \\"
+                         for exs, label, cells in rows.values())
+    return HYPER.replace("%A1", table_a1).replace("%A2", table_a2)
+
+
+HYPER = r"""% Generated by python -m common.report latex. Do not edit.
+\begin{table}[ht]\centering\footnotesize
+\caption{PyTorch's settings of every optimizer and loss used (their defaults, save the learning rate); Table~\ref{tab:hyper} gives what a configuration changes.}\label{tab:defaults}
+\begin{tabularx}{\linewidth}{@{}l>{\raggedright\arraybackslash}X@{}}\toprule
+class & settings \\\midrule
+%A1
+\bottomrule\end{tabularx}\end{table}
+{\scriptsize\setlength{\tabcolsep}{3pt}
+\begin{longtable}{@{}>{\raggedright\arraybackslash}p{0.07\linewidth}>{\raggedright\arraybackslash}p{0.12\linewidth}>{\raggedright\arraybackslash}p{0.20\linewidth}>{\raggedright\arraybackslash}p{0.26\linewidth}>{\raggedright\arraybackslash}p{0.15\linewidth}>{\raggedright\arraybackslash}p{0.06\linewidth}>{\raggedright\arraybackslash}p{0.06\linewidth}@{}}
+\caption{Every configuration, as recorded in \texttt{report/results/*.json}: model, training (optimizer, learning rate or its peak, what differs from Table~\ref{tab:defaults}, schedule), augmentation of the training batches, epochs / batch size, seeds.}\label{tab:hyper}\\
+\toprule Ex. & configuration & model & training & augmentation & epochs / batch & seeds \\ \midrule \endfirsthead
+\toprule Ex. & configuration & model & training & augmentation & epochs / batch & seeds \\ \midrule \endhead
+%A2
+\bottomrule
+\end{longtable}}
+"""
 
 
 def write_all(root: Path) -> list[Path]:
@@ -268,13 +365,17 @@ def write_all(root: Path) -> list[Path]:
         raise FileNotFoundError(f"no results files (*.json) in {root / 'results'}: run the exercises first")
     records = [json.loads(p.read_text()) for p in files]
     macros = environment_macros(records)
+    if MAKE_REPORT.is_file() and root.resolve() == (REPO_ROOT / "report").resolve():
+        made = json.loads(MAKE_REPORT.read_text())
+        macros.update({"env.make_report_minutes": f"{made['minutes']:.0f}", "env.make_report_workers": str(made["workers"]),
+                       "env.make_report_date": tex(made["date"])})
     for record in records:
         macros.update(exercise_macros(record))
     lines = [PREAMBLE] + [rf"\@namedef{{res@{k}}}{{{v}}}" for k, v in sorted(macros.items())] + [r"\makeatother", ""]
     out = root / "generated"
     written = {out / "results.tex": "\n".join(lines),
                out / "paths.tex": f"% Generated. Do not edit.\n\\graphicspath{{{{{(root / 'figures').resolve().as_posix()}/}}}}\n"}
-    written[out / "hyper.tex"] = "\n".join(hyper_rows(records)) + "\n"
+    written[out / "hyper.tex"] = hyper_tables(records)
     for path, text in written.items():
         atomic_write_bytes(path, text.encode())
     return list(written)

@@ -33,7 +33,8 @@ def summary(runs: Runs) -> dict:
                if held_out else {}),
             "train_time_per_epoch_s": metrics.summarize([r["train_time_per_epoch_s"]["mean"] for r in runs.records]),
             "verdicts": [v["verdict"] for v in verdicts], "verdict_details": verdicts,
-            "verdict_tolerances": metrics.TOLERANCES[s]}
+            "verdict_tolerances": {**metrics.TOLERANCES[s], "one_class": metrics.ONE_CLASS_SHARE,
+                                   "diverged": metrics.DIVERGED_FACTOR, "annealed": metrics.ANNEALED}}
 
 
 def entry(runs: Runs) -> dict:

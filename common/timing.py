@@ -119,6 +119,21 @@ def _round_robin(steps: dict[str, tuple[Callable[[Tensor, Tensor], object], list
     return out
 
 
+def compare_savings(timings: dict[str, dict], a: tuple[str, str], b: tuple[str, str], labels: tuple[str, str]) -> dict:
+    """Is the saving of ``b`` (time of b[0] over time of b[1], repeat by repeat) larger than that of
+    ``a``? All four were timed in the same repeats: which saving is larger by the medians, in how many
+    repeats it was, and the sign test of that count."""
+    def saving(pair: tuple[str, str]) -> list[float]:
+        return [x / y for x, y in zip(timings[pair[0]]["per_batch_repeats_s"], timings[pair[1]]["per_batch_repeats_s"])]
+
+    sa, sb = saving(a), saving(b)
+    b_larger = statistics.median(sb) > statistics.median(sa)
+    agree = sum((y > x) == b_larger for x, y in zip(sa, sb))
+    return {"saving": {labels[0]: statistics.median(sa), labels[1]: statistics.median(sb)},
+            "larger": labels[1] if b_larger else labels[0], "agreeing_repeats": agree, "repeats": len(sa),
+            "p": sign_test(agree, len(sa))}
+
+
 def versus(timings: dict[str, dict], reference: str, name: str) -> dict:
     """``name`` against ``reference``, both timed in the same repeats (so that they pair up): how many
     times ``reference``'s median time ``name`` is faster (above 1) or slower, in how many repeats it

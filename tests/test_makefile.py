@@ -69,3 +69,20 @@ def test_venv_creation_warns_when_the_disk_is_nearly_full(tmp_path, needed_gib, 
     out = subprocess.run(["make", "-s", "disk-space", f"VENV_GIB={needed_gib}"], cwd=tmp_path,
                          capture_output=True, text=True, check=True).stdout
     assert out.startswith("WARNING: ") == warns and (f"needs about {needed_gib} GiB" in out) == warns
+
+
+def test_report_without_latex_stops_at_once_with_the_install_line(tmp_path):
+    """No latexmk on the PATH: make report stops before any training (or creating .venv), naming the
+    install line and PDF=no; with PDF=no it goes on."""
+    shutil.copy(REPO_ROOT / "Makefile", tmp_path / "Makefile")
+    (tmp_path / "requirements.txt").write_text("")
+    env = {"PATH": str(tmp_path / "empty-bin"), "HOME": str(tmp_path)}  # no latexmk anywhere on it
+    (tmp_path / "empty-bin").mkdir()
+    make = shutil.which("make")
+    result = subprocess.run([make, "report"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0 and not (tmp_path / ".venv").exists()
+    assert "needs LaTeX" in result.stdout and "apt-get install -y --no-install-recommends latexmk" in result.stdout
+    assert "make report PDF=no" in result.stdout
+    dry = subprocess.run([make, "-n", "report", "PDF=no"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=30)
+    assert dry.returncode == 0 and "common.report run" in dry.stdout
