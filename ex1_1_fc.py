@@ -27,7 +27,7 @@ BATCH_SIZE = 64
 EPOCHS = 10
 SEEDS = 3
 TIMING = {"num_batches": 20, "warmup": 3, "repeats": 15}  # many short repeats: a paired test with power
-QUICK_TIMING = {"num_batches": 2, "warmup": 1, "repeats": 1}
+QUICK_TIMING = {"num_batches": 2, "warmup": 1, "repeats": 1}  # --quick: a smoke test of the timing
 TIMING_BATCH_SIZES = (64, 256, 1024)  # where does the ratio go as a step does more arithmetic?
 
 
@@ -47,11 +47,12 @@ def main(argv=None) -> list[experiment.Runs]:
         configs += experiment.run_all([dataclasses.replace(fc_torch, name=f"fc_torch_{ctx.device.type}",
                                                            label=f"PyTorch, {ctx.device.type.upper()}")], splits, ctx)
 
-    twins = lambda: numpy_mlp.twin_learners(models.MLP(hidden=HIDDEN), args.lr, [cpu, ctx.device])  # noqa: E731
-    steps = {str(b): timing.time_train_steps(twins(), *splits.train, batch_size=b, reference="PyTorch (CPU)",
-                                             steps_per_epoch=math.ceil(len(splits.train[1]) / b),
-                                             **(QUICK_TIMING if ctx.quick else TIMING))
-             for b in sorted({args.batch_size, *TIMING_BATCH_SIZES})}
+    steps = {}  # batch size -> step times of NumPy and PyTorch, both from the weights of one new network
+    for batch_size in sorted({args.batch_size, *TIMING_BATCH_SIZES}):
+        twins = numpy_mlp.twin_learners(models.MLP(hidden=HIDDEN), args.lr, [cpu, ctx.device])
+        steps[str(batch_size)] = timing.time_train_steps(
+            twins, *splits.train, batch_size=batch_size, reference="PyTorch (CPU)",
+            steps_per_epoch=math.ceil(len(splits.train[1]) / batch_size), **(QUICK_TIMING if ctx.quick else TIMING))
     findings = {"step_timing": steps, "training_batch_size": args.batch_size,
                 "numpy_vs_torch_accuracy": evaluation.compare_runs(configs[1], configs[0], splits.test[1])}
     results.write(ctx, "ex1_1_fc", configs, splits, findings)

@@ -15,6 +15,7 @@ import functools
 import torch
 from torch import nn
 
+import ex1_1_fc
 from common import cli, experiment, mnist, models, plots, results
 
 LOSS = nn.CrossEntropyLoss()  # the softmax of layer 10 and the cross-entropy of layer 11
@@ -40,7 +41,7 @@ def main(argv=None) -> experiment.Runs:
 
     [cnn] = experiment.run_all([config(ctx.args, label="CNN, SGD")], splits, ctx)
 
-    fc_weights = models.count_weights(models.MLP())  # the Exercise 1.1 network
+    fc_weights = models.count_weights(models.MLP(hidden=ex1_1_fc.HIDDEN))  # the Exercise 1.1 network
     findings = {"cnn_weights": cnn.num_weights, "fc_weights": fc_weights,
                 "fc_to_cnn_weight_ratio": fc_weights / cnn.num_weights,
                 "cnn_weights_per_layer": {name: p.numel() for name, p in models.MnistCNN().named_parameters()}}

@@ -12,6 +12,8 @@ same batches, timed in turn (TIMING).
 
 Run:  python ex1_3_pool_order.py --device cuda     (or --device cpu; --quick: a smoke test)
 """
+import math
+
 import torch
 
 import ex1_2_cnn
@@ -26,6 +28,7 @@ CONFIGS = {  # name -> (label, MnistCNN options)
 }
 ACTS = ("relu", "tanh")
 TIMING = {"num_batches": 20, "warmup": 3, "repeats": 15}  # many short repeats: a paired test with power
+QUICK_TIMING = {"num_batches": 2, "warmup": 1, "repeats": 1}  # --quick: a smoke test of the timing
 
 
 def main(argv=None) -> list[experiment.Runs]:
@@ -41,16 +44,18 @@ def main(argv=None) -> list[experiment.Runs]:
     torch.manual_seed(ctx.seed)  # the time does not depend on the weights' values
     timed = {name: models.MnistCNN(**options) for name, (_, options) in CONFIGS.items()}
     timings = timing.time_forward_backward(timed, *splits.train, batch_size=args.batch_size,
-                                           steps_per_epoch=-(-len(splits.train[1]) // args.batch_size),
-                                           **(dict(num_batches=2, warmup=1, repeats=1) if ctx.quick else TIMING))
+                                           steps_per_epoch=math.ceil(len(splits.train[1]) / args.batch_size),
+                                           **(QUICK_TIMING if ctx.quick else TIMING))
     by_name = {c.name: c for c in configs}
-    findings = {"timing": timings,
-                "pool_first_vs_after": {a: timing.versus(timings, f"{a}_pool_after", f"{a}_pool_first") for a in ACTS},
-                "tanh_vs_relu": {o: timing.versus(timings, f"relu_{o}", f"tanh_{o}") for o in ("pool_after", "pool_first")},
-                "saving_tanh_vs_relu": timing.compare_savings(timings, ("relu_pool_after", "relu_pool_first"),
-                                                              ("tanh_pool_after", "tanh_pool_first"), ("ReLU", "tanh")),
-                "curve_differences": {a: evaluation.curve_differences(by_name[f"{a}_pool_after"], by_name[f"{a}_pool_first"])
-                                      for a in ACTS}}
+    findings = {
+        "timing": timings,
+        "pool_first_vs_after": {a: timing.versus(timings, f"{a}_pool_after", f"{a}_pool_first") for a in ACTS},
+        "tanh_vs_relu": {order: timing.versus(timings, f"relu_{order}", f"tanh_{order}")
+                         for order in ("pool_after", "pool_first")},
+        "saving_tanh_vs_relu": timing.compare_savings(timings, ("relu_pool_after", "relu_pool_first"),
+                                                      ("tanh_pool_after", "tanh_pool_first"), ("ReLU", "tanh")),
+        "curve_differences": {a: evaluation.curve_differences(by_name[f"{a}_pool_after"], by_name[f"{a}_pool_first"])
+                              for a in ACTS}}
     results.write(ctx, "ex1_3_pool_order", configs, splits, findings)
     plots.pool_order(configs, timings, ctx.figures_dir / "ex1_3_pool_order")
     return configs

@@ -35,6 +35,7 @@ BEST_MOMENTUM = 0.9  # Nesterov; one-cycle cycles it between 0.85 and 0.95
 BEST_WEIGHT_DECAY = 5e-4
 MISCLASSIFIED_SHOWN = 10
 WEIGHTS = Path("models") / "ex1_5_best.pt"
+TEST_FIGURES = "ex1_5_best_test"  # the best model's confusion matrix and misclassified images (.pdf, .png)
 
 
 def best_config(epochs: int) -> experiment.Config:
@@ -57,8 +58,10 @@ def main(argv=None) -> list:
     args = ctx.args
     saved = results.load_model(args.from_weights, models.MnistCNN) if args.from_weights else None  # fail fast
     splits = mnist.load_splits(ctx.data_dir, ctx.device, seed=ctx.seed, quick=ctx.quick)
-    if saved is not None:
-        return [test_figures(evaluation.logits(saved["model"], splits.test[0]), splits, ctx, saved["name"])]
+    if saved is not None:  # figures only: no training, no results file
+        errors = test_figures(evaluation.logits(saved["model"], splits.test[0]), splits, ctx, saved["name"])
+        print(f"figures of {saved['name']} from {args.from_weights}: {ctx.figures_dir / TEST_FIGURES}.pdf and .png")
+        return [errors]
 
     baseline = ex1_2_cnn.config(args, "baseline", "baseline (Ex 1.2)")
     variants = [baseline,
@@ -71,7 +74,8 @@ def main(argv=None) -> list:
     chosen = max(configs, key=lambda c: results.summary(c)["final_val_accuracy"]["mean"])
     seed_index = max(range(len(chosen.records)), key=lambda k: chosen.records[k]["history"]["epochs"][-1]["val_score"])
     results.save_model(ctx.out_dir / WEIGHTS, chosen, seed_index, splits)
-    findings = {"versus_baseline": {c.name: evaluation.compare_runs(configs[0], c, splits.test[1]) for c in configs[1:]},
+    findings = {"versus_baseline": {c.name: evaluation.compare_runs(configs[0], c, splits.test[1])
+                                    for c in configs[1:]},
                 "chosen_on_validation": chosen.name, "saved_seed": chosen.records[seed_index]["seed"],
                 "best_model_test": test_figures(chosen.test_logits()[seed_index], splits, ctx, chosen.label)}
     results.write(ctx, "ex1_5_variants", configs, splits, findings)
@@ -82,8 +86,7 @@ def main(argv=None) -> list:
 def test_figures(logits: torch.Tensor, splits, ctx, name: str) -> dict:
     """The confusion matrix and the misclassified test images (most confident first) of one model."""
     errors = evaluation.classification_errors(logits, splits.test[1])
-    plots.confusion_and_errors(errors, splits.test[0], MISCLASSIFIED_SHOWN, ctx.figures_dir / "ex1_5_best_test",
-                               title=name)
+    plots.confusion_and_errors(errors, splits.test[0], MISCLASSIFIED_SHOWN, ctx.figures_dir / TEST_FIGURES, title=name)
     return {k: v for k, v in errors.items() if k != "wrong"}
 
 

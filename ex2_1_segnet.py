@@ -47,21 +47,21 @@ def main(argv=None) -> experiment.Runs:
     ctx = cli.setup(parser, argv, __file__)
     splits = warwick.load_splits(ctx.data_dir, ctx.device, seed=ctx.seed, quick=ctx.quick)
 
-    [segnet] = experiment.run_all([config(ctx.args, label="SegNet (Ex 2.1)")], splits, ctx)
+    [segnet] = experiment.run_all([config(ctx.args, label="encoder-decoder (Ex 2.1)")], splits, ctx)
 
     inputs, targets = splits.test
     dice = evaluation.per_image(segnet, targets)["dice"]  # (seeds, images)
     worst, median = int(dice.mean(0).argmin()), int(np.argsort(dice.mean(0))[(dice.shape[1] - 1) // 2])
     pred = evaluation.gland_masks(segnet.test_logits()[0])
-    cases = {what: evaluation.describe_case(i, dice, inputs, targets, pred, splits.info["names"]["test"],
-                                            splits.info["normalisation"]) for what, i in (("worst", worst), ("median", median))}
-    train_red = warwick.red_share(warwick.unnormalise(splits.train[0], splits.info["normalisation"]))
+    names, norm = splits.info["names"]["test"], splits.info["normalisation"]
+    cases = {what: evaluation.describe_case(i, dice, inputs, targets, pred, names, norm)
+             for what, i in (("worst", worst), ("median", median))}
     findings = {**cases, "per_image_test_dice": dice.round(5).tolist(),
-                "training_red_share": {"min": float(train_red.min()), "median": float(np.median(train_red)),
-                                       "max": float(train_red.max())}}
+                "red_share": evaluation.red_share_summary(splits)}
     results.write(ctx, "ex2_1_segnet", [segnet], splits, findings)
     plots.curves([segnet], ctx.figures_dir / "ex2_1_segnet_curves")
-    plots.segmentation_cases(splits, pred, dice, {"worst": worst, "median": median}, ctx.figures_dir / "ex2_1_segnet_cases")
+    plots.segmentation_cases(splits, pred, dice, {"worst": worst, "median": median},
+                             ctx.figures_dir / "ex2_1_segnet_cases")
     return segnet
 
 

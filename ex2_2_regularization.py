@@ -6,10 +6,9 @@ opinion of each technique, and comment on over- and under-fitting.
 
 The baseline is the Exercise 2.1 network, which already uses two of the techniques, batch norm and
 augmentation by flips and 90-degree rotations. Each technique is measured by changing that one thing:
-augmentation removed; batch norm removed;
-weight decay added. Everything else is the same (the
-Ex 2.1 training: Adam, cosine schedule, cross-entropy; initial weights where the architecture
-allows; batches). Judged on the 15 validation images; the test Dice is computed once per variant.
+augmentation removed; batch norm removed; weight decay added. Everything else is the same (the Ex 2.1
+training: Adam, cosine schedule, cross-entropy; initial weights where the architecture allows;
+batches). Judged on the 15 validation images; the test Dice is computed once per variant.
 
 Run:  python ex2_2_regularization.py --device cuda     (or --device cpu; --quick: a smoke test)
 """

@@ -25,18 +25,21 @@ def main(argv=None) -> list[experiment.Runs]:
     ctx = cli.setup(parser, argv, __file__)
     splits = warwick.load_splits(ctx.data_dir, ctx.device, seed=ctx.seed, quick=ctx.quick)
 
-    plain, skip = experiment.run_all([ex2_1_segnet.config(ctx.args, "segnet", "no skips (Ex 2.1)"),
-                                      ex2_1_segnet.config(ctx.args, f"segnet_skip_{SKIP}", "skips (U-Net)", skip=SKIP)],
-                                     splits, ctx)
+    plain, skip = experiment.run_all([
+        ex2_1_segnet.config(ctx.args, "segnet", "no skips (Ex 2.1)"),
+        ex2_1_segnet.config(ctx.args, f"segnet_skip_{SKIP}", "skips (U-Net)", skip=SKIP),
+    ], splits, ctx)
 
     targets = splits.test[1]
     scores = [evaluation.per_image(runs, targets, boundary=True) for runs in (plain, skip)]  # {metric: (seeds, images)}
     gain = scores[1]["boundary_f1_2px"].mean(0) - scores[0]["boundary_f1_2px"].mean(0)
     order = np.argsort(gain)
-    shown = {"largest gain": int(order[-1]), "median gain": int(order[(len(order) - 1) // 2]), "largest loss": int(order[0])}
+    shown = {"largest gain": int(order[-1]), "median gain": int(order[(len(order) - 1) // 2]),
+             "largest loss": int(order[0])}
+    names = splits.info["names"]["test"]
     findings = {"metrics": {r.name: evaluation.summarize_per_image(s) for r, s in zip((plain, skip), scores)},
                 "skip_vs_plain": evaluation.compare_configs(*scores),
-                "shown_cases": {what: {"index": i, "name": splits.info["names"]["test"][i]} for what, i in shown.items()}}
+                "shown_cases": {what: {"index": i, "name": names[i]} for what, i in shown.items()}}
     results.write(ctx, "ex2_3_skip", [plain, skip], splits, findings)
     plots.boundary_crops(splits, [plain, skip], scores, shown, ctx.figures_dir / "ex2_3_skip_boundaries")
     return [plain, skip]

@@ -46,13 +46,15 @@ def config(args, name: str = "best", label: str | None = None, augmentation=AUGM
 def main(argv=None) -> dict:
     parser = cli.make_parser(__doc__, epochs=EPOCHS, batch_size=BATCH_SIZE, lr=LR, num_seeds=SEEDS)
     ctx = cli.setup(parser, argv, __file__)
-    splits = warwick.load_splits(ctx.data_dir, ctx.device, seed=ctx.seed, quick=ctx.quick, holdout=warwick.NO_HOLDOUT)
+    splits = warwick.load_splits(ctx.data_dir, ctx.device, seed=ctx.seed, quick=ctx.quick,
+                                 holdout=warwick.NO_HOLDOUT)
 
     [refit] = experiment.run_all([config(ctx.args, "best_refit", "best model, single pass")], splits, ctx)
 
     inputs, targets = splits.test
     logits = evaluation.tta_logits(refit, inputs) if TTA else refit.test_logits()
-    final = evaluation.with_test_prediction(refit, logits, targets, "best", "best model, with TTA" if TTA else "best model")
+    final = evaluation.with_test_prediction(refit, logits, targets, "best", "best model, with TTA" if TTA else
+                                            "best model, single pass", "TTA" if TTA else "single pass")
     masks = [evaluation.gland_masks(lg) for lg in logits]
     dice = evaluation.per_image(refit, targets, masks=masks)["dice"]  # (seeds, images)
     best, worst = int(dice.mean(0).argmax()), int(dice.mean(0).argmin())
@@ -69,7 +71,8 @@ def main(argv=None) -> dict:
         "per_image_test_dice": dice.round(5).tolist()}
     results.write(ctx, "ex2_5_best", [refit, final], splits, findings)
     plots.curves([refit], ctx.figures_dir / "ex2_5_best_curves")
-    plots.segmentation_cases(splits, masks[0], dice, {"best": best, "worst": worst}, ctx.figures_dir / "ex2_5_best_cases")
+    plots.segmentation_cases(splits, masks[0], dice, {"best": best, "worst": worst},
+                             ctx.figures_dir / "ex2_5_best_cases")
     return final
 
 

@@ -33,6 +33,8 @@ QUICK_MAX_SEEDS = 2
 MAX_SEED = 2**32 - 1  # NumPy's seeds are 32-bit: every seed of a run must fit
 LOG_EVERY_S = 15.0  # without a terminal: a progress line at most this often, and one per finished run
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a program stopped by Ctrl-C
+# How a score prints, at the report's precision: score -> (scale, decimals, unit); any other score (Dice) 3 decimals
+SCORE_FORMATS = {"accuracy": (100, 2, " %")}
 
 
 def positive_float(text: str) -> float:
@@ -85,6 +87,8 @@ class Context:
     cache_dir: Path
     seeds: list[int]
     started: float
+    header: str = ""  # the line that says what runs where: script, device, data, output, seeds
+    announced: bool = False  # whether the header has been printed
 
     @property
     def quick(self) -> bool:
@@ -149,9 +153,27 @@ def setup(parser: argparse.ArgumentParser, argv: list[str] | None, script: str) 
     ctx = Context(args=args, argv=argv, script=Path(script).resolve(), device=device,
                   data_dir=args.data_dir or Path(os.environ.get(DATA_DIR_ENV, REPO_ROOT / "data")), out_dir=out_dir,
                   cache_dir=cache_dir(), seeds=[args.seed + k for k in range(args.num_seeds)], started=time.time())
-    print(f"{ctx.script.name}: {device_name(device)}, data {ctx.data_dir}, output {ctx.out_dir}, seeds {ctx.seeds}"
-          + (" [quick]" if args.quick else ""), flush=True)
+    ctx.header = (f"{ctx.script.name}: {device_name(device)}, data {ctx.data_dir}, output {ctx.out_dir}, "
+                  f"seeds {ctx.seeds}" + (" [quick]" if args.quick else ""))
+    if not _planning():
+        announce(ctx)
     return ctx
+
+
+def announce(ctx) -> None:
+    """Print ``ctx``'s header line, once. :func:`setup` prints it at once, except while ``make report``
+    plans (``experiment.PLAN``): a script may then stop at its first untrained run and run again once
+    the runs are trained, so ``experiment.run_all`` prints it when the script goes on past planning."""
+    if getattr(ctx, "header", "") and not ctx.announced:
+        print(ctx.header, flush=True)
+        ctx.announced = True
+
+
+def _planning() -> bool:
+    """Whether ``make report`` (common.report) is planning every script's runs before training them."""
+    from . import experiment  # imported here: common.experiment imports this module
+
+    return experiment.PLAN is not None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -212,16 +234,29 @@ def device_name(device: torch.device) -> str:
             model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
     except OSError:
         pass
-    return f"CPU: {model} ({torch.get_num_threads()} torch threads, {os.cpu_count()} logical cores)"
+    threads = f"{torch.get_num_threads()} torch thread" + ("" if torch.get_num_threads() == 1 else "s")
+    return f"CPU: {model} ({threads}, {os.cpu_count()} logical cores)"
+
+
+def score_text(name: str, value: float) -> str:
+    """A score as the scripts print it: accuracy in percent with 2 decimals ("97.12 %"), Dice (and
+    any other score) with 3 ("0.348"); :func:`score_format` gives the pieces."""
+    scale, decimals, unit = score_format(name)
+    return f"{value * scale:.{decimals}f}{unit}"
+
+
+def score_format(name: str) -> tuple[float, int, str]:
+    """(scale, decimals, unit) of a score in printed output, the report's precision."""
+    return SCORE_FORMATS.get(name, (1, 3, ""))
 
 
 class Progress:
     """A run's progress: a bar on a terminal; otherwise (a log file, or one of several runs training at
     once) a plain line at most every ``LOG_EVERY_S`` seconds and one when the run ends, so that logs
-    carry no carriage-return frames."""
+    carry no carriage-return frames. ``score`` names the validation score ("accuracy", "dice")."""
 
-    def __init__(self, desc: str, epochs: int, enabled: bool = True, stream=None) -> None:
-        self.desc, self.epochs, self.enabled = desc, epochs, enabled
+    def __init__(self, desc: str, epochs: int, score: str, enabled: bool = True, stream=None) -> None:
+        self.desc, self.epochs, self.score, self.enabled = desc, epochs, score, enabled
         self.stream = stream or sys.stderr
         self.start = self.last = time.perf_counter()
         self.bar = None
@@ -230,7 +265,7 @@ class Progress:
             self.bar = tqdm(total=epochs, desc=desc, unit="epoch", leave=False, file=self.stream)
 
     def __call__(self, record: dict) -> None:
-        text = f"loss {record['train_loss']:.4f}, val {record['val_score']:.4f}"
+        text = f"loss {record['train_loss']:.4f}, val {self.score} {score_text(self.score, record['val_score'])}"
         if self.bar is not None:
             self.bar.set_postfix_str(text, refresh=False)
             self.bar.update(1)

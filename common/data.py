@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -74,7 +75,7 @@ class TensorLoader:
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
-        return -(-len(self.inputs) // self.batch_size)
+        return math.ceil(len(self.inputs) / self.batch_size)
 
     def __iter__(self) -> Iterator[Batch]:
         n = len(self.inputs)

@@ -83,13 +83,14 @@ def tta_logits(runs: Runs, inputs: Tensor) -> list[Tensor]:
     return out
 
 
-def with_test_prediction(runs: Runs, logits: list[Tensor], targets: Tensor, name: str, how: str) -> dict:
-    """The results-file form of ``runs`` (``Runs.as_dict``) renamed ``name``, with each run's test
-    scores from another prediction (``how``) of the same weights: per seed the loss of ``logits``
-    and the Dice of their arg-max. Curves and validation scores stay those of the runs."""
+def with_test_prediction(runs: Runs, logits: list[Tensor], targets: Tensor, name: str, label: str, how: str) -> dict:
+    """The results-file form of ``runs`` (``Runs.as_dict``) renamed ``name`` (shown as ``label``),
+    with each run's test scores from another prediction (``how``) of the same weights: per seed the
+    loss of ``logits`` and the Dice of their arg-max. Curves and validation scores stay those of
+    the runs."""
     targets = targets.cpu()
     out = copy.deepcopy(results.entry(runs))
-    out["name"] = out["label"] = name
+    out["name"], out["label"] = name, label
     for run, lg in zip(out["runs"], logits, strict=True):
         run["test"] = {"loss": F.cross_entropy(lg, targets).item(),
                        "dice": metrics.dice_coefficient(gland_masks(lg), targets == 1).mean().item(),
@@ -126,46 +127,68 @@ def display_images(inputs: Tensor, normalisation: dict) -> np.ndarray:
 
 def describe_case(index: int, dice: np.ndarray, inputs: Tensor, truth: Tensor, pred: Tensor, names: list[str],
                   normalisation: dict) -> dict:
-    """What sets test image ``index`` apart, in numbers and one paragraph: its Dice against the
-    median, its gland area, the errors of the prediction shown (``pred``, the first seed's), the
-    gland/background contrast (Cohen's d, mean over the stains) and the stain balance, each with its
-    rank among the images, and the rank correlation of Dice with each over all images.
-    ``dice``: (seeds, images)."""
-    t, p = truth.cpu().bool(), pred.cpu().bool()
+    """What sets test image ``index`` apart, in numbers and one paragraph: its gland area and its
+    largest gland (with how much of that gland the prediction finds), the errors of the prediction
+    shown (``pred``, the first seed's), the gland/background contrast (Cohen's d, mean over the
+    stains) and the red stain's share of the staining (``warwick.red_share``), each with its rank
+    among the images, and the rank correlation of Dice with each over all images. ``dice``: (seeds, images)."""
+    from scipy import ndimage
+    from scipy.stats import spearmanr
+
+    t, p = truth.cpu().bool().numpy(), pred.cpu().bool().numpy()
     x = inputs.detach().float().cpu()
-    area = t[0].numel()
-    stats = {"gland_fraction": t.flatten(1).float().mean(1).numpy(),
-             "false_positive_fraction": (p & ~t).flatten(1).sum(1).numpy() / area,
-             "false_negative_fraction": (~p & t).flatten(1).sum(1).numpy() / area,
-             "contrast": np.array([_contrast(x[i], t[i]) for i in range(len(x))]),
+    area = t[0].size
+
+    def largest_gland(mask: np.ndarray) -> np.ndarray:  # the largest connected gland, as a mask
+        labels, count = ndimage.label(mask)
+        return labels == (np.bincount(labels.ravel())[1:].argmax() + 1) if count else mask
+
+    stats = {"gland_fraction": t.reshape(len(t), -1).mean(1),
+             "largest_gland_fraction": np.array([largest_gland(m).mean() for m in t]),
+             "false_positive_fraction": (p & ~t).reshape(len(t), -1).sum(1) / area,
+             "false_negative_fraction": (~p & t).reshape(len(t), -1).sum(1) / area,
+             "contrast": np.array([_contrast(x[i], torch.from_numpy(t[i])) for i in range(len(x))]),
              "red_share": warwick.red_share(warwick.unnormalise(inputs, normalisation))}
     mean_dice = dice.mean(axis=0)
     own = {k: float(v[index]) for k, v in stats.items()}
+    gland = largest_gland(t[index])
+    own["largest_gland_found"] = float(p[index][gland].mean()) if gland.any() else math.nan
     rank = {k: int((v < v[index]).sum()) + 1 for k, v in stats.items()}  # 1 = lowest
     median = {k: float(np.nanmedian(v)) for k, v in stats.items()}
-    from scipy.stats import spearmanr
-
     rho = {k: float(spearmanr(mean_dice, stats[k], nan_policy="omit").statistic)
-           for k in ("gland_fraction", "contrast", "red_share")}
+           for k in ("gland_fraction", "largest_gland_fraction", "contrast", "red_share")}
     fp, fn = own["false_positive_fraction"], own["false_negative_fraction"]
     n = len(mean_dice)
     errors = ("it makes few errors" if fp + fn < 0.05 else
-              f"the network misses much of it ({fn:.0%} of the pixels are missed gland, {fp:.0%} false gland)"
-              if fn > 2 * fp else
-              f"the network marks much background as gland ({fp:.0%} of the pixels false gland, {fn:.0%} missed)"
-              if fp > 2 * fn else f"the errors are false gland ({fp:.0%} of the pixels) and missed gland ({fn:.0%}) alike")
+              f"it misses much gland ({fn:.0%} of the pixels are missed gland, {fp:.0%} false gland)" if fn > 2 * fp else
+              f"it marks much background as gland ({fp:.0%} of the pixels false gland, {fn:.0%} missed)" if fp > 2 * fn else
+              f"its errors are false gland ({fp:.0%} of the pixels) and missed gland ({fn:.0%}) alike")
 
     def level(k: str) -> str:  # where the image ranks among the test images
         return "low" if rank[k] <= n / 3 else "high" if rank[k] > 2 * n / 3 else "typical"
 
-    red = ("and so is the red stain's share of its staining" if level("contrast") == level("red_share") else
-           f"the red stain's share of its staining {level('red_share')}")
-    text = (f"glands cover {own['gland_fraction']:.0%} of the image ({median['gland_fraction']:.0%} in the median "
-            f"image), and {errors}; its gland/background contrast is {level('contrast')} ({own['contrast']:.2f}, rank "
-            f"{rank['contrast']} of {n}), {red} ({own['red_share']:.2f}, rank {rank['red_share']} of {n}).")
+    text = (f"glands cover {own['gland_fraction']:.0%} of it ({median['gland_fraction']:.0%} in the median test image); "
+            f"its largest gland alone covers {own['largest_gland_fraction']:.0%} (rank {rank['largest_gland_fraction']} "
+            f"of {n} from the smallest; median {median['largest_gland_fraction']:.0%}), and the network finds "
+            f"{own['largest_gland_found']:.0%} of that gland; {errors}. Its gland/background contrast is "
+            f"{level('contrast')} ({own['contrast']:.2f}, rank {rank['contrast']} of {n}) and its red-stain share "
+            f"{level('red_share')} ({own['red_share']:.2f}, rank {rank['red_share']} of {n}).")
     return {"index": index, "name": names[index], "dice_mean": float(mean_dice[index]),
             "dice_per_seed": dice[:, index].tolist(), "median_dice": float(np.median(mean_dice)), "stats": own,
             "median_stats": median, "ranks_from_lowest": rank, "spearman_dice_vs": rho, "description": text}
+
+
+def red_share_summary(splits) -> dict:
+    """The red-stain share (``warwick.red_share``) of the training and the test images: min, median and
+    max of each, and how many test images lie above every training image."""
+    def share(inputs: torch.Tensor) -> np.ndarray:
+        return warwick.red_share(warwick.unnormalise(inputs, splits.info["normalisation"]))
+
+    train, test = share(splits.train[0]), share(splits.test[0])
+    summary = {name: {"min": float(v.min()), "median": float(np.median(v)), "max": float(v.max())}
+               for name, v in (("training", train), ("test", test))}
+    summary["test"]["above_training_max"] = int((test > train.max()).sum())
+    return summary
 
 
 def _contrast(image: Tensor, truth: Tensor) -> float:

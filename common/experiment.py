@@ -19,6 +19,7 @@ import hashlib
 import inspect
 import io
 import json
+import math
 import multiprocessing
 import random
 import signal
@@ -33,7 +34,7 @@ import torch
 from torch import nn
 
 from . import metrics
-from .cli import Progress, device_name
+from .cli import Progress, announce, device_name
 from .data import (BatchTransform, Splits, TensorLoader, atomic_write_bytes, atomic_write_json, stable_hash,
                    tensor_fingerprint)
 from .models import INIT_SCHEMES, count_weights, layer_list, multiply_adds
@@ -142,8 +143,10 @@ def run_all(configs: list[Config], splits: Splits, ctx, device: torch.device | N
     if PLAN is not None and pending:
         PLAN.extend(pending)
         raise Planned()
+    announce(ctx)  # while make report plans, cli.setup leaves the script's header to here
     workers = min(getattr(ctx, "workers", 1), len(pending)) if device.type == "cpu" else 1
     if workers > 1:
+        print(f"training {len(pending)} runs, {workers} at a time", file=sys.stderr, flush=True)
         train_in_pool(pending, workers, cache_root=ctx.cache_dir, show_progress=ctx.show_progress)
     kwargs = {"cache_root": ctx.cache_dir, "show_progress": ctx.show_progress}
     out = []
@@ -167,10 +170,12 @@ _POOL: list[Job] = []  # what the forked workers of train_in_pool read: they inh
 def train_in_pool(jobs: list[Job], workers: int, *, cache_root: Path, show_progress: bool = True,
                   cost: Callable[[Job], float] | None = None, on_done: Callable[[Job, int], None] | None = None) -> None:
     """Train ``jobs`` into the cache, the costliest first (by ``cost``, default ``Job.cost``),
-    ``workers`` at a time in forked processes on one thread each; ``on_done(job, count)`` after each. Two single-threaded runs train about twice as
-    fast as one on two threads: the small convolutions here do not scale across threads. Forked workers
-    of a process whose OpenMP threads are running can deadlock, so a process on several threads (not a
-    script: cli.setup makes them single-threaded from the start) trains one run at a time instead."""
+    ``workers`` at a time in forked processes on one thread each; ``on_done(job, count)`` after each
+    (the caller says what it trains). Two single-threaded runs at once get through more epochs than one
+    run on two threads (``make bench`` measures both): the small convolutions here scale poorly across
+    threads. Forked workers of a process whose OpenMP threads are running can deadlock, so a process on
+    several threads (not a script: cli.setup makes them single-threaded from the start) trains one run
+    at a time instead."""
     if torch.get_num_threads() > 1:
         print(f"training one run at a time: this process uses {torch.get_num_threads()} threads", file=sys.stderr)
         workers = 1
@@ -183,7 +188,6 @@ def train_in_pool(jobs: list[Job], workers: int, *, cache_root: Path, show_progr
             if on_done:
                 on_done(jobs[k], count)
         return
-    print(f"training {len(jobs)} runs, {workers} at a time", file=sys.stderr, flush=True)
     pool = multiprocessing.get_context("fork").Pool(workers, initializer=_worker_init)
     try:
         for count, k in enumerate(pool.imap_unordered(functools.partial(_pool_job, cache_root=cache_root,
@@ -228,7 +232,7 @@ def _prepare(config: Config, splits: Splits, seed: int, device: torch.device) ->
     else:
         device = torch.device("cpu")
     optimizer = config.optimizer(model.parameters())
-    steps_per_epoch = -(-len(splits.train[1]) // config.batch_size)
+    steps_per_epoch = math.ceil(len(splits.train[1]) / config.batch_size)
     scheduler = config.scheduler(optimizer, steps_per_epoch) if config.scheduler else None
     hyper = describe(config, model, optimizer, scheduler)
     return model, optimizer, scheduler, hyper, cache_key(hyper, config, model, seed, splits, device), device
@@ -250,7 +254,7 @@ def run_one(config: Config, splits: Splits, seed: int, device: torch.device, *, 
                                         transform=config.augment),
                   TensorLoader(*val, EVAL_BATCH_SIZE), config.epochs, score_fn,
                   train_eval_loader=TensorLoader(x_train[:n_eval], y_train[:n_eval], EVAL_BATCH_SIZE),
-                  on_epoch=Progress(f"{config.name} seed {seed}", config.epochs, show_progress))
+                  on_epoch=Progress(f"{config.name} seed {seed}", config.epochs, config.score, show_progress))
     wall = time.perf_counter() - start
     test_result = evaluate(learner, TensorLoader(*test, EVAL_BATCH_SIZE), score_fn, keep_logits=True)
     history["iter_loss"] = [float(f"{v:.5g}") for v in history["iter_loss"]]

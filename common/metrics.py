@@ -126,8 +126,8 @@ def segmentation_scores(preds: Tensor, targets: Tensor, tolerances=(1.0, 2.0)) -
 # --- fit verdict -----------------------------------------------------------------------------
 
 TOLERANCES = {  # per score: train-validation gap above which a run over-fits; the rule's other margins
-    "accuracy": {"gap": 0.01, "rise": 0.10, "improve": 0.002},
-    "dice": {"gap": 0.03, "rise": 0.10, "improve": 0.002},
+    "accuracy": {"gap": 0.01, "rise": 0.10, "improve": 0.002, "floor": 0.95},
+    "dice": {"gap": 0.03, "rise": 0.10, "improve": 0.002, "floor": 0.70},
 }
 DIVERGED_FACTOR = 2.0  # a final training loss above this multiple of the loss at the start: diverged
 ONE_CLASS_SHARE = 0.99  # a network predicting one class for this share of the validation images (pixels)
@@ -142,12 +142,21 @@ def fit_verdict(history: dict, *, score: str) -> dict:
       (segmentation: pixels), a trivial solution whatever its curves look like;
     * over-fitting: the final validation loss lies more than ``rise`` (relative) above its minimum,
       or the final training-subset score exceeds the validation score by more than ``gap``;
-    * under-fitting: the training score still rose by more than ``improve`` over the last quarter
-      of the epochs while the learning rate stayed up (a schedule annealed to below ANNEALED of its
-      peak improves at the end by design, which is no sign that more epochs would help);
+    * under-fitting: the final training score is below ``floor`` (the network does not even fit the
+      data it trains on; checked before over-fitting, whose gap means little then), or it still rose
+      by more than ``improve`` over the last quarter of the epochs while the learning rate stayed up
+      (a schedule annealed to below ANNEALED of its peak improves at the end by design, which is no
+      sign that more epochs would help);
     * otherwise a good fit.
     """
     tol = TOLERANCES[score]
+    name = "accuracy" if score == "accuracy" else "Dice"
+
+    def in_units(v: float, sign: bool = False) -> str:  # accuracy in percent (points for a difference)
+        if score == "accuracy":
+            return f"{100 * v:+.2g} points" if sign else f"{100 * v:.3g}%"
+        return f"{v:+.2g}" if sign else f"{v:.3g}"
+
     epochs, last = history["epochs"], history["epochs"][-1]
     val_loss = [e["val_loss"] for e in epochs]
     best = int(np.nanargmin(val_loss)) if np.isfinite(val_loss).any() else len(epochs) - 1
@@ -165,12 +174,16 @@ def fit_verdict(history: dict, *, score: str) -> dict:
         verdict, why = "diverged", f"training loss {final:.3g} at the end, {start:.3g} at the start"
     elif share >= ONE_CLASS_SHARE:
         verdict, why = "one class", f"{share:.1%} of the validation predictions fall on one class"
+    elif last["train_eval_score"] < tol["floor"]:
+        verdict = "under-fitting"
+        why = f"training {name} {in_units(last['train_eval_score'])} at the end, below {in_units(tol['floor'])}"
     elif rise > tol["rise"] or gap > tol["gap"]:
         verdict = "over-fitting"
         why = (f"validation loss {rise:+.0%} above its minimum (epoch {best + 1})" if rise > tol["rise"] else
-               f"train-validation gap {gap:+.3f}")
+               f"training {name} {in_units(gap, sign=True)} above validation")
     elif improving > tol["improve"] and not annealed:
-        verdict, why = "under-fitting", f"training score still rising ({improving:+.4f} over the last quarter)"
+        verdict = "under-fitting"
+        why = f"training {name} still rising ({in_units(improving, sign=True)} over the last quarter of the epochs)"
     else:
         verdict, why = "good fit", "validation loss near its minimum, small gap, training score levelled off"
     return {"verdict": verdict, "why": why, "gap": gap, "val_loss_rise": rise, "best_val_loss_epoch": best + 1,
@@ -228,7 +241,8 @@ def compare(a_seeds, b_seeds, a_images=None, b_images=None, *, score: str, lower
     outcome = direction if by_seeds else "unresolved"
     if a_images is not None:
         out["wilcoxon"] = w = wilcoxon_images(a_images, b_images)
-        w["better"] = w["lower"] if lower_is_better else w["higher"]  # images where b scores better
+        # images where b scores better, and worse (the rest tie)
+        w["better"], w["worse"] = (w["lower"], w["higher"]) if lower_is_better else (w["higher"], w["lower"])
         image_direction = "better" if sign * w["median_difference"] > 0 or (
             w["median_difference"] == 0 and sign * (w["higher"] - w["lower"]) > 0) else "worse"
         if w["p"] < 0.05 and not by_seeds:

@@ -13,6 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 
 from . import evaluation  # noqa: E402
 
@@ -88,10 +89,17 @@ def _score_lines(ax, runs, color, label: str | None = None) -> None:
 
 
 def _log_loss_axis(ax, drawn: list[float], xlabel: str) -> None:
+    """A log loss axis over the values drawn, its ticks plain numbers (0.05, 0.1, 0.2), as many as
+    the range allows without crowding."""
     positive = [v for v in drawn if v > 0 and np.isfinite(v)]
     ax.set(yscale="log", xlabel=xlabel, ylabel="cross-entropy loss")
     if positive:
-        ax.set_ylim(0.7 * min(positive), 1.3 * max(positive))
+        low, high = 0.7 * min(positive), 1.3 * max(positive)
+        ax.set_ylim(low, high)
+        subs = (1.0, 2.0, 5.0) if high / low > 20 else (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
+        ax.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=subs))
+        ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(ticker.NullFormatter())
 
 
 def _score_name(runs) -> str:
@@ -123,8 +131,8 @@ def curves(configs: list, path: Path, *, against_time: bool = False, colors: lis
             _score_lines(ax, c, colors[k % len(colors)], _label(c))
         ax.set(xlabel="epoch", ylabel=_score_name(configs[0]),
                title=f"{_score_name(configs[0])}: validation (line), training (dashed)")
-    axes[0].legend(loc="upper right")
-    fig.tight_layout()
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=len(configs))  # below, clear of the curves
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     return save(fig, path)
 
 
@@ -152,7 +160,8 @@ def variant_grid(configs: list, path: Path, ncols: int = 4) -> list[Path]:
 
 def pool_order(configs: list, timings: dict, path: Path) -> list[Path]:
     """Left: the training loss of each order (pool first dotted, on top of activation first).
-    Right: forward+backward time per epoch of each network (median, range over the repeats)."""
+    Right: per paired repeat, the ratio of forward+backward times: activation first over pool first
+    for ReLU and for tanh, and tanh over ReLU (activation first); above 1, the second is faster."""
     fig, (ax_loss, ax_time) = plt.subplots(1, 2, figsize=(6.4, 2.5), gridspec_kw={"width_ratios": [1.5, 1]})
     drawn = []
     for c in configs:
@@ -165,17 +174,17 @@ def pool_order(configs: list, timings: dict, path: Path) -> list[Path]:
     _log_loss_axis(ax_loss, drawn, "epoch")
     ax_loss.set_title("training loss (the pool-first curves dotted)")
     ax_loss.legend(loc="upper right")
-    names = list(timings)
-    medians = np.array([timings[n]["per_epoch_s"] for n in names])
-    scale = medians / np.array([timings[n]["per_batch_s"] for n in names])
-    low = medians - np.array([min(timings[n]["per_batch_repeats_s"]) for n in names]) * scale
-    high = np.array([max(timings[n]["per_batch_repeats_s"]) for n in names]) * scale - medians
-    colors = [COLORS[0] if n.startswith("relu") else COLORS[1] for n in names]
-    bars = ax_time.bar(range(len(names)), medians, yerr=[low, high], color=colors, capsize=2)
-    for bar, n in zip(bars, names):
-        bar.set_alpha(0.45 if "pool_first" in n else 0.9)
-    ax_time.set_xticks(range(len(names)), [n.replace("_pool_", "\npool ") for n in names])
-    ax_time.set(ylabel="s per epoch", title="forward + backward time")
+    repeats = {n: np.array(t["per_batch_repeats_s"]) for n, t in timings.items()}
+    ratios = {"ReLU:\nact first /\npool first": (repeats["relu_pool_after"] / repeats["relu_pool_first"], COLORS[0]),
+              "tanh:\nact first /\npool first": (repeats["tanh_pool_after"] / repeats["tanh_pool_first"], COLORS[1]),
+              "act first:\ntanh /\nReLU": (repeats["tanh_pool_after"] / repeats["relu_pool_after"], GREY)}
+    for k, (ratio, color) in enumerate(ratios.values()):
+        jitter = np.linspace(-0.15, 0.15, len(ratio))
+        ax_time.plot(k + jitter, ratio, "o", color=color, markersize=2.5, alpha=0.8)
+        ax_time.plot([k - 0.25, k + 0.25], [np.median(ratio)] * 2, color="black", linewidth=1.2)
+    ax_time.axhline(1.0, color=GREY, linewidth=0.8, linestyle="--")
+    ax_time.set_xticks(range(len(ratios)), list(ratios))
+    ax_time.set(ylabel="time ratio", title="per paired repeat (bar: median)")
     ax_time.grid(axis="x", visible=False)
     fig.tight_layout()
     return save(fig, path)
@@ -196,7 +205,7 @@ def confusion_and_errors(errors: dict, images, shown: int, path: Path, title: st
         for j in range(n):
             if cm[i, j]:
                 dark = i != j and cm[i, j] > 0.55 * top  # white on the darkest reds
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=6.5 if i == j else 7.5,
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=5.5 if i == j else 7.5,
                         color="white" if dark else "black")
     ax.set_xticks(range(n))
     ax.set_yticks(range(n))
@@ -232,13 +241,13 @@ def segmentation_cases(splits, pred, dice: np.ndarray, cases: dict[str, int], pa
     fig, axes = plt.subplots(len(cases), 4, figsize=(6.4, 1.65 * len(cases) + 0.3), squeeze=False)
     for row, (what, i), image in zip(axes, cases.items(), shown):
         truth, p = targets[i].cpu().numpy(), np.asarray(pred[i])
-        for ax, picture, title in zip(row, (image, truth, p, error_map(p, truth)),
-                                      ("image", "ground truth", "prediction", "errors")):
+        for ax, picture in zip(row, (image, truth, p, error_map(p, truth))):
             ax.imshow(picture, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             ax.set(xticks=[], yticks=[])
             ax.grid(False)
-            ax.set_title(title)
         row[0].set_ylabel(f"{what}: {Path(names[i]).name}\nDice {dice[:, i].mean():.2f}", fontsize=7.5)
+    for ax, title in zip(axes[0], ("image", "ground truth", "prediction", "errors")):
+        ax.set_title(title)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in ERROR_COLORS.values()]
     fig.legend(handles, list(ERROR_COLORS), loc="lower center", ncol=3)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
@@ -301,6 +310,7 @@ def residual_grid(groups: dict[str, list], path: Path) -> list[Path]:
             for runs, color in zip(pair, (GREY, COLORS[0])):
                 drawn += _loss_lines(ax, runs, color, _label(runs).split(", ")[1], x)
             _log_loss_axis(ax, drawn, "epoch" if x == "epoch" else "training time (s)")
+        row[1].set_ylim(row[0].get_ylim())
         for runs, color in zip(pair, (GREY, COLORS[0])):
             _score_lines(row[2], runs, color)
         row[2].set(xlabel="epoch", ylabel="Dice", ylim=(0, 1))

@@ -7,8 +7,9 @@ number is typed by hand.
 sentence for every comparison (``<path>.text``) chosen from its statistic; ``hyper.tex``, compact
 tables of every hyperparameter; ``paths.tex``, the figures folder. An unknown key stops the LaTeX build
 with an error naming it. ``python -m common.report readme`` rewrites the README's results table;
-``python -m common.report run`` runs every exercise script in turn with its time and an estimate of
-the time left (what `make report` does).
+``python -m common.report run`` makes every exercise's results and figures (what `make report` does):
+it plans every script's runs, trains those not in the run cache together in one pool, N at a time,
+then reruns each script from the cache (``python -m common.report run --help``).
 """
 from __future__ import annotations
 
@@ -71,13 +72,15 @@ def number(x: float, digits: int = 3) -> str:
         return rf"\ensuremath{{{mantissa}\times 10^{{{int(exponent)}}}}}"
     if abs(round(x)) >= 10 ** (digits - 1):  # a whole number of at least ``digits`` digits
         return f"{round(x):,}".replace(",", "{,}")
+    if float(x).is_integer():  # a whole number (a mean epoch of 3.0) reads as one: 3, not 3.00
+        return f"{int(x):,}".replace(",", "{,}")
     x = float(f"{x:.{digits}g}")  # round first: 9.9996 is 10.0, not 10.00
     decimals = max(0, digits - 1 - math.floor(math.log10(abs(x))))
     return f"{x:.{decimals}f}"
 
 
 def p_value(p: float) -> str:
-    return r"$p<0.001$" if p < 0.001 else f"$p={p:.2g}$" if p < 0.1 else f"$p={p:.2f}$"
+    return r"$p<0.001$" if p < 0.001 else f"$p={p:.2g}$"  # two significant digits: p=0.046, p=0.5, p=1
 
 
 class Score:
@@ -100,10 +103,20 @@ class Score:
         return rf"{self.value(s['mean'])}\,$\pm$\,{self.value(s['std'])}{self.unit}"
 
 
+OUTCOME_WORDS = {  # metrics.compare's outcome: (relation, verdict)
+    "better": ("better than", "better"), "worse": ("worse than", "worse"),
+    "better on the test images": ("better on these test images than", "better on these test images"),
+    "worse on the test images": ("worse on these test images than", "worse on these test images"),
+    "unresolved": ("not distinguishable from", "not distinguishable"),
+}
+
+
 def comparison_text(c: dict) -> dict[str, str]:
     """A comparison of ``metrics.compare`` (b against a) in words chosen by its outcome: ``relation``
-    ("better than", "worse than", "not distinguishable from"), ``detail`` (the difference, its 95 %
-    interval and, over images, the Wilcoxon test), ``short`` (the difference) and ``ci``."""
+    ("better than", "worse than", "not distinguishable from"), ``verdict`` (the same, for a table cell),
+    ``detail`` (the difference, its 95 % interval and, over images, on how many b scores higher and
+    lower, and the Wilcoxon test), ``short`` (the difference) and ``ci``. Differences are taken between
+    unrounded means, so they can differ in the last digit from the difference of the printed means."""
     score = Score(c["score"])
     d, low, high = c["difference"], c["ci_low"], c["ci_high"]
     interval = (f"95\\,\\% CI {score.signed(low)} to {score.signed(high)}" if math.isfinite(low)
@@ -111,10 +124,10 @@ def comparison_text(c: dict) -> dict[str, str]:
     detail = f"{score.signed(d)}{score.diff_unit}, {interval}"
     if "wilcoxon" in c:
         w = c["wilcoxon"]
-        detail += f"; better on {w['better']} of {w['images']} test images, Wilcoxon {p_value(w['p'])}"
-    relation = {"better": "better than", "worse": "worse than", "better on the test images": "better on the test images than",
-                "worse on the test images": "worse on the test images than"}.get(c["outcome"], "not distinguishable from")
-    return {"relation": relation, "detail": detail, "short": score.signed(d),
+        detail += (f"; better on {number(w['better'])} and worse on {number(w['worse'])} of the {number(w['images'])} "
+                   f"test images, Wilcoxon {p_value(w['p'])}")
+    relation, verdict = OUTCOME_WORDS[c["outcome"]]
+    return {"relation": relation, "verdict": verdict, "detail": detail, "short": score.signed(d),
             "ci": f"{score.signed(low)} to {score.signed(high)}" if math.isfinite(low) else "n/a"}
 
 
@@ -137,9 +150,12 @@ def verdict_cell(verdicts: list[str]) -> str:
     return counts[0] if len(counts) == 1 else ", ".join(f"{v} {verdicts.count(v)}" for v in counts)
 
 
-def flatten(prefix: str, value: Any) -> Iterable[tuple[str, str]]:
+SCORE_KEYS = ("target", "threshold")  # findings that are values of the exercise's score, printed as one
+
+
+def flatten(prefix: str, value: Any, score: Score | None = None) -> Iterable[tuple[str, str]]:
     """Every scalar below ``value`` as (key, LaTeX text); short lists of scalars joined by commas;
-    comparisons and timings also as text."""
+    comparisons and timings also as text; with ``score``, the values under SCORE_KEYS in its units."""
     if isinstance(value, dict):
         if {"difference", "ci_low", "outcome"} <= set(value):
             yield from ((f"{prefix}.{k}", v) for k, v in comparison_text(value).items())
@@ -157,14 +173,17 @@ def flatten(prefix: str, value: Any) -> Iterable[tuple[str, str]]:
         if {"p", "images", "higher", "lower"} <= set(value):  # a Wilcoxon test over images
             yield f"{prefix}.p_text", p_value(value["p"])
         for k, v in value.items():
-            yield from flatten(f"{prefix}.{key(k)}", v)
+            if score is not None and k in SCORE_KEYS and isinstance(v, float):
+                yield f"{prefix}.{key(k)}", f"{score.value(v)}{score.unit}"
+            else:
+                yield from flatten(f"{prefix}.{key(k)}", v, score)
     elif isinstance(value, (list, tuple)):
         if len(value) <= 12 and all(not isinstance(v, (dict, list)) for v in value):
             yield prefix, ", ".join(number(v) if isinstance(v, (int, float)) else tex(v) for v in value)
         else:
             for i, v in enumerate(value[:20]):
                 if isinstance(v, (dict, list)):
-                    yield from flatten(f"{prefix}.{i}", v)
+                    yield from flatten(f"{prefix}.{i}", v, score)
     elif value is None:
         yield prefix, "never"
     elif isinstance(value, (int, float)):
@@ -188,6 +207,12 @@ def config_macros(ex: str, config: dict) -> dict[str, str]:
            "seeds": str(test["n"]), "epochs": str(hyper["num_epochs"]), "batch": str(hyper["batch_size"]),
            "lr": f"{lr:g}", "label": tex(config["label"]), "model": tex(model_short(hyper)),
            "weight_decay": f"{group.get('weight_decay', 0.0):g}"}
+    runs = config["runs"]
+    out["test_seeds"] = ", ".join(score.value(r["test"][score.name]) for r in runs) + score.unit  # seed by seed
+    if all(r.get("validation_held_out", True) for r in runs):  # the lowest validation score of any seed and epoch
+        seed, epoch, low = min(((r["seed"], e + 1, h["val_score"]) for r in runs
+                                for e, h in enumerate(r["history"]["epochs"])), key=lambda t: t[2])
+        out.update(val_low=f"{score.value(low)}{score.unit}", val_low_epoch=str(epoch), val_low_seed=str(seed))
     top = max(dict.fromkeys(s["verdicts"]), key=s["verdicts"].count)
     out["why"] = tex(next((d["why"] for d in s.get("verdict_details", []) if d["verdict"] == top), ""))
     for k, v in s.get("verdict_tolerances", {}).items():  # the fit rule's margins, in the score's units
@@ -201,7 +226,7 @@ def exercise_macros(record: dict) -> dict[str, str]:
     macros: dict[str, str] = {}
     for config in record["configs"]:
         macros.update(config_macros(ex, config))
-    macros.update(dict(flatten(f"{ex}.f", record.get("findings", {}))))
+    macros.update(dict(flatten(f"{ex}.f", record.get("findings", {}), Score(record["configs"][0]["score_name"]))))
     macros[f"{ex}.minutes"] = f"{training_minutes([record]):.1f}"
     macros[f"{ex}.command"] = tex(record["command"])
     for split, n in record["data"].get("sizes", {}).items():
@@ -241,9 +266,12 @@ def _model_text(h: dict) -> str:
     return f"{h['model']}({options})"
 
 
+INIT_NAMES = {"default": "", "kaiming": "He init", "he": "He init (true fan-in)"}  # models.INIT_SCHEMES in words
+
+
 def model_short(h: dict) -> str:
-    """The model in a few words, from its recorded arguments: "CNN 16-32-64, BN", "SegNet 8-16-32-64,
-    U-Net skips, blocks of 2, residual, BN"."""
+    """The model in a few words, from its recorded arguments: "CNN 16-32-64, BN", "encoder-decoder
+    8-16-32-64, U-Net skips, blocks of 2, residual, BN"."""
     o = h.get("model_options", {})
     channels = "-".join(str(c) for c in o.get("channels", ()))
     if h["model"] == "MLP":
@@ -253,10 +281,10 @@ def model_short(h: dict) -> str:
                  "pool first" if o["pool_first"] else "", "BN" if o["batch_norm"] else "",
                  f"dropout {o['dropout']:g}" if o["dropout"] else ""]
     elif h["model"] == "SegNet":
-        parts = [f"SegNet {channels}", {"concat": "U-Net skips", "sum": "sum skips"}.get(o["skip"], ""),
+        parts = [f"encoder-decoder {channels}", {"concat": "U-Net skips", "sum": "sum skips"}.get(o["skip"], ""),
                  f"blocks of {o['block_depth']}" if o["block_depth"] > 1 else "", "residual" if o["residual"] else "",
                  "BN" if o["batch_norm"] else "no BN", f"{o['up_kernel']}×{o['up_kernel']} up-sampling",
-                 f"{o['init']} init" if o["init"] != "default" else "", f"dropout {o['dropout']:g}" if o["dropout"] else "",
+                 INIT_NAMES.get(o["init"], f"{o['init']} init"), f"dropout {o['dropout']:g}" if o["dropout"] else "",
                  "input standardisation" if o["input_norm"] else ""]
     else:
         return h["model"]
@@ -397,15 +425,21 @@ def readme_table(results_dir: Path) -> str:
     if not records:
         return "_No results yet: run `make report`._"
     rows = ["| exercise | configuration | test score (mean ± std) | seeds | weights | fit |", "|---|---|---|---|---|---|"]
+    shown: set[tuple] = set()
     for record in records:
         for c in record["configs"]:
             s, score = c["summary"], Score(c["score_name"])
             t = s[f"test_{c['score_name']}"]
+            runs = (tuple(r.get("cache_key") for r in c.get("runs", [])), t["mean"])
+            if runs[0] and all(runs[0]) and runs in shown:  # runs another exercise shares (Ex 1.2's CNN): listed once
+                continue
+            shown.add(runs)
             unit = " %" if c["score_name"] == "accuracy" else ""
             rows.append(f"| {record['exercise']} | {c['label']} | {score.value(t['mean'])} ± {score.value(t['std'])}{unit} | "
                         f"{t['n']} | {c['num_weights']:,} | {verdict_cell(s['verdicts'])} |")
     device = records[0]["environment"]["device_name"]
-    rows += ["", f"Generated by `python -m common.report readme` from report/results/*.json; trained on {device}."]
+    rows += ["", f"Each configuration once, under the first exercise that trains it. Generated by "
+                 f"`python -m common.report readme` from report/results/*.json; trained on {device}."]
     if MAKE_REPORT.is_file():
         made = json.loads(MAKE_REPORT.read_text())
         rows[-1] += (f" `make report` from an empty run cache took {made['minutes']:.0f} minutes on "
@@ -490,6 +524,10 @@ def _driver_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
 def _train(jobs: list, workers: int, results_dir: Path | None) -> None:
     """Train the planned ``jobs`` in the pool, the longest first, printing each finished run and the
     time left: estimated from the committed results' times of the same configurations (``results_dir``;
@@ -508,13 +546,13 @@ def _train(jobs: list, workers: int, results_dir: Path | None) -> None:
     rate = float(np.median(matched)) if matched else None  # seconds per unit of cost, on the machine that made them
     total, began, done = sum(cost.values()), time.perf_counter(), [0.0]
     print(f"== training {len(jobs)} runs, {workers} at a time" + (
-        f": about {total * rate / workers / 60:.0f} min, judging by the committed results" if rate else ""), flush=True)
+        f": about {_duration(total * rate / workers)}, judging by the committed results" if rate else ""), flush=True)
 
     def on_done(job, count: int) -> None:
         done[0] += cost[id(job)]
-        left = (total - done[0]) * (time.perf_counter() - began) / done[0] / 60
-        print(f"   [{count}/{len(jobs)}] {job.config.name} seed {job.seed} trained; about {left:.0f} min of training "
-              "left", flush=True)
+        left = (total - done[0]) * (time.perf_counter() - began) / done[0]
+        eta = f"; about {_duration(left)} of training left" if count < len(jobs) else ""
+        print(f"   [{count}/{len(jobs)}] {job.config.name} seed {job.seed} trained{eta}", flush=True)
 
     experiment.train_in_pool(jobs, workers, cache_root=cache_dir(), show_progress=False,
                              cost=lambda job: cost[id(job)], on_done=on_done)
@@ -538,13 +576,31 @@ def _clock(seconds: float) -> str:
     return f"{int(seconds // 60)} min {seconds % 60:02.0f} s"
 
 
+RUN_DESCRIPTION = """\
+Every exercise's results and figures, as `make report` makes them. On the CPU with --workers above 1
+(the default): every script first plans its runs; the runs of all scripts that are not in the run
+cache are trained together in one pool, --workers at a time, the longest first, each finished run
+printed with an estimate of the training time left; then each script runs again, from the cache, and
+writes its results and figures. On a GPU, or with --workers 1: each script in turn, in a process of
+its own.
+
+Every argument is passed on to each script: the options all exercise scripts share (python
+ex1_1_fc.py --help), e.g. --device, --quick, --out-dir, --data-dir, --seed, --num-seeds, --no-cache,
+--no-progress, --workers. The driver reads --device, --workers, --quick and --out-dir itself too.
+--epochs, --batch-size and --lr would set every script alike, overriding each one's own default."""
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m common.report", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     latex = sub.add_parser("latex", help="the LaTeX macros and tables from <root>/results")
     latex.add_argument("--root", type=Path, default=REPO_ROOT / "report")
     sub.add_parser("readme", help="the README's results table from report/results")
-    sub.add_parser("run", help="run every exercise script (further arguments are passed on to each)")
+    sub.add_parser("run", usage="%(prog)s [-h] [SCRIPT OPTION ...]", description=RUN_DESCRIPTION,
+                   formatter_class=argparse.RawDescriptionHelpFormatter,
+                   help="every exercise's results and figures (make report): plan all scripts, train their runs "
+                        "in one pool, rerun each script from the cache; further arguments go to the scripts")
     args, passed_on = parser.parse_known_args(argv)
     if passed_on and args.command != "run":
         parser.error(f"unrecognized arguments: {' '.join(passed_on)}")

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from . import metrics
-from .cli import Context, environment
+from .cli import Context, environment, score_format
 from .data import DataError, Splits, atomic_write_bytes, atomic_write_json, shown_path
 from .experiment import Runs
 
@@ -64,7 +64,7 @@ def write(ctx: Context, exercise: str, configs: list, splits: Splits, findings: 
     atomic_write_json(path, record)
     for e in entries:
         print(summary_line(e))
-    print(f"results: {path}")
+    print(f"results: {path}; figures: {ctx.figures_dir}")
     return path
 
 
@@ -82,14 +82,15 @@ def plain(value):
 
 
 def summary_line(config: dict) -> str:
-    """One line: test score (mean ± std over seeds), weights, time per epoch, fit verdicts."""
+    """One line: test score (mean ± std over seeds, both to the same decimals: accuracy in % with 2,
+    Dice with 3), weights, time per epoch, fit verdicts."""
     s, name = config["summary"], config["score_name"]
     score = s[f"test_{name}"]
-    scale, unit = (100, " %") if name == "accuracy" else (1, "")
+    scale, decimals, unit = score_format(name)
     verdicts = ", ".join(f"{v} ×{s['verdicts'].count(v)}" for v in dict.fromkeys(s["verdicts"]))
-    return (f"{config['name']}: test {name} {score['mean'] * scale:.4g} ± {score['std'] * scale:.2g}{unit} over "
-            f"{score['n']} seeds; {config['num_weights']:,} weights; {s['train_time_per_epoch_s']['mean']:.2f} s/epoch; "
-            f"{verdicts}")
+    return (f"{config['name']}: test {name} {score['mean'] * scale:.{decimals}f} ± {score['std'] * scale:.{decimals}f}"
+            f"{unit} over {score['n']} seeds; {config['num_weights']:,} weights; "
+            f"{s['train_time_per_epoch_s']['mean']:.2f} s/epoch; {verdicts}")
 
 
 # --- saved models ----------------------------------------------------------------------------

@@ -194,7 +194,7 @@ def test_progress_in_a_log_file_is_plain_lines_at_most_every_log_every_s(monkeyp
     clock = Clock()
     monkeypatch.setattr(cli.time, "perf_counter", clock)
     stream = io.StringIO()  # not a terminal
-    progress = cli.Progress("toy seed 0", 10, stream=stream)
+    progress = cli.Progress("toy seed 0", 10, "accuracy", stream=stream)
     for k, seconds in enumerate([5, 16, 20, 30, 31, 40, 44, 45, 46, 47], start=1):
         clock.now = 1000.0 + seconds
         progress(_record(k))
@@ -202,7 +202,14 @@ def test_progress_in_a_log_file_is_plain_lines_at_most_every_log_every_s(monkeyp
     # a line at 16 s, at 31 s (15 s later), at 46 s, and one for the last epoch at 47 s
     assert [line.split(",")[0] for line in lines] == ["  toy seed 0: epoch 2/10", "  toy seed 0: epoch 5/10",
                                                       "  toy seed 0: epoch 9/10", "  toy seed 0: epoch 10/10"]
-    assert "\r" not in stream.getvalue() and lines[-1].endswith("loss 0.5000, val 0.9000, 47 s")
+    assert "\r" not in stream.getvalue() and lines[-1].endswith("loss 0.5000, val accuracy 90.00 %, 47 s")
+
+
+def test_scores_print_at_the_reports_precision_and_progress_names_its_score():
+    assert cli.score_text("accuracy", 0.97123) == "97.12 %" and cli.score_text("dice", 0.348) == "0.348"
+    stream = io.StringIO()
+    cli.Progress("x", 1, "dice", stream=stream)(_record(1))
+    assert "loss 0.5000, val dice 0.900, " in stream.getvalue()
 
 
 def test_progress_interval_follows_log_every_s(monkeypatch):
@@ -210,7 +217,7 @@ def test_progress_interval_follows_log_every_s(monkeypatch):
     monkeypatch.setattr(cli.time, "perf_counter", clock)
     monkeypatch.setattr(cli, "LOG_EVERY_S", 0.0)
     stream = io.StringIO()
-    progress = cli.Progress("x", 3, stream=stream)
+    progress = cli.Progress("x", 3, "dice", stream=stream)
     for k in (1, 2, 3):
         clock.now += 0.001
         progress(_record(k))
@@ -219,7 +226,7 @@ def test_progress_interval_follows_log_every_s(monkeypatch):
 
 def test_progress_off_writes_nothing_and_a_terminal_gets_a_bar():
     quiet = io.StringIO()
-    progress = cli.Progress("x", 2, enabled=False, stream=quiet)
+    progress = cli.Progress("x", 2, "dice", enabled=False, stream=quiet)
     progress(_record(1))
     progress(_record(2))
     assert quiet.getvalue() == ""
@@ -229,7 +236,7 @@ def test_progress_off_writes_nothing_and_a_terminal_gets_a_bar():
             return True
 
     terminal = Terminal()
-    bar = cli.Progress("x", 2, stream=terminal)
+    bar = cli.Progress("x", 2, "dice", stream=terminal)
     bar(_record(1))
     bar(_record(2))
     assert bar.bar is not None and "\r" in terminal.getvalue()  # tqdm redraws in place

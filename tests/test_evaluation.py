@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from common import evaluation
+from common import evaluation, metrics
 from common.experiment import Runs
 from common.models import SegNet
 from helpers import epoch, stored_runs, toy_config
@@ -136,8 +136,8 @@ def test_with_test_prediction_replaces_the_test_scores_only(tmp_path):
     runs = stored_runs(tmp_path, records=records)
     logits = [logits_from_masks(truth) * 3.0,
               logits_from_masks(torch.stack([square(left=5), square(left=6), square()]))]
-    out = evaluation.with_test_prediction(runs, logits, truth, "best + TTA", "with TTA")
-    assert out["name"] == out["label"] == "best + TTA" and runs.name == "toy"
+    out = evaluation.with_test_prediction(runs, logits, truth, "best", "best + TTA", "with TTA")
+    assert (out["name"], out["label"]) == ("best", "best + TTA") and runs.name == "toy"
     # seed 0 exact (the empty image: both empty, Dice 1); seed 1: 60/72, 1, and 0 (gland where there is none)
     dice = [run["test"]["dice"] for run in out["runs"]]
     assert dice == pytest.approx([1.0, (60 / 72 + 1 + 0) / 3])
@@ -147,7 +147,7 @@ def test_with_test_prediction_replaces_the_test_scores_only(tmp_path):
     assert out["summary"]["test_dice"]["mean"] == pytest.approx(np.mean(dice))
     assert runs.records[0]["test"] == {"dice": 0.0, "n": 3}  # the runs themselves are left as they were
     with pytest.raises(ValueError):
-        evaluation.with_test_prediction(runs, logits[:1], truth, "x", "y")  # one prediction per seed
+        evaluation.with_test_prediction(runs, logits[:1], truth, "x", "x", "y")  # one prediction per seed
 
 
 # --- speed of learning, comparisons, curves ------------------------------------------------------
@@ -170,15 +170,52 @@ def test_speed_of_learning_finds_the_first_epoch_reaching_the_threshold():
     assert evaluation.speed_of_learning({"runs": [_run([0.75])]}, 0.75)["mean_epoch"] == 1.0  # reaching: >=
 
 
-def test_compare_runs_pairs_test_or_final_validation_scores_by_seed(tmp_path):
-    a = stored_runs(tmp_path / "a", records=[_run([0.5, 0.80], test=t) for t in (0.90, 0.91, 0.92)], score="accuracy")
-    b = stored_runs(tmp_path / "b", records=[_run([0.5, 0.70], test=t) for t in (0.93, 0.95, 0.945)],
-                    score="accuracy")
-    on_test = evaluation.compare_runs(a, b)
+def one_hot_logits(predictions) -> torch.Tensor:
+    """(N,) predicted classes -> (N, 3) logits whose arg-max they are."""
+    return nn.functional.one_hot(torch.tensor(predictions), 3).float()
+
+
+TARGETS = torch.tensor([0, 1, 2, 0, 1, 2])
+# three seeds' predictions of the six test images: right on [1,1,1,0,0,0], [1,1,0,1,1,0], [1,0,1,1,1,0]
+A_PREDICTIONS = [[0, 1, 2, 1, 2, 0], [0, 1, 0, 0, 1, 0], [0, 0, 2, 0, 1, 1]]
+A_PER_IMAGE = [1.0, 2 / 3, 2 / 3, 2 / 3, 2 / 3, 0.0]  # right on image k in how many of the three seeds
+
+
+def classification_runs(folder, predictions, tests):
+    return stored_runs(folder, test_logits=[one_hot_logits(p) for p in predictions], score="accuracy",
+                       records=[_run([0.5, v], test=t) for v, t in zip((0.8, 0.7, 0.75), tests)])
+
+
+def test_per_image_scores_of_a_classifier_are_its_correctness_averaged_over_the_seeds(tmp_path):
+    runs = classification_runs(tmp_path, A_PREDICTIONS, (0.5, 4 / 6, 4 / 6))
+    np.testing.assert_allclose(evaluation.per_image_scores(runs, TARGETS), A_PER_IMAGE, rtol=1e-6)
+    assert evaluation.per_image_scores(runs, torch.tensor([0, 1, 2, 1, 2, 0])).tolist() == pytest.approx(
+        [1.0, 2 / 3, 2 / 3, 1 / 3, 1 / 3, 2 / 3])  # other targets: seed 0 right everywhere
+
+
+def test_per_image_scores_of_a_segmentation_are_the_dice_averaged_over_the_seeds(two_seeds):
+    runs, truth = two_seeds
+    np.testing.assert_allclose(evaluation.per_image_scores(runs, truth), [(1 + 60 / 72) / 2] * 2, rtol=1e-6)
+
+
+def test_compare_runs_pairs_test_scores_by_seed_and_test_images_by_image(tmp_path):
+    a = classification_runs(tmp_path / "a", A_PREDICTIONS, (0.90, 0.91, 0.92))
+    b = classification_runs(tmp_path / "b", [TARGETS.tolist()] * 3, (0.93, 0.95, 0.945))  # b: every image right
+    on_test = evaluation.compare_runs(a, b, TARGETS)
     assert on_test["difference"] == pytest.approx(0.095 / 3) and on_test["outcome"] == "better"  # +0.03, 0.04, 0.025
-    on_val = evaluation.compare_runs(a, b, on="validation")
-    assert on_val["difference"] == pytest.approx(-0.10) and on_val["outcome"] == "worse"
-    assert "wilcoxon" not in on_test and on_test["score"] == "accuracy"
+    assert on_test["score"] == "accuracy" and on_test["pairs"] == 3
+    # image by image: b right in every seed, a in 3, 2, 2, 2, 2 and 0 of 3
+    assert on_test["wilcoxon"] == pytest.approx({**metrics.wilcoxon_images(A_PER_IMAGE, [1.0] * 6), "better": 5,
+                                                 "worse": 0})
+    assert (on_test["wilcoxon"]["images"], on_test["wilcoxon"]["higher"], on_test["wilcoxon"]["lower"]) == (6, 5, 0)
+    on_val = evaluation.compare_runs(a, b, on="validation")  # final validation scores 0.80, 0.70, 0.75 both
+    assert on_val["difference"] == pytest.approx(0.0) and on_val["outcome"] == "unresolved"
+    assert "wilcoxon" not in on_val and on_val["per_pair"] == pytest.approx([0.0] * 3)
+    lower = classification_runs(tmp_path / "c", A_PREDICTIONS, (0.85, 0.86, 0.87))
+    worse_val = evaluation.compare_runs(a, stored_runs(tmp_path / "d", score="accuracy", records=[
+        _run([0.5, v], test=0.9) for v in (0.70, 0.61, 0.66)]), on="validation")
+    assert worse_val["difference"] == pytest.approx(-0.0933333, abs=1e-6) and worse_val["outcome"] == "worse"
+    assert evaluation.compare_runs(a, lower, TARGETS)["outcome"] == "worse"  # same images: the seeds decide
 
 
 def test_compare_runs_adds_the_wilcoxon_test_over_test_images(tmp_path):
@@ -237,7 +274,37 @@ def test_describe_case_by_hand():
     inside, outside = inputs[1, 0, :2].flatten(), inputs[1, 0, 2:].flatten()
     d = ((inside.mean() - outside.mean()).abs() / ((inside.var() + outside.var()) / 2).sqrt()).item()
     assert case["stats"]["contrast"] == pytest.approx(d, rel=1e-5)
-    assert "mostly false positives" in case["description"] and case["description"].startswith("b.png: Dice 0.67")
+    assert set(case) == {"index", "name", "dice_mean", "dice_per_seed", "median_dice", "stats", "median_stats",
+                         "ranks_from_lowest", "spearman_dice_vs", "description"}
+    text = case["description"]
+    assert text.startswith("glands cover 50% of it (50% in the median test image); ")
+    assert "it marks much background as gland (50% of the pixels false gland, 0% missed)" in text
+    assert "contrast is typical (3.97, rank 1 of 2)" in text  # both images alike: rank 1, the middle third of 2
+    assert text.endswith("red-stain share high (0.62, rank 2 of 2).")  # the redder of the two: the top third
+
+
+@pytest.mark.filterwarnings("ignore::scipy.stats.ConstantInputWarning")
+def test_describe_case_finds_the_largest_gland_and_how_much_of_it_is_found():
+    truth = torch.zeros(2, 8, 8, dtype=torch.long)
+    truth[0, :4, :4] = 1  # image 0: one gland of 16 pixels
+    truth[1, :2, :4] = 1  # image 1: a gland of 8 pixels and one of 12
+    truth[1, 4:7, 2:6] = 1
+    pred = truth.clone()
+    pred[1, 4:7, 4:6] = 0  # half of the larger gland missed: 6 of 64 pixels
+    torch.manual_seed(0)
+    case = evaluation.describe_case(1, np.array([[0.9, 0.8]]), torch.rand(2, 2, 8, 8), truth, pred,
+                                    ["a.png", "b.png"], NORM)
+    assert case["stats"]["gland_fraction"] == 20 / 64 and case["stats"]["largest_gland_fraction"] == 12 / 64
+    assert case["stats"]["largest_gland_found"] == 0.5 and case["ranks_from_lowest"]["largest_gland_fraction"] == 1
+    assert case["median_stats"]["gland_fraction"] == pytest.approx(18 / 64)
+    assert case["stats"]["false_negative_fraction"] == 6 / 64 and case["stats"]["false_positive_fraction"] == 0
+    text = case["description"]
+    assert text.startswith("glands cover 31% of it (28% in the median test image); its largest gland alone covers 19% "
+                           "(rank 1 of 2 from the smallest; median 22%), and the network finds 50% of that gland; ")
+    assert "it misses much gland (9% of the pixels are missed gland, 0% false gland)" in text
+    pred[1, 7, :] = 1  # and 8 false gland pixels: errors of both kinds alike
+    both = evaluation.describe_case(1, np.array([[0.9, 0.8]]), torch.rand(2, 2, 8, 8), truth, pred, ["a", "b"], NORM)
+    assert "its errors are false gland (12% of the pixels) and missed gland (9%) alike" in both["description"]
 
 
 @pytest.mark.filterwarnings("ignore::scipy.stats.ConstantInputWarning")
@@ -275,3 +342,21 @@ def test_classification_errors_by_hand():
     assert out["errors_below_half_probability"] == 1
     assert out["top_confusions"] == [{"true": 2, "predicted": 1, "count": 1}, {"true": 2, "predicted": 0, "count": 1},
                                      {"true": 1, "predicted": 2, "count": 1}]
+    assert out["top_confusions_text"] == "2→1 (1), 2→0 (1), 1→2 (1)"
+    many = evaluation.classification_errors(torch.eye(3)[[1, 1, 1, 0, 2, 0]] * 5, torch.tensor([0, 0, 2, 1, 1, 1]))
+    assert many["top_confusions_text"] == "1→0 (2), 0→1 (2), 2→1 (1), 1→2 (1)"  # the most frequent first
+
+
+def test_red_share_summary_by_hand():
+    """Training shares 0.25 and 0.5, test shares 0.4 and 0.75 (the second above every training image)."""
+    from common.data import Splits
+
+    def images(shares):  # constant images whose red share is ``share``: red = share, green = 1 - share
+        return torch.stack([torch.stack([torch.full((4, 4), s), torch.full((4, 4), 1 - s)]) for s in shares])
+
+    norm = {"mean": [0.0, 0.0], "std": [1.0, 1.0]}
+    splits = Splits(train=(images([0.25, 0.5]), None), val=(images([0.3]), None), test=(images([0.4, 0.75]), None),
+                    info={"normalisation": norm})
+    summary = evaluation.red_share_summary(splits)
+    assert summary["training"] == pytest.approx({"min": 0.25, "median": 0.375, "max": 0.5})
+    assert summary["test"] == pytest.approx({"min": 0.4, "median": 0.575, "max": 0.75, "above_training_max": 1})

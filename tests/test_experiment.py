@@ -294,9 +294,50 @@ def test_seed_everything_seeds_python_numpy_and_torch():
     assert (random.random(), np.random.rand(), torch.rand(1).item()) != draws[0]
 
 
-def test_device_name_describes_the_cpu():
+def test_device_name_describes_the_cpu(monkeypatch):
     from common.cli import device_name
 
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
     name = device_name(CPU)
-    assert name.startswith("CPU: ") and f"{torch.get_num_threads()} torch threads" in name
+    assert name.startswith("CPU: ") and "(1 torch thread, " in name
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    assert "(4 torch threads, " in device_name(CPU)
+
+
+def test_a_planned_script_prints_its_header_once_when_it_goes_on(tmp_path, monkeypatch, capsys):
+    """make report runs a script twice (planning, then from the cache): its header line once, the second time."""
+    from common import cli
+
+    monkeypatch.setenv("DLIA_CACHE_DIR", str(tmp_path / "cache"))
+    parser = cli.make_parser("test", epochs=1, batch_size=16, lr=0.1, num_seeds=2)
+    argv = ["--device", "cpu", "--out-dir", str(tmp_path / "out"), "--no-progress", "--workers", "1"]
+    monkeypatch.setattr(experiment, "PLAN", [])
+    with pytest.raises(experiment.Planned):
+        experiment.run_all([toy_config()], toy_splits(), cli.setup(parser, argv, "ex9_9_demo.py"))
+    assert capsys.readouterr().out == ""  # planned: no header
+    experiment.train_in_pool(list(experiment.PLAN), 1, cache_root=tmp_path / "cache", show_progress=False)
+    ctx = cli.setup(parser, argv, "ex9_9_demo.py")
+    experiment.run_all([toy_config()], toy_splits(), ctx)
+    experiment.run_all([toy_config(name="again")], toy_splits(), ctx)
+    assert capsys.readouterr().out == ctx.header + "\n" and ctx.header.startswith("ex9_9_demo.py: CPU")
+    monkeypatch.setattr(experiment, "PLAN", None)
+    cli.setup(parser, argv, "ex9_9_demo.py")  # not planning: at once
+    assert capsys.readouterr().out == ctx.header + "\n"
+
+
+def test_the_pool_is_announced_once_by_its_caller(tmp_path, capsys):
+    """run_all says what it trains in a pool; train_in_pool itself says nothing (make report says it)."""
+    jobs = [experiment.Job(toy_config(epochs=1), toy_splits(), seed, CPU) for seed in (0, 1)]
+    experiment.train_in_pool(jobs, 1, cache_root=tmp_path, show_progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_summary_line_prints_mean_and_std_to_the_same_decimals():
+    summary = {"train_time_per_epoch_s": {"mean": 0.5}, "verdicts": ["good fit"]}
+    accuracy = {"name": "a", "score_name": "accuracy", "num_weights": 10,
+                "summary": {**summary, "test_accuracy": {"mean": 0.5825, "std": 0.09, "n": 2}}}
+    dice = {"name": "d", "score_name": "dice", "num_weights": 10,
+            "summary": {**summary, "test_dice": {"mean": 0.09343, "std": 0.055, "n": 2}}}
+    assert results.summary_line(accuracy).startswith("a: test accuracy 58.25 ± 9.00 % over 2 seeds;")
+    assert results.summary_line(dice).startswith("d: test dice 0.093 ± 0.055 over 2 seeds;")
 

@@ -409,17 +409,70 @@ def test_compare_with_lower_is_better_turns_the_sign():
     assert out["difference"] == pytest.approx(-2.0) and out["score"] == "hd95" and out["lower_is_better"] is True
 
 
-def test_compare_with_images_needs_the_wilcoxon_test_to_agree():
-    a_images = np.linspace(0.5, 0.9, 20)
-    consistent = a_images + 0.01  # higher on every image: Wilcoxon p = 2 / 2^20
-    mixed = a_images + np.where(np.arange(20) % 2 == 0, 0.02, -0.018)  # higher on half, lower on half
-    resolved = metrics.compare(A_SEEDS, B_SEEDS, a_images, consistent, score="dice")
-    assert resolved["wilcoxon"]["p"] < 0.05 and resolved["outcome"] == "better"
-    vetoed = metrics.compare(A_SEEDS, B_SEEDS, a_images, mixed, score="dice")
-    assert vetoed["ci_low"] > 0 and vetoed["wilcoxon"]["p"] >= 0.05 and vetoed["outcome"] == "unresolved"
-    # a small p over images alone does not decide when the seeds' interval covers 0
-    noisy = [a + d for a, d in zip(A_SEEDS, [0.02, -0.015, 0.01, -0.01, 0.001])]
-    assert metrics.compare(A_SEEDS, noisy, a_images, consistent, score="dice")["outcome"] == "unresolved"
+A_IMAGES = np.linspace(0.5, 0.9, 20)
+NOISY = [a + d for a, d in zip(A_SEEDS, [0.02, -0.015, 0.01, -0.01, 0.001])]  # the seeds' interval covers 0
+
+
+def test_compare_with_images_keeps_the_seeds_verdict_unless_the_images_contradict_it():
+    consistent = A_IMAGES + 0.01  # higher on every image: Wilcoxon p < 0.001
+    mixed = A_IMAGES + np.where(np.arange(20) % 2 == 0, 0.02, -0.018)  # higher on half, lower on half
+    resolved = metrics.compare(A_SEEDS, B_SEEDS, A_IMAGES, consistent, score="dice")
+    assert resolved["wilcoxon"]["p"] < 0.001 and resolved["outcome"] == "better"
+    assert resolved["wilcoxon"]["better"] == resolved["wilcoxon"]["higher"] == 20
+    # images that do not decide (p = 0.055) leave the seeds' verdict as it is
+    undecided = metrics.compare(A_SEEDS, B_SEEDS, A_IMAGES, mixed, score="dice")
+    assert undecided["ci_low"] > 0 and undecided["wilcoxon"]["p"] == pytest.approx(0.0545, abs=1e-4)
+    assert undecided["outcome"] == "better" and undecided["wilcoxon"]["better"] == 10
+    # images that significantly go the other way: seeds and images disagree, no verdict
+    contradicted = metrics.compare(A_SEEDS, B_SEEDS, A_IMAGES, A_IMAGES - 0.01, score="dice")
+    assert contradicted["ci_low"] > 0 and contradicted["wilcoxon"]["p"] < 0.05
+    assert contradicted["outcome"] == "unresolved" and contradicted["wilcoxon"]["better"] == 0
+
+
+def test_compare_calls_a_difference_found_only_over_images_better_on_the_test_images():
+    """The seeds' interval covers 0, the Wilcoxon test over images finds a difference (p < 0.05):
+    these networks differ on this test set, which does not show that it holds across trainings."""
+    better = metrics.compare(A_SEEDS, NOISY, A_IMAGES, A_IMAGES + 0.01, score="dice")
+    assert better["ci_low"] < 0 < better["ci_high"] and better["outcome"] == "better on the test images"
+    worse = metrics.compare(A_SEEDS, NOISY, A_IMAGES, A_IMAGES - 0.01, score="dice")
+    assert worse["outcome"] == "worse on the test images" and worse["wilcoxon"]["lower"] == 20
+    mixed = A_IMAGES + np.where(np.arange(20) % 2 == 0, 0.02, -0.018)
+    assert metrics.compare(A_SEEDS, NOISY, A_IMAGES, mixed, score="dice")["outcome"] == "unresolved"  # p = 0.055
+    # a single seed pair has no interval: the images alone can still tell these two networks apart
+    single = metrics.compare([0.5], [0.9], A_IMAGES, A_IMAGES + 0.01, score="dice")
+    assert single["pairs"] == 1 and single["outcome"] == "better on the test images"
+    assert metrics.compare([0.5], [0.9], score="dice")["outcome"] == "unresolved"
+
+
+def test_the_direction_over_images_knows_lower_is_better_and_ties():
+    """11 of 20 images tie (median difference 0), b is higher on the other 9 (Wilcoxon p = 2/2^9):
+    the direction is that of the images that differ; for HD95 higher is worse."""
+    b_images = A_IMAGES + np.where(np.arange(20) < 11, 0.0, 0.01)
+    dice = metrics.compare(A_SEEDS, NOISY, A_IMAGES, b_images, score="dice")
+    assert dice["wilcoxon"]["median_difference"] == 0 and dice["wilcoxon"]["p"] == pytest.approx(2 / 2 ** 9)
+    assert dice["outcome"] == "better on the test images" and dice["wilcoxon"]["better"] == 9
+    hd95 = metrics.compare(A_SEEDS, NOISY, A_IMAGES, b_images, score="hd95", lower_is_better=True)
+    assert hd95["outcome"] == "worse on the test images"
+    assert (hd95["wilcoxon"]["higher"], hd95["wilcoxon"]["lower"], hd95["wilcoxon"]["better"]) == (9, 0, 0)
+    # HD95 lower on every image and in every seed pair: better by both
+    a, b = [10.0, 12.0, 11.0], [8.0, 10.1, 8.9]
+    lower = metrics.compare(a, b, A_IMAGES * 10, A_IMAGES * 10 - 1, score="hd95", lower_is_better=True)
+    assert lower["outcome"] == "better" and lower["wilcoxon"]["better"] == lower["wilcoxon"]["lower"] == 20
+
+
+@pytest.mark.parametrize("a_events,b_events,a_runs,b_runs", [(4, 0, 4, 4), (3, 1, 4, 4), (0, 0, 3, 3), (1, 0, 1, 1),
+                                                             (2, 7, 10, 12), (5, 0, 6, 3)])
+def test_compare_counts_is_scipys_fisher_exact_test(a_events, b_events, a_runs, b_runs):
+    out = metrics.compare_counts(a_events, b_events, a_runs, b_runs)
+    table = [[a_events, a_runs - a_events], [b_events, b_runs - b_events]]
+    assert out == {"a": a_events, "a_runs": a_runs, "b": b_events, "b_runs": b_runs,
+                   "p": pytest.approx(stats.fisher_exact(table).pvalue, rel=1e-12)}
+
+
+def test_compare_counts_by_hand():
+    # 4 of 4 runs against 0 of 4: the one table this extreme of C(8, 4) = 70 equally likely ones, both tails
+    assert metrics.compare_counts(4, 0, 4, 4)["p"] == pytest.approx(2 / 70)
+    assert metrics.compare_counts(1, 0, 1, 1)["p"] == pytest.approx(1.0)  # one run each: no evidence
 
 
 # --- fit verdict on synthetic histories ------------------------------------------------------------
@@ -431,10 +484,11 @@ def good_epochs(n: int = 8, **changes) -> list[dict]:
 
 
 def rising(n: int = 8, lrs=None) -> list[dict]:
-    """The training score still climbing by 0.02 an epoch, validation alongside, validation loss falling."""
+    """The training score still climbing by 0.02 an epoch (to 0.96, above the floor), validation
+    alongside, validation loss falling."""
     lrs = lrs or [0.1] * n
-    return [epoch(k, train_loss=1.0 - 0.05 * k, val_loss=1.0 - 0.05 * k, val_score=0.60 + 0.02 * k,
-                  train_eval_score=0.60 + 0.02 * k, lr=lr) for k, lr in zip(range(1, n + 1), lrs)]
+    return [epoch(k, train_loss=1.0 - 0.05 * k, val_loss=1.0 - 0.05 * k, val_score=0.80 + 0.02 * k,
+                  train_eval_score=0.80 + 0.02 * k, lr=lr) for k, lr in zip(range(1, n + 1), lrs)]
 
 
 def test_a_level_run_is_a_good_fit():
@@ -459,13 +513,16 @@ def test_a_train_validation_gap_is_over_fitting_by_the_scores_own_tolerance():
     assert fit_verdict(history(epochs), score="accuracy")["verdict"] == "over-fitting"  # accuracy: gap 0.01
     assert fit_verdict(history(epochs), score="dice")["verdict"] == "good fit"  # Dice: gap 0.03
     verdict = fit_verdict(history(good_epochs(train_eval_score=0.99)), score="dice")
-    assert verdict["verdict"] == "over-fitting" and verdict["why"] == "train-validation gap +0.040"
+    assert verdict["verdict"] == "over-fitting" and verdict["why"] == "training Dice +0.04 above validation"
+    accuracy = fit_verdict(history(epochs), score="accuracy")
+    assert accuracy["gap"] == pytest.approx(0.02) and accuracy["why"] == "training accuracy +2 points above validation"
 
 
 def test_a_still_rising_training_score_at_a_constant_learning_rate_is_under_fitting():
     verdict = fit_verdict(history(rising()), score="accuracy")
-    # last quarter: epochs 6 -> 8, 0.72 -> 0.76
+    # last quarter: epochs 6 -> 8, 0.92 -> 0.96
     assert verdict["verdict"] == "under-fitting" and verdict["late_train_improvement"] == pytest.approx(0.04)
+    assert verdict["why"] == "training accuracy still rising (+4 points over the last quarter of the epochs)"
 
 
 def test_an_annealed_schedule_still_improving_at_the_end_is_not_under_fitting():
@@ -479,6 +536,25 @@ def test_an_annealed_schedule_still_improving_at_the_end_is_not_under_fitting():
     # a step decay to a fifth of the peak has not annealed: the rise still says more epochs would help
     step = fit_verdict(history(rising(lrs=[0.1] * 6 + [0.02] * 2)), score="accuracy")
     assert not step["annealed"] and step["verdict"] == "under-fitting"
+
+
+def test_a_training_score_below_the_floor_is_under_fitting_before_anything_else_but_a_trivial_run():
+    """A network that does not fit even its training data (accuracy below 95 %, Dice below 0.70)
+    under-fits, whatever its curves; its train-validation gap means little then."""
+    low = fit_verdict(history(good_epochs(train_eval_score=0.949, val_score=0.90)), score="accuracy")
+    assert low["verdict"] == "under-fitting" and low["why"] == "training accuracy 94.9% at the end, below 95%"
+    assert low["gap"] == pytest.approx(0.049)  # over-fitting by the gap, were the floor not checked first
+    assert fit_verdict(history(good_epochs(train_eval_score=0.95)), score="accuracy")["verdict"] == "good fit"
+    dice = fit_verdict(history(good_epochs(train_eval_score=0.69, val_score=0.69)), score="dice")
+    assert dice["verdict"] == "under-fitting" and dice["why"] == "training Dice 0.69 at the end, below 0.7"
+    assert fit_verdict(history(good_epochs(train_eval_score=0.70, val_score=0.70)), score="dice")["verdict"] == \
+        "good fit"
+    cosine = [0.1 * (1 + math.cos(math.pi * k / 8)) / 2 for k in range(1, 9)]  # annealed: still below the floor
+    assert fit_verdict(history(good_epochs(train_eval_score=0.9, val_score=0.9)), score="accuracy")["verdict"] == \
+        fit_verdict(history([dict(e, lr=lr) for e, lr in zip(good_epochs(train_eval_score=0.9, val_score=0.9),
+                                                               cosine)]), score="accuracy")["verdict"] == "under-fitting"
+    trivial = fit_verdict(history(good_epochs(train_eval_score=0.5, share=0.995)), score="dice")
+    assert trivial["verdict"] == "one class"  # a trivial solution is named as such
 
 
 def test_a_network_predicting_one_class_is_one_class_whatever_its_curves():
@@ -506,5 +582,5 @@ def test_a_diverged_run_is_called_diverged(train_losses, first_loss):
     ([0.5, 0.9], 0.7),  # 1.8 x the start: worse, but not the DIVERGED_FACTOR (2 x) of a divergence
 ])
 def test_a_flat_or_merely_worse_run_is_not_called_diverged(train_losses, first_loss):
-    epochs = [epoch(k + 1, train_loss=loss) for k, loss in enumerate(train_losses)]
+    epochs = [epoch(k + 1, train_loss=loss, train_eval_score=0.97, val_score=0.97) for k, loss in enumerate(train_losses)]
     assert fit_verdict(history(epochs, first_loss=first_loss), score="accuracy")["verdict"] == "good fit"

@@ -57,7 +57,9 @@ def test_curves_draw_the_mean_over_seeds(captured):
     plots.curves([a, b], None)
     (fig,) = captured
     loss, score = fig.axes
-    assert loss.get_yscale() == "log" and loss.get_legend() is not None
+    assert loss.get_yscale() == "log" and loss.get_legend() is None  # the legend is the figure's, below the panels
+    [legend] = fig.legends
+    assert [text.get_text() for text in legend.get_texts()] == ["A", "B"]
     # score panel: per configuration the training subset (dashed) then the validation mean
     train_a, val_a, train_b, val_b = score.get_lines()
     np.testing.assert_allclose(val_a.get_ydata(), [0.6, 0.8])
@@ -96,18 +98,26 @@ def test_variant_grid_draws_each_variant_beside_the_grey_baseline(captured):
     assert "grey: BASE" in fig._suptitle.get_text()
 
 
-def test_pool_order_dots_the_pool_first_curves_and_bars_every_network(captured):
+def test_pool_order_dots_the_pool_first_curves_and_shows_the_time_ratios_of_each_paired_repeat(captured):
     configs = [types.SimpleNamespace(name=n, label=n, records=[record([0.5, 0.6])])
                for n in ("relu_pool_after", "relu_pool_first", "tanh_pool_after", "tanh_pool_first")]
-    timings = {c.name: {"per_batch_s": 0.01 * (k + 1), "per_epoch_s": 0.5 * (k + 1),
-                        "per_batch_repeats_s": [0.009 * (k + 1), 0.01 * (k + 1), 0.012 * (k + 1)]}
-               for k, c in enumerate(configs)}
+    repeats = {"relu_pool_after": [0.010, 0.012, 0.011], "relu_pool_first": [0.005, 0.004, 0.011],
+               "tanh_pool_after": [0.020, 0.030, 0.024], "tanh_pool_first": [0.010, 0.020, 0.030]}
+    timings = {name: {"per_batch_repeats_s": r} for name, r in repeats.items()}
     plots.pool_order(configs, timings, None)
-    loss, bars = captured[0].axes
+    loss, ratios = captured[0].axes
     styles = [line.get_linestyle() for line in loss.get_lines()]
     assert styles.count("-") == 2 and len(styles) == 4  # the two pool-first curves are dotted
-    heights = [patch.get_height() for patch in bars.patches]
-    assert heights == pytest.approx([0.5, 1.0, 1.5, 2.0])
+    # repeat by repeat: act first / pool first with ReLU, with tanh, and tanh / ReLU (act first)
+    points = [line.get_ydata() for line in ratios.get_lines() if line.get_marker() == "o"]
+    assert len(points) == 3
+    np.testing.assert_allclose(points[0], [2.0, 3.0, 1.0])
+    np.testing.assert_allclose(points[1], [2.0, 1.5, 0.8])
+    np.testing.assert_allclose(points[2], [2.0, 2.5, 0.024 / 0.011])
+    medians = [line.get_ydata()[0] for line in ratios.get_lines() if line.get_marker() != "o" and
+               line.get_color() == "black"]
+    assert medians == pytest.approx([2.0, 1.5, 0.024 / 0.011])  # each group's median, a black bar
+    assert 1.0 in [line.get_ydata()[0] for line in ratios.get_lines() if line.get_linestyle() == "--"]  # the line at 1
 
 
 def test_confusion_and_errors_shows_the_matrix_and_the_most_confident_errors(captured):
@@ -180,3 +190,17 @@ def test_residual_grid_draws_one_row_per_group(captured):
     assert len(fig.axes) == 6 and fig.axes[0].get_title(loc="left") == "depth 2: loss"
     assert fig.axes[2].get_ylim() == (0.0, 1.0)
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["plain", "residual"]
+
+
+def test_log_loss_axis_ticks_are_plain_numbers_inside_the_drawn_range():
+    fig, ax = plots.plt.subplots()
+    try:
+        ax.plot([0.05, 2.0])
+        plots._log_loss_axis(ax, [0.05, 2.0, 0.0, float("nan")], "epoch")  # zero and nan are not drawable on a log axis
+        low, high = ax.get_ylim()
+        assert (low, high) == pytest.approx((0.035, 2.6)) and ax.get_yscale() == "log"
+        fig.canvas.draw()
+        labels = [t.get_text() for t in ax.get_yticklabels() if low <= t.get_position()[1] <= high]
+        assert labels == ["0.05", "0.1", "0.2", "0.5", "1", "2"]  # plain, no 10^-1 notation
+    finally:
+        plots.plt.close(fig)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from common import cli, experiment, models, results
+from common import cli, experiment, metrics, models, results
 from common.data import DataError
-from helpers import fake_ctx, toy_config, toy_splits
+from helpers import epoch, fake_ctx, history, toy_config, toy_splits
 
 
 @pytest.fixture
@@ -55,7 +55,32 @@ def test_summary_line():
                                             "3.21 s/epoch; good fit ×2, over-fitting ×1")
     dice = {**config, "score_name": "dice", "summary": {**config["summary"], "test_dice": {"mean": 0.81234, "std": 0.01,
                                                                                            "n": 3}}}
-    assert results.summary_line(dice).startswith("cnn: test dice 0.8123 ± 0.01 over 3 seeds")
+    assert results.summary_line(dice).startswith("cnn: test dice 0.812 ± 0.010 over 3 seeds")  # both to 3 decimals
+
+
+def test_summary_and_entry_of_runs_by_hand():
+    level = [epoch(k, train_loss=0.3, val_loss=0.3, val_score=0.965, train_eval_score=0.97) for k in (1, 2, 3, 4)]
+    risen = [dict(e, val_loss=v) for e, v in zip(level, (0.4, 0.3, 0.32, 0.36))]  # 20 % above its minimum
+    records = [{"seed": k, "history": history(h), "test": {"accuracy": acc}, "train_time_per_epoch_s": {"mean": t},
+                "hyperparameters": {"num_weights": 7}} for k, (h, acc, t) in enumerate(((level, 0.96, 2.0),
+                                                                                        (risen, 0.98, 4.0)))]
+    runs = experiment.Runs(toy_config(label="toy net"), records, [None, None])
+    s = results.summary(runs)
+    assert s["test_accuracy"]["mean"] == pytest.approx(0.97) and s["test_accuracy"]["n"] == 2
+    assert s["final_val_accuracy"]["mean"] == pytest.approx(0.965) and s["train_time_per_epoch_s"]["mean"] == 3.0
+    assert s["verdicts"] == ["good fit", "over-fitting"] and [d["verdict"] for d in s["verdict_details"]] == s["verdicts"]
+    # the fit rule's margins, so that the report states the rule it applied
+    assert s["verdict_tolerances"] == {**metrics.TOLERANCES["accuracy"], "one_class": metrics.ONE_CLASS_SHARE,
+                                       "diverged": metrics.DIVERGED_FACTOR, "annealed": metrics.ANNEALED}
+    assert (s["verdict_tolerances"]["one_class"], s["verdict_tolerances"]["diverged"],
+            s["verdict_tolerances"]["annealed"]) == (0.99, 2.0, 0.1)
+    assert s["verdict_tolerances"]["gap"] == 0.01 and results.summary(
+        experiment.Runs(toy_config(score="dice"), [{**r, "test": {"dice": 0.8}} for r in records],
+                        [None, None]))["verdict_tolerances"]["gap"] == 0.03
+    entry = results.entry(runs)
+    assert entry == {"name": "toy", "label": "toy net", "score_name": "accuracy", "num_weights": 7, "runs": records,
+                     "summary": s}
+    json.dumps(entry)
 
 
 # --- saved models ----------------------------------------------------------------------------

@@ -34,6 +34,7 @@ def _timings(**repeats):
 def test_versus_counts_the_repeats_that_go_the_way_of_the_medians():
     timings = _timings(a=[3.0, 3.2, 3.1, 3.3, 3.0], b=[2.9, 3.1, 3.0, 3.2, 2.9], c=[2.9, 3.3, 3.0, 3.4, 2.95])
     faster = timing.versus(timings, "a", "b")  # b faster in every paired repeat
+    assert set(faster) == {"reference", "speedup", "agreeing_repeats", "repeats", "p"}
     assert faster["reference"] == "a" and faster["repeats"] == 5 and faster["agreeing_repeats"] == 5
     assert faster["speedup"] == pytest.approx(3.1 / 3.0)
     assert faster["p"] == pytest.approx(stats.binomtest(5, 5).pvalue) == pytest.approx(2 / 32)
@@ -129,3 +130,25 @@ def test_bad_counts_are_refused_before_the_models_are_touched():
         with pytest.raises(ValueError, match="need num_batches >= 1"):
             timing.time_train_steps({"a": CountingLearner("a", [])}, x, y, batch_size=4, **kwargs)
     assert model.training is True and next(model.parameters()).is_contiguous()  # never set up
+
+
+def test_compare_savings_by_hand():
+    """The saving of pooling first, time(pool after) / time(pool first) repeat by repeat: 2.0 in every
+    repeat with ReLU; with tanh 3.0, 2.5, 1.5, 3.0 and 2.25 (median 2.5), larger in 4 of the 5 repeats."""
+    timings = _timings(relu_after=[2.0] * 5, relu_first=[1.0] * 5, tanh_after=[3.0, 5.0, 1.5, 6.0, 2.25],
+                       tanh_first=[1.0, 2.0, 1.0, 2.0, 1.0])
+    out = timing.compare_savings(timings, ("relu_after", "relu_first"), ("tanh_after", "tanh_first"), ("ReLU", "tanh"))
+    assert out == {"saving": {"ReLU": 2.0, "tanh": 2.5}, "larger": "tanh", "agreeing_repeats": 4, "repeats": 5,
+                   "p": pytest.approx(2 * 6 / 32)}  # P(>= 4 of 5) = 6/32, both tails
+    assert out["p"] == pytest.approx(stats.binomtest(4, 5).pvalue)
+    # the same four timings the other way round: ReLU's saving is the smaller, again in 4 of 5 repeats
+    swapped = timing.compare_savings(timings, ("tanh_after", "tanh_first"), ("relu_after", "relu_first"),
+                                     ("tanh", "ReLU"))
+    assert swapped["larger"] == "tanh" and swapped["agreeing_repeats"] == 4 and swapped["saving"]["tanh"] == 2.5
+
+
+def test_compare_savings_that_agree_in_every_repeat_pass_the_sign_test():
+    timings = _timings(a0=[2.0] * 7, a1=[1.0] * 7, b0=[1.5] * 7, b1=[1.0, 1.0, 1.2, 1.0, 1.1, 1.0, 1.0])
+    out = timing.compare_savings(timings, ("a0", "a1"), ("b0", "b1"), ("A", "B"))
+    assert out["larger"] == "A" and out["agreeing_repeats"] == out["repeats"] == 7
+    assert out["saving"] == {"A": 2.0, "B": 1.5} and out["p"] == pytest.approx(2 * 0.5 ** 7)
