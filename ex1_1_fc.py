@@ -26,7 +26,7 @@ LR = 0.1  # plain mini-batch SGD, as in Assignment 2
 BATCH_SIZE = 64
 EPOCHS = 10
 SEEDS = 3
-TIMING = {"num_batches": 20, "warmup": 3, "repeats": 15}  # many short repeats: a paired test with power
+TIMING = {"num_batches": 5, "warmup": 1, "repeats": 60}  # short paired repeats share the machine's drift
 QUICK_TIMING = {"num_batches": 2, "warmup": 1, "repeats": 1}  # --quick: a smoke test of the timing
 TIMING_BATCH_SIZES = (64, 256, 1024)  # where does the ratio go as a step does more arithmetic?
 

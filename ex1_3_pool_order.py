@@ -27,7 +27,7 @@ CONFIGS = {  # name -> (label, MnistCNN options)
     "tanh_pool_first": ("pool, then tanh", {"activation": "tanh", "pool_first": True}),
 }
 ACTS = ("relu", "tanh")
-TIMING = {"num_batches": 20, "warmup": 3, "repeats": 15}  # many short repeats: a paired test with power
+TIMING = {"num_batches": 5, "warmup": 1, "repeats": 60}  # short paired repeats share the machine's drift
 QUICK_TIMING = {"num_batches": 2, "warmup": 1, "repeats": 1}  # --quick: a smoke test of the timing
 
 

@@ -46,7 +46,7 @@ def best_config(epochs: int) -> experiment.Config:
         scheduler=lambda opt, steps: torch.optim.lr_scheduler.OneCycleLR(opt, BEST_MAX_LR, epochs=epochs,
                                                                         steps_per_epoch=steps),
         scheduler_per_batch=True, augment=AUGMENT, epochs=epochs, batch_size=BEST_BATCH_SIZE,
-        label="best: combined")
+        label="combination")
 
 
 def main(argv=None) -> list:
@@ -76,7 +76,7 @@ def main(argv=None) -> list:
     results.save_model(ctx.out_dir / WEIGHTS, chosen, seed_index, splits)
     findings = {"versus_baseline": {c.name: evaluation.compare_runs(configs[0], c, splits.test[1])
                                     for c in configs[1:]},
-                "chosen_on_validation": chosen.name, "saved_seed": chosen.records[seed_index]["seed"],
+                "chosen_on_validation": chosen.name, "chosen_label": chosen.label, "saved_seed": chosen.records[seed_index]["seed"],
                 "best_model_test": test_figures(chosen.test_logits()[seed_index], splits, ctx, chosen.label)}
     results.write(ctx, "ex1_5_variants", configs, splits, findings)
     plots.variant_grid(configs, ctx.figures_dir / "ex1_5_variants")

@@ -41,6 +41,7 @@ def main(argv=None) -> list[experiment.Runs]:
                 "skip_vs_plain": evaluation.compare_configs(*scores),
                 "shown_cases": {what: {"index": i, "name": names[i]} for what, i in shown.items()}}
     results.write(ctx, "ex2_3_skip", [plain, skip], splits, findings)
+    plots.curves([plain, skip], ctx.figures_dir / "ex2_3_skip_curves")
     plots.boundary_crops(splits, [plain, skip], scores, shown, ctx.figures_dir / "ex2_3_skip_boundaries")
     return [plain, skip]
 

@@ -160,8 +160,9 @@ def variant_grid(configs: list, path: Path, ncols: int = 4) -> list[Path]:
 
 def pool_order(configs: list, timings: dict, path: Path) -> list[Path]:
     """Left: the training loss of each order (pool first dotted, on top of activation first).
-    Right: per paired repeat, the ratio of forward+backward times: activation first over pool first
-    for ReLU and for tanh, and tanh over ReLU (activation first); above 1, the second is faster."""
+    Right: per paired repeat, the speed-up (a ratio of forward+backward times, as ``timing.versus``)
+    of pool first over activation first, for ReLU and for tanh, and of tanh over ReLU (activation
+    first); above 1, the first-named is faster."""
     fig, (ax_loss, ax_time) = plt.subplots(1, 2, figsize=(6.4, 2.5), gridspec_kw={"width_ratios": [1.5, 1]})
     drawn = []
     for c in configs:
@@ -175,16 +176,16 @@ def pool_order(configs: list, timings: dict, path: Path) -> list[Path]:
     ax_loss.set_title("training loss (the pool-first curves dotted)")
     ax_loss.legend(loc="upper right")
     repeats = {n: np.array(t["per_batch_repeats_s"]) for n, t in timings.items()}
-    ratios = {"ReLU:\nact first /\npool first": (repeats["relu_pool_after"] / repeats["relu_pool_first"], COLORS[0]),
-              "tanh:\nact first /\npool first": (repeats["tanh_pool_after"] / repeats["tanh_pool_first"], COLORS[1]),
-              "act first:\ntanh /\nReLU": (repeats["tanh_pool_after"] / repeats["relu_pool_after"], GREY)}
+    ratios = {"ReLU:\npool first\nover act first": (repeats["relu_pool_after"] / repeats["relu_pool_first"], COLORS[0]),
+              "tanh:\npool first\nover act first": (repeats["tanh_pool_after"] / repeats["tanh_pool_first"], COLORS[1]),
+              "act first:\ntanh\nover ReLU": (repeats["relu_pool_after"] / repeats["tanh_pool_after"], GREY)}
     for k, (ratio, color) in enumerate(ratios.values()):
         jitter = np.linspace(-0.15, 0.15, len(ratio))
         ax_time.plot(k + jitter, ratio, "o", color=color, markersize=2.5, alpha=0.8)
         ax_time.plot([k - 0.25, k + 0.25], [np.median(ratio)] * 2, color="black", linewidth=1.2)
     ax_time.axhline(1.0, color=GREY, linewidth=0.8, linestyle="--")
     ax_time.set_xticks(range(len(ratios)), list(ratios))
-    ax_time.set(ylabel="time ratio", title="per paired repeat (bar: median)")
+    ax_time.set(ylabel="speed-up", title="speed-up per paired repeat (bar: median)")
     ax_time.grid(axis="x", visible=False)
     fig.tight_layout()
     return save(fig, path)

@@ -58,7 +58,10 @@ def key(text: str) -> str:
 
 
 def number(x: float, digits: int = 3) -> str:
-    """``x`` to ``digits`` significant digits (no exponent for ordinary magnitudes; thousands separated)."""
+    """``x`` to ``digits`` significant digits (no exponent for ordinary magnitudes; thousands separated;
+    a negative number with a minus sign, not a hyphen)."""
+    if isinstance(x, (int, float)) and not isinstance(x, bool) and x < 0:
+        return r"\ensuremath{-}" + number(-x, digits)
     if isinstance(x, bool):
         return "yes" if x else "no"
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
@@ -139,8 +142,8 @@ def timing_text(v: dict) -> dict[str, str]:
                 f"{speedup:.2f}$\\times$ faster than" if speedup >= 1 else f"{1 / speedup:.2f}$\\times$ slower than")
     short = "about as fast" if v["p"] >= 0.05 else relation.removesuffix(" than")
     return {"relation": relation, "short": short, "speedup": f"{speedup:.2f}",
-            "detail": f"median time ratio {speedup:.2f}, so in {v['agreeing_repeats']} of {v['repeats']} paired repeats, "
-                      f"sign test {p_value(v['p'])}"}
+            "detail": f"median speed-up {speedup:.2f}, {v['agreeing_repeats']} of {v['repeats']} paired repeats "
+                      f"{'above' if speedup > 1 else 'below'} 1, sign test {p_value(v['p'])}"}
 
 
 def verdict_cell(verdicts: list[str]) -> str:
@@ -167,7 +170,7 @@ def flatten(prefix: str, value: Any, score: Score | None = None) -> Iterable[tup
             yield f"{prefix}.resolved", ("a difference" if value["p"] < 0.05 else
                                          f"too few runs to call it a difference")
         if {"larger", "agreeing_repeats", "p"} <= set(value):  # which of two savings is larger (timing.compare_savings)
-            counts = f"so in {value['agreeing_repeats']} of {value['repeats']} paired repeats, sign test {p_value(value['p'])}"
+            counts = f"in {value['agreeing_repeats']} of {value['repeats']} paired repeats, sign test {p_value(value['p'])}"
             yield f"{prefix}.text", (f"larger with {value['larger']} ({counts})" if value["p"] < 0.05 else
                                      f"not distinguishable between the two (larger with {value['larger']} {counts})")
         if {"p", "images", "higher", "lower"} <= set(value):  # a Wilcoxon test over images
@@ -175,6 +178,8 @@ def flatten(prefix: str, value: Any, score: Score | None = None) -> Iterable[tup
         for k, v in value.items():
             if score is not None and k in SCORE_KEYS and isinstance(v, float):
                 yield f"{prefix}.{key(k)}", f"{score.value(v)}{score.unit}"
+            elif k == "std" and isinstance(v, float):  # a spread: two significant digits say all it can
+                yield f"{prefix}.std", number(v, digits=2)
             else:
                 yield from flatten(f"{prefix}.{key(k)}", v, score)
     elif isinstance(value, (list, tuple)):
@@ -359,12 +364,14 @@ def hyper_tables(records: list[dict]) -> str:
             cells = [model_short(h), training, augment, f"{h['num_epochs']} / {h['batch_size']}",
                      ", ".join(str(r["seed"]) for r in config["runs"])]
             key_ = json.dumps(cells)
-            rows.setdefault(key_, [[], config["label"], cells])
-            if ex not in rows[key_][0]:
-                rows[key_][0].append(ex)
+            row = rows.setdefault(key_, [[ex], [], cells])
+            if ex not in row[0]:
+                row[0].append(ex)
+            if ex == row[0][0] and config["label"] not in row[1]:  # its names in the exercise that trains it
+                row[1].append(config["label"])
     table_a1 = "\n".join(rf"{tex(name)} & {tex(_value(settings))} \\" for name, settings in references.items())
-    table_a2 = "\n".join(" & ".join([", ".join(exs), tex(label), *(tex(c) for c in cells)]) + r" \\"
-                         for exs, label, cells in rows.values())
+    table_a2 = "\n".join(" & ".join([", ".join(exs), tex("; ".join(labels)), *(tex(c) for c in cells)]) + r" \\"
+                         for exs, labels, cells in rows.values())
     return HYPER.replace("%A1", table_a1).replace("%A2", table_a2)
 
 

@@ -135,13 +135,16 @@ def compare_savings(timings: dict[str, dict], a: tuple[str, str], b: tuple[str, 
 
 
 def versus(timings: dict[str, dict], reference: str, name: str) -> dict:
-    """``name`` against ``reference``, both timed in the same repeats (so that they pair up): how many
-    times ``reference``'s median time ``name`` is faster (above 1) or slower, in how many repeats it
-    was so, and the two-sided sign test of that count (``metrics.sign_test``)."""
+    """``name`` against ``reference``, both timed in the same repeats (so that they pair up): the
+    median over the repeats of the speed-up ``reference``'s time / ``name``'s time (above 1: ``name``
+    is faster), in how many repeats the speed-up lay on the median's side of 1, and the two-sided
+    sign test of that count (``metrics.sign_test``). A median of paired ratios, not a ratio of
+    medians: the machine's speed drifts between repeats, and each pair shares its repeat's drift."""
     a, b = timings[reference]["per_batch_repeats_s"], timings[name]["per_batch_repeats_s"]
     if len(a) != len(b) or not a:
         raise ValueError(f"{reference!r} and {name!r} need the same, non-zero number of repeats; got {len(a)} and {len(b)}")
-    speedup = timings[reference]["per_batch_s"] / timings[name]["per_batch_s"]
-    agree = sum((tb < ta) == (speedup > 1) for ta, tb in zip(a, b))  # repeats that go the way of the medians
+    ratios = [ta / tb for ta, tb in zip(a, b)]
+    speedup = statistics.median(ratios)
+    agree = sum((r > 1) == (speedup > 1) for r in ratios)  # repeats on the median's side of 1
     return {"reference": reference, "speedup": speedup, "agreeing_repeats": agree, "repeats": len(a),
             "p": sign_test(agree, len(a))}

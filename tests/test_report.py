@@ -14,14 +14,14 @@ from helpers import toy_config, toy_splits
 
 @pytest.mark.parametrize("value, text", [
     (21578, "21{,}578"), (0, "0"), (0.1, "0.100"), (13.3419, "13.3"), (0.98853, "0.989"), (123456.7, "123{,}457"),
-    (1234.56, "1{,}235"), (0.005, "0.00500"), (-0.0123, "-0.0123"), (1e-8, r"\ensuremath{1.00\times 10^{-8}}"),
+    (1234.56, "1{,}235"), (0.005, "0.00500"), (-0.0123, r"\ensuremath{-}0.0123"), (1e-8, r"\ensuremath{1.00\times 10^{-8}}"),
     (True, "yes"), (None, "n/a"), (float("nan"), "n/a")])
 def test_number_gives_three_significant_digits(value, text):
     assert report.number(value) == text
 
 
 @pytest.mark.parametrize("value, text", [(9.9996, "10.0"), (0.09996, "0.100"), (999.6, "1{,}000"),
-                                         (-999.7, "-1{,}000")])
+                                         (-999.7, r"\ensuremath{-}1{,}000")])
 def test_number_rounding_up_to_the_next_power_of_ten(value, text):
     assert report.number(value) == text
 
@@ -31,8 +31,12 @@ def test_number_with_two_digits():
     assert report.number(99.6, digits=2) == "100" and report.number(0.5, digits=2) == "0.50"
 
 
+def test_negative_numbers_have_a_minus_sign():
+    assert report.number(-0.2583) == r"\ensuremath{-}0.258" and report.number(-1200) == r"\ensuremath{-}1{,}200"
+
+
 @pytest.mark.parametrize("value, text", [(3.0, "3"), (12.0, "12"), (2.5, "2.50"), (1234567, "1{,}234{,}567"),
-                                         (1234567.0, "1{,}234{,}567"), (-4.0, "-4")])
+                                         (1234567.0, "1{,}234{,}567"), (-4.0, r"\ensuremath{-}4")])
 def test_whole_numbers_print_whole(value, text):
     """A mean epoch of 3.0 is 3; at least ``digits`` digits before the point are printed in full."""
     assert report.number(value) == text
@@ -125,10 +129,10 @@ def test_comparison_text_of_a_difference_only_the_test_images_show():
 def test_timing_text_says_faster_or_slower_when_the_sign_test_says_so():
     faster = report.timing_text({"speedup": 1.234, "agreeing_repeats": 7, "repeats": 7, "p": 0.0156})
     assert faster == {"relation": r"1.23$\times$ faster than", "short": r"1.23$\times$ faster", "speedup": "1.23",
-                      "detail": "median time ratio 1.23, so in 7 of 7 paired repeats, sign test $p=0.016$"}
+                      "detail": "median speed-up 1.23, 7 of 7 paired repeats above 1, sign test $p=0.016$"}
     slower = report.timing_text({"speedup": 0.5, "agreeing_repeats": 15, "repeats": 15, "p": 6.1e-5})
     assert slower["relation"] == r"2.00$\times$ slower than" and slower["short"] == r"2.00$\times$ slower"
-    assert slower["speedup"] == "0.50" and slower["detail"].endswith("15 of 15 paired repeats, sign test $p<0.001$")
+    assert slower["speedup"] == "0.50" and slower["detail"] == "median speed-up 0.50, 15 of 15 paired repeats below 1, sign test $p<0.001$"
 
 
 def test_timing_text_of_a_ratio_the_sign_test_does_not_confirm_is_about_as_fast():
@@ -136,7 +140,8 @@ def test_timing_text_of_a_ratio_the_sign_test_does_not_confirm_is_about_as_fast(
         text = report.timing_text({"speedup": speedup, "agreeing_repeats": 5, "repeats": 7, "p": 0.45})
         assert text["relation"] == "about as fast as" and text["short"] == "about as fast"
         assert text["speedup"] == f"{speedup:.2f}" and text["detail"] == (
-            f"median time ratio {speedup:.2f}, so in 5 of 7 paired repeats, sign test $p=0.45$")
+            f"median speed-up {speedup:.2f}, 5 of 7 paired repeats {'above' if speedup > 1 else 'below'} 1, "
+            "sign test $p=0.45$")
     at_the_threshold = report.timing_text({"speedup": 2.0, "agreeing_repeats": 6, "repeats": 6, "p": 0.05})
     assert at_the_threshold["relation"] == "about as fast as"  # p < 0.05 is needed
     assert report.timing_text({"speedup": 2.0, "agreeing_repeats": 6, "repeats": 6, "p": 0.049})["relation"] == \
@@ -177,10 +182,10 @@ def test_flatten_words_counts_savings_wilcoxon_tests_and_milliseconds():
     saving = {"saving": {"ReLU": 2.0, "tanh": 2.5}, "larger": "tanh", "agreeing_repeats": 14, "repeats": 15,
               "p": 0.00098}
     flat = dict(report.flatten("s", saving))
-    assert flat["s.text"] == "larger with tanh (so in 14 of 15 paired repeats, sign test $p<0.001$)"
+    assert flat["s.text"] == "larger with tanh (in 14 of 15 paired repeats, sign test $p<0.001$)"
     assert flat["s.saving.tanh"] == "2.50" and "s.relation" not in flat  # no timing sentence: no speedup
     unsure = dict(report.flatten("s", {**saving, "agreeing_repeats": 9, "p": 0.61}))
-    assert unsure["s.text"] == ("not distinguishable between the two (larger with tanh so in 9 of 15 paired repeats, "
+    assert unsure["s.text"] == ("not distinguishable between the two (larger with tanh in 9 of 15 paired repeats, "
                                 "sign test $p=0.61$)")
     wilcoxon = metrics.compare(A, B, [0.5, 0.6, 0.7, 0.8, 0.9, 0.95], [0.6, 0.7, 0.8, 0.9, 0.95, 0.99], score="dice")
     flat = dict(report.flatten("w", wilcoxon))
@@ -386,7 +391,7 @@ def _record(exercise: str, *configs) -> dict:
 
 def test_hyper_tables_give_each_class_once_and_each_configuration_once():
     base = ("fc", "MLP, SGD", _hyper())
-    first = _record("ex1_1_fc", base, ("fc_adam", "MLP, Adam", _hyper("Adam", 1e-3)))
+    first = _record("ex1_1_fc", base, ("fc_adam", "MLP, Adam", _hyper("Adam", 1e-3)), ("fc_twin", "twin", _hyper()))
     second = _record("ex1_5_variants", base, ("tuned", "tuned", _hyper(momentum=0.9, nesterov=True,
                                                                        loss={"label_smoothing": 0.1})))
     defaults, rows = _hyper_tables(report.hyper_tables([first, second]))
@@ -394,8 +399,9 @@ def test_hyper_tables_give_each_class_once_and_each_configuration_once():
     assert defaults == [r"SGD & momentum=0, dampening=0, weight\_decay=0, nesterov=False \\",
                         r"CrossEntropyLoss & reduction=mean, label\_smoothing=0.0 \\",
                         r"Adam & betas=(0.9, 0.999), eps=1e-08, weight\_decay=0, amsgrad=False \\"]
-    # Table A2: the shared configuration once, with both exercises; what differs from Table A1 spelled out
-    assert rows == [["1.1, 1.5", "MLP, SGD", "MLP 784-128-64-10", "SGD, lr 0.1; constant", "none", "5 / 64", "0, 1, 2"],
+    # Table A2: the shared configuration once, with both exercises and its names in the exercise that trains
+    # it (not the other exercise's); what differs from Table A1 spelled out
+    assert rows == [["1.1, 1.5", "MLP, SGD; twin", "MLP 784-128-64-10", "SGD, lr 0.1; constant", "none", "5 / 64", "0, 1, 2"],
                     ["1.1", "MLP, Adam", "MLP 784-128-64-10", "Adam, lr 0.001; constant", "none", "5 / 64", "0, 1, 2"],
                     ["1.5", "tuned", "MLP 784-128-64-10",
                      r"SGD, lr 0.1; momentum=0.9, nesterov=True; constant; label\_smoothing=0.1", "none", "5 / 64",
@@ -559,3 +565,8 @@ def test_readme_table_lists_a_configuration_several_exercises_train_once(tmp_pat
     _results_file(tmp_path, "ex1_5_variants")  # no recorded runs: always shown
     table = report.readme_table(tmp_path)
     assert "| ex1_2_cnn | CNN, SGD |" in table and "| ex1_4_adam |" not in table and "| ex1_5_variants |" in table
+
+
+def test_flatten_gives_a_spread_two_significant_digits():
+    flat = dict(report.flatten("m", {"hd95": {"mean": 22.4123, "std": 1.6543}, "dice": {"mean": 0.77129, "std": 0.018468}}))
+    assert flat == {"m.hd95.mean": "22.4", "m.hd95.std": "1.7", "m.dice.mean": "0.771", "m.dice.std": "0.018"}

@@ -23,7 +23,7 @@ FIGURES = {
     "ex1_5_variants": ["ex1_5_variants", "ex1_5_best_test"],
     "ex2_1_segnet": ["ex2_1_segnet_curves", "ex2_1_segnet_cases"],
     "ex2_2_regularization": ["ex2_2_regularization"],
-    "ex2_3_skip": ["ex2_3_skip_boundaries"],
+    "ex2_3_skip": ["ex2_3_skip_curves", "ex2_3_skip_boundaries"],
     "ex2_4_residual": ["ex2_4_residual"],
     "ex2_5_best": ["ex2_5_best_curves", "ex2_5_best_cases"],
 }
@@ -33,11 +33,11 @@ FINDINGS = {
     "ex1_2_cnn": {"cnn_weights", "fc_weights", "fc_to_cnn_weight_ratio", "cnn_weights_per_layer"},
     "ex1_3_pool_order": {"timing", "pool_first_vs_after", "tanh_vs_relu", "saving_tanh_vs_relu", "curve_differences"},
     "ex1_4_adam": {"adam_vs_sgd", "to_reach_sgd_final_val_accuracy"},
-    "ex1_5_variants": {"versus_baseline", "chosen_on_validation", "saved_seed", "best_model_test"},
+    "ex1_5_variants": {"versus_baseline", "chosen_on_validation", "chosen_label", "saved_seed", "best_model_test"},
     "ex2_1_segnet": {"worst", "median", "per_image_test_dice", "red_share"},
     "ex2_2_regularization": {"versus_baseline"},
     "ex2_3_skip": {"metrics", "skip_vs_plain", "shown_cases"},
-    "ex2_4_residual": {"dice_threshold", "timing", "groups"},
+    "ex2_4_residual": {"dice_threshold", "timing", "groups", "versus_ex2_1"},
     "ex2_5_best": {"test_dice", "tta_vs_single_pass", "validation_dice_when_chosen", "best_case", "worst_case",
                    "per_image_test_dice"},
 }
@@ -212,6 +212,7 @@ def test_ex1_5_chooses_on_validation_and_remakes_its_figure_from_the_saved_weigh
     chosen = findings["chosen_on_validation"]
     assert configs[chosen]["summary"]["final_val_accuracy"]["mean"] == max(
         c["summary"]["final_val_accuracy"]["mean"] for c in configs.values())
+    assert findings["chosen_label"] == configs[chosen]["label"]
     assert set(findings["versus_baseline"]) == set(configs) - {"baseline"}
     for versus in findings["versus_baseline"].values():  # paired seed by seed and test image by test image
         assert versus["pairs"] == 1 and versus["wilcoxon"]["images"] == record["data"]["sizes"]["test"]
@@ -336,6 +337,9 @@ def test_ex2_4_pairs_plain_and_residual_blocks(part2):
         assert residual["num_weights"] - plain["num_weights"] == (32 + 160 + 576 + 2_176 if bn else 2_824)
         for reach in group["reaches_threshold"].values():
             assert reach["threshold"] == findings["dice_threshold"] and len(reach["per_seed"]) == 1
+    versus = findings["versus_ex2_1"]  # the deep networks with batch norm against the Ex 2.1 network's runs
+    assert set(versus) == {"segnet_depth3_plain", "segnet_depth3_residual"}
+    assert all(v["wilcoxon"]["images"] == record["data"]["sizes"]["test"] for v in versus.values())
     from common.models import INIT_SCHEMES
 
     inits = {c["runs"][0]["hyperparameters"]["model_options"].get("init"): c["runs"][0]["hyperparameters"]["init"]

@@ -36,13 +36,18 @@ def test_versus_counts_the_repeats_that_go_the_way_of_the_medians():
     faster = timing.versus(timings, "a", "b")  # b faster in every paired repeat
     assert set(faster) == {"reference", "speedup", "agreeing_repeats", "repeats", "p"}
     assert faster["reference"] == "a" and faster["repeats"] == 5 and faster["agreeing_repeats"] == 5
+    # the median of the paired ratios 3/2.9, 3.2/3.1, 3.1/3, 3.3/3.2, 3/2.9: 3.1/3.0
     assert faster["speedup"] == pytest.approx(3.1 / 3.0)
     assert faster["p"] == pytest.approx(stats.binomtest(5, 5).pvalue) == pytest.approx(2 / 32)
-    mixed = timing.versus(timings, "a", "c")  # c's median is lower, but it is faster in only 3 of the 5 repeats
-    assert mixed["speedup"] == pytest.approx(3.1 / 3.0) and mixed["agreeing_repeats"] == 3
+    mixed = timing.versus(timings, "a", "c")  # c faster in only 3 of the 5 repeats
+    # paired ratios sorted: 3.2/3.3, 3.3/3.4, 3.0/2.95, 3.1/3.0, 3.0/2.9
+    assert mixed["speedup"] == pytest.approx(3.0 / 2.95) and mixed["agreeing_repeats"] == 3
     assert mixed["p"] == pytest.approx(1.0)  # 3 of 5: no evidence either way
     slower = timing.versus(timings, "b", "a")  # a against b: slower in every repeat
     assert slower["speedup"] == pytest.approx(3.0 / 3.1) and slower["agreeing_repeats"] == 5
+    # b is 10 % slower in two of three repeats; the ratio of the medians, 3.0/2.0, would call it 1.5x faster
+    paired = timing.versus(_timings(a=[1.0, 3.0, 3.2], b=[1.1, 3.3, 2.0]), "a", "b")
+    assert paired["speedup"] == pytest.approx(1 / 1.1) and paired["agreeing_repeats"] == 2
     with pytest.raises(ValueError, match="same, non-zero number of repeats"):
         timing.versus({"a": {"per_batch_repeats_s": [1.0], "per_batch_s": 1.0},
                        "b": {"per_batch_repeats_s": [], "per_batch_s": 1.0}}, "a", "b")
