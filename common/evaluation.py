@@ -165,13 +165,14 @@ def describe_case(index: int, dice: np.ndarray, inputs: Tensor, truth: Tensor, p
               f"its errors are false gland ({fp:.0%} of the pixels) and missed gland ({fn:.0%}) alike")
 
     def level(k: str) -> str:  # where the image ranks among the test images
-        return "low" if rank[k] <= n / 3 else "high" if rank[k] > 2 * n / 3 else "typical"
+        return "in the lowest third" if rank[k] <= n / 3 else "in the highest third" if rank[k] > 2 * n / 3 else \
+            "in the middle third"
 
     text = (f"glands cover {own['gland_fraction']:.0%} of it ({median['gland_fraction']:.0%} in the median test image); "
             f"its largest gland alone covers {own['largest_gland_fraction']:.0%} (rank {rank['largest_gland_fraction']} "
             f"of {n} from the smallest; median {median['largest_gland_fraction']:.0%}), and the network finds "
             f"{own['largest_gland_found']:.0%} of that gland; {errors}. Its gland/background contrast is "
-            f"{level('contrast')} ({own['contrast']:.2f}, rank {rank['contrast']} of {n}) and its red-stain share "
+            f"{level('contrast')} ({own['contrast']:.2f}, rank {rank['contrast']} of {n}), its red-stain share "
             f"{level('red_share')} ({own['red_share']:.2f}, rank {rank['red_share']} of {n}).")
     return {"index": index, "name": names[index], "dice_mean": float(mean_dice[index]),
             "dice_per_seed": dice[:, index].tolist(), "median_dice": float(np.median(mean_dice)), "stats": own,

@@ -206,7 +206,7 @@ def confusion_and_errors(errors: dict, images, shown: int, path: Path, title: st
         for j in range(n):
             if cm[i, j]:
                 dark = i != j and cm[i, j] > 0.55 * top  # white on the darkest reds
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=5.5 if i == j else 7.5,
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7 if i == j else 7.5,
                         color="white" if dark else "black")
     ax.set_xticks(range(n))
     ax.set_yticks(range(n))
@@ -265,20 +265,21 @@ def boundary_crops(splits, configs: list, scores: list[dict], cases: dict[str, i
     masks = [evaluation.gland_masks(c.test_logits()[0]).numpy() for c in configs]
     shown = evaluation.display_images(inputs[list(cases.values())], splits.info["normalisation"])
     colors = [COLORS[4], COLORS[0]]
-    fig, axes = plt.subplots(len(cases), 1 + len(configs), figsize=(6.4, 2.0 * len(cases) + 0.3), squeeze=False)
+    # drawn at the size it is printed (about 0.7 of the text width), so that its text is 7 pt there
+    fig, axes = plt.subplots(len(cases), 1 + len(configs), figsize=(4.8, 1.65 * len(cases) + 0.4), squeeze=False)
     for row, (what, i), image in zip(axes, cases.items(), shown):
         truth = targets[i].cpu().numpy()
         y, x = _window(masks[0][i] ^ masks[1][i], crop)
         row[0].imshow(image, interpolation="nearest")
         row[0].contour(truth, levels=[0.5], colors="white", linewidths=0.8)
         row[0].add_patch(plt.Rectangle((x - 0.5, y - 0.5), crop, crop, fill=False, edgecolor="yellow", linewidth=1.2))
-        row[0].set_title(f"{what}: {Path(names[i]).name}")
+        row[0].set_title(f"{what}:\n{Path(names[i]).name}", fontsize=7)
         for ax, config, mask, score, color in zip(row[1:], configs, masks, scores, colors):
             window = (slice(y, y + crop), slice(x, x + crop))
             ax.imshow(image[window], interpolation="nearest")
             ax.contour(truth[window], levels=[0.5], colors="white", linewidths=2.4)
             ax.contour(mask[i][window], levels=[0.5], colors=[color], linewidths=2.0)
-            ax.set_title(f"{_label(config)}\nboundary F1 (2 px) {score['boundary_f1_2px'][0, i]:.2f}, "
+            ax.set_title(f"{_label(config)}\nF1 (2 px) {score['boundary_f1_2px'][0, i]:.2f}, "
                          f"HD95 {score['hd95'][0, i]:.0f} px", fontsize=7)
         for ax in row:
             ax.set(xticks=[], yticks=[])

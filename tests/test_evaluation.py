@@ -279,8 +279,8 @@ def test_describe_case_by_hand():
     text = case["description"]
     assert text.startswith("glands cover 50% of it (50% in the median test image); ")
     assert "it marks much background as gland (50% of the pixels false gland, 0% missed)" in text
-    assert "contrast is typical (3.97, rank 1 of 2)" in text  # both images alike: rank 1, the middle third of 2
-    assert text.endswith("red-stain share high (0.62, rank 2 of 2).")  # the redder of the two: the top third
+    assert "contrast is in the middle third (3.97, rank 1 of 2)" in text  # both images alike: rank 1, the middle third of 2
+    assert text.endswith("red-stain share in the highest third (0.62, rank 2 of 2).")  # the redder of the two: the top third
 
 
 @pytest.mark.filterwarnings("ignore::scipy.stats.ConstantInputWarning")
