@@ -13,7 +13,7 @@ PY := $(VENV)/bin/python
 DEVICE ?= auto
 PDF ?= yes
 TEX_INSTALL := apt-get install -y --no-install-recommends latexmk texlive-latex-recommended \
-	texlive-latex-extra texlive-fonts-recommended  (with sudo unless root)
+	texlive-latex-extra texlive-fonts-recommended
 # What common/mnist.find_mnist and common/warwick.find_warwick accept in a data folder D, as files or
 # folders that must exist: MNIST's PNG folders or IDX files (.gz too) in D/MNIST, D/MNIST/raw, D or D/raw;
 # WARWICK's image_NN.png in D/WARWICK/Train or D/Train, or the zip. An empty data/WARWICK/ is no data set.
@@ -50,6 +50,7 @@ check-tex:
 	@if [ "$(PDF)" != "no" ] && ! command -v latexmk >/dev/null 2>&1; then \
 		echo "error: the report PDF needs LaTeX (latexmk and TeX Live), which this machine lacks. Install it:"; \
 		echo "  $(TEX_INSTALL)"; \
+		echo "(as root, or with sudo in front)"; \
 		echo "or make the results and figures without the PDF: make report PDF=no"; \
 		exit 1; \
 	fi
