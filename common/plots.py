@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 
-from . import evaluation  # noqa: E402
+from . import evaluation, timing  # noqa: E402
 
 plt.rcParams.update({
     "figure.figsize": (6.4, 2.6), "font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7,
@@ -175,10 +175,10 @@ def pool_order(configs: list, timings: dict, path: Path) -> list[Path]:
     _log_loss_axis(ax_loss, drawn, "epoch")
     ax_loss.set_title("training loss (the pool-first curves dotted)")
     ax_loss.legend(loc="upper right")
-    repeats = {n: np.array(t["per_batch_repeats_s"]) for n, t in timings.items()}
-    ratios = {"ReLU:\npool first\nover act first": (repeats["relu_pool_after"] / repeats["relu_pool_first"], COLORS[0]),
-              "tanh:\npool first\nover act first": (repeats["tanh_pool_after"] / repeats["tanh_pool_first"], COLORS[1]),
-              "act first:\ntanh\nover ReLU": (repeats["relu_pool_after"] / repeats["tanh_pool_after"], GREY)}
+    ratios = {"ReLU:\npool first\nover act first": (("relu_pool_after", "relu_pool_first"), COLORS[0]),
+              "tanh:\npool first\nover act first": (("tanh_pool_after", "tanh_pool_first"), COLORS[1]),
+              "act first:\ntanh\nover ReLU": (("relu_pool_after", "tanh_pool_after"), GREY)}
+    ratios = {label: (np.array(timing.paired_speedups(timings, *pair)), color) for label, (pair, color) in ratios.items()}
     for k, (ratio, color) in enumerate(ratios.values()):
         jitter = np.linspace(-0.15, 0.15, len(ratio))
         ax_time.plot(k + jitter, ratio, "o", color=color, markersize=2.5, alpha=0.8)

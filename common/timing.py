@@ -119,14 +119,20 @@ def _round_robin(steps: dict[str, tuple[Callable[[Tensor, Tensor], object], list
     return out
 
 
+def paired_speedups(timings: dict[str, dict], reference: str, name: str) -> list[float]:
+    """Repeat by repeat, ``reference``'s time over ``name``'s (above 1: ``name`` is faster); the two
+    must have been timed in the same repeats, so that they pair up."""
+    a, b = timings[reference]["per_batch_repeats_s"], timings[name]["per_batch_repeats_s"]
+    if len(a) != len(b) or not a:
+        raise ValueError(f"{reference!r} and {name!r} need the same, non-zero number of repeats; got {len(a)} and {len(b)}")
+    return [ta / tb for ta, tb in zip(a, b)]
+
+
 def compare_savings(timings: dict[str, dict], a: tuple[str, str], b: tuple[str, str], labels: tuple[str, str]) -> dict:
     """Is the saving of ``b`` (time of b[0] over time of b[1], repeat by repeat) larger than that of
     ``a``? All four were timed in the same repeats: which saving is larger by the medians, in how many
     repeats it was, and the sign test of that count."""
-    def saving(pair: tuple[str, str]) -> list[float]:
-        return [x / y for x, y in zip(timings[pair[0]]["per_batch_repeats_s"], timings[pair[1]]["per_batch_repeats_s"])]
-
-    sa, sb = saving(a), saving(b)
+    sa, sb = paired_speedups(timings, *a), paired_speedups(timings, *b)
     b_larger = statistics.median(sb) > statistics.median(sa)
     agree = sum((y > x) == b_larger for x, y in zip(sa, sb))
     return {"saving": {labels[0]: statistics.median(sa), labels[1]: statistics.median(sb)},
@@ -135,16 +141,12 @@ def compare_savings(timings: dict[str, dict], a: tuple[str, str], b: tuple[str, 
 
 
 def versus(timings: dict[str, dict], reference: str, name: str) -> dict:
-    """``name`` against ``reference``, both timed in the same repeats (so that they pair up): the
-    median over the repeats of the speed-up ``reference``'s time / ``name``'s time (above 1: ``name``
-    is faster), in how many repeats the speed-up lay on the median's side of 1, and the two-sided
-    sign test of that count (``metrics.sign_test``). A median of paired ratios, not a ratio of
-    medians: the machine's speed drifts between repeats, and each pair shares its repeat's drift."""
-    a, b = timings[reference]["per_batch_repeats_s"], timings[name]["per_batch_repeats_s"]
-    if len(a) != len(b) or not a:
-        raise ValueError(f"{reference!r} and {name!r} need the same, non-zero number of repeats; got {len(a)} and {len(b)}")
-    ratios = [ta / tb for ta, tb in zip(a, b)]
+    """``name`` against ``reference``: the median of their ``paired_speedups`` (above 1: ``name`` is
+    faster), in how many repeats the speed-up lay on the median's side of 1, and the two-sided sign
+    test of that count (``metrics.sign_test``). A median of paired ratios, not a ratio of medians: the
+    machine's speed drifts between repeats, and each pair shares its repeat's drift."""
+    ratios = paired_speedups(timings, reference, name)
     speedup = statistics.median(ratios)
     agree = sum((r > 1) == (speedup > 1) for r in ratios)  # repeats on the median's side of 1
-    return {"reference": reference, "speedup": speedup, "agreeing_repeats": agree, "repeats": len(a),
-            "p": sign_test(agree, len(a))}
+    return {"reference": reference, "speedup": speedup, "agreeing_repeats": agree, "repeats": len(ratios),
+            "p": sign_test(agree, len(ratios))}
