@@ -1,4 +1,6 @@
 # make test     the test suite                   make report   every exercise in full, README table, report PDF
+# make results  every exercise script, JOBS at a time (one rule per results file; each run trained once)
+# make figures  every figure redrawn from the committed results, without training (under a minute)
 # make pdf      report/report.pdf from the existing results (needs LaTeX: latexmk + TeX Live)
 # make report PDF=no   results and figures without the PDF (no LaTeX needed)
 # make smoke    every exercise with --quick into scratch/smoke, and a PDF built from those
@@ -12,6 +14,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEVICE ?= auto
 PDF ?= yes
+# scripts at once (each trains on one thread); where they write results/ and figures/; more options for
+# every script (e.g. --quick, or --seed 100)
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+OUT ?= report
+SCRIPT_ARGS ?=
 TEX_INSTALL := apt-get install -y --no-install-recommends latexmk texlive-latex-recommended \
 	texlive-latex-extra texlive-fonts-recommended
 # What common/mnist.find_mnist and common/warwick.find_warwick accept in a data folder D, as files or
@@ -31,7 +38,7 @@ endif
 LATEX = cd report && TEXINPUTS=$(abspath $(1))/generated//: latexmk -pdf -interaction=nonstopmode -halt-on-error \
 	-file-line-error -jobname=report -outdir=$(abspath $(2)) main.tex
 
-.PHONY: test report pdf bench smoke smoke-runs readme submission disk-space check-tex clean
+.PHONY: test report results figures $(SCRIPTS:%.py=%.figures) pdf bench smoke smoke-runs readme submission disk-space check-tex clean
 
 # PyTorch 2.14.1 for Linux x86_64 brings its CUDA libraries: the environment takes about 6 GiB.
 VENV_GIB ?= 6
@@ -55,8 +62,33 @@ check-tex:
 		exit 1; \
 	fi
 
+# One rule per results file: the script makes it and its figures. A run that several exercises share is
+# trained by the first (Ex 1.2's network, reused by Ex 1.3-1.5; Ex 2.1's, by Ex 2.2-2.4) and loaded from the
+# run cache by the others, so they wait for it.
+SCRIPTS := $(sort $(wildcard ex[0-9]_[0-9]_*.py))
+RESULTS = $(patsubst %.py,$(OUT)/results/%.json,$(SCRIPTS))
+$(OUT)/results/%.json: %.py common/*.py
+	$(PY) $< --device $(DEVICE) --out-dir $(OUT) $(SCRIPT_ARGS)
+$(OUT)/results/ex1_3_pool_order.json $(OUT)/results/ex1_4_adam.json $(OUT)/results/ex1_5_variants.json: \
+	$(OUT)/results/ex1_2_cnn.json
+$(OUT)/results/ex2_2_regularization.json $(OUT)/results/ex2_3_skip.json $(OUT)/results/ex2_4_residual.json: \
+	$(OUT)/results/ex2_1_segnet.json
+
+results: $(RESULTS)
+
+# Every figure of the report from the results files in $(OUT)/results (committed for report/): no data, no
+# training, no cache.
+figures: $(VENV)/.installed
+	@$(MAKE) --no-print-directory -j$(JOBS) $(SCRIPTS:%.py=%.figures)
+	@echo "redrew every figure in $(OUT)/figures from $(OUT)/results"
+%.figures: %.py
+	@$(PY) $< --figures-only --out-dir $(OUT) > /dev/null
+
+# Every script runs again (-B): its runs come from the run cache where they are there.
 report: check-tex $(VENV)/.installed
-	$(PY) -m common.report run --device $(DEVICE)
+	$(PY) -m common.report timer start
+	$(MAKE) --no-print-directory -B -j$(JOBS) results
+	$(PY) -m common.report timer stop --jobs $(JOBS)
 	$(PY) -m common.report readme
 	@if [ "$(PDF)" != "no" ]; then $(MAKE) --no-print-directory pdf; fi
 
@@ -76,7 +108,7 @@ smoke: check-tex smoke-runs
 	@echo "wrote scratch/smoke/latex/report.pdf (from the --quick results)"
 
 smoke-runs: $(VENV)/.installed
-	$(PY) -m common.report run --quick --device $(DEVICE) --out-dir scratch/smoke --no-progress
+	$(MAKE) --no-print-directory -B -j$(JOBS) results OUT=scratch/smoke SCRIPT_ARGS="--quick --no-progress"
 	$(PY) -m common.report latex --root scratch/smoke
 
 submission: report/report.pdf

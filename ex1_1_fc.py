@@ -11,17 +11,15 @@ in turn on the same batches (round-robin, TIMING), at the training batch size an
 
 Run:  python ex1_1_fc.py --device cuda     (or --device cpu; --quick: a smoke test in seconds)
 """
-import dataclasses
-import functools
 import math
+from pathlib import Path
 
 import torch
-from torch import nn
 
-from common import cli, evaluation, experiment, mnist, models, numpy_mlp, plots, results, timing
+from common import cli, evaluation, mnist, plots, results, timing, train
 
-HIDDEN = (128, 64)  # 784-128-64-10 with ReLU, as in Assignment 2
-LOSS = nn.CrossEntropyLoss()  # softmax + cross-entropy, as in Assignment 2
+MLP = {"class": "MLP", "in_features": 784, "hidden": (128, 64), "num_classes": 10, "activation": "relu"}
+LOSS = {"class": "CrossEntropyLoss"}  # softmax + cross-entropy, as in Assignment 2
 LR = 0.1  # plain mini-batch SGD, as in Assignment 2
 BATCH_SIZE = 64
 EPOCHS = 10
@@ -30,34 +28,40 @@ TIMING = {"num_batches": 5, "warmup": 1, "repeats": 60}  # short paired repeats 
 QUICK_TIMING = {"num_batches": 2, "warmup": 1, "repeats": 1}  # --quick: a smoke test of the timing
 TIMING_BATCH_SIZES = (64, 256, 1024)  # where does the ratio go as a step does more arithmetic?
 
+EXERCISE = "ex1_1_fc"  # its results file and figures
 
-def main(argv=None) -> list[experiment.Runs]:
+def main(argv=None) -> list[train.Runs]:
     parser = cli.make_parser(__doc__, epochs=EPOCHS, batch_size=BATCH_SIZE, lr=LR, num_seeds=SEEDS)
     ctx = cli.setup(parser, argv, __file__)
     args = ctx.args
+    if args.figures_only:  # make figures: from the results file alone, no data, no training
+        return draw(*results.read(ctx.out_dir, EXERCISE), ctx.figures_dir)
     splits = mnist.load_splits(ctx.data_dir, ctx.device, seed=ctx.seed, quick=ctx.quick)
+    config = {"model": MLP, "loss": LOSS, "optimizer": {"class": "SGD", "lr": args.lr}, "schedule": None,
+              "augment": None, "epochs": args.epochs, "batch_size": args.batch_size, "score": "accuracy"}
 
-    fc_torch = experiment.Config("fc_torch_cpu", model=functools.partial(models.MLP, hidden=HIDDEN), loss=LOSS,
-                                 optimizer=lambda params: torch.optim.SGD(params, lr=args.lr),
-                                 epochs=args.epochs, batch_size=args.batch_size, label="PyTorch, CPU")
-    fc_numpy = dataclasses.replace(fc_torch, name="fc_numpy", backend="numpy", label="NumPy (our own)")
     cpu = torch.device("cpu")
-    configs = experiment.run_all([fc_numpy, fc_torch], splits, ctx, device=cpu)
+    fc_numpy = train.run("fc_numpy", {**config, "backend": "numpy"}, splits, ctx, "NumPy (our own)")
+    fc_torch = train.run("fc_torch_cpu", config, splits, ctx, "PyTorch, CPU", device=cpu)
+    configs = [fc_numpy, fc_torch]
     if ctx.device.type != "cpu":
-        configs += experiment.run_all([dataclasses.replace(fc_torch, name=f"fc_torch_{ctx.device.type}",
-                                                           label=f"PyTorch, {ctx.device.type.upper()}")], splits, ctx)
+        configs.append(train.run(f"fc_torch_{ctx.device.type}", config, splits, ctx,
+                                 f"PyTorch, {ctx.device.type.upper()}"))
 
     steps = {}  # batch size -> step times of NumPy and PyTorch, both from the weights of one new network
     for batch_size in sorted({args.batch_size, *TIMING_BATCH_SIZES}):
-        twins = numpy_mlp.twin_learners(models.MLP(hidden=HIDDEN), args.lr, [cpu, ctx.device])
+        twins = timing.twin_learners(train.build_model(config), args.lr, [cpu, ctx.device])
         steps[str(batch_size)] = timing.time_train_steps(
             twins, *splits.train, batch_size=batch_size, reference="PyTorch (CPU)",
             steps_per_epoch=math.ceil(len(splits.train[1]) / batch_size), **(QUICK_TIMING if ctx.quick else TIMING))
     findings = {"step_timing": steps, "training_batch_size": args.batch_size,
-                "numpy_vs_torch_accuracy": evaluation.compare_runs(configs[1], configs[0], splits.test[1])}
-    results.write(ctx, "ex1_1_fc", configs, splits, findings)
-    plots.curves(configs, ctx.figures_dir / "ex1_1_fc_curves")
+                "numpy_vs_torch_accuracy": evaluation.compare_runs(fc_torch, fc_numpy, splits.test[1])}
+    draw(results.write(ctx, EXERCISE, configs, splits, findings), {}, ctx.figures_dir)
     return configs
+
+
+def draw(record: dict, arrays: dict, figures: Path) -> None:
+    plots.curves(record["configs"], figures / "ex1_1_fc_curves")
 
 
 if __name__ == "__main__":

@@ -10,44 +10,43 @@ test accuracy. How many learnable weights does the network contain, compared wit
 
 Run:  python ex1_2_cnn.py --device cuda     (or --device cpu; --quick: a smoke test in seconds)
 """
-import functools
+from pathlib import Path
 
-import torch
-from torch import nn
+from common import cli, mnist, models, plots, results, train
 
-import ex1_1_fc
-from common import cli, experiment, mnist, models, plots, results
-
-LOSS = nn.CrossEntropyLoss()  # the softmax of layer 10 and the cross-entropy of layer 11
+CNN = {"class": "MnistCNN", "channels": (8, 16, 32), "activation": "relu", "pool_first": False,
+       "batch_norm": False, "dropout": 0.0}  # common/models.py MnistCNN: the network above
+LOSS = {"class": "CrossEntropyLoss"}  # the softmax of layer 10 and the cross-entropy of layer 11
 LR = 0.05  # plain SGD: no momentum, no weight decay
 BATCH_SIZE = 64
 EPOCHS = 5
 SEEDS = 3
+FC = {"class": "MLP", "hidden": (128, 64)}  # Exercise 1.1's network, for the weight count
 
+EXERCISE = "ex1_2_cnn"  # its results file and figures
 
-def config(args, name: str = "cnn_sgd", label: str | None = None, **model_options) -> experiment.Config:
-    """``models.MnistCNN(**model_options)`` (the network above without options) trained as here.
-    Exercises 1.3-1.5 build their baseline and variants with this, so their baseline is the very
-    run trained here (the run cache ignores the name)."""
-    return experiment.Config(name, model=functools.partial(models.MnistCNN, **model_options), loss=LOSS,
-                             optimizer=lambda params: torch.optim.SGD(params, lr=args.lr),
-                             epochs=args.epochs, batch_size=args.batch_size, label=label)
-
-
-def main(argv=None) -> experiment.Runs:
+def main(argv=None) -> train.Runs:
     parser = cli.make_parser(__doc__, epochs=EPOCHS, batch_size=BATCH_SIZE, lr=LR, num_seeds=SEEDS)
     ctx = cli.setup(parser, argv, __file__)
+    args = ctx.args
+    if args.figures_only:  # make figures: from the results file alone, no data, no training
+        return draw(*results.read(ctx.out_dir, EXERCISE), ctx.figures_dir)
     splits = mnist.load_splits(ctx.data_dir, ctx.device, seed=ctx.seed, quick=ctx.quick)
+    config = {"model": CNN, "loss": LOSS, "optimizer": {"class": "SGD", "lr": args.lr}, "schedule": None,
+              "augment": None, "epochs": args.epochs, "batch_size": args.batch_size, "score": "accuracy"}
 
-    [cnn] = experiment.run_all([config(ctx.args, label="CNN, SGD")], splits, ctx)
+    cnn = train.run("cnn_sgd", config, splits, ctx, "CNN, SGD")
 
-    fc_weights = models.count_weights(models.MLP(hidden=ex1_1_fc.HIDDEN))  # the Exercise 1.1 network
+    fc_weights = models.count_weights(train.build_model({"model": FC}))
     findings = {"cnn_weights": cnn.num_weights, "fc_weights": fc_weights,
                 "fc_to_cnn_weight_ratio": fc_weights / cnn.num_weights,
-                "cnn_weights_per_layer": {name: p.numel() for name, p in models.MnistCNN().named_parameters()}}
-    results.write(ctx, "ex1_2_cnn", [cnn], splits, findings)
-    plots.curves([cnn], ctx.figures_dir / "ex1_2_cnn_curves")
+                "cnn_weights_per_layer": {name: p.numel() for name, p in cnn.model().named_parameters()}}
+    draw(results.write(ctx, EXERCISE, [cnn], splits, findings), {}, ctx.figures_dir)
     return cnn
+
+
+def draw(record: dict, arrays: dict, figures: Path) -> None:
+    plots.curves(record["configs"], figures / "ex1_2_cnn_curves")
 
 
 if __name__ == "__main__":

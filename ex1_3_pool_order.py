@@ -13,14 +13,21 @@ same batches, timed in turn (TIMING).
 Run:  python ex1_3_pool_order.py --device cuda     (or --device cpu; --quick: a smoke test)
 """
 import math
+from pathlib import Path
 
 import torch
 
-import ex1_2_cnn
-from common import cli, evaluation, experiment, mnist, models, plots, results, timing
+from common import cli, evaluation, mnist, models, plots, results, timing, train
 
-# The Ex 1.2 network and training (ex1_2_cnn.config: SGD, cross-entropy); ReLU, pool after is its very run.
-CONFIGS = {  # name -> (label, MnistCNN options)
+# Exercise 1.2's network and training (SGD, cross-entropy); "ReLU, then pool" is its very run.
+CNN = {"class": "MnistCNN", "channels": (8, 16, 32), "activation": "relu", "pool_first": False,
+       "batch_norm": False, "dropout": 0.0}
+LOSS = {"class": "CrossEntropyLoss"}
+LR = 0.05  # plain SGD
+BATCH_SIZE = 64
+EPOCHS = 5
+SEEDS = 3
+VARIANTS = {  # name -> (label, what changes in the network)
     "relu_pool_after": ("ReLU, then pool (Ex 1.2)", {"activation": "relu", "pool_first": False}),
     "relu_pool_first": ("pool, then ReLU", {"activation": "relu", "pool_first": True}),
     "tanh_pool_after": ("tanh, then pool", {"activation": "tanh", "pool_first": False}),
@@ -30,19 +37,23 @@ ACTS = ("relu", "tanh")
 TIMING = {"num_batches": 5, "warmup": 1, "repeats": 60}  # short paired repeats share the machine's drift
 QUICK_TIMING = {"num_batches": 2, "warmup": 1, "repeats": 1}  # --quick: a smoke test of the timing
 
+EXERCISE = "ex1_3_pool_order"  # its results file and figures
 
-def main(argv=None) -> list[experiment.Runs]:
-    parser = cli.make_parser(__doc__, epochs=ex1_2_cnn.EPOCHS, batch_size=ex1_2_cnn.BATCH_SIZE, lr=ex1_2_cnn.LR,
-                             num_seeds=ex1_2_cnn.SEEDS)
+def main(argv=None) -> list[train.Runs]:
+    parser = cli.make_parser(__doc__, epochs=EPOCHS, batch_size=BATCH_SIZE, lr=LR, num_seeds=SEEDS)
     ctx = cli.setup(parser, argv, __file__)
     args = ctx.args
+    if args.figures_only:  # make figures: from the results file alone, no data, no training
+        return draw(*results.read(ctx.out_dir, EXERCISE), ctx.figures_dir)
     splits = mnist.load_splits(ctx.data_dir, ctx.device, seed=ctx.seed, quick=ctx.quick)
+    config = {"model": CNN, "loss": LOSS, "optimizer": {"class": "SGD", "lr": args.lr}, "schedule": None,
+              "augment": None, "epochs": args.epochs, "batch_size": args.batch_size, "score": "accuracy"}
 
-    configs = experiment.run_all([ex1_2_cnn.config(args, name, label, **options)
-                                  for name, (label, options) in CONFIGS.items()], splits, ctx)
+    configs = [train.run(name, {**config, "model": {**CNN, **change}}, splits, ctx, label)
+               for name, (label, change) in VARIANTS.items()]
 
     torch.manual_seed(ctx.seed)  # the time does not depend on the weights' values
-    timed = {name: models.MnistCNN(**options) for name, (_, options) in CONFIGS.items()}
+    timed = {name: models.MnistCNN(**change) for name, (_, change) in VARIANTS.items()}
     timings = timing.time_forward_backward(timed, *splits.train, batch_size=args.batch_size,
                                            steps_per_epoch=math.ceil(len(splits.train[1]) / args.batch_size),
                                            **(QUICK_TIMING if ctx.quick else TIMING))
@@ -56,9 +67,12 @@ def main(argv=None) -> list[experiment.Runs]:
                                                       ("tanh_pool_after", "tanh_pool_first"), ("ReLU", "tanh")),
         "curve_differences": {a: evaluation.curve_differences(by_name[f"{a}_pool_after"], by_name[f"{a}_pool_first"])
                               for a in ACTS}}
-    results.write(ctx, "ex1_3_pool_order", configs, splits, findings)
-    plots.pool_order(configs, timings, ctx.figures_dir / "ex1_3_pool_order")
+    draw(results.write(ctx, EXERCISE, configs, splits, findings), {}, ctx.figures_dir)
     return configs
+
+
+def draw(record: dict, arrays: dict, figures: Path) -> None:
+    plots.pool_order(record["configs"], record["findings"]["timing"], figures / "ex1_3_pool_order")
 
 
 if __name__ == "__main__":

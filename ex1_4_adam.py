@@ -9,37 +9,48 @@ validation accuracy.
 
 Run:  python ex1_4_adam.py --device cuda     (or --device cpu; --quick: a smoke test)
 """
-import dataclasses
+from pathlib import Path
 
-import torch
+from common import cli, evaluation, mnist, plots, results, train
 
-import ex1_2_cnn
-from common import cli, evaluation, experiment, mnist, plots, results
-
+# Exercise 1.2's network, loss, batch size and epochs; its SGD run is reused.
+CNN = {"class": "MnistCNN", "channels": (8, 16, 32), "activation": "relu", "pool_first": False,
+       "batch_norm": False, "dropout": 0.0}
+LOSS = {"class": "CrossEntropyLoss"}
+SGD_LR = 0.05  # Exercise 1.2's plain SGD
 ADAM_LR = 1e-3  # PyTorch's defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, no weight decay
+BATCH_SIZE = 64
+EPOCHS = 5
+SEEDS = 3
 
+EXERCISE = "ex1_4_adam"  # its results file and figures
 
-def main(argv=None) -> list[experiment.Runs]:
-    parser = cli.make_parser(__doc__, epochs=ex1_2_cnn.EPOCHS, batch_size=ex1_2_cnn.BATCH_SIZE, lr=ex1_2_cnn.LR,
-                             num_seeds=ex1_2_cnn.SEEDS)
+def main(argv=None) -> list[train.Runs]:
+    parser = cli.make_parser(__doc__, epochs=EPOCHS, batch_size=BATCH_SIZE, lr=SGD_LR, num_seeds=SEEDS)
     parser.add_argument("--adam-lr", type=cli.positive_float, default=ADAM_LR,
                         help="Adam's learning rate (default: %(default)s); --lr is SGD's")
     ctx = cli.setup(parser, argv, __file__)
     args = ctx.args
+    if args.figures_only:  # make figures: from the results file alone, no data, no training
+        return draw(*results.read(ctx.out_dir, EXERCISE), ctx.figures_dir)
     splits = mnist.load_splits(ctx.data_dir, ctx.device, seed=ctx.seed, quick=ctx.quick)
+    config = {"model": CNN, "loss": LOSS, "optimizer": {"class": "SGD", "lr": args.lr}, "schedule": None,
+              "augment": None, "epochs": args.epochs, "batch_size": args.batch_size, "score": "accuracy"}
 
-    sgd = ex1_2_cnn.config(args, "cnn_sgd", f"SGD, lr {args.lr:g}")  # Ex 1.2's run, with its cross-entropy loss
-    adam = dataclasses.replace(sgd, name="cnn_adam", label=f"Adam, lr {args.adam_lr:g}",
-                               optimizer=lambda params: torch.optim.Adam(params, lr=args.adam_lr))
-    sgd_runs, adam_runs = experiment.run_all([sgd, adam], splits, ctx)
+    sgd = train.run("cnn_sgd", config, splits, ctx, f"SGD, lr {args.lr:g}")
+    adam = train.run("cnn_adam", {**config, "optimizer": {"class": "Adam", "lr": args.adam_lr}}, splits, ctx,
+                     f"Adam, lr {args.adam_lr:g}")
 
-    target = results.summary(sgd_runs)["final_val_accuracy"]["mean"]
-    findings = {"adam_vs_sgd": evaluation.compare_runs(sgd_runs, adam_runs, splits.test[1]),
+    target = results.summary(sgd)["final_val_accuracy"]["mean"]
+    findings = {"adam_vs_sgd": evaluation.compare_runs(sgd, adam, splits.test[1]),
                 "to_reach_sgd_final_val_accuracy": {"target": target, **{
-                    r.name: evaluation.speed_of_learning(r, target) for r in (sgd_runs, adam_runs)}}}
-    results.write(ctx, "ex1_4_adam", [sgd_runs, adam_runs], splits, findings)
-    plots.curves([sgd_runs, adam_runs], ctx.figures_dir / "ex1_4_adam_curves", against_time=True)
-    return [sgd_runs, adam_runs]
+                    r.name: evaluation.speed_of_learning(r, target) for r in (sgd, adam)}}}
+    draw(results.write(ctx, EXERCISE, [sgd, adam], splits, findings), {}, ctx.figures_dir)
+    return [sgd, adam]
+
+
+def draw(record: dict, arrays: dict, figures: Path) -> None:
+    plots.curves(record["configs"], figures / "ex1_4_adam_curves", against_time=True)
 
 
 if __name__ == "__main__":

@@ -14,40 +14,35 @@ mask: chosen on validation Dice (15 held-out training images); Exercise 2.2 remo
 
 Run:  python ex2_1_segnet.py --device cuda     (or --device cpu; --quick: a smoke test)
 """
-import functools
+from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
 
-from common import augment, cli, evaluation, experiment, models, plots, results, warwick
+from common import cli, evaluation, plots, results, train, warwick
 
-NETWORK = {"channels": (8, 16, 32, 64), "up_kernel": 4, "init": "kaiming", "batch_norm": True}
-AUGMENT = augment.SegmentationAugment(dihedral=True)  # random flips + 90-degree rotations
-LOSS = nn.CrossEntropyLoss()  # per pixel: the softmax over the two channels, cross-entropy against the mask
+SEGNET = {"class": "SegNet", "channels": (8, 16, 32, 64), "up_kernel": 4, "init": "kaiming", "batch_norm": True,
+          "skip": None, "block_depth": 1, "residual": False}  # common/models.py SegNet
+DIHEDRAL = {"class": "SegmentationAugment", "dihedral": True}  # random flips + 90-degree rotations
+LOSS = {"class": "CrossEntropyLoss"}  # per pixel: the softmax over the two channels, cross-entropy against the mask
 LR = 3e-3  # Adam, annealed to 0 over the epochs along a cosine
 BATCH_SIZE = 10
 EPOCHS = 20
 SEEDS = 3
 
+EXERCISE = "ex2_1_segnet"  # its results file and figures
 
-def config(args, name: str = "segnet", label: str | None = None, *, weight_decay: float = 0.0,
-           augmentation=AUGMENT, **network) -> experiment.Config:
-    """``SegNet(**NETWORK, **network)`` trained as here. Exercises 2.2-2.4 build their baseline and
-    variants with this, so their baseline is the very run trained here."""
-    return experiment.Config(
-        name, model=functools.partial(models.SegNet, **{**NETWORK, **network}), loss=LOSS,
-        optimizer=lambda params: torch.optim.Adam(params, lr=args.lr, weight_decay=weight_decay),
-        scheduler=lambda optimizer, _: torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs),
-        epochs=args.epochs, batch_size=args.batch_size, augment=augmentation, score="dice", label=label)
-
-
-def main(argv=None) -> experiment.Runs:
+def main(argv=None) -> train.Runs:
     parser = cli.make_parser(__doc__, epochs=EPOCHS, batch_size=BATCH_SIZE, lr=LR, num_seeds=SEEDS)
     ctx = cli.setup(parser, argv, __file__)
+    args = ctx.args
+    if args.figures_only:  # make figures: from the results file alone, no data, no training
+        return draw(*results.read(ctx.out_dir, EXERCISE), ctx.figures_dir)
     splits = warwick.load_splits(ctx.data_dir, ctx.device, seed=ctx.seed, quick=ctx.quick)
+    config = {"model": SEGNET, "loss": LOSS, "optimizer": {"class": "Adam", "lr": args.lr},
+              "schedule": {"class": "CosineAnnealingLR"}, "augment": DIHEDRAL, "epochs": args.epochs,
+              "batch_size": args.batch_size, "score": "dice"}
 
-    [segnet] = experiment.run_all([config(ctx.args, label="encoder-decoder (Ex 2.1)")], splits, ctx)
+    segnet = train.run("segnet", config, splits, ctx, "encoder-decoder (Ex 2.1)")
 
     inputs, targets = splits.test
     dice = evaluation.per_image(segnet, targets)["dice"]  # (seeds, images)
@@ -58,11 +53,16 @@ def main(argv=None) -> experiment.Runs:
              for what, i in (("worst", worst), ("median", median))}
     findings = {**cases, "per_image_test_dice": dice.round(5).tolist(),
                 "red_share": evaluation.red_share_summary(splits)}
-    results.write(ctx, "ex2_1_segnet", [segnet], splits, findings)
-    plots.curves([segnet], ctx.figures_dir / "ex2_1_segnet_curves")
-    plots.segmentation_cases(splits, pred, dice, {"worst": worst, "median": median},
-                             ctx.figures_dir / "ex2_1_segnet_cases")
+    arrays = evaluation.case_arrays(splits, [worst, median], [pred])
+    draw(results.write(ctx, EXERCISE, [segnet], splits, findings, arrays), arrays, ctx.figures_dir)
     return segnet
+
+
+def draw(record: dict, arrays: dict, figures: Path) -> None:
+    findings = record["findings"]
+    plots.curves(record["configs"], figures / "ex2_1_segnet_curves")
+    plots.segmentation_cases({what: {"name": findings[what]["name"], "dice": findings[what]["dice_mean"]}
+                              for what in ("worst", "median")}, arrays, figures / "ex2_1_segnet_cases")
 
 
 if __name__ == "__main__":

@@ -12,33 +12,51 @@ batches). Judged on the 15 validation images; the test Dice is computed once per
 
 Run:  python ex2_2_regularization.py --device cuda     (or --device cpu; --quick: a smoke test)
 """
-import ex2_1_segnet
-from common import cli, evaluation, experiment, plots, results, warwick
+from pathlib import Path
 
+from common import cli, evaluation, plots, results, train, warwick
+
+# Exercise 2.1's network and training: the baseline each variant changes one thing of.
+SEGNET = {"class": "SegNet", "channels": (8, 16, 32, 64), "up_kernel": 4, "init": "kaiming", "batch_norm": True,
+          "skip": None, "block_depth": 1, "residual": False}  # common/models.py SegNet
+DIHEDRAL = {"class": "SegmentationAugment", "dihedral": True}  # random flips + 90-degree rotations
+LOSS = {"class": "CrossEntropyLoss"}  # per pixel: the softmax over the two channels, cross-entropy against the mask
+LR = 3e-3  # Adam, annealed to 0 over the epochs along a cosine
+BATCH_SIZE = 10
+EPOCHS = 20
+SEEDS = 3
 WEIGHT_DECAY = 1e-3  # Adam's L2 penalty
 
+EXERCISE = "ex2_2_regularization"  # its results file and figures
 
-def main(argv=None) -> list[experiment.Runs]:
-    parser = cli.make_parser(__doc__, epochs=ex2_1_segnet.EPOCHS, batch_size=ex2_1_segnet.BATCH_SIZE,
-                             lr=ex2_1_segnet.LR, num_seeds=ex2_1_segnet.SEEDS)
+def main(argv=None) -> list[train.Runs]:
+    parser = cli.make_parser(__doc__, epochs=EPOCHS, batch_size=BATCH_SIZE, lr=LR, num_seeds=SEEDS)
     ctx = cli.setup(parser, argv, __file__)
-    args, config = ctx.args, ex2_1_segnet.config
+    args = ctx.args
+    if args.figures_only:  # make figures: from the results file alone, no data, no training
+        return draw(*results.read(ctx.out_dir, EXERCISE), ctx.figures_dir)
     splits = warwick.load_splits(ctx.data_dir, ctx.device, seed=ctx.seed, quick=ctx.quick)
+    config = {"model": SEGNET, "loss": LOSS, "optimizer": {"class": "Adam", "lr": args.lr},
+              "schedule": {"class": "CosineAnnealingLR"}, "augment": DIHEDRAL, "epochs": args.epochs,
+              "batch_size": args.batch_size, "score": "dice"}
 
-    configs = experiment.run_all([
-        config(args, "baseline", "baseline (Ex 2.1)"),
-        config(args, "no_augmentation", "no augmentation", augmentation=None),
-        config(args, "no_batch_norm", "no batch norm", batch_norm=False),
-        config(args, "weight_decay", f"+ weight decay {WEIGHT_DECAY:g}", weight_decay=WEIGHT_DECAY),
-    ], splits, ctx)
-
+    configs = [
+        train.run("baseline", config, splits, ctx, "baseline (Ex 2.1)"),
+        train.run("no_augmentation", {**config, "augment": None}, splits, ctx, "no augmentation"),
+        train.run("no_batch_norm", {**config, "model": {**SEGNET, "batch_norm": False}}, splits, ctx, "no batch norm"),
+        train.run("weight_decay", {**config, "optimizer": {**config["optimizer"], "weight_decay": WEIGHT_DECAY}},
+                  splits, ctx, f"+ weight decay {WEIGHT_DECAY:g}"),
+    ]
     baseline = configs[0]
     findings = {"versus_baseline": {c.name: {"test": evaluation.compare_runs(baseline, c, splits.test[1]),
                                              "validation": evaluation.compare_runs(baseline, c, on="validation")}
                                     for c in configs[1:]}}
-    results.write(ctx, "ex2_2_regularization", configs, splits, findings)
-    plots.variant_grid(configs, ctx.figures_dir / "ex2_2_regularization")
+    draw(results.write(ctx, EXERCISE, configs, splits, findings), {}, ctx.figures_dir)
     return configs
+
+
+def draw(record: dict, arrays: dict, figures: Path) -> None:
+    plots.variant_grid(record["configs"], figures / "ex2_2_regularization")
 
 
 if __name__ == "__main__":

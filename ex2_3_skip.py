@@ -11,24 +11,38 @@ and 2 pixels and the 95th-percentile Hausdorff distance (HD95) between predicted
 
 Run:  python ex2_3_skip.py --device cuda     (or --device cpu; --quick: a smoke test)
 """
+from pathlib import Path
+
 import numpy as np
 
-import ex2_1_segnet
-from common import cli, evaluation, experiment, plots, results, warwick
+from common import cli, evaluation, plots, results, train, warwick
 
+# Exercise 2.1's network and training; its runs are the network without skips.
+SEGNET = {"class": "SegNet", "channels": (8, 16, 32, 64), "up_kernel": 4, "init": "kaiming", "batch_norm": True,
+          "skip": None, "block_depth": 1, "residual": False}  # common/models.py SegNet
+DIHEDRAL = {"class": "SegmentationAugment", "dihedral": True}  # random flips + 90-degree rotations
+LOSS = {"class": "CrossEntropyLoss"}  # per pixel: the softmax over the two channels, cross-entropy against the mask
+LR = 3e-3  # Adam, annealed to 0 over the epochs along a cosine
+BATCH_SIZE = 10
+EPOCHS = 20
+SEEDS = 3
 SKIP = "concat"  # U-Net: concatenation; "sum" adds instead
 
+EXERCISE = "ex2_3_skip"  # its results file and figures
 
-def main(argv=None) -> list[experiment.Runs]:
-    parser = cli.make_parser(__doc__, epochs=ex2_1_segnet.EPOCHS, batch_size=ex2_1_segnet.BATCH_SIZE,
-                             lr=ex2_1_segnet.LR, num_seeds=ex2_1_segnet.SEEDS)
+def main(argv=None) -> list[train.Runs]:
+    parser = cli.make_parser(__doc__, epochs=EPOCHS, batch_size=BATCH_SIZE, lr=LR, num_seeds=SEEDS)
     ctx = cli.setup(parser, argv, __file__)
+    args = ctx.args
+    if args.figures_only:  # make figures: from the results file alone, no data, no training
+        return draw(*results.read(ctx.out_dir, EXERCISE), ctx.figures_dir)
     splits = warwick.load_splits(ctx.data_dir, ctx.device, seed=ctx.seed, quick=ctx.quick)
+    config = {"model": SEGNET, "loss": LOSS, "optimizer": {"class": "Adam", "lr": args.lr},
+              "schedule": {"class": "CosineAnnealingLR"}, "augment": DIHEDRAL, "epochs": args.epochs,
+              "batch_size": args.batch_size, "score": "dice"}
 
-    plain, skip = experiment.run_all([
-        ex2_1_segnet.config(ctx.args, "segnet", "no skips (Ex 2.1)"),
-        ex2_1_segnet.config(ctx.args, f"segnet_skip_{SKIP}", "skips (U-Net)", skip=SKIP),
-    ], splits, ctx)
+    plain = train.run("segnet", config, splits, ctx, "no skips (Ex 2.1)")
+    skip = train.run(f"segnet_skip_{SKIP}", {**config, "model": {**SEGNET, "skip": SKIP}}, splits, ctx, "skips (U-Net)")
 
     targets = splits.test[1]
     scores = [evaluation.per_image(runs, targets, boundary=True) for runs in (plain, skip)]  # {metric: (seeds, images)}
@@ -39,11 +53,19 @@ def main(argv=None) -> list[experiment.Runs]:
     names = splits.info["names"]["test"]
     findings = {"metrics": {r.name: evaluation.summarize_per_image(s) for r, s in zip((plain, skip), scores)},
                 "skip_vs_plain": evaluation.compare_configs(*scores),
-                "shown_cases": {what: {"index": i, "name": names[i]} for what, i in shown.items()}}
-    results.write(ctx, "ex2_3_skip", [plain, skip], splits, findings)
-    plots.curves([plain, skip], ctx.figures_dir / "ex2_3_skip_curves")
-    plots.boundary_crops(splits, [plain, skip], scores, shown, ctx.figures_dir / "ex2_3_skip_boundaries")
+                "shown_cases": {what: {"index": i, "name": names[i],  # the first seed's, as drawn
+                                       **{m: [float(s[m][0, i]) for s in scores] for m in ("boundary_f1_2px", "hd95")}}
+                                for what, i in shown.items()}}
+    arrays = evaluation.case_arrays(splits, list(shown.values()),
+                                    [evaluation.gland_masks(r.test_logits()[0]) for r in (plain, skip)])
+    draw(results.write(ctx, EXERCISE, [plain, skip], splits, findings, arrays), arrays, ctx.figures_dir)
     return [plain, skip]
+
+
+def draw(record: dict, arrays: dict, figures: Path) -> None:
+    plots.curves(record["configs"], figures / "ex2_3_skip_curves")
+    plots.boundary_crops(record["findings"]["shown_cases"], arrays, [c["label"] for c in record["configs"]],
+                         figures / "ex2_3_skip_boundaries")
 
 
 if __name__ == "__main__":

@@ -16,14 +16,22 @@ each network timed in turn on the same batches.
 
 Run:  python ex2_4_residual.py --device cuda     (or --device cpu; --quick: a smoke test)
 """
-import dataclasses
 import math
+from pathlib import Path
 
 import torch
 
-import ex2_1_segnet
-from common import cli, evaluation, experiment, metrics, plots, results, timing, warwick
+from common import cli, evaluation, metrics, plots, results, timing, train, warwick
 
+# Exercise 2.1's network and training; its runs are the depth-1 reference.
+SEGNET = {"class": "SegNet", "channels": (8, 16, 32, 64), "up_kernel": 4, "init": "kaiming", "batch_norm": True,
+          "skip": None, "block_depth": 1, "residual": False}  # common/models.py SegNet
+DIHEDRAL = {"class": "SegmentationAugment", "dihedral": True}  # random flips + 90-degree rotations
+LOSS = {"class": "CrossEntropyLoss"}  # per pixel: the softmax over the two channels, cross-entropy against the mask
+LR = 3e-3  # Adam, annealed to 0 over the epochs along a cosine
+BATCH_SIZE = 10
+EPOCHS = 20
+SEEDS = 3
 DEPTHS = (3,)  # conv + ReLU pairs per block (Ex 2.1: 1), with batch norm
 # The comparison without batch norm, where the shortcut is the only help depth gets:
 NO_BN_DEPTH = 3  # the depth of DEPTHS: batch norm (and the initialisation it needs) is the only difference
@@ -37,22 +45,16 @@ DICE_THRESHOLD = 0.75  # validation Dice: above the 0.64 of predicting gland eve
 TIMING = {"num_batches": 1, "warmup": 1, "repeats": 30}  # short paired repeats share the machine's drift
 QUICK_TIMING = {"num_batches": 1, "warmup": 1, "repeats": 1}  # --quick: a smoke test of the timing
 
+EXERCISE = "ex2_4_residual"  # its results file and figures
 
-def plain_and_residual(args, depth: int, batch_norm: bool = True) -> list[experiment.Config]:
-    """The Ex 2.1 configuration with blocks of ``depth`` pairs: [plain, residual]. Without batch
-    norm, with the NO_BN_INIT initialisation and at least NO_BN_SEEDS seeds."""
-    if batch_norm:
-        suffix, label, extra = "", "", {}
-    else:
-        suffix, label, extra = f"_nobn_{NO_BN_INIT}", ", no BN", {"init": NO_BN_INIT}
-    configs = [ex2_1_segnet.config(args, f"segnet_depth{depth}_{kind}{suffix}", f"depth {depth}, {kind}{label}",
-                                   block_depth=depth, residual=kind == "residual", batch_norm=batch_norm, **extra)
-               for kind in ("plain", "residual")]
-    return configs if batch_norm else [dataclasses.replace(c, num_seeds=max(NO_BN_SEEDS, args.num_seeds))
-                                       for c in configs]
+def deeper(config: dict, depth: int, residual: bool, batch_norm: bool = True) -> dict:
+    """Exercise 2.1's configuration with blocks of ``depth`` pairs, plain or residual; without batch norm,
+    with the NO_BN_INIT initialisation."""
+    init = {} if batch_norm else {"init": NO_BN_INIT}
+    return {**config, "model": {**SEGNET, "block_depth": depth, "residual": residual, "batch_norm": batch_norm, **init}}
 
 
-def residual_against_plain(plain: experiment.Runs, residual: experiment.Runs, timings: dict, test_targets) -> dict:
+def residual_against_plain(plain: train.Runs, residual: train.Runs, timings: dict, test_targets) -> dict:
     """The questions of the exercise for one depth: is the residual network's test Dice better, is it
     slower per epoch, does it learn faster (the epoch its validation Dice first reaches DICE_THRESHOLD),
     and do fewer of its runs get stuck predicting one class?"""
@@ -65,25 +67,32 @@ def residual_against_plain(plain: experiment.Runs, residual: experiment.Runs, ti
     }
 
 
-def main(argv=None) -> list[experiment.Runs]:
-    parser = cli.make_parser(__doc__, epochs=ex2_1_segnet.EPOCHS, batch_size=ex2_1_segnet.BATCH_SIZE,
-                             lr=ex2_1_segnet.LR, num_seeds=ex2_1_segnet.SEEDS)
+def main(argv=None) -> list[train.Runs]:
+    parser = cli.make_parser(__doc__, epochs=EPOCHS, batch_size=BATCH_SIZE, lr=LR, num_seeds=SEEDS)
     ctx = cli.setup(parser, argv, __file__)
     args = ctx.args
+    if args.figures_only:  # make figures: from the results file alone, no data, no training
+        return draw(*results.read(ctx.out_dir, EXERCISE), ctx.figures_dir)
     splits = warwick.load_splits(ctx.data_dir, ctx.device, seed=ctx.seed, quick=ctx.quick)
+    config = {"model": SEGNET, "loss": LOSS, "optimizer": {"class": "Adam", "lr": args.lr},
+              "schedule": {"class": "CosineAnnealingLR"}, "augment": DIHEDRAL, "epochs": args.epochs,
+              "batch_size": args.batch_size, "score": "dice"}
+    no_bn_seeds = ctx.seeds if ctx.quick else [ctx.seed + k for k in range(max(NO_BN_SEEDS, args.num_seeds))]
 
-    depth_1 = ex2_1_segnet.config(args, "segnet", "depth 1 (Ex 2.1)")  # the Ex 2.1 runs
-    groups = {f"depth {depth}": plain_and_residual(args, depth) for depth in DEPTHS}  # group -> [plain, residual]
-    groups[f"depth {NO_BN_DEPTH}, no BN"] = plain_and_residual(args, NO_BN_DEPTH, batch_norm=False)
-    trained = experiment.run_all([depth_1] + [config for pair in groups.values() for config in pair], splits, ctx)
-    by_name = {r.name: r for r in trained}
-    reference = by_name[depth_1.name]
-    runs = {group: [by_name[config.name] for config in pair] for group, pair in groups.items()}
+    reference = train.run("segnet", config, splits, ctx, "depth 1 (Ex 2.1)")
+    runs = {}  # group -> [plain, residual]
+    for depth in DEPTHS:
+        runs[f"depth {depth}"] = [train.run(f"segnet_depth{depth}_{kind}", deeper(config, depth, kind == "residual"),
+                                            splits, ctx, f"depth {depth}, {kind}") for kind in ("plain", "residual")]
+    runs[f"depth {NO_BN_DEPTH}, no BN"] = [
+        train.run(f"segnet_depth{NO_BN_DEPTH}_{kind}_nobn_{NO_BN_INIT}",
+                  deeper(config, NO_BN_DEPTH, kind == "residual", batch_norm=False), splits, ctx,
+                  f"depth {NO_BN_DEPTH}, {kind}, no BN", seeds=no_bn_seeds) for kind in ("plain", "residual")]
 
     torch.manual_seed(ctx.seed)  # the time does not depend on the weights' values
-    networks = {r.name: r.config.model() for pair in runs.values() for r in pair}
+    networks = {r.name: r.model() for pair in runs.values() for r in pair}
     timings = timing.time_forward_backward(networks, *splits.train, batch_size=args.batch_size,
-                                           loss_fn=ex2_1_segnet.LOSS,
+                                           loss_fn=train.build_loss(config),
                                            steps_per_epoch=math.ceil(len(splits.train[1]) / args.batch_size),
                                            **(QUICK_TIMING if ctx.quick else TIMING))
     findings = {"dice_threshold": DICE_THRESHOLD, "timing": timings,
@@ -92,10 +101,16 @@ def main(argv=None) -> list[experiment.Runs]:
                 # does depth pay off? Each deep network with batch norm against the Ex 2.1 network
                 "versus_ex2_1": {r.name: evaluation.compare_runs(reference, r, splits.test[1])
                                  for r in runs[f"depth {DEPTHS[-1]}"]}}
+    findings["figure_groups"] = {group: [r.name for r in pair] for group, pair in runs.items()}
     configs = [reference] + [r for pair in runs.values() for r in pair]
-    results.write(ctx, "ex2_4_residual", configs, splits, findings)
-    plots.residual_grid(runs, ctx.figures_dir / "ex2_4_residual")
+    draw(results.write(ctx, EXERCISE, configs, splits, findings), {}, ctx.figures_dir)
     return configs
+
+
+def draw(record: dict, arrays: dict, figures: Path) -> None:
+    by_name = {c["name"]: c for c in record["configs"]}
+    groups = {group: [by_name[name] for name in names] for group, names in record["findings"]["figure_groups"].items()}
+    plots.residual_grid(groups, figures / "ex2_4_residual")
 
 
 if __name__ == "__main__":

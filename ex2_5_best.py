@@ -9,19 +9,17 @@ training images. Shown: its test Dice, and the best and the worst test image.
 
 Run:  python ex2_5_best.py --device cuda     (or --device cpu; --quick: a smoke test)
 """
-import functools
 import json
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
 
-from common import augment, cli, evaluation, experiment, metrics, models, plots, results, warwick
+from common import cli, evaluation, metrics, plots, results, train, warwick
 
-NETWORK = {"channels": (8, 16, 32, 64), "skip": "concat", "block_depth": 2, "residual": True, "batch_norm": True}
-AUGMENT = augment.SegmentationAugment(dihedral=True)  # random flips + 90-degree rotations
-LOSS = nn.CrossEntropyLoss()
+UNET = {"class": "SegNet", "channels": (8, 16, 32, 64), "up_kernel": 2, "init": "default", "batch_norm": True,
+        "skip": "concat", "block_depth": 2, "residual": True}  # common/models.py SegNet
+DIHEDRAL = {"class": "SegmentationAugment", "dihedral": True}  # random flips + 90-degree rotations
+LOSS = {"class": "CrossEntropyLoss"}
 LR = 1e-2  # Adam; one-cycle: warm up to this peak, then anneal to ~0
 BATCH_SIZE = 10
 EPOCHS = 100
@@ -30,26 +28,21 @@ TTA = True  # predict with the mean probability over the 8 flips/rotations
 VALIDATION_RECORD = Path(__file__).resolve().parent / "tuning" / "seg_size_sweep.json"  # where it was chosen
 VALIDATED_AS = "c8 e100 + TTA"  # its name there
 
-
-def config(args, name: str = "best", label: str | None = None, augmentation=AUGMENT, **network) -> experiment.Config:
-    """This model's training; the tuning sweeps build their candidates with it (``network``
-    overrides NETWORK)."""
-    return experiment.Config(
-        name, model=functools.partial(models.SegNet, **{**NETWORK, **network}), loss=LOSS,
-        optimizer=lambda params: torch.optim.Adam(params, lr=args.lr),
-        scheduler=lambda optimizer, steps: torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr,
-                                                                               total_steps=args.epochs * steps),
-        scheduler_per_batch=True, epochs=args.epochs, batch_size=args.batch_size, augment=augmentation, score="dice",
-        label=label)
-
+EXERCISE = "ex2_5_best"  # its results file and figures
 
 def main(argv=None) -> dict:
     parser = cli.make_parser(__doc__, epochs=EPOCHS, batch_size=BATCH_SIZE, lr=LR, num_seeds=SEEDS)
     ctx = cli.setup(parser, argv, __file__)
+    args = ctx.args
+    if args.figures_only:  # make figures: from the results file alone, no data, no training
+        return draw(*results.read(ctx.out_dir, EXERCISE), ctx.figures_dir)
     splits = warwick.load_splits(ctx.data_dir, ctx.device, seed=ctx.seed, quick=ctx.quick,
                                  holdout=warwick.NO_HOLDOUT)
+    config = {"model": UNET, "loss": LOSS, "optimizer": {"class": "Adam", "lr": args.lr},
+              "schedule": {"class": "OneCycleLR"}, "augment": DIHEDRAL, "epochs": args.epochs,
+              "batch_size": args.batch_size, "score": "dice"}
 
-    [refit] = experiment.run_all([config(ctx.args, "best_refit", "best model, single pass")], splits, ctx)
+    refit = train.run("best_refit", config, splits, ctx, "best model, single pass")
 
     inputs, targets = splits.test
     logits = evaluation.tta_logits(refit, inputs) if TTA else refit.test_logits()
@@ -69,11 +62,16 @@ def main(argv=None) -> dict:
         **{what: evaluation.describe_case(i, dice, inputs, targets, masks[0], names, norm)
            for what, i in (("best_case", best), ("worst_case", worst))},
         "per_image_test_dice": dice.round(5).tolist()}
-    results.write(ctx, "ex2_5_best", [refit, final], splits, findings)
-    plots.curves([refit], ctx.figures_dir / "ex2_5_best_curves")
-    plots.segmentation_cases(splits, masks[0], dice, {"best": best, "worst": worst},
-                             ctx.figures_dir / "ex2_5_best_cases")
+    arrays = evaluation.case_arrays(splits, [best, worst], [masks[0]])
+    draw(results.write(ctx, EXERCISE, [refit, final], splits, findings, arrays), arrays, ctx.figures_dir)
     return final
+
+
+def draw(record: dict, arrays: dict, figures: Path) -> None:
+    findings = record["findings"]
+    plots.curves(record["configs"][:1], figures / "ex2_5_best_curves")
+    plots.segmentation_cases({what: {"name": findings[f"{what}_case"]["name"], "dice": findings[f"{what}_case"]["dice_mean"]}
+                              for what in ("best", "worst")}, arrays, figures / "ex2_5_best_cases")
 
 
 if __name__ == "__main__":

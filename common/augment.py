@@ -1,8 +1,7 @@
 """Data augmentation of whole training batches on the device (``common.data.BatchTransform``:
-``(inputs, targets) -> (inputs, targets)``), given to ``RunSpec.augment`` so that only training
-batches are augmented. Random numbers come from torch's global generator on the batch's device,
-which ``common.experiment`` seeds with the run's seed. Each ``repr`` lists every setting, so it is
-part of a run's recorded hyperparameters and cache key.
+``(inputs, targets) -> (inputs, targets)``), built from a configuration's ``augment`` entry
+(``common.train.build_augment``) and applied to training batches only. Random numbers come from
+torch's global generator on the batch's device, which ``common.train`` seeds with the run's seed.
 
 * MNIST: :class:`RandomAffine`, a small random rotation, scaling and shift of each digit;
 * segmentation: :class:`SegmentationAugment`, the same random geometry for an image and its mask
@@ -43,7 +42,7 @@ class RandomAffine:
     is resampled bilinearly with ``F.affine_grid``/``F.grid_sample``; pixels from outside the
     image repeat the border (MNIST's border is background, whatever the normalisation).
     Random numbers come from ``generator`` (on the inputs' device) or, by default, from torch's
-    global generator, which ``common.experiment`` seeds with the run's seed.
+    global generator, which ``common.train`` seeds with the run's seed.
     """
 
     max_rotation_deg: float = 10.0

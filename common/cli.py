@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import multiprocessing
 import os
 import platform
 import sys
@@ -67,10 +66,10 @@ def make_parser(doc: str | None, *, epochs: int, batch_size: int, lr: float, num
     parser.add_argument("--no-cache", action="store_true",
                         help="retrain even if an identical run is cached, e.g. to re-measure timings (s/epoch "
                              "and the speed ratios otherwise come from the cached runs)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="runs trained at once on the CPU, each a process with one thread (default: the number "
-                             "of cores, %(default)s); the numbers do not depend on it")
     parser.add_argument("--no-progress", action="store_true", help="no progress output while training")
+    parser.add_argument("--figures-only", action="store_true",
+                        help="redraw the figures from the results file in --out-dir (default report/): no data, "
+                             "no training (make figures)")
     return parser
 
 
@@ -87,8 +86,6 @@ class Context:
     cache_dir: Path
     seeds: list[int]
     started: float
-    header: str = ""  # the line that says what runs where: script, device, data, output, seeds
-    announced: bool = False  # whether the header has been printed
 
     @property
     def quick(self) -> bool:
@@ -115,17 +112,13 @@ class Context:
     def show_progress(self) -> bool:
         return not self.args.no_progress
 
-    @property
-    def workers(self) -> int:
-        return self.args.workers
-
 
 def setup(parser: argparse.ArgumentParser, argv: list[str] | None, script: str) -> Context:
     """Parse and check ``argv``, pick the device and make it deterministic, check the output and
     cache folders can be written."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
-    for name in ("epochs", "batch_size", "num_seeds", "workers"):
+    for name in ("epochs", "batch_size", "num_seeds"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.quick:
@@ -142,7 +135,7 @@ def setup(parser: argparse.ArgumentParser, argv: list[str] | None, script: str) 
     except ValueError as exc:
         parser.error(str(exc))
     # One thread per process, for PyTorch and NumPy's BLAS alike: a run computes the same numbers on any
-    # machine, whatever its number of cores, and runs train in parallel instead (experiment.run_all).
+    # machine, whatever its number of cores; `make -j` runs scripts side by side instead.
     torch.set_num_threads(1)
     threadpool_limits(1, user_api="blas")
     out_dir = args.out_dir or (QUICK_OUT_DIR if args.quick else REPORT_DIR)
@@ -153,27 +146,9 @@ def setup(parser: argparse.ArgumentParser, argv: list[str] | None, script: str) 
     ctx = Context(args=args, argv=argv, script=Path(script).resolve(), device=device,
                   data_dir=args.data_dir or Path(os.environ.get(DATA_DIR_ENV, REPO_ROOT / "data")), out_dir=out_dir,
                   cache_dir=cache_dir(), seeds=[args.seed + k for k in range(args.num_seeds)], started=time.time())
-    ctx.header = (f"{ctx.script.name}: {device_name(device)}, data {ctx.data_dir}, output {ctx.out_dir}, "
-                  f"seeds {ctx.seeds}" + (" [quick]" if args.quick else ""))
-    if not _planning():
-        announce(ctx)
+    print(f"{ctx.script.name}: {device_name(device)}, data {ctx.data_dir}, output {ctx.out_dir}, "
+          f"seeds {ctx.seeds}" + (" [quick]" if args.quick else ""), flush=True)
     return ctx
-
-
-def announce(ctx) -> None:
-    """Print ``ctx``'s header line, once. :func:`setup` prints it at once, except while ``make report``
-    plans (``experiment.PLAN``): a script may then stop at its first untrained run and run again once
-    the runs are trained, so ``experiment.run_all`` prints it when the script goes on past planning."""
-    if getattr(ctx, "header", "") and not ctx.announced:
-        print(ctx.header, flush=True)
-        ctx.announced = True
-
-
-def _planning() -> bool:
-    """Whether ``make report`` (common.report) is planning every script's runs before training them."""
-    from . import experiment  # imported here: common.experiment imports this module
-
-    return experiment.PLAN is not None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -260,7 +235,7 @@ class Progress:
         self.stream = stream or sys.stderr
         self.start = self.last = time.perf_counter()
         self.bar = None
-        if enabled and self.stream.isatty() and multiprocessing.parent_process() is None:  # a worker: lines
+        if enabled and self.stream.isatty() and "MAKELEVEL" not in os.environ:  # under make -j scripts share a terminal
             from tqdm import tqdm
             self.bar = tqdm(total=epochs, desc=desc, unit="epoch", leave=False, file=self.stream)
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import metrics, results, warwick
-from .experiment import Runs
+from .train import Runs
 
 METRIC_LABELS = {"dice": "Dice", "boundary_f1_1px": "boundary F1 (1 px)", "boundary_f1_2px": "boundary F1 (2 px)",
                  "hd95": "HD95 (px)"}
@@ -77,9 +77,7 @@ def tta_logits(runs: Runs, inputs: Tensor) -> list[Tensor]:
     """Per seed, :func:`dihedral_tta_logits` (on the CPU) of that run's stored weights on ``inputs``."""
     out = []
     for k in range(len(runs.records)):
-        model = runs.config.model()
-        model.load_state_dict(runs.weights(k))
-        out.append(dihedral_tta_logits(model.to(inputs.device), inputs).cpu())
+        out.append(dihedral_tta_logits(runs.model(k).to(inputs.device), inputs).cpu())
     return out
 
 
@@ -123,6 +121,19 @@ def display_images(inputs: Tensor, normalisation: dict) -> np.ndarray:
     """Normalised (N, 2, H, W) inputs -> (N, H, W, 3) RGB in [0, 1] as the PNGs look (blue = 0)."""
     x = warwick.unnormalise(inputs, normalisation)
     return torch.cat([x, torch.zeros_like(x[:, :1])], dim=1).permute(0, 2, 3, 1).numpy()
+
+
+def case_arrays(splits, indices: list[int], preds: list) -> dict[str, np.ndarray]:
+    """What a figure of test images ``indices`` needs, compactly: "case_image" (k, H, W, 3) uint8 RGB as
+    the PNGs look, "case_truth" (k, H, W) uint8 masks, and per prediction in ``preds`` ((N, H, W) gland
+    masks) "case_pred" (one) or "case_pred_0", "case_pred_1", ... (several)."""
+    inputs, targets = splits.test
+    image = display_images(inputs[indices], splits.info["normalisation"])
+    out = {"case_image": (255 * image.clip(0, 1)).round().astype(np.uint8),
+           "case_truth": targets[indices].cpu().numpy().astype(np.uint8)}
+    for n, pred in enumerate(preds):
+        out["case_pred" if len(preds) == 1 else f"case_pred_{n}"] = np.asarray(pred)[indices].astype(np.uint8)
+    return out
 
 
 def describe_case(index: int, dice: np.ndarray, inputs: Tensor, truth: Tensor, pred: Tensor, names: list[str],

@@ -7,7 +7,7 @@
 Both give ``images`` of shape (N, 28, 28), dtype uint8, and ``labels`` of shape (N,), int64.
 The IDX layout keeps the file order, which mixes the classes. The PNG tree has no order of its own
 (read folder by folder it is sorted by class, and a prefix such as the train-eval subset of
-``common.experiment`` or a ``--quick`` subset would hold one or two digits); it is shuffled once
+``common.train`` or a ``--quick`` subset would hold one or two digits); it is shuffled once
 with a fixed seed, ``PNG_ORDER_SEED``, so that, like the IDX files, the order mixes the classes.
 """
 from __future__ import annotations

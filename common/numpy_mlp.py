@@ -7,13 +7,9 @@ from a ``common.models.MLP`` and both networks start from identical parameters.
 """
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import torch
 from torch import Tensor, nn
-
-from .train import TorchLearner
 
 
 def softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
@@ -105,16 +101,3 @@ class NumpyLearner:
     def state_dict(self) -> dict:
         return {"weights": [torch.tensor(w) for w in self.net.weights],
                 "biases": [torch.tensor(b) for b in self.net.biases]}
-
-
-
-def twin_learners(model: nn.Module, lr: float, devices: list[torch.device]) -> dict:
-    """``model`` (a ReLU ``MLP``) as plain-SGD learners from the same weights: in NumPy ("NumPy")
-    and in PyTorch on each of ``devices`` ("PyTorch (CPU)", ...), e.g. for
-    ``common.timing.time_train_steps``."""
-    learners = {"NumPy": NumpyLearner(NumpyMLP.from_torch(model), lr=lr)}
-    for device in dict.fromkeys(devices):
-        twin = copy.deepcopy(model).to(device)
-        learners[f"PyTorch ({device.type.upper()})"] = TorchLearner(twin, torch.optim.SGD(twin.parameters(), lr=lr),
-                                                           nn.CrossEntropyLoss(), device)
-    return learners

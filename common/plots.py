@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 
-from . import evaluation, timing  # noqa: E402
+from . import timing  # noqa: E402
 
 plt.rcParams.update({
     "figure.figsize": (6.4, 2.6), "font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7,
@@ -47,8 +47,8 @@ def smooth(values: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
-def _records(runs) -> list[dict]:
-    return runs.records if hasattr(runs, "records") else runs["runs"]
+def _records(config: dict) -> list[dict]:
+    return config["runs"]
 
 
 def _epochs(runs, key: str) -> np.ndarray:
@@ -102,12 +102,12 @@ def _log_loss_axis(ax, drawn: list[float], xlabel: str) -> None:
         ax.yaxis.set_minor_formatter(ticker.NullFormatter())
 
 
-def _score_name(runs) -> str:
-    return (runs.score if hasattr(runs, "score") else runs["score_name"]).replace("dice", "Dice")
+def _score_name(config: dict) -> str:
+    return config["score_name"].replace("dice", "Dice")
 
 
-def _label(runs) -> str:
-    return runs.label if hasattr(runs, "label") else runs["label"]
+def _label(config: dict) -> str:
+    return config["label"]
 
 
 def curves(configs: list, path: Path, *, against_time: bool = False, colors: list | None = None) -> list[Path]:
@@ -166,10 +166,10 @@ def pool_order(configs: list, timings: dict, path: Path) -> list[Path]:
     fig, (ax_loss, ax_time) = plt.subplots(1, 2, figsize=(6.4, 2.5), gridspec_kw={"width_ratios": [1.5, 1]})
     drawn = []
     for c in configs:
-        color = COLORS[0] if c.name.startswith("relu") else COLORS[1]
+        color = COLORS[0] if c["name"].startswith("relu") else COLORS[1]
         lines_before = len(ax_loss.lines)
         drawn += _loss_lines(ax_loss, c, color, _label(c), validation=False)
-        if "pool_first" in c.name:
+        if "pool_first" in c["name"]:
             for line in ax_loss.lines[lines_before:]:
                 line.set(linestyle=(0, (1, 1.5)), linewidth=1.6)
     _log_loss_axis(ax_loss, drawn, "epoch")
@@ -191,9 +191,10 @@ def pool_order(configs: list, timings: dict, path: Path) -> list[Path]:
     return save(fig, path)
 
 
-def confusion_and_errors(errors: dict, images, shown: int, path: Path, title: str = "") -> list[Path]:
-    """Left: the confusion matrix (diagonal grey, errors in red); right: the ``shown`` most confident
-    misclassified images, each captioned true → predicted (probability)."""
+def confusion_and_errors(errors: dict, images: np.ndarray, path: Path, title: str = "") -> list[Path]:
+    """Left: the confusion matrix (diagonal grey, errors in red); right: the most confident misclassified
+    images (``images``, (k, 28, 28), those of ``errors["misclassified"]``), each captioned true →
+    predicted (probability)."""
     cm = np.asarray(errors["confusion_matrix"])
     n = len(cm)
     fig = plt.figure(figsize=(6.4, 2.9))
@@ -213,11 +214,9 @@ def confusion_and_errors(errors: dict, images, shown: int, path: Path, title: st
     ax.set(xlabel="predicted class", ylabel="true class",
            title=f"{title}: {errors['errors']} errors in {errors['images']:,} test images")
     ax.grid(False)
-    wrong = errors["wrong"][:shown]
-    images = images.detach().cpu()
-    for k, w in enumerate(wrong):
+    for k, (w, image) in enumerate(zip(errors["misclassified"], images)):
         sub = fig.add_axes((0.52 + (k % 5) * 0.096, 0.52 - (k // 5) * 0.4, 0.085, 0.3))
-        sub.imshow(images[w["index"], 0].numpy(), cmap="gray_r")
+        sub.imshow(image, cmap="gray_r")
         sub.set_title(f"{w['true']} → {w['predicted']}\n({w['probability']:.2f})", fontsize=7, pad=2)
         sub.axis("off")
     fig.text(0.76, 0.93, "misclassified: true → predicted (probability)", ha="center", fontsize=8)
@@ -233,20 +232,18 @@ def error_map(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return out
 
 
-def segmentation_cases(splits, pred, dice: np.ndarray, cases: dict[str, int], path: Path) -> list[Path]:
-    """One row per test image of ``cases`` (label -> index): the image, the ground truth, the first
-    seed's prediction and its errors. ``dice``: (seeds, images)."""
-    inputs, targets = splits.test
-    names = splits.info["names"]["test"]
-    shown = evaluation.display_images(inputs[list(cases.values())], splits.info["normalisation"])
+def segmentation_cases(cases: dict[str, dict], arrays: dict[str, np.ndarray], path: Path) -> list[Path]:
+    """One row per test image of ``cases`` (label -> {"name", "dice"}, in the order of the arrays'
+    rows): the image (``arrays["case_image"]``, RGB), the ground truth (``case_truth``), the first
+    seed's prediction (``case_pred``) and its errors."""
     fig, axes = plt.subplots(len(cases), 4, figsize=(6.4, 1.65 * len(cases) + 0.3), squeeze=False)
-    for row, (what, i), image in zip(axes, cases.items(), shown):
-        truth, p = targets[i].cpu().numpy(), np.asarray(pred[i])
+    for k, (row, (what, case)) in enumerate(zip(axes, cases.items())):
+        image, truth, p = arrays["case_image"][k], arrays["case_truth"][k], arrays["case_pred"][k]
         for ax, picture in zip(row, (image, truth, p, error_map(p, truth))):
             ax.imshow(picture, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             ax.set(xticks=[], yticks=[])
             ax.grid(False)
-        row[0].set_ylabel(f"{what}: {Path(names[i]).name}\nDice {dice[:, i].mean():.2f}", fontsize=7.5)
+        row[0].set_ylabel(f"{what}: {Path(case['name']).name}\nDice {case['dice']:.2f}", fontsize=7.5)
     for ax, title in zip(axes[0], ("image", "ground truth", "prediction", "errors")):
         ax.set_title(title)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in ERROR_COLORS.values()]
@@ -255,38 +252,36 @@ def segmentation_cases(splits, pred, dice: np.ndarray, cases: dict[str, int], pa
     return save(fig, path)
 
 
-def boundary_crops(splits, configs: list, scores: list[dict], cases: dict[str, int], path: Path,
+def boundary_crops(cases: dict[str, dict], arrays: dict[str, np.ndarray], labels: list[str], path: Path,
                    crop: int = 48) -> list[Path]:
-    """Per case (label -> test image): the whole image with the true boundary, then a ``crop`` px
-    window (where the two predictions' boundaries differ most) enlarged, with the true boundary (white)
-    and each configuration's (its colour) drawn thick. Predictions: the first seed's."""
-    inputs, targets = splits.test
-    names = splits.info["names"]["test"]
-    masks = [evaluation.gland_masks(c.test_logits()[0]).numpy() for c in configs]
-    shown = evaluation.display_images(inputs[list(cases.values())], splits.info["normalisation"])
+    """Per case (label -> {"name", "boundary_f1_2px": per network, "hd95": per network}, in the order of
+    the arrays' rows): the whole image (``arrays["case_image"]``) with the true boundary (``case_truth``),
+    then a ``crop`` px window (where the two networks' predictions ``case_pred_0`` and ``case_pred_1``
+    differ most) enlarged, with the true boundary (white) and each network's (its colour, ``labels``)
+    drawn thick. Predictions: the first seed's."""
     colors = [COLORS[4], COLORS[0]]
     # drawn at the size it is printed (about 0.7 of the text width), so that its text is 7 pt there
-    fig, axes = plt.subplots(len(cases), 1 + len(configs), figsize=(4.8, 1.65 * len(cases) + 0.4), squeeze=False)
-    for row, (what, i), image in zip(axes, cases.items(), shown):
-        truth = targets[i].cpu().numpy()
-        y, x = _window(masks[0][i] ^ masks[1][i], crop)
+    fig, axes = plt.subplots(len(cases), 1 + len(labels), figsize=(4.8, 1.65 * len(cases) + 0.4), squeeze=False)
+    for k, (row, (what, case)) in enumerate(zip(axes, cases.items())):
+        image, truth = arrays["case_image"][k], arrays["case_truth"][k]
+        masks = [arrays[f"case_pred_{n}"][k] for n in range(len(labels))]
+        y, x = _window(masks[0] ^ masks[1], crop)
         row[0].imshow(image, interpolation="nearest")
         row[0].contour(truth, levels=[0.5], colors="white", linewidths=0.8)
         row[0].add_patch(plt.Rectangle((x - 0.5, y - 0.5), crop, crop, fill=False, edgecolor="yellow", linewidth=1.2))
-        row[0].set_title(f"{what}:\n{Path(names[i]).name}", fontsize=7)
-        for ax, config, mask, score, color in zip(row[1:], configs, masks, scores, colors):
+        row[0].set_title(f"{what}:\n{Path(case['name']).name}", fontsize=7)
+        for n, (ax, label, mask, color) in enumerate(zip(row[1:], labels, masks, colors)):
             window = (slice(y, y + crop), slice(x, x + crop))
             ax.imshow(image[window], interpolation="nearest")
             ax.contour(truth[window], levels=[0.5], colors="white", linewidths=2.4)
-            ax.contour(mask[i][window], levels=[0.5], colors=[color], linewidths=2.0)
-            ax.set_title(f"{_label(config)}\nF1 (2 px) {score['boundary_f1_2px'][0, i]:.2f}, "
-                         f"HD95 {score['hd95'][0, i]:.0f} px", fontsize=7)
+            ax.contour(mask[window], levels=[0.5], colors=[color], linewidths=2.0)
+            ax.set_title(f"{label}\nF1 (2 px) {case['boundary_f1_2px'][n]:.2f}, HD95 {case['hd95'][n]:.0f} px",
+                         fontsize=7)
         for ax in row:
             ax.set(xticks=[], yticks=[])
             ax.grid(False)
     handles = [plt.Line2D([], [], color=c, linewidth=2.5) for c in ["white", *colors]]
-    legend = fig.legend(handles, ["true boundary", *(_label(c) for c in configs)], loc="lower center", ncol=3,
-                        facecolor="0.3", frameon=True)
+    legend = fig.legend(handles, ["true boundary", *labels], loc="lower center", ncol=3, facecolor="0.3", frameon=True)
     for text in legend.get_texts():
         text.set_color("white")
     fig.tight_layout(rect=(0, 0.06, 1, 1))

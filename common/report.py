@@ -1,32 +1,25 @@
-"""The report, the README's results table and `make report`, all from the results files, so that no
-number is typed by hand.
+"""The report's numbers and the README's results table, from the results files, so that no number is
+typed by hand.
 
 ``python -m common.report latex --root report`` reads ``<root>/results/*.json`` and writes into
 ``<root>/generated/``: ``results.tex``, one macro per value, used in the text as ``\\R{key}`` (keys
 ``<ex>.<config>.<field>`` per configuration, ``<ex>.f.<path>`` per finding, ``env.*``), with a
 sentence for every comparison (``<path>.text``) chosen from its statistic; ``hyper.tex``, compact
 tables of every hyperparameter; ``paths.tex``, the figures folder. An unknown key stops the LaTeX build
-with an error naming it. ``python -m common.report readme`` rewrites the README's results table;
-``python -m common.report run`` makes every exercise's results and figures (what `make report` does):
-it plans every script's runs, trains those not in the run cache together in one pool, N at a time,
-then reruns each script from the cache (``python -m common.report run --help``).
+with an error naming it. ``python -m common.report readme`` rewrites the README's results table.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
-import os
 import re
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, Iterable
 
-import numpy as np
 
-from .data import REPO_ROOT, atomic_write_bytes, cache_dir
+from .data import REPO_ROOT, atomic_write_bytes
 
 SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
            "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\ensuremath{<}",
@@ -280,17 +273,19 @@ def model_short(h: dict) -> str:
     o = h.get("model_options", {})
     channels = "-".join(str(c) for c in o.get("channels", ()))
     if h["model"] == "MLP":
-        return "MLP " + "-".join(str(n) for n in [o["in_features"], *o["hidden"], o["num_classes"]])
+        return "MLP " + "-".join(str(n) for n in [o.get("in_features", 784), *o["hidden"], o.get("num_classes", 10)])
     if h["model"] == "MnistCNN":
-        parts = [f"CNN {channels}", o["activation"] if o["activation"] != "relu" else "",
-                 "pool first" if o["pool_first"] else "", "BN" if o["batch_norm"] else "",
-                 f"dropout {o['dropout']:g}" if o["dropout"] else ""]
+        parts = [f"CNN {channels}", o.get("activation", "relu") if o.get("activation", "relu") != "relu" else "",
+                 "pool first" if o.get("pool_first") else "", "BN" if o.get("batch_norm") else "",
+                 f"dropout {o['dropout']:g}" if o.get("dropout") else ""]
     elif h["model"] == "SegNet":
-        parts = [f"encoder-decoder {channels}", {"concat": "U-Net skips", "sum": "sum skips"}.get(o["skip"], ""),
-                 f"blocks of {o['block_depth']}" if o["block_depth"] > 1 else "", "residual" if o["residual"] else "",
-                 "BN" if o["batch_norm"] else "no BN", f"{o['up_kernel']}×{o['up_kernel']} up-sampling",
-                 INIT_NAMES.get(o["init"], f"{o['init']} init"), f"dropout {o['dropout']:g}" if o["dropout"] else "",
-                 "input standardisation" if o["input_norm"] else ""]
+        parts = [f"encoder-decoder {channels}", {"concat": "U-Net skips", "sum": "sum skips"}.get(o.get("skip"), ""),
+                 f"blocks of {o['block_depth']}" if o.get("block_depth", 1) > 1 else "",
+                 "residual" if o.get("residual") else "", "BN" if o.get("batch_norm") else "no BN",
+                 f"{o.get('up_kernel', 2)}×{o.get('up_kernel', 2)} up-sampling",
+                 INIT_NAMES.get(o.get("init", "default"), f"{o.get('init')} init"),
+                 f"dropout {o['dropout']:g}" if o.get("dropout") else "",
+                 "input standardisation" if o.get("input_norm") else ""]
     else:
         return h["model"]
     return ", ".join(p for p in parts if p)
@@ -319,23 +314,23 @@ def _schedule_text(h: dict) -> str:
     return s["class"]
 
 
-def augmentation_text(recorded: str | None) -> str:
-    """A recorded augmentation (the transform's repr, every setting) in a few words."""
-    if not recorded:
+def augmentation_text(spec: dict | list | None) -> str:
+    """A configuration's ``augment`` entry (``common.train.build_augment``) in a few words."""
+    if not spec:
         return "none"
     parts = []
-    for name, args in re.findall(r"(\w+)\(([^()]*)\)", recorded):
-        a = {k: float(v) if re.fullmatch(r"[-+.\de]+", v) else v for k, v in re.findall(r"(\w+)=([^,]+)", args)}
-        if name == "RandomAffine":
-            parts.append(f"rotation ±{a['max_rotation_deg']:g}°, shift ±{a['max_shift']:g} px, scale ±{100 * a['max_scale']:g} %")
-        elif name == "SegmentationAugment":
-            parts += ["flips, 90° rotations"] * (a.get("dihedral") == "True") + [
+    for a in spec if isinstance(spec, list) else [spec]:
+        if a["class"] == "RandomAffine":
+            parts.append(f"rotation ±{a['max_rotation_deg']:g}°, shift ±{a['max_shift']:g} px, "
+                         f"scale ±{100 * a['max_scale']:g} %")
+        elif a["class"] == "SegmentationAugment":
+            parts += ["flips, 90° rotations"] * bool(a.get("dihedral", True)) + [
                 f"{label} ±{a[k]:g}{unit}" for k, label, unit in (("rotate_deg", "rotation", "°"), ("scale", "scale", ""),
                                                                    ("shear_deg", "shear", "°"), ("translate", "shift", ""),
                                                                    ("elastic_px", "elastic", " px")) if a.get(k)]
-        elif name == "StainJitter":
+        elif a["class"] == "StainJitter":
             parts.append(f"stain contrast ×e^±{a['log_gain']:g}, brightness ±{a['shift']:g}")
-    return "; ".join(parts) or recorded
+    return "; ".join(parts)
 
 
 def _differences(settings: dict, reference: dict) -> str:
@@ -402,7 +397,7 @@ def write_all(root: Path) -> list[Path]:
     macros = environment_macros(records)
     if MAKE_REPORT.is_file() and root.resolve() == (REPO_ROOT / "report").resolve():
         made = json.loads(MAKE_REPORT.read_text())
-        macros.update({"env.make_report_minutes": f"{made['minutes']:.0f}", "env.make_report_workers": str(made["workers"]),
+        macros.update({"env.make_report_minutes": f"{made['minutes']:.0f}", "env.make_report_workers": str(made.get("jobs", made.get("workers"))),
                        "env.make_report_date": tex(made["date"])})
     for record in records:
         macros.update(exercise_macros(record))
@@ -463,138 +458,33 @@ def update_readme(readme: Path, results_dir: Path) -> None:
     print(f"updated the results table in {readme}")
 
 
-# --- make report -----------------------------------------------------------------------------
+# --- make report's minutes --------------------------------------------------------------------
 
-def run_scripts(args: list[str], results_dir: Path) -> int:
-    """Run every exercise script with ``args``: on the CPU (``--workers`` above 1, the default), each
-    script plans its runs; the runs of all scripts are trained together, the costliest first, in a pool
-    of single-threaded processes; then each script runs again with its runs in the cache and writes its
-    results and figures, with nothing else running (its timings are measured on a quiet machine). Prints
-    each finished run with an estimate of the time left, and each script's time. A run from an empty
-    run cache records its minutes in ``MAKE_REPORT``, for the README."""
-    import importlib
+TIMER = REPO_ROOT / "scratch" / "make_report_timer.json"
 
-    import torch
 
-    from . import cli, experiment
-    from .data import DataError
+def timer(action: str, jobs: int) -> None:
+    """``start``: note the time, and whether the run cache is empty; ``stop``: print the minutes since, and
+    record them in MAKE_REPORT (for the README and the report) if the cache was empty at the start."""
+    import time
 
-    options, _ = _driver_parser().parse_known_args(args)
-    device = cli.resolve_device(options.device)
-    workers = options.workers or os.cpu_count() or 1
-    if device.type != "cpu" or workers <= 1:
-        return _run_each(args)
-    torch.set_num_threads(1)  # before any work: forked workers of a multi-threaded process can deadlock
-    sys.path.insert(0, str(REPO_ROOT))
-    start, from_scratch = time.perf_counter(), not any((cache_dir() / "runs").glob("*/record.json"))
-    todo, minutes, experiment.PLAN = list(EXERCISES), {}, []
-    try:
-        while todo:
-            experiment.PLAN.clear()
-            for script in list(todo):
-                began = time.perf_counter()
-                try:
-                    importlib.import_module(Path(script).stem).main(args)
-                except experiment.Planned:
-                    continue
-                except DataError as error:
-                    print(f"error: {error}", file=sys.stderr)
-                    return 1
-                todo.remove(script)
-                minutes[script] = (time.perf_counter() - began) / 60
-                print(f"== {script}: results and figures in {_clock(time.perf_counter() - began)} "
-                      f"(total {_clock(time.perf_counter() - start)})", flush=True)
-            jobs = list({job.key(): job for job in experiment.PLAN}.values())
-            if todo and not jobs:
-                raise RuntimeError(f"{', '.join(todo)} neither finished nor planned a run")
-            if jobs:
-                _train(jobs, workers, None if options.quick else results_dir)
-                args = [a for a in args if a != "--no-cache"]  # the runs just trained are the ones to use
-    finally:
-        experiment.PLAN = None
-    if from_scratch and not options.quick and not options.out_dir:
+    from .data import cache_dir
+
+    if action == "start":
+        empty = not any((cache_dir() / "runs").glob("*/record.json"))
+        atomic_write_bytes(TIMER, json.dumps({"started": time.time(), "empty_cache": empty}).encode())
+        return
+    started = json.loads(TIMER.read_text())
+    minutes = (time.time() - started["started"]) / 60
+    print(f"make report: {minutes:.1f} min" + (" from an empty run cache" if started["empty_cache"] else ""))
+    if started["empty_cache"]:
+        import torch
+
+        from .cli import environment
+
         atomic_write_bytes(MAKE_REPORT, json.dumps({
-            "command": "make report", "from_empty_cache": True, "minutes": (time.perf_counter() - start) / 60,
-            "analysis_minutes_per_script": minutes, "workers": workers, "environment": cli.environment(device),
-            "date": time.strftime("%Y-%m-%d")}, indent=1).encode())
-    return 0
-
-
-def _driver_parser() -> argparse.ArgumentParser:
-    """The options of the scripts that the driver reads too."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--workers", type=int, default=None)
-    parser.add_argument("--out-dir", default=None)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--no-progress", action="store_true")
-    return parser
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
-
-
-def _train(jobs: list, workers: int, results_dir: Path | None) -> None:
-    """Train the planned ``jobs`` in the pool, the longest first, printing each finished run and the
-    time left: estimated from the committed results' times of the same configurations (``results_dir``;
-    None: by the jobs' own cost measure), scaled by the pace so far."""
-    from . import experiment
-
-    committed = {}
-    for path in Path(results_dir).glob("*.json") if results_dir else []:
-        for c in json.loads(path.read_text())["configs"]:
-            for run in c["runs"]:
-                key_ = (run["name"], run["seed"], c["score_name"], run["hyperparameters"]["num_epochs"])
-                committed[key_] = run["wall_time_s"]
-    cost = {id(job): job.cost() for job in jobs}
-    matched = [committed[k] / cost[id(job)] for job in jobs
-               if (k := (job.config.name, job.seed, job.config.score, job.config.epochs)) in committed]
-    rate = float(np.median(matched)) if matched else None  # seconds per unit of cost, on the machine that made them
-    total, began, done = sum(cost.values()), time.perf_counter(), [0.0]
-    print(f"== training {len(jobs)} runs, {workers} at a time" + (
-        f": about {_duration(total * rate / workers)}, judging by the committed results" if rate else ""), flush=True)
-
-    def on_done(job, count: int) -> None:
-        done[0] += cost[id(job)]
-        left = (total - done[0]) * (time.perf_counter() - began) / done[0]
-        eta = f"; about {_duration(left)} of training left" if count < len(jobs) else ""
-        print(f"   [{count}/{len(jobs)}] {job.config.name} seed {job.seed} trained{eta}", flush=True)
-
-    experiment.train_in_pool(jobs, workers, cache_root=cache_dir(), show_progress=False,
-                             cost=lambda job: cost[id(job)], on_done=on_done)
-
-
-def _run_each(args: list[str]) -> int:
-    """Every script in turn, in a process of its own (on a GPU, or with --workers 1)."""
-    start = time.perf_counter()
-    for k, script in enumerate(EXERCISES):
-        print(f"== [{k + 1}/{len(EXERCISES)}] {script}", flush=True)
-        began = time.perf_counter()
-        code = subprocess.call([sys.executable, script, *args], cwd=REPO_ROOT)
-        if code:
-            return code
-        print(f"== {script}: {_clock(time.perf_counter() - began)} (total {_clock(time.perf_counter() - start)})",
-              flush=True)
-    return 0
-
-
-def _clock(seconds: float) -> str:
-    return f"{int(seconds // 60)} min {seconds % 60:02.0f} s"
-
-
-RUN_DESCRIPTION = """\
-Every exercise's results and figures, as `make report` makes them. On the CPU with --workers above 1
-(the default): every script first plans its runs; the runs of all scripts that are not in the run
-cache are trained together in one pool, --workers at a time, the longest first, each finished run
-printed with an estimate of the training time left; then each script runs again, from the cache, and
-writes its results and figures. On a GPU, or with --workers 1: each script in turn, in a process of
-its own.
-
-Every argument is passed on to each script: the options all exercise scripts share (python
-ex1_1_fc.py --help), e.g. --device, --quick, --out-dir, --data-dir, --seed, --num-seeds, --no-cache,
---no-progress, --workers. The driver reads --device, --workers, --quick and --out-dir itself too.
---epochs, --batch-size and --lr would set every script alike, overriding each one's own default."""
+            "command": "make report", "from_empty_cache": True, "minutes": minutes, "jobs": jobs,
+            "environment": environment(torch.device("cpu")), "date": time.strftime("%Y-%m-%d")}, indent=1).encode())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -604,13 +494,10 @@ def main(argv: list[str] | None = None) -> int:
     latex = sub.add_parser("latex", help="the LaTeX macros and tables from <root>/results")
     latex.add_argument("--root", type=Path, default=REPO_ROOT / "report")
     sub.add_parser("readme", help="the README's results table from report/results")
-    sub.add_parser("run", usage="%(prog)s [-h] [SCRIPT OPTION ...]", description=RUN_DESCRIPTION,
-                   formatter_class=argparse.RawDescriptionHelpFormatter,
-                   help="every exercise's results and figures (make report): plan all scripts, train their runs "
-                        "in one pool, rerun each script from the cache; further arguments go to the scripts")
-    args, passed_on = parser.parse_known_args(argv)
-    if passed_on and args.command != "run":
-        parser.error(f"unrecognized arguments: {' '.join(passed_on)}")
+    clock = sub.add_parser("timer", help="make report's minutes: start, or stop and record them")
+    clock.add_argument("action", choices=("start", "stop"))
+    clock.add_argument("--jobs", type=int, default=1, help="scripts run at once")
+    args = parser.parse_args(argv)
     results_dir = REPO_ROOT / "report" / "results"
     if args.command == "latex":
         try:
@@ -619,10 +506,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 1
         print(f"wrote {len(paths)} files to {paths[0].parent}")
-    elif args.command == "readme":
-        update_readme(REPO_ROOT / "README.md", results_dir)
+    elif args.command == "timer":
+        timer(args.action, args.jobs)
     else:
-        return run_scripts(passed_on, results_dir)
+        update_readme(REPO_ROOT / "README.md", results_dir)
     return 0
 
 

@@ -1,10 +1,11 @@
 """Results files: one JSON per exercise under ``<out>/results/``, holding the command, environment,
-data, every configuration with its runs (``experiment.Runs.as_dict``) and the exercise's findings;
+data, every configuration with its runs (``train.Runs``) and the exercise's findings;
 and the saved weights of Exercise 1.5's best model."""
 from __future__ import annotations
 
 import datetime
 import io
+import json
 import pickle
 import shlex
 import time
@@ -17,7 +18,7 @@ from torch import nn
 from . import metrics
 from .cli import Context, environment, score_format
 from .data import DataError, Splits, atomic_write_bytes, atomic_write_json, shown_path
-from .experiment import Runs
+from .train import Runs, options
 
 
 def summary(runs: Runs) -> dict:
@@ -43,9 +44,11 @@ def entry(runs: Runs) -> dict:
             "runs": runs.records, "summary": summary(runs)}
 
 
-def write(ctx: Context, exercise: str, configs: list, splits: Splits, findings: dict | None = None) -> Path:
-    """Write ``<out>/results/<exercise>.json`` (``configs``: ``Runs``, or their results-file form)
-    and print one line per configuration."""
+def write(ctx: Context, exercise: str, configs: list, splits: Splits, findings: dict | None = None,
+          arrays: dict[str, np.ndarray] | None = None) -> dict:
+    """Write ``<out>/results/<exercise>.json`` (``configs``: ``Runs``, or their results-file form) and,
+    if given, the ``arrays`` a figure needs (test images shown, their predictions) beside it as
+    ``<exercise>.npz``; print one line per configuration. Returns the record written."""
     entries = [entry(c) if isinstance(c, Runs) else c for c in configs]
     record = {
         "exercise": exercise,
@@ -62,10 +65,25 @@ def write(ctx: Context, exercise: str, configs: list, splits: Splits, findings: 
     }
     path = ctx.results_dir / f"{exercise}.json"
     atomic_write_json(path, record)
+    if arrays:
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)
+        atomic_write_bytes(path.with_suffix(".npz"), buffer.getvalue())
     for e in entries:
         print(summary_line(e))
     print(f"results: {path}; figures: {ctx.figures_dir}")
-    return path
+    return record
+
+
+def read(out_dir: Path, exercise: str) -> tuple[dict, dict[str, np.ndarray]]:
+    """What :func:`write` wrote: the record and the arrays (empty if none). A missing results file is a
+    DataError that says which script makes it."""
+    path = Path(out_dir) / "results" / f"{exercise}.json"
+    if not path.is_file():
+        raise DataError(f"{shown_path(path)}: no such results file; python {exercise}.py makes it")
+    arrays_path = path.with_suffix(".npz")
+    arrays = dict(np.load(arrays_path)) if arrays_path.is_file() else {}
+    return json.loads(path.read_text()), arrays
 
 
 def plain(value):
@@ -103,7 +121,7 @@ def save_model(path: Path, runs: Runs, seed_index: int, splits: Splits) -> None:
     with what is needed to rebuild the model and to check it."""
     record = runs.records[seed_index]
     buffer = io.BytesIO()
-    torch.save({"name": runs.label, "model_options": dict(runs.config.model.keywords), "seed": record["seed"],
+    torch.save({"name": runs.label, "model_options": options(runs.config["model"]), "seed": record["seed"],
                 "num_weights": runs.num_weights, "val_accuracy": record["history"]["epochs"][-1]["val_score"],
                 "test_accuracy": record["test"]["accuracy"], "normalisation": splits.info["normalisation"],
                 "state_dict": {k: v.cpu().contiguous() for k, v in runs.weights(seed_index).items()}}, buffer)

@@ -9,6 +9,7 @@ repeats discards the outliers.
 """
 from __future__ import annotations
 
+import copy
 import statistics
 import time
 from typing import Callable
@@ -17,7 +18,8 @@ import torch
 from torch import Tensor, nn
 
 from .metrics import sign_test
-from .train import synchronize
+from .numpy_mlp import NumpyLearner, NumpyMLP
+from .train import TorchLearner, synchronize
 
 
 def time_forward_backward(models: dict[str, nn.Module], inputs: Tensor, targets: Tensor, *,
@@ -150,3 +152,15 @@ def versus(timings: dict[str, dict], reference: str, name: str) -> dict:
     agree = sum((r > 1) == (speedup > 1) for r in ratios)  # repeats on the median's side of 1
     return {"reference": reference, "speedup": speedup, "agreeing_repeats": agree, "repeats": len(ratios),
             "p": sign_test(agree, len(ratios))}
+
+
+def twin_learners(model: nn.Module, lr: float, devices: list[torch.device]) -> dict:
+    """``model`` (a ReLU ``MLP``) as plain-SGD learners from the same weights: in NumPy ("NumPy")
+    and in PyTorch on each of ``devices`` ("PyTorch (CPU)", ...), e.g. for
+    ``common.timing.time_train_steps``."""
+    learners = {"NumPy": NumpyLearner(NumpyMLP.from_torch(model), lr=lr)}
+    for device in dict.fromkeys(devices):
+        twin = copy.deepcopy(model).to(device)
+        learners[f"PyTorch ({device.type.upper()})"] = TorchLearner(twin, torch.optim.SGD(twin.parameters(), lr=lr),
+                                                           nn.CrossEntropyLoss(), device)
+    return learners

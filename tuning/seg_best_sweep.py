@@ -4,8 +4,7 @@ of ex2_5_best.py's configuration, on the random 15-image hold-out; selection.ARC
 Run:  python -m tuning.seg_best_sweep --device cuda     (CPU: hours)
 Writes tuning/seg_best_sweep.json (with --quick or --out-dir DIR: DIR/seg_best_sweep.json).
 """
-import ex2_5_best
-from common import cli, experiment, warwick
+from common import cli, train, warwick
 
 from . import selection, sweep
 
@@ -19,8 +18,7 @@ def main(argv=None) -> dict:
     for name, (epochs, lr, options) in selection.ARCHITECTURE.items():
         if ctx.args.only and name not in ctx.args.only:
             continue
-        [runs] = experiment.run_all([ex2_5_best.config(sweep.with_epochs(ctx, epochs, lr=lr), name, **options)],
-                                    splits, ctx)
+        runs = train.run(name, sweep.config(ctx, epochs, lr, **options), splits, ctx)
         rows[name] = {"weights": runs.num_weights, "epochs": epochs, "lr": lr,
                       "final_val_dice": [r["history"]["epochs"][-1]["val_score"] for r in runs.records],
                       "best_val_dice": [max(e["val_score"] for e in r["history"]["epochs"]) for r in runs.records]}

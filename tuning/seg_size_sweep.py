@@ -14,9 +14,9 @@ def main(argv=None) -> dict:
     parser = sweep.parser(__doc__)
     parser.add_argument("--only", nargs="*", default=None, help="candidate names to run (default: all)")
     ctx = cli.setup(parser, argv, __file__)
-    candidates = {name: (sweep.with_epochs(ctx, epochs), {"channels": channels})
+    candidates = {name: sweep.config(ctx, epochs, channels=channels)
                   for name, (channels, epochs) in selection.SIZE.items() if not ctx.args.only or name in ctx.args.only}
-    record = sweep.train(ctx, candidates)
+    record = sweep.train_candidates(ctx, candidates)
     sweep.write(ctx, record, "seg_size_sweep")
     return record
 

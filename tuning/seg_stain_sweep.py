@@ -12,8 +12,8 @@ from . import selection, sweep
 
 def main(argv=None) -> dict:
     ctx = cli.setup(sweep.parser(__doc__), argv, __file__)
-    args = sweep.with_epochs(ctx, ctx.args.epochs)
-    record = {"epochs": args.epochs, **sweep.train(ctx, {name: (args, options) for name, options in selection.STAIN.items()})}
+    candidates = {name: sweep.config(ctx, ctx.args.epochs, **changes) for name, changes in selection.STAIN.items()}
+    record = {"epochs": ctx.args.epochs, **sweep.train_candidates(ctx, candidates)}
     sweep.write(ctx, record, "seg_stain_sweep")
     return record
 

@@ -14,16 +14,15 @@ from typing import Callable
 
 import numpy as np
 
-import ex2_5_best
-from common import augment
 
 TUNING_DIR = Path(__file__).resolve().parent
 TOLERANCE = 0.005  # about the seed-to-seed spread of the validation Dice
 TTA = " + TTA"  # a trained candidate evaluated with test-time augmentation
 WIDE = (16, 32, 64, 128)
-BASE = ex2_5_best.NETWORK["channels"]
+BASE = (8, 16, 32, 64)  # ex2_5_best.py's channels
 
-# Round 1, the architecture sweep (random hold-out only): name -> (epochs, lr, config options)
+DIHEDRAL = {"class": "SegmentationAugment", "dihedral": True}  # ex2_5_best.py's augmentation
+# Round 1, the architecture sweep (random hold-out only): name -> (epochs, lr, changes: sweep.config's options)
 ARCHITECTURE = {
     "c8 res2 e40 (current)": (40, 1e-2, {}),
     "c8 res2 e100": (100, 1e-2, {}),
@@ -31,8 +30,9 @@ ARCHITECTURE = {
     "c16 res2 e100": (100, 1e-2, {"channels": WIDE}),
     "c16 plain e150": (150, 1e-2, {"channels": WIDE, "block_depth": 1, "residual": False}),
     "c16 res2 e150": (150, 1e-2, {"channels": WIDE}),
-    "c16 res2 e100 deform": (100, 1e-2, {"channels": WIDE, "augmentation": augment.SegmentationAugment(
-        dihedral=True, rotate_deg=10, scale=0.1, shear_deg=5, translate=0.03, elastic_px=3)}),
+    "c16 res2 e100 deform": (100, 1e-2, {"channels": WIDE, "augment": {
+        "class": "SegmentationAugment", "dihedral": True, "rotate_deg": 10, "scale": 0.1, "shear_deg": 5, "translate": 0.03,
+        "elastic_px": 3}}),
     "c16 res2 e100 lr3e-3": (100, 3e-3, {"channels": WIDE}),
     "c16 plain e100": (100, 1e-2, {"channels": WIDE, "block_depth": 1, "residual": False}),
 }
@@ -40,8 +40,8 @@ ARCHITECTURE_RULE = f"the cheapest candidate (weights x epochs) within {TOLERANC
 ARCHITECTURE_CHOICE = "c8 res2 e100"
 
 # Round 2, stain robustness (both hold-outs), simplest first; each also with TTA
-STAIN_JITTER = augment.StainJitter(log_gain=0.25, shift=0.25)  # contrast x0.78-1.28, brightness +-0.25 std
-STAIN = {"base": {}, "stain jitter": {"augmentation": augment.Compose((ex2_5_best.AUGMENT, STAIN_JITTER))},
+STAIN_JITTER = {"class": "StainJitter", "log_gain": 0.25, "shift": 0.25}  # contrast x0.78-1.28, brightness +-0.25 std
+STAIN = {"base": {}, "stain jitter": {"augment": [DIHEDRAL, STAIN_JITTER]},
          "input norm": {"input_norm": True}}
 STAIN_ORDER = [n + t for n in STAIN for t in ("", TTA)]
 STAIN_RULE = (f"the first candidate, simplest first ({', '.join(STAIN_ORDER)}), within {TOLERANCE} of the best "
