@@ -1,5 +1,6 @@
 # make test     the test suite                   make report   every exercise in full, README table, report PDF
 # make results  every exercise script, JOBS at a time (one rule per results file; each run trained once)
+# make replicate  every script again with other seeds and with another CPU's kernels, outcomes compared (hours)
 # make figures  every figure redrawn from the committed results, without training (under a minute)
 # make pdf      report/report.pdf from the existing results (needs LaTeX: latexmk + TeX Live)
 # make report PDF=no   results and figures without the PDF (no LaTeX needed)
@@ -38,7 +39,7 @@ endif
 LATEX = cd report && TEXINPUTS=$(abspath $(1))/generated//: latexmk -pdf -interaction=nonstopmode -halt-on-error \
 	-file-line-error -jobname=report -outdir=$(abspath $(2)) main.tex
 
-.PHONY: test report results figures $(SCRIPTS:%.py=%.figures) pdf bench smoke smoke-runs readme submission disk-space check-tex clean
+.PHONY: test report results always replicate figures pdf bench smoke smoke-runs readme submission disk-space check-tex clean
 
 # PyTorch 2.14.1 for Linux x86_64 brings its CUDA libraries: the environment takes about 6 GiB.
 VENV_GIB ?= 6
@@ -67,14 +68,20 @@ check-tex:
 # run cache by the others, so they wait for it.
 SCRIPTS := $(sort $(wildcard ex[0-9]_[0-9]_*.py))
 RESULTS = $(patsubst %.py,$(OUT)/results/%.json,$(SCRIPTS))
-$(OUT)/results/%.json: %.py common/*.py
+# FORCE=1 runs every script, whatever is up to date (their runs come from the run cache where they are there).
+SCRIPT_CODE := $(filter-out common/report.py common/replication.py,$(wildcard common/*.py))
+$(OUT)/results/%.json: %.py $(SCRIPT_CODE) $(if $(FORCE),always) | $(PY)
 	$(PY) $< --device $(DEVICE) --out-dir $(OUT) $(SCRIPT_ARGS)
 $(OUT)/results/ex1_3_pool_order.json $(OUT)/results/ex1_4_adam.json $(OUT)/results/ex1_5_variants.json: \
 	$(OUT)/results/ex1_2_cnn.json
+$(OUT)/results/ex1_5_variants.json: $(OUT)/results/ex1_3_pool_order.json  # its tanh run is Ex 1.3's
 $(OUT)/results/ex2_2_regularization.json $(OUT)/results/ex2_3_skip.json $(OUT)/results/ex2_4_residual.json: \
 	$(OUT)/results/ex2_1_segnet.json
 
 results: $(RESULTS)
+always:
+$(PY):
+	@$(MAKE) --no-print-directory $(VENV)/.installed
 
 # Every figure of the report from the results files in $(OUT)/results (committed for report/): no data, no
 # training, no cache.
@@ -84,11 +91,21 @@ figures: $(VENV)/.installed
 %.figures: %.py
 	@$(PY) $< --figures-only --out-dir $(OUT) > /dev/null
 
-# Every script runs again (-B): its runs come from the run cache where they are there.
+# Do the report's directions survive other seeds, and another CPU's rounding? Every script again with seeds
+# 100.. (which also draw another validation split) and with PyTorch's CPU kernels limited to another
+# instruction set (OTHER_CPU: AVX2 on an AVX-512 machine; on an AVX2 machine, such as the one the report
+# was made on, the plain kernels), into scratch/; then every comparison's outcome against report/results
+# (common/replication.py). The run cache keys hold the instruction set, so the two never mix.
+OTHER_CPU ?= ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_ENABLE_INSTRUCTIONS=SSE4_2
+replicate: $(VENV)/.installed
+	$(MAKE) --no-print-directory -j$(JOBS) results FORCE=1 OUT=scratch/seed100 SCRIPT_ARGS="--seed 100 --no-progress"
+	$(OTHER_CPU) $(MAKE) --no-print-directory -j$(JOBS) results FORCE=1 OUT=scratch/other_cpu SCRIPT_ARGS="--no-progress"
+	$(PY) -m common.replication report/results scratch/seed100/results scratch/other_cpu/results
+
 report: check-tex $(VENV)/.installed
 	$(PY) -m common.report timer start
-	$(MAKE) --no-print-directory -B -j$(JOBS) results
-	$(PY) -m common.report timer stop --jobs $(JOBS)
+	$(MAKE) --no-print-directory -j$(JOBS) results FORCE=1
+	$(PY) -m common.report timer stop --jobs $(JOBS) --device $(DEVICE)
 	$(PY) -m common.report readme
 	@if [ "$(PDF)" != "no" ]; then $(MAKE) --no-print-directory pdf; fi
 
@@ -108,7 +125,7 @@ smoke: check-tex smoke-runs
 	@echo "wrote scratch/smoke/latex/report.pdf (from the --quick results)"
 
 smoke-runs: $(VENV)/.installed
-	$(MAKE) --no-print-directory -B -j$(JOBS) results OUT=scratch/smoke SCRIPT_ARGS="--quick --no-progress"
+	$(MAKE) --no-print-directory -j$(JOBS) results FORCE=1 OUT=scratch/smoke SCRIPT_ARGS="--quick --no-progress"
 	$(PY) -m common.report latex --root scratch/smoke
 
 submission: report/report.pdf

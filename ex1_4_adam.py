@@ -11,7 +11,7 @@ Run:  python ex1_4_adam.py --device cuda     (or --device cpu; --quick: a smoke 
 """
 from pathlib import Path
 
-from common import cli, evaluation, mnist, plots, results, train
+from common import cli, evaluation, mnist, plots, results, text, train
 
 # Exercise 1.2's network, loss, batch size and epochs; its SGD run is reused.
 CNN = {"class": "MnistCNN", "channels": (8, 16, 32), "activation": "relu", "pool_first": False,
@@ -21,7 +21,7 @@ SGD_LR = 0.05  # Exercise 1.2's plain SGD
 ADAM_LR = 1e-3  # PyTorch's defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, no weight decay
 BATCH_SIZE = 64
 EPOCHS = 5
-SEEDS = 3
+SEEDS = 5  # enough for the paired comparisons to resolve differences of the size that matters
 
 EXERCISE = "ex1_4_adam"  # its results file and figures
 
@@ -41,11 +41,21 @@ def main(argv=None) -> list[train.Runs]:
     adam = train.run("cnn_adam", {**config, "optimizer": {"class": "Adam", "lr": args.adam_lr}}, splits, ctx,
                      f"Adam, lr {args.adam_lr:g}")
 
-    target = results.summary(sgd)["final_val_accuracy"]["mean"]
-    findings = {"adam_vs_sgd": evaluation.compare_runs(sgd, adam, splits.test[1]),
+    target = results.summary(sgd)["final_val_accuracy"]["mean"]  # SGD's final validation accuracy, mean over seeds
+    test = evaluation.compare_runs(sgd, adam, splits.test[1])
+    sooner = evaluation.paired_epochs_to_threshold(sgd, adam, target)
+    findings = {"adam_vs_sgd": test, "epochs_to_sgd_final_val_accuracy": sooner,
                 "to_reach_sgd_final_val_accuracy": {"target": target, **{
                     r.name: evaluation.speed_of_learning(r, target) for r in (sgd, adam)}}}
-    draw(results.write(ctx, EXERCISE, [sgd, adam], splits, findings), {}, ctx.figures_dir)
+    reach = findings["to_reach_sgd_final_val_accuracy"]
+    numbers = {"adam_vs_sgd": text.outcome(test), "adam_minus_sgd": text.difference(test),
+               "target": text.score("accuracy", target),
+               **{f"{r.name}_reaching": f"{reach[r.name]['seeds_reaching']} of {reach[r.name]['seeds']}" for r in (sgd, adam)},
+               **{f"{r.name}_epoch": f"{reach[r.name]['mean_epoch']:.1f}" if reach[r.name]["mean_epoch"] else "never"
+                  for r in (sgd, adam)},
+               "adam_first": f"{sooner['b_first']} of {sooner['pairs']}", "sgd_first": f"{sooner['a_first']} of {sooner['pairs']}",
+               "first_p": text.p_value(sooner["sign_test_p"])}
+    draw(results.write(ctx, EXERCISE, [sgd, adam], splits, findings, numbers=numbers), {}, ctx.figures_dir)
     return [sgd, adam]
 
 

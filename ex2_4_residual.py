@@ -9,9 +9,9 @@ Every conv + ReLU of the Exercise 2.1 network (encoder, bottleneck, decoder; its
 reference) becomes a block of DEPTH pairs, plain or with a shortcut relu(F(x) + x) (a 1x1 convolution
 where the block changes the channel count). Batch norm already keeps deep plain networks trainable,
 so the comparison is repeated without it (with the He initialisation by true fan-in, since without
-batch norm the decoder would otherwise lose signal at each up-sampling), where the shortcut is the
-only help depth gets, with more seeds. Speed of learning: the training loss against epochs and
-seconds, the epoch at which validation Dice first reaches DICE_THRESHOLD, and the time per epoch of
+batch norm the decoder would otherwise lose signal at each up-sampling, and a learning rate chosen for it
+on validation: tuning/convergence.py), where the shortcut is the only help depth gets, with more seeds. Speed of learning: the training loss against epochs and
+seconds, the epoch at which validation Dice first reaches DICE_THRESHOLD (paired seed by seed), and the time per epoch of
 each network timed in turn on the same batches.
 
 Run:  python ex2_4_residual.py --device cuda     (or --device cpu; --quick: a smoke test)
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from common import cli, evaluation, metrics, plots, results, timing, train, warwick
+from common import cli, evaluation, metrics, plots, results, text, timing, train, warwick
 
 # Exercise 2.1's network and training; its runs are the depth-1 reference.
 SEGNET = {"class": "SegNet", "channels": (8, 16, 32, 64), "up_kernel": 4, "init": "kaiming", "batch_norm": True,
@@ -31,16 +31,17 @@ LOSS = {"class": "CrossEntropyLoss"}  # per pixel: the softmax over the two chan
 LR = 3e-3  # Adam, annealed to 0 over the epochs along a cosine
 BATCH_SIZE = 10
 EPOCHS = 20
-SEEDS = 3
+SEEDS = 5  # enough for the paired comparisons to resolve differences of the size that matters
 DEPTHS = (3,)  # conv + ReLU pairs per block (Ex 2.1: 1), with batch norm
 # The comparison without batch norm, where the shortcut is the only help depth gets:
 NO_BN_DEPTH = 3  # the depth of DEPTHS: batch norm (and the initialisation it needs) is the only difference
 # He initialisation by true fan-in (models.INIT_SCHEMES): without batch norm, Ex 2.1's "kaiming" (which counts a
 # transposed convolution's fan-in as in_channels*k*k) would let the decoder lose signal at each up-sampling
 NO_BN_INIT = "he"
-# At least this many seeds, more than Ex 2.1's SEEDS (3): without batch norm a run can fail (stuck predicting
-# one class), and how many runs of each kind fail is compared
-NO_BN_SEEDS = 4
+# Without batch norm a run can fail (stuck predicting one class); how many runs of each kind fail is compared
+# (Fisher's exact test), which needs more seeds than a difference of means
+NO_BN_SEEDS = 8
+NO_BN_LR = 1e-3  # Adam's peak learning rate without batch norm: tuning/convergence.py, chosen on validation
 DICE_THRESHOLD = 0.75  # validation Dice: above the 0.64 of predicting gland everywhere, below Ex 2.1's final 0.8
 TIMING = {"num_batches": 1, "warmup": 1, "repeats": 30}  # short paired repeats share the machine's drift
 QUICK_TIMING = {"num_batches": 1, "warmup": 1, "repeats": 1}  # --quick: a smoke test of the timing
@@ -49,9 +50,11 @@ EXERCISE = "ex2_4_residual"  # its results file and figures
 
 def deeper(config: dict, depth: int, residual: bool, batch_norm: bool = True) -> dict:
     """Exercise 2.1's configuration with blocks of ``depth`` pairs, plain or residual; without batch norm,
-    with the NO_BN_INIT initialisation."""
-    init = {} if batch_norm else {"init": NO_BN_INIT}
-    return {**config, "model": {**SEGNET, "block_depth": depth, "residual": residual, "batch_norm": batch_norm, **init}}
+    with the NO_BN_INIT initialisation and the NO_BN_LR learning rate."""
+    if batch_norm:
+        return {**config, "model": {**SEGNET, "block_depth": depth, "residual": residual}}
+    return {**config, "model": {**SEGNET, "block_depth": depth, "residual": residual, "batch_norm": False,
+                                "init": NO_BN_INIT}, "optimizer": {**config["optimizer"], "lr": NO_BN_LR}}
 
 
 def residual_against_plain(plain: train.Runs, residual: train.Runs, timings: dict, test_targets) -> dict:
@@ -63,6 +66,7 @@ def residual_against_plain(plain: train.Runs, residual: train.Runs, timings: dic
         "residual_vs_plain": evaluation.compare_runs(plain, residual, test_targets),
         "time_residual_vs_plain": timing.versus(timings, plain.name, residual.name),
         "reaches_threshold": {r.name: evaluation.speed_of_learning(r, DICE_THRESHOLD) for r in (plain, residual)},
+        "epochs_to_threshold": evaluation.paired_epochs_to_threshold(plain, residual, DICE_THRESHOLD),
         "one_class_runs": metrics.compare_counts(*one_class, len(plain.records), len(residual.records)),
     }
 
@@ -72,7 +76,7 @@ def main(argv=None) -> list[train.Runs]:
     ctx = cli.setup(parser, argv, __file__)
     args = ctx.args
     if args.figures_only:  # make figures: from the results file alone, no data, no training
-        return draw(*results.read(ctx.out_dir, EXERCISE), ctx.figures_dir)
+        return draw(*results.read(ctx.out_dir, EXERCISE, ("figure_groups",)), ctx.figures_dir)
     splits = warwick.load_splits(ctx.data_dir, ctx.device, seed=ctx.seed, quick=ctx.quick)
     config = {"model": SEGNET, "loss": LOSS, "optimizer": {"class": "Adam", "lr": args.lr},
               "schedule": {"class": "CosineAnnealingLR"}, "augment": DIHEDRAL, "epochs": args.epochs,
@@ -102,8 +106,24 @@ def main(argv=None) -> list[train.Runs]:
                 "versus_ex2_1": {r.name: evaluation.compare_runs(reference, r, splits.test[1])
                                  for r in runs[f"depth {DEPTHS[-1]}"]}}
     findings["figure_groups"] = {group: [r.name for r in pair] for group, pair in runs.items()}
+    numbers = {"threshold": text.score("dice", DICE_THRESHOLD)}
+    for key, group in (("bn", f"depth {DEPTHS[-1]}"), ("nobn", f"depth {NO_BN_DEPTH}, no BN")):
+        g = findings["groups"][group]
+        sooner, fails = g["epochs_to_threshold"], g["one_class_runs"]
+        numbers.update({f"{key}_residual_vs_plain": text.outcome(g["residual_vs_plain"]),
+                        f"{key}_residual_minus_plain": text.difference(g["residual_vs_plain"]),
+                        f"{key}_residual_speed": text.speed(g["time_residual_vs_plain"]),
+                        f"{key}_residual_first": f"{sooner['b_first']} of {sooner['pairs']}",
+                        f"{key}_plain_first": f"{sooner['a_first']} of {sooner['pairs']}",
+                        f"{key}_first_p": text.p_value(sooner["sign_test_p"]),
+                        f"{key}_epochs_sooner": f"{-sooner['difference']:.1f}" if sooner["both_reach"] > 1 else "n/a",
+                        f"{key}_plain_one_class": f"{fails['a']} of {fails['a_runs']}",
+                        f"{key}_residual_one_class": f"{fails['b']} of {fails['b_runs']}",
+                        f"{key}_one_class_p": text.p_value(fails["p"])})
+    numbers.update({f"{name.split('_')[-1]}_vs_depth1": text.outcome(v) for name, v in findings["versus_ex2_1"].items()})
+    numbers.update({f"{name.split('_')[-1]}_minus_depth1": text.difference(v) for name, v in findings["versus_ex2_1"].items()})
     configs = [reference] + [r for pair in runs.values() for r in pair]
-    draw(results.write(ctx, EXERCISE, configs, splits, findings), {}, ctx.figures_dir)
+    draw(results.write(ctx, EXERCISE, configs, splits, findings, numbers=numbers), {}, ctx.figures_dir)
     return configs
 
 

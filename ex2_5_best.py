@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import cli, evaluation, metrics, plots, results, train, warwick
+from common import cli, evaluation, metrics, plots, results, text, train, warwick
 
 UNET = {"class": "SegNet", "channels": (8, 16, 32, 64), "up_kernel": 2, "init": "default", "batch_norm": True,
         "skip": "concat", "block_depth": 2, "residual": True}  # common/models.py SegNet
@@ -35,7 +35,7 @@ def main(argv=None) -> dict:
     ctx = cli.setup(parser, argv, __file__)
     args = ctx.args
     if args.figures_only:  # make figures: from the results file alone, no data, no training
-        return draw(*results.read(ctx.out_dir, EXERCISE), ctx.figures_dir)
+        return draw(*results.read(ctx.out_dir, EXERCISE, ("case_image", "case_truth", "case_pred")), ctx.figures_dir)
     splits = warwick.load_splits(ctx.data_dir, ctx.device, seed=ctx.seed, quick=ctx.quick,
                                  holdout=warwick.NO_HOLDOUT)
     config = {"model": UNET, "loss": LOSS, "optimizer": {"class": "Adam", "lr": args.lr},
@@ -57,21 +57,35 @@ def main(argv=None) -> dict:
         "test_dice": metrics.mean_interval(dice.mean(1)),
         "tta_vs_single_pass": metrics.compare(
             [r["test"]["dice"] for r in refit.records], dice.mean(1),
-            evaluation.per_image(refit, targets)["dice"].mean(0), dice.mean(0), score="dice"),
+            evaluation.per_image(refit, targets)["dice"], dice, score="dice"),
         "validation_dice_when_chosen": {holdout: float(np.mean(v)) for holdout, v in validated.items()},
         **{what: evaluation.describe_case(i, dice, inputs, targets, masks[0], names, norm)
            for what, i in (("best_case", best), ("worst_case", worst))},
+        "red_share": evaluation.red_share_summary(splits, worst),  # where the worst image lies against the training images
         "per_image_test_dice": dice.round(5).tolist()}
     arrays = evaluation.case_arrays(splits, [best, worst], [masks[0]])
-    draw(results.write(ctx, EXERCISE, [refit, final], splits, findings, arrays), arrays, ctx.figures_dir)
+    test_dice, red = findings["test_dice"], findings["red_share"]
+    numbers = {"test_dice": f"{test_dice['mean']:.3f}", "test_dice_ci": (f"{test_dice['ci_low']:.3f} to {test_dice['ci_high']:.3f}"),
+               "tta_vs_single": text.outcome(findings["tta_vs_single_pass"]),
+               "tta_minus_single": text.difference(findings["tta_vs_single_pass"]),
+               **{f"validation_{h}": f"{v:.3f}" for h, v in findings["validation_dice_when_chosen"].items()},
+               **{f"{what}_{k}": v for what in ("best", "worst") for k, v in (
+                   ("name", findings[f"{what}_case"]["name"].split("/")[-1]),
+                   ("dice", text.score("dice", findings[f"{what}_case"]["dice_mean"])))},
+               "worst_red_share": f"{red['case']['red_share']:.2f}", "red_train_max": f"{red['training']['max']:.2f}",
+               "red_train_median": f"{red['training']['median']:.2f}",
+               "training_as_red": f"{red['case']['training_as_red']} of {red['case']['training_images']}",
+               "test_redder_than_training": red["test"]["above_training_max"]}
+    draw(results.write(ctx, EXERCISE, [refit, final], splits, findings, arrays, numbers), arrays, ctx.figures_dir)
     return final
 
 
 def draw(record: dict, arrays: dict, figures: Path) -> None:
     findings = record["findings"]
     plots.curves(record["configs"][:1], figures / "ex2_5_best_curves")
-    plots.segmentation_cases({what: {"name": findings[f"{what}_case"]["name"], "dice": findings[f"{what}_case"]["dice_mean"]}
-                              for what in ("best", "worst")}, arrays, figures / "ex2_5_best_cases")
+    cases = {what: {"name": findings[f"{what}_case"]["name"], "dice": findings[f"{what}_case"]["dice_per_seed"][0],
+                    "mean": findings[f"{what}_case"]["dice_mean"]} for what in ("best", "worst")}  # seed 0 shown
+    plots.segmentation_cases(cases, arrays, figures / "ex2_5_best_cases")
 
 
 if __name__ == "__main__":

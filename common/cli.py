@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
+from . import text
 from .data import REPO_ROOT, DataError, cache_dir, shown_path
 
 DATA_DIR_ENV = "DLIA_DATA_DIR"
@@ -32,8 +33,6 @@ QUICK_MAX_SEEDS = 2
 MAX_SEED = 2**32 - 1  # NumPy's seeds are 32-bit: every seed of a run must fit
 LOG_EVERY_S = 15.0  # without a terminal: a progress line at most this often, and one per finished run
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a program stopped by Ctrl-C
-# How a score prints, at the report's precision: score -> (scale, decimals, unit); any other score (Dice) 3 decimals
-SCORE_FORMATS = {"accuracy": (100, 2, " %")}
 
 
 def positive_float(text: str) -> float:
@@ -52,7 +51,8 @@ def make_parser(doc: str | None, *, epochs: int, batch_size: int, lr: float, num
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
                         help="where to train: auto picks cuda, then mps, then cpu (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="first seed; run k uses seed+k (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="first seed; run k uses seed+k, and the first also draws the validation split "
+                                                                     "(default: %(default)s)")
     parser.add_argument("--num-seeds", type=int, default=num_seeds, help="runs per configuration (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=epochs, help="training epochs (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=batch_size, help="mini-batch size (default: %(default)s)")
@@ -213,18 +213,6 @@ def device_name(device: torch.device) -> str:
     return f"CPU: {model} ({threads}, {os.cpu_count()} logical cores)"
 
 
-def score_text(name: str, value: float) -> str:
-    """A score as the scripts print it: accuracy in percent with 2 decimals ("97.12 %"), Dice (and
-    any other score) with 3 ("0.348"); :func:`score_format` gives the pieces."""
-    scale, decimals, unit = score_format(name)
-    return f"{value * scale:.{decimals}f}{unit}"
-
-
-def score_format(name: str) -> tuple[float, int, str]:
-    """(scale, decimals, unit) of a score in printed output, the report's precision."""
-    return SCORE_FORMATS.get(name, (1, 3, ""))
-
-
 class Progress:
     """A run's progress: a bar on a terminal; otherwise (a log file, or one of several runs training at
     once) a plain line at most every ``LOG_EVERY_S`` seconds and one when the run ends, so that logs
@@ -240,15 +228,15 @@ class Progress:
             self.bar = tqdm(total=epochs, desc=desc, unit="epoch", leave=False, file=self.stream)
 
     def __call__(self, record: dict) -> None:
-        text = f"loss {record['train_loss']:.4f}, val {self.score} {score_text(self.score, record['val_score'])}"
+        line = f"loss {record['train_loss']:.4f}, val {self.score} {text.score(self.score, record['val_score'])}"
         if self.bar is not None:
-            self.bar.set_postfix_str(text, refresh=False)
+            self.bar.set_postfix_str(line, refresh=False)
             self.bar.update(1)
             if record["epoch"] == self.epochs:
                 self.bar.close()
         elif self.enabled and (record["epoch"] == self.epochs or time.perf_counter() - self.last >= LOG_EVERY_S):
             self.last = time.perf_counter()
-            print(f"  {self.desc}: epoch {record['epoch']}/{self.epochs}, {text}, {self.last - self.start:.0f} s",
+            print(f"  {self.desc}: epoch {record['epoch']}/{self.epochs}, {line}, {self.last - self.start:.0f} s",
                   file=self.stream, flush=True)
 
 

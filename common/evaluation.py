@@ -44,8 +44,8 @@ def per_image(runs: Runs, targets: Tensor, *, masks: list[Tensor] | None = None,
 
 def compare_configs(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict:
     """Per metric of two :func:`per_image` results (the same seeds and images): ``metrics.compare``
-    of b against a, over seed pairs (mean over images) and over images (mean over seeds)."""
-    return {m: metrics.compare(a[m].mean(axis=1), b[m].mean(axis=1), a[m].mean(axis=0), b[m].mean(axis=0), score=m,
+    of b against a, over seed pairs (mean over images), each seed's pair also over images."""
+    return {m: metrics.compare(a[m].mean(axis=1), b[m].mean(axis=1), a[m], b[m], score=m,
                                lower_is_better=m in LOWER_IS_BETTER) for m in a}
 
 
@@ -115,6 +115,24 @@ def speed_of_learning(runs: Runs | dict, threshold: float) -> dict:
     return {"threshold": threshold, "per_seed": per_seed, "seeds_reaching": len(epochs), "seeds": len(per_seed),
             "mean_epoch": float(np.mean(epochs)) if epochs else None,
             "mean_seconds": float(np.mean(seconds)) if seconds else None}
+
+
+def paired_epochs_to_threshold(a: Runs, b: Runs, threshold: float) -> dict:
+    """How much sooner ``b`` reaches a validation ``threshold`` than ``a``, seed k against seed k: the paired
+    difference of the epochs (b - a) over the pairs where both reach it, and a sign test over every pair
+    (a run that never reaches it counts as later than one that does; pairs that tie or never reach it are
+    left out)."""
+    first = [[s["epoch"] for s in speed_of_learning(x, threshold)["per_seed"]] for x in (a, b)]
+    both = [(ea, eb) for ea, eb in zip(*first) if ea is not None and eb is not None]
+    later = [ea is None or (eb is not None and eb < ea) for ea, eb in zip(*first)
+             if (ea, eb) != (None, None) and ea != eb]  # True: b reaches it first
+    out = {"threshold": threshold, "pairs": len(first[0]), "both_reach": len(both),
+           "b_first": sum(later), "a_first": len(later) - sum(later),
+           "sign_test_p": metrics.sign_test(sum(later), len(later)) if later else 1.0}
+    if both:
+        d = metrics.paired_difference([ea for ea, _ in both], [eb for _, eb in both])
+        out.update(difference=d["difference"], ci_low=d["ci_low"], ci_high=d["ci_high"], per_pair=d["per_pair"])
+    return out
 
 
 def display_images(inputs: Tensor, normalisation: dict) -> np.ndarray:
@@ -190,9 +208,10 @@ def describe_case(index: int, dice: np.ndarray, inputs: Tensor, truth: Tensor, p
             "median_stats": median, "ranks_from_lowest": rank, "spearman_dice_vs": rho, "description": text}
 
 
-def red_share_summary(splits) -> dict:
+def red_share_summary(splits, index: int | None = None) -> dict:
     """The red-stain share (``warwick.red_share``) of the training and the test images: min, median and
-    max of each, and how many test images lie above every training image."""
+    max of each, how many test images lie above every training image, and for test image ``index`` its
+    share and how many training images are as red or redder."""
     def share(inputs: torch.Tensor) -> np.ndarray:
         return warwick.red_share(warwick.unnormalise(inputs, splits.info["normalisation"]))
 
@@ -200,6 +219,9 @@ def red_share_summary(splits) -> dict:
     summary = {name: {"min": float(v.min()), "median": float(np.median(v)), "max": float(v.max())}
                for name, v in (("training", train), ("test", test))}
     summary["test"]["above_training_max"] = int((test > train.max()).sum())
+    if index is not None:
+        summary["case"] = {"index": index, "red_share": float(test[index]), "training_as_red": int((train >= test[index]).sum()),
+                           "training_images": len(train)}
     return summary
 
 
@@ -213,8 +235,8 @@ def _contrast(image: Tensor, truth: Tensor) -> float:
 
 
 def compare_runs(a: Runs, b: Runs, targets: Tensor | None = None, *, on: str = "test") -> dict:
-    """``b`` against ``a`` (``metrics.compare``): their test scores paired seed by seed and each test
-    image's score (mean over the seeds, from ``targets``) paired image by image; with
+    """``b`` against ``a`` (``metrics.compare``): their test scores paired seed by seed, and each seed's
+    pair also image by image (per-image scores from ``targets``); with
     ``on="validation"``, their final validation scores, seed by seed only."""
     def per_seed(x: Runs) -> list[float]:
         return [r["test"][x.score] if on == "test" else r["history"]["epochs"][-1]["val_score"] for r in x.records]
@@ -226,11 +248,11 @@ def compare_runs(a: Runs, b: Runs, targets: Tensor | None = None, *, on: str = "
 
 
 def per_image_scores(runs: Runs, targets: Tensor | None = None) -> np.ndarray:
-    """Each test image's score, the mean over the seeds: Dice (``targets`` given) or 1/0 for a correct
-    classification, from the stored test logits (classification targets: in the logits' runs' order)."""
+    """(seeds, images): each test image's score per seed, Dice or 1/0 for a correct classification, from
+    the stored test logits."""
     if runs.score == "dice":
-        return per_image(runs, targets)["dice"].mean(axis=0)
-    return np.mean([(lg.argmax(dim=1) == targets.cpu()).float().numpy() for lg in runs.test_logits()], axis=0)
+        return per_image(runs, targets)["dice"]
+    return np.array([(lg.argmax(dim=1) == targets.cpu()).float().numpy() for lg in runs.test_logits()])
 
 
 def curve_differences(a: Runs, b: Runs) -> dict:

@@ -1,6 +1,7 @@
 """The report's figures, each saved as vector PDF (for LaTeX) and PNG (for the README), never shown.
 
-Figures are drawn at the width of the report's text (6.4 in), so their text prints at 7-9 pt.
+Figures are drawn at about the width they print at (6.4 in, the report's text is 6.7 in wide), and no text
+in them is smaller than 8.5 pt, so that it prints at 8 pt or more.
 Colours carry meaning: a baseline or reference is grey, the configuration it is compared with has a
 colour of its own, and the same configuration keeps its colour across a figure.
 """
@@ -18,8 +19,8 @@ from matplotlib import ticker  # noqa: E402
 from . import timing  # noqa: E402
 
 plt.rcParams.update({
-    "figure.figsize": (6.4, 2.6), "font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7,
-    "xtick.labelsize": 7, "ytick.labelsize": 7, "lines.linewidth": 1.1, "axes.grid": True, "grid.alpha": 0.3,
+    "figure.figsize": (6.4, 2.6), "font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 8.5,
+    "xtick.labelsize": 8.5, "ytick.labelsize": 8.5, "lines.linewidth": 1.1, "axes.grid": True, "grid.alpha": 0.3,
     "savefig.bbox": "tight", "savefig.dpi": 150, "legend.frameon": False,
 })
 GREY = "0.55"
@@ -84,8 +85,10 @@ def _score_lines(ax, runs, color, label: str | None = None) -> None:
     x = np.arange(1, val.shape[1] + 1)
     ax.plot(x, _epochs(runs, "train_eval_score").mean(0), "--", color=color, linewidth=0.8)
     ax.plot(x, val.mean(0), color=color, label=label)
-    if len(val) > 1:
-        ax.fill_between(x, val.min(0), val.max(0), color=color, alpha=0.2, linewidth=0)
+    if len(val) > 1:  # the range over seeds: a light fill with its edges drawn, so that two ranges stay apart
+        ax.fill_between(x, val.min(0), val.max(0), color=color, alpha=0.12, linewidth=0)
+        for edge in (val.min(0), val.max(0)):
+            ax.plot(x, edge, color=color, linewidth=0.5, alpha=0.7)
 
 
 def _log_loss_axis(ax, drawn: list[float], xlabel: str) -> None:
@@ -123,7 +126,7 @@ def curves(configs: list, path: Path, *, against_time: bool = False, colors: lis
         drawn = []
         for k, c in enumerate(configs):
             drawn += _loss_lines(ax, c, colors[k % len(colors)], _label(c), x, validation=held_out)
-        _log_loss_axis(ax, drawn, "epoch" if x == "epoch" else "training time (s)")
+        _log_loss_axis(ax, drawn, "epoch" if x == "epoch" else "training time (s; as recorded, unpaired)")
     axes[0].set_title("loss: training (line), validation (dashed, circles)" if held_out else "training loss")
     if held_out:
         ax = axes[-1]
@@ -153,13 +156,14 @@ def variant_grid(configs: list, path: Path, ncols: int = 4) -> list[Path]:
     for ax in axes.flat[:len(variants)]:
         _log_loss_axis(ax, drawn, "epoch")
         ax.label_outer()
-    fig.suptitle(f"training loss (line) and validation loss (dashed); grey: {_label(baseline)}", fontsize=8)
+    fig.suptitle(f"training loss (line) and validation loss (dashed); grey: {_label(baseline)}", fontsize=9)
     fig.tight_layout()
     return save(fig, path)
 
 
 def pool_order(configs: list, timings: dict, path: Path) -> list[Path]:
-    """Left: the training loss of each order (pool first dotted, on top of activation first).
+    """Left: the training loss of each order: activation first as a line, pool first as markers on it
+    (the two orders' curves coincide, and a line on a line would hide one).
     Right: per paired repeat, the speed-up (a ratio of forward+backward times, as ``timing.versus``)
     of pool first over activation first, for ReLU and for tanh, and of tanh over ReLU (activation
     first); above 1, the first-named is faster."""
@@ -171,13 +175,14 @@ def pool_order(configs: list, timings: dict, path: Path) -> list[Path]:
         drawn += _loss_lines(ax_loss, c, color, _label(c), validation=False)
         if "pool_first" in c["name"]:
             for line in ax_loss.lines[lines_before:]:
-                line.set(linestyle=(0, (1, 1.5)), linewidth=1.6)
+                line.set(linestyle="none", marker="o", markersize=4.5, markerfacecolor="none", markeredgewidth=1.0,
+                         markevery=max(1, len(line.get_xdata()) // 12))
     _log_loss_axis(ax_loss, drawn, "epoch")
-    ax_loss.set_title("training loss (the pool-first curves dotted)")
+    ax_loss.set_title("training loss (pool first: circles)")
     ax_loss.legend(loc="upper right")
-    ratios = {"ReLU:\npool first\nover act first": (("relu_pool_after", "relu_pool_first"), COLORS[0]),
-              "tanh:\npool first\nover act first": (("tanh_pool_after", "tanh_pool_first"), COLORS[1]),
-              "act first:\ntanh\nover ReLU": (("relu_pool_after", "tanh_pool_after"), GREY)}
+    ratios = {"ReLU:\npool first": (("relu_pool_after", "relu_pool_first"), COLORS[0]),
+              "tanh:\npool first": (("tanh_pool_after", "tanh_pool_first"), COLORS[1]),
+              "act first:\ntanh": (("relu_pool_after", "tanh_pool_after"), GREY)}
     ratios = {label: (np.array(timing.paired_speedups(timings, *pair)), color) for label, (pair, color) in ratios.items()}
     for k, (ratio, color) in enumerate(ratios.values()):
         jitter = np.linspace(-0.15, 0.15, len(ratio))
@@ -185,7 +190,7 @@ def pool_order(configs: list, timings: dict, path: Path) -> list[Path]:
         ax_time.plot([k - 0.25, k + 0.25], [np.median(ratio)] * 2, color="black", linewidth=1.2)
     ax_time.axhline(1.0, color=GREY, linewidth=0.8, linestyle="--")
     ax_time.set_xticks(range(len(ratios)), list(ratios))
-    ax_time.set(ylabel="speed-up", title="speed-up per paired repeat (bar: median)")
+    ax_time.set(ylabel="speed-up over activation first\n(tanh: over ReLU)", title="per paired repeat (bar: median)")
     ax_time.grid(axis="x", visible=False)
     fig.tight_layout()
     return save(fig, path)
@@ -203,21 +208,20 @@ def confusion_and_errors(errors: dict, images: np.ndarray, path: Path, title: st
     ax.imshow(np.where(np.eye(n, dtype=bool), 1.0, np.nan), cmap="Greys", vmin=0, vmax=5)
     top = max(2.0, np.nanmax(off, initial=0.0))
     ax.imshow(off, cmap="Reds", vmin=0, vmax=top)
-    for i in range(n):
+    for i in range(n):  # the errors; the diagonal's counts (about a thousand each) would not fit a cell legibly
         for j in range(n):
-            if cm[i, j]:
-                dark = i != j and cm[i, j] > 0.55 * top  # white on the darkest reds
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7 if i == j else 7.5,
-                        color="white" if dark else "black")
+            if cm[i, j] and i != j:
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8.5,
+                        color="white" if cm[i, j] > 0.55 * top else "black")  # white on the darkest reds
     ax.set_xticks(range(n))
     ax.set_yticks(range(n))
     ax.set(xlabel="predicted class", ylabel="true class",
-           title=f"{title}: {errors['errors']} errors in {errors['images']:,} test images")
+           title=f"{title}: {errors['errors']} errors in {errors['images']:,} test images\n(errors per cell; diagonal: correct)")
     ax.grid(False)
     for k, (w, image) in enumerate(zip(errors["misclassified"], images)):
         sub = fig.add_axes((0.52 + (k % 5) * 0.096, 0.52 - (k // 5) * 0.4, 0.085, 0.3))
         sub.imshow(image, cmap="gray_r")
-        sub.set_title(f"{w['true']} → {w['predicted']}\n({w['probability']:.2f})", fontsize=7, pad=2)
+        sub.set_title(f"{w['true']} → {w['predicted']}\n({w['probability']:.2f})", fontsize=8.5, pad=2)
         sub.axis("off")
     fig.text(0.76, 0.93, "misclassified: true → predicted (probability)", ha="center", fontsize=8)
     return save(fig, path)
@@ -233,9 +237,9 @@ def error_map(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
 
 
 def segmentation_cases(cases: dict[str, dict], arrays: dict[str, np.ndarray], path: Path) -> list[Path]:
-    """One row per test image of ``cases`` (label -> {"name", "dice"}, in the order of the arrays'
-    rows): the image (``arrays["case_image"]``, RGB), the ground truth (``case_truth``), the first
-    seed's prediction (``case_pred``) and its errors."""
+    """One row per test image of ``cases`` (label -> {"name", "dice": the shown prediction's, "mean": over the
+    seeds}, in the order of the arrays' rows): the image (``arrays["case_image"]``, RGB), the ground truth
+    (``case_truth``), the first seed's prediction (``case_pred``) and its errors."""
     fig, axes = plt.subplots(len(cases), 4, figsize=(6.4, 1.65 * len(cases) + 0.3), squeeze=False)
     for k, (row, (what, case)) in enumerate(zip(axes, cases.items())):
         image, truth, p = arrays["case_image"][k], arrays["case_truth"][k], arrays["case_pred"][k]
@@ -243,7 +247,8 @@ def segmentation_cases(cases: dict[str, dict], arrays: dict[str, np.ndarray], pa
             ax.imshow(picture, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             ax.set(xticks=[], yticks=[])
             ax.grid(False)
-        row[0].set_ylabel(f"{what}: {Path(case['name']).name}\nDice {case['dice']:.2f}", fontsize=7.5)
+        row[0].set_ylabel(f"{what}: {Path(case['name']).name}\nDice {case['dice']:.2f} (mean {case['mean']:.2f})",
+                          fontsize=8.5)
     for ax, title in zip(axes[0], ("image", "ground truth", "prediction", "errors")):
         ax.set_title(title)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in ERROR_COLORS.values()]
@@ -260,8 +265,7 @@ def boundary_crops(cases: dict[str, dict], arrays: dict[str, np.ndarray], labels
     differ most) enlarged, with the true boundary (white) and each network's (its colour, ``labels``)
     drawn thick. Predictions: the first seed's."""
     colors = [COLORS[4], COLORS[0]]
-    # drawn at the size it is printed (about 0.7 of the text width), so that its text is 7 pt there
-    fig, axes = plt.subplots(len(cases), 1 + len(labels), figsize=(4.8, 1.65 * len(cases) + 0.4), squeeze=False)
+    fig, axes = plt.subplots(len(cases), 1 + len(labels), figsize=(6.4, 2.0 * len(cases) + 0.4), squeeze=False)
     for k, (row, (what, case)) in enumerate(zip(axes, cases.items())):
         image, truth = arrays["case_image"][k], arrays["case_truth"][k]
         masks = [arrays[f"case_pred_{n}"][k] for n in range(len(labels))]
@@ -269,14 +273,14 @@ def boundary_crops(cases: dict[str, dict], arrays: dict[str, np.ndarray], labels
         row[0].imshow(image, interpolation="nearest")
         row[0].contour(truth, levels=[0.5], colors="white", linewidths=0.8)
         row[0].add_patch(plt.Rectangle((x - 0.5, y - 0.5), crop, crop, fill=False, edgecolor="yellow", linewidth=1.2))
-        row[0].set_title(f"{what}:\n{Path(case['name']).name}", fontsize=7)
+        row[0].set_title(f"{what}:\n{Path(case['name']).name}", fontsize=8.5)
         for n, (ax, label, mask, color) in enumerate(zip(row[1:], labels, masks, colors)):
             window = (slice(y, y + crop), slice(x, x + crop))
             ax.imshow(image[window], interpolation="nearest")
             ax.contour(truth[window], levels=[0.5], colors="white", linewidths=2.4)
             ax.contour(mask[window], levels=[0.5], colors=[color], linewidths=2.0)
             ax.set_title(f"{label}\nF1 (2 px) {case['boundary_f1_2px'][n]:.2f}, HD95 {case['hd95'][n]:.0f} px",
-                         fontsize=7)
+                         fontsize=8.5)
         for ax in row:
             ax.set(xticks=[], yticks=[])
             ax.grid(False)
@@ -306,7 +310,7 @@ def residual_grid(groups: dict[str, list], path: Path) -> list[Path]:
             drawn = []
             for runs, color in zip(pair, (GREY, COLORS[0])):
                 drawn += _loss_lines(ax, runs, color, _label(runs).split(", ")[1], x)
-            _log_loss_axis(ax, drawn, "epoch" if x == "epoch" else "training time (s)")
+            _log_loss_axis(ax, drawn, "epoch" if x == "epoch" else "training time (s; as recorded, unpaired)")
         row[1].set_ylim(row[0].get_ylim())
         for runs, color in zip(pair, (GREY, COLORS[0])):
             _score_lines(row[2], runs, color)

@@ -101,7 +101,7 @@ class Score:
 
 OUTCOME_WORDS = {  # metrics.compare's outcome: (relation, verdict)
     "better": ("better than", "better"), "worse": ("worse than", "worse"),
-    "better on the test images": ("better on these test images than", "better on these test images"),
+    "better on the test images": ("better on these test images than", "better on these test images"),  # older results
     "worse on the test images": ("worse on these test images than", "worse on these test images"),
     "unresolved": ("not distinguishable from", "not distinguishable"),
 }
@@ -118,10 +118,14 @@ def comparison_text(c: dict) -> dict[str, str]:
     interval = (f"95\\,\\% CI {score.signed(low)} to {score.signed(high)}" if math.isfinite(low)
                 else f"{c['pairs']} seed pair")
     detail = f"{score.signed(d)}{score.diff_unit}, {interval}"
-    if "wilcoxon" in c:
+    if "wilcoxon" in c:  # results made before the per-seed image tests
         w = c["wilcoxon"]
         detail += (f"; better on {number(w['better'])} and worse on {number(w['worse'])} of the {number(w['images'])} "
                    f"test images, Wilcoxon {p_value(w['p'])}")
+    if "images" in c:
+        i = c["images"]
+        detail += (f"; over the test images (Wilcoxon, each seed's pair): {i['agree']} of {i['seeds']} seeds "
+                   f"significant the same way, {i['disagree']} the other")
     relation, verdict = OUTCOME_WORDS[c["outcome"]]
     return {"relation": relation, "verdict": verdict, "detail": detail, "short": score.signed(d),
             "ci": f"{score.signed(low)} to {score.signed(high)}" if math.isfinite(low) else "n/a"}
@@ -155,6 +159,10 @@ def flatten(prefix: str, value: Any, score: Score | None = None) -> Iterable[tup
     if isinstance(value, dict):
         if {"difference", "ci_low", "outcome"} <= set(value):
             yield from ((f"{prefix}.{k}", v) for k, v in comparison_text(value).items())
+            if "images" in value:  # the cells of the report's tables until it is rewritten on the retrained results
+                i = value["images"]
+                yield f"{prefix}.wilcoxon.p_text", f"{i['agree']}/{i['seeds']} seeds"
+                yield f"{prefix}.wilcoxon.better", f"{i['agree']}/{i['seeds']} seeds"
         if {"speedup", "agreeing_repeats"} <= set(value):
             yield from ((f"{prefix}.{k}", v) for k, v in timing_text(value).items())
         if {"a_runs", "b_runs", "p"} <= set(value):  # counts compared by Fisher's exact test
@@ -213,9 +221,12 @@ def config_macros(ex: str, config: dict) -> dict[str, str]:
         out.update(val_low=f"{score.value(low)}{score.unit}", val_low_epoch=str(epoch), val_low_seed=str(seed))
     top = max(dict.fromkeys(s["verdicts"]), key=s["verdicts"].count)
     out["why"] = tex(next((d["why"] for d in s.get("verdict_details", []) if d["verdict"] == top), ""))
-    for k, v in s.get("verdict_tolerances", {}).items():  # the fit rule's margins, in the score's units
-        out[f"tol_{k}"] = (f"{100 * v:g}\\,\\%" if k in ("rise", "one_class", "annealed") else f"{v:g}" if k == "diverged"
-                           else f"{score.value(v)}{score.unit}")
+    limits = s.get("verdict_tolerances") or {  # the current rule's thresholds under the older rule's names
+        {"late_gain": "improve"}.get(k, k): v[0] if isinstance(v, list) else v
+        for k, v in s.get("verdict_thresholds", {}).items()}
+    for k, v in {"annealed": math.nan, **limits}.items():  # the fit rule's margins, in the score's units
+        out[f"tol_{k}"] = ("n/a" if not math.isfinite(v) else f"{100 * v:g}\\,\\%" if k in ("rise", "one_class", "annealed")
+                           else f"{v:g}" if k == "diverged" else f"{score.value(v)}{score.unit}")
     return {f"{ex}.{key(config['name'])}.{k}": v for k, v in out.items()}
 
 
@@ -259,7 +270,7 @@ def _value(v: Any) -> str:
 
 
 def _model_text(h: dict) -> str:
-    """The model with every argument of its class, the defaults included."""
+    """The model with the options its configuration gives."""
     options = ", ".join(f"{k}={_value(v)}" for k, v in h.get("model_options", {}).items())
     return f"{h['model']}({options})"
 
@@ -330,6 +341,8 @@ def augmentation_text(spec: dict | list | None) -> str:
                                                                    ("elastic_px", "elastic", " px")) if a.get(k)]
         elif a["class"] == "StainJitter":
             parts.append(f"stain contrast ×e^±{a['log_gain']:g}, brightness ±{a['shift']:g}")
+        else:
+            raise ValueError(f"no words for the augmentation {a!r}")
     return "; ".join(parts)
 
 
@@ -463,7 +476,7 @@ def update_readme(readme: Path, results_dir: Path) -> None:
 TIMER = REPO_ROOT / "scratch" / "make_report_timer.json"
 
 
-def timer(action: str, jobs: int) -> None:
+def timer(action: str, jobs: int, device: str = "cpu") -> None:
     """``start``: note the time, and whether the run cache is empty; ``stop``: print the minutes since, and
     record them in MAKE_REPORT (for the README and the report) if the cache was empty at the start."""
     import time
@@ -478,13 +491,11 @@ def timer(action: str, jobs: int) -> None:
     minutes = (time.time() - started["started"]) / 60
     print(f"make report: {minutes:.1f} min" + (" from an empty run cache" if started["empty_cache"] else ""))
     if started["empty_cache"]:
-        import torch
-
-        from .cli import environment
+        from .cli import environment, resolve_device
 
         atomic_write_bytes(MAKE_REPORT, json.dumps({
             "command": "make report", "from_empty_cache": True, "minutes": minutes, "jobs": jobs,
-            "environment": environment(torch.device("cpu")), "date": time.strftime("%Y-%m-%d")}, indent=1).encode())
+            "environment": environment(resolve_device(device)), "date": time.strftime("%Y-%m-%d")}, indent=1).encode())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -497,6 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     clock = sub.add_parser("timer", help="make report's minutes: start, or stop and record them")
     clock.add_argument("action", choices=("start", "stop"))
     clock.add_argument("--jobs", type=int, default=1, help="scripts run at once")
+    clock.add_argument("--device", default="cpu", help="the scripts' --device")
     args = parser.parse_args(argv)
     results_dir = REPO_ROOT / "report" / "results"
     if args.command == "latex":
@@ -507,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"wrote {len(paths)} files to {paths[0].parent}")
     elif args.command == "timer":
-        timer(args.action, args.jobs)
+        timer(args.action, args.jobs, args.device)
     else:
         update_readme(REPO_ROOT / "README.md", results_dir)
     return 0

@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from . import metrics
-from .cli import Context, environment, score_format
+from . import text
+from .cli import Context, environment
 from .data import DataError, Splits, atomic_write_bytes, atomic_write_json, shown_path
 from .train import Runs, options
 
@@ -34,8 +35,12 @@ def summary(runs: Runs) -> dict:
                if held_out else {}),
             "train_time_per_epoch_s": metrics.summarize([r["train_time_per_epoch_s"]["mean"] for r in runs.records]),
             "verdicts": [v["verdict"] for v in verdicts], "verdict_details": verdicts,
-            "verdict_tolerances": {**metrics.TOLERANCES[s], "one_class": metrics.ONE_CLASS_SHARE,
-                                   "diverged": metrics.DIVERGED_FACTOR, "annealed": metrics.ANNEALED}}
+            "verdict": metrics.configuration_verdict([v["verdict"] for v in verdicts]),
+            # the convergence check: each seed's late gain of its validation score, averaged over the seeds
+            **({"late_val_gain": float(np.mean([metrics.late_gain([e["val_score"] for e in r["history"]["epochs"]])
+                                                for r in runs.records]))} if held_out else {}),
+            "verdict_thresholds": {**metrics.THRESHOLDS[s], "one_class": metrics.ONE_CLASS_SHARE,
+                                   "diverged": metrics.DIVERGED_FACTOR}}
 
 
 def entry(runs: Runs) -> dict:
@@ -45,10 +50,11 @@ def entry(runs: Runs) -> dict:
 
 
 def write(ctx: Context, exercise: str, configs: list, splits: Splits, findings: dict | None = None,
-          arrays: dict[str, np.ndarray] | None = None) -> dict:
+          arrays: dict[str, np.ndarray] | None = None, numbers: dict[str, str | int] | None = None) -> dict:
     """Write ``<out>/results/<exercise>.json`` (``configs``: ``Runs``, or their results-file form) and,
     if given, the ``arrays`` a figure needs (test images shown, their predictions) beside it as
-    ``<exercise>.npz``; print one line per configuration. Returns the record written."""
+    ``<exercise>.npz``; print one line per configuration. ``numbers``: what the report's section quotes,
+    by names the script chose, as text (``common.text``). Returns the record written."""
     entries = [entry(c) if isinstance(c, Runs) else c for c in configs]
     record = {
         "exercise": exercise,
@@ -62,6 +68,7 @@ def write(ctx: Context, exercise: str, configs: list, splits: Splits, findings: 
         "wall_time_s": time.time() - ctx.started,
         "configs": entries,
         "findings": plain(findings or {}),
+        "numbers": plain(numbers or {}),
     }
     path = ctx.results_dir / f"{exercise}.json"
     atomic_write_json(path, record)
@@ -75,15 +82,20 @@ def write(ctx: Context, exercise: str, configs: list, splits: Splits, findings: 
     return record
 
 
-def read(out_dir: Path, exercise: str) -> tuple[dict, dict[str, np.ndarray]]:
-    """What :func:`write` wrote: the record and the arrays (empty if none). A missing results file is a
-    DataError that says which script makes it."""
+def read(out_dir: Path, exercise: str, needs: tuple[str, ...] = ()) -> tuple[dict, dict[str, np.ndarray]]:
+    """What :func:`write` wrote: the record and the arrays (empty if none). A missing results file, or one
+    whose findings and arrays lack a name in ``needs``, is a DataError that says which script makes it."""
     path = Path(out_dir) / "results" / f"{exercise}.json"
     if not path.is_file():
         raise DataError(f"{shown_path(path)}: no such results file; python {exercise}.py makes it")
+    record = json.loads(path.read_text())
     arrays_path = path.with_suffix(".npz")
     arrays = dict(np.load(arrays_path)) if arrays_path.is_file() else {}
-    return json.loads(path.read_text()), arrays
+    missing = [name for name in needs if name not in arrays and name not in record.get("findings", {})]
+    if missing:
+        raise DataError(f"{shown_path(path)} (and .npz): no {', '.join(missing)}, which its figures need (made by "
+                        f"an older version of the script?); python {exercise}.py makes them")
+    return record, arrays
 
 
 def plain(value):
@@ -100,15 +112,11 @@ def plain(value):
 
 
 def summary_line(config: dict) -> str:
-    """One line: test score (mean ± std over seeds, both to the same decimals: accuracy in % with 2,
-    Dice with 3), weights, time per epoch, fit verdicts."""
+    """One line: test score (mean ± std over seeds), weights, time per epoch, fit."""
     s, name = config["summary"], config["score_name"]
-    score = s[f"test_{name}"]
-    scale, decimals, unit = score_format(name)
-    verdicts = ", ".join(f"{v} ×{s['verdicts'].count(v)}" for v in dict.fromkeys(s["verdicts"]))
-    return (f"{config['name']}: test {name} {score['mean'] * scale:.{decimals}f} ± {score['std'] * scale:.{decimals}f}"
-            f"{unit} over {score['n']} seeds; {config['num_weights']:,} weights; "
-            f"{s['train_time_per_epoch_s']['mean']:.2f} s/epoch; {verdicts}")
+    scores = [r["test"][name] for r in config["runs"]]
+    return (f"{config['name']}: test {name} {text.mean_std(name, scores)} over {len(scores)} seeds; "
+            f"{config['num_weights']:,} weights; {s['train_time_per_epoch_s']['mean']:.2f} s/epoch; {s['verdict']}")
 
 
 # --- saved models ----------------------------------------------------------------------------

@@ -13,9 +13,10 @@ A configuration is a plain dict (what ``build`` reads; the scripts write it out 
 :func:`evaluate` on the validation split and on a training subset of the same size), touches the test
 split once at the end, and keeps per seed a record (the configuration, the curves, timings, test scores)
 with the weights and test logits. The run cache: a run is stored under the hash of its configuration
-dict, seed, data fingerprint, device type, torch version and ``VERSION``; ``VERSION`` changes whenever
-what training computes changes, and ``tests/test_train.py`` holds a small run's numbers that fail until
-it does. Editing a comment, a figure or the report never retrains anything.
+dict, seed, data fingerprint, device type (and a CPU's instruction set), torch version and ``VERSION``;
+``VERSION`` changes whenever what a run computes or records changes (training, its scores, its record), and
+``tests/test_train.py`` holds small runs' numbers that fail until it does. Editing a comment, a figure or
+the report never retrains anything.
 """
 from __future__ import annotations
 
@@ -258,8 +259,11 @@ def run(name: str, config: dict, splits: Splits, ctx, label: str | None = None, 
 
 
 def cache_key(config: dict, seed: int, splits: Splits, device: torch.device) -> str:
-    return stable_hash({"config": config, "seed": seed, "data": splits.info.get("fingerprint"), "version": VERSION,
-                        "device": device.type, "torch": torch.__version__})
+    """On the CPU the key holds the instruction set PyTorch's kernels use (AVX2, AVX512, ...): they round
+    differently, so a cache shared between CPU types never hands one the other's numbers."""
+    cpu = torch.backends.cpu.get_cpu_capability() if device.type == "cpu" else None
+    return stable_hash({"config": config, "seed": seed, "data": splits.info["fingerprint"], "version": VERSION,
+                        "device": device.type, "cpu": cpu, "torch": torch.__version__})
 
 
 def seed_everything(seed: int) -> None:
@@ -274,7 +278,10 @@ def seed_everything(seed: int) -> None:
 def run_one(name: str, config: dict, splits: Splits, seed: int, device: torch.device, *, use_cache: bool = True,
             show_progress: bool = True) -> tuple[dict, Path]:
     """Train ``config`` with ``seed`` (or load the cached run); returns its record and cache folder."""
-    if config.get("backend", "torch") == "numpy":
+    backend = config.get("backend", "torch")
+    if backend not in ("torch", "numpy"):
+        raise ValueError(f"unknown backend {backend!r}; use 'torch' or 'numpy'")
+    if backend == "numpy":
         device = torch.device("cpu")  # NumPy computes on the CPU, whatever the script's device
     folder = cache_dir() / "runs" / cache_key(config, seed, splits, device)
     if use_cache and (folder / "record.json").is_file():

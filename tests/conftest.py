@@ -15,9 +15,8 @@ from common.data import DataError  # noqa: E402
 from common.mnist import find_mnist  # noqa: E402
 from common.warwick import find_warwick  # noqa: E402
 
-# One thread, as every script runs (common.cli.setup): the numbers do not depend on the cores, a busy
-# machine does not slow the suite down by oversubscription, and experiment.run_all's process pool may
-# fork this process (a fork after PyTorch's thread pool has started can deadlock).
+# One thread, as every script runs (common.cli.setup): the numbers do not depend on the cores, and a busy
+# machine does not slow the suite down by oversubscription.
 torch.set_num_threads(1)
 
 DATA_CANDIDATES = [Path(p) for p in (os.environ.get("DLIA_DATA_DIR"), REPO / "data", REPO.parent / "shared" / "data") if p]
@@ -33,6 +32,14 @@ def isolated_cache(tmp_path_factory):
         os.environ.pop("DLIA_CACHE_DIR", None)
     else:
         os.environ["DLIA_CACHE_DIR"] = old
+
+
+@pytest.fixture
+def run_cache(tmp_path, monkeypatch) -> Path:
+    """A run cache of this test's own ($DLIA_CACHE_DIR, which common.train reads at every run)."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("DLIA_CACHE_DIR", str(folder))
+    return folder
 
 
 def _missing(what: str):

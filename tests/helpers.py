@@ -2,7 +2,6 @@
 tests/ on the path)."""
 from __future__ import annotations
 
-import dataclasses
 import io
 import types
 from pathlib import Path
@@ -10,9 +9,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from common import experiment
-from common.experiment import Runs
+from common import models
 from common.data import Splits
+from common.train import Runs
 
 
 def toy_splits(n: int = 240, seed: int = 0) -> Splits:
@@ -24,23 +23,31 @@ def toy_splits(n: int = 240, seed: int = 0) -> Splits:
     return Splits(**parts, info={"fingerprint": f"toy-{n}-{seed}"})
 
 
-def toy_model() -> nn.Module:
-    return nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 2))
-
-
+# The toy network of a configuration: 16 -> 8 -> 2, ReLU
+TOY_MODEL = {"class": "MLP", "in_features": 16, "hidden": (8,), "num_classes": 2}
 TOY_WEIGHTS = 16 * 8 + 8 + 8 * 2 + 2  # 154
 
 
-def toy_config(**overrides) -> experiment.Config:
-    config = experiment.Config(name="toy", model=toy_model, loss=nn.CrossEntropyLoss(),
-                               optimizer=lambda p: torch.optim.SGD(p, lr=0.1), epochs=3, batch_size=16)
-    return dataclasses.replace(config, **overrides)
+def toy_model() -> nn.Module:
+    return models.MLP(in_features=16, hidden=(8,), num_classes=2)
 
 
-def fake_ctx(cache_dir: Path, seeds=(0,), *, use_cache: bool = True, workers: int = 1) -> types.SimpleNamespace:
-    """What ``experiment.run_all`` reads of a ``common.cli.Context``."""
-    return types.SimpleNamespace(seeds=list(seeds), seed=seeds[0], device=torch.device("cpu"), cache_dir=cache_dir,
-                                 use_cache=use_cache, show_progress=False, workers=workers)
+def toy_config(**overrides) -> dict:
+    """A configuration (``common.train``) of the toy network: plain SGD, 3 epochs of batches of 16."""
+    config = {"model": TOY_MODEL, "loss": {"class": "CrossEntropyLoss"}, "optimizer": {"class": "SGD", "lr": 0.1},
+              "schedule": None, "augment": None, "epochs": 3, "batch_size": 16, "score": "accuracy"}
+    return {**config, **overrides}
+
+
+def fake_ctx(seeds=(0,), *, use_cache: bool = True) -> types.SimpleNamespace:
+    """What ``common.train.run`` reads of a ``common.cli.Context`` (the run cache is $DLIA_CACHE_DIR's)."""
+    return types.SimpleNamespace(seeds=list(seeds), seed=seeds[0], device=torch.device("cpu"), use_cache=use_cache,
+                                 show_progress=False)
+
+
+def toy_runs(records: list[dict], folders=None, *, name: str = "toy", label: str | None = None, **config) -> Runs:
+    """A ``Runs`` of the toy configuration (changed by ``config``) holding ``records`` by hand."""
+    return Runs(name, label or name, toy_config(**config), records, folders or [None] * len(records))
 
 
 def epoch(k: int, *, train_loss: float = 0.5, val_loss: float = 0.5, val_score: float = 0.9,
@@ -56,8 +63,10 @@ def history(epochs: list[dict], *, initial_lr: float = 0.1, first_loss: float | 
     return {"iter_loss": [first] + [e["train_loss"] for e in epochs], "initial_lr": initial_lr, "epochs": epochs}
 
 
-def stored_runs(tmp_path: Path, *, models=None, test_logits=None, records=None, model=None, score="dice") -> Runs:
-    """A ``Runs`` whose cache folders hold the given weights and test logits, one folder per seed."""
+def stored_runs(tmp_path: Path, *, models=None, test_logits=None, records=None, model: dict | None = None,
+                score="dice") -> Runs:
+    """A ``Runs`` whose cache folders hold the given weights and test logits, one folder per seed;
+    ``model`` is the configuration's model entry (``{"class": ..., **options}``) the weights belong to."""
     n = len(records or models or test_logits)
     folders = []
     for k in range(n):
@@ -73,4 +82,4 @@ def stored_runs(tmp_path: Path, *, models=None, test_logits=None, records=None, 
     records = records or [{"seed": k, "hyperparameters": {"num_weights": 1},
                            "history": {"epochs": [{"val_score": 0.5}]}, "test": {score: 0.5},
                            "train_time_per_epoch_s": {"mean": 1.0}} for k in range(n)]
-    return Runs(toy_config(model=model or (lambda: None), score=score), records, folders)
+    return toy_runs(records, folders, model=model or TOY_MODEL, score=score)

@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from common import cli
+from common import cli, text
 from common.cli import resolve_device
 from common.data import REPO_ROOT, DataError
 
@@ -21,7 +21,7 @@ def test_defaults_and_seeds():
     assert ctx.args.epochs == 3 and ctx.args.batch_size == 8 and ctx.args.lr == 0.1 and ctx.seeds == [7, 8, 9]
     assert ctx.seed == 7 and ctx.out_dir == cli.REPORT_DIR and ctx.device == torch.device("cpu")
     assert ctx.figures_dir == cli.REPORT_DIR / "figures" and ctx.results_dir == cli.REPORT_DIR / "results"
-    assert ctx.use_cache and ctx.show_progress and not ctx.quick
+    assert ctx.use_cache and ctx.show_progress and not ctx.quick and not ctx.args.figures_only
     assert ctx.cache_dir == cli.cache_dir()  # the tests' own (conftest.isolated_cache)
     assert torch.get_num_threads() == 1  # one thread per process: the numbers do not depend on the cores
     from threadpoolctl import threadpool_info
@@ -29,8 +29,24 @@ def test_defaults_and_seeds():
     # NumPy's BLAS too (Ex 1.1's NumPy network), every BLAS library loaded (SciPy may bring its own)
     blas = {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
     assert blas <= {1} and (blas or sys.platform == "darwin")  # Accelerate (macOS) is not seen by threadpoolctl
-    flags = _setup("--device", "cpu", "--no-cache", "--no-progress", "--workers", "3")
-    assert not flags.use_cache and not flags.show_progress and flags.workers == 3
+    flags = _setup("--device", "cpu", "--no-cache", "--no-progress")
+    assert not flags.use_cache and not flags.show_progress
+
+
+def test_setup_prints_what_runs_where_at_once(capsys):
+    ctx = _setup("--device", "cpu", "--seed", "4", "--num-seeds", "2")
+    out = capsys.readouterr().out
+    assert out == (f"{ctx.script.name}: {cli.device_name(ctx.device)}, data {ctx.data_dir}, output {ctx.out_dir}, "
+                   "seeds [4, 5]\n")
+    _setup("--device", "cpu", "--quick")
+    assert capsys.readouterr().out.endswith(" [quick]\n")
+
+
+def test_there_is_no_workers_option(capsys):
+    """Runs train one at a time in a script; `make -j` runs scripts side by side instead."""
+    with pytest.raises(SystemExit) as exit_info:
+        _setup("--device", "cpu", "--workers", "2")
+    assert exit_info.value.code == 2 and "unrecognized arguments: --workers 2" in capsys.readouterr().err
 
 
 def test_quick_shrinks_the_run_and_never_writes_into_report():
@@ -62,8 +78,7 @@ def test_unknown_device_is_rejected(capsys):
         resolve_device("tpu")
 
 
-@pytest.mark.parametrize("flag,value", [("--epochs", "0"), ("--batch-size", "-1"), ("--lr", "0"), ("--num-seeds", "0"),
-                                        ("--workers", "0")])
+@pytest.mark.parametrize("flag,value", [("--epochs", "0"), ("--batch-size", "-1"), ("--lr", "0"), ("--num-seeds", "0")])
 def test_nonsense_numbers_are_rejected(flag, value, capsys):
     with pytest.raises(SystemExit):
         _setup("--device", "cpu", flag, value)
@@ -206,10 +221,14 @@ def test_progress_in_a_log_file_is_plain_lines_at_most_every_log_every_s(monkeyp
 
 
 def test_scores_print_at_the_reports_precision_and_progress_names_its_score():
-    assert cli.score_text("accuracy", 0.97123) == "97.12 %" and cli.score_text("dice", 0.348) == "0.348"
+    """Progress prints the validation score as common.text does (tests/test_text.py checks the formats)."""
+    assert text.score("accuracy", 0.97123) == "97.12 %" and text.score("dice", 0.348) == "0.348"
     stream = io.StringIO()
     cli.Progress("x", 1, "dice", stream=stream)(_record(1))
     assert "loss 0.5000, val dice 0.900, " in stream.getvalue()
+    stream = io.StringIO()
+    cli.Progress("x", 1, "accuracy", stream=stream)(_record(1))
+    assert "loss 0.5000, val accuracy 90.00 %, " in stream.getvalue()
 
 
 def test_progress_interval_follows_log_every_s(monkeypatch):
@@ -224,7 +243,8 @@ def test_progress_interval_follows_log_every_s(monkeypatch):
     assert len(stream.getvalue().splitlines()) == 3  # every epoch
 
 
-def test_progress_off_writes_nothing_and_a_terminal_gets_a_bar():
+def test_progress_off_writes_nothing_and_a_terminal_gets_a_bar(monkeypatch):
+    monkeypatch.delenv("MAKELEVEL", raising=False)  # not under make
     quiet = io.StringIO()
     progress = cli.Progress("x", 2, "dice", enabled=False, stream=quiet)
     progress(_record(1))
@@ -240,3 +260,27 @@ def test_progress_off_writes_nothing_and_a_terminal_gets_a_bar():
     bar(_record(1))
     bar(_record(2))
     assert bar.bar is not None and "\r" in terminal.getvalue()  # tqdm redraws in place
+
+
+def test_under_make_a_terminal_gets_lines_not_a_bar(monkeypatch):
+    """make -j runs several scripts on one terminal: bars would overwrite each other."""
+    monkeypatch.setenv("MAKELEVEL", "1")
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    progress = cli.Progress("toy seed 0", 2, "dice", stream=terminal)
+    progress(_record(1))
+    progress(_record(2))
+    assert progress.bar is None and "\r" not in terminal.getvalue()
+    assert terminal.getvalue().splitlines()[-1].startswith("  toy seed 0: epoch 2/2, loss 0.5000, val dice 0.900")
+
+
+def test_device_name_describes_the_cpu(monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    name = cli.device_name(torch.device("cpu"))
+    assert name.startswith("CPU: ") and "(1 torch thread, " in name
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    assert "(4 torch threads, " in cli.device_name(torch.device("cpu"))

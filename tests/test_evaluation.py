@@ -4,12 +4,13 @@ description of a test case and the classifier's errors, on hand-made numbers."""
 import numpy as np
 import pytest
 import torch
+from scipy import stats
 from torch import nn
 
 from common import evaluation, metrics
-from common.experiment import Runs
 from common.models import SegNet
-from helpers import epoch, stored_runs, toy_config
+from common.train import Runs
+from helpers import epoch, stored_runs, toy_runs
 
 
 def logits_from_masks(masks: torch.Tensor) -> torch.Tensor:
@@ -65,10 +66,17 @@ def test_compare_configs_pairs_seeds_and_images_and_knows_lower_is_better():
     out = evaluation.compare_configs(a, b)
     assert out["dice"]["difference"] == pytest.approx(0.05)  # seed means 0.6/0.7 -> 0.6/0.8
     assert out["dice"]["per_pair"] == pytest.approx([0.0, 0.1])
-    # images (mean over seeds) 0.55 and 0.75 against 0.65 and 0.75: one higher, one tied
-    assert out["dice"]["wilcoxon"]["higher"] == 1 and out["dice"]["wilcoxon"]["lower"] == 0
+    # each seed's pair over its images: seed 0 0.5/0.7 -> 0.6/0.6 (one higher, one lower), seed 1 both higher
+    dice = out["dice"]["images"]
+    assert (dice["seeds"], dice["images"]) == (2, 2)
+    assert [(w["higher"], w["lower"]) for w in dice["per_seed"]] == [(1, 1), (2, 0)]
+    assert [w["mean_difference"] for w in dice["per_seed"]] == pytest.approx([0.0, 0.1])
+    assert dice["per_seed"] == [metrics.wilcoxon_images(a["dice"][k], b["dice"][k]) for k in (0, 1)]
     assert out["hd95"]["lower_is_better"] and not out["dice"]["lower_is_better"]
-    assert out["hd95"]["wilcoxon"]["images"] == 2 and out["hd95"]["wilcoxon"]["higher"] == 0  # image 0 ties: 4 vs 4
+    # HD95: seed 0 4 -> 3 on image 0, seed 1 4 -> 5; image 1 ties (2 vs 2) in both
+    hd95 = out["hd95"]["images"]
+    assert [(w["higher"], w["lower"]) for w in hd95["per_seed"]] == [(0, 1), (1, 0)]
+    assert (dice["agree"], dice["disagree"], hd95["agree"], hd95["disagree"]) == (0, 0, 0, 0)  # p = 1, 0.5: none
     assert {c["outcome"] for c in out.values()} == {"unresolved"}  # two seeds, two images: too few to tell
 
 
@@ -120,7 +128,7 @@ def test_tta_logits_use_each_runs_stored_weights(tmp_path):
     nets = [SegNet(channels=(4, 8), batch_norm=True) for _ in range(2)]
     for net in nets:
         net.train()(torch.randn(4, 2, 8, 8))  # running statistics unlike a fresh model's
-    runs = stored_runs(tmp_path, models=nets, model=lambda: SegNet(channels=(4, 8), batch_norm=True))
+    runs = stored_runs(tmp_path, models=nets, model={"class": "SegNet", "channels": (4, 8), "batch_norm": True})
     x = torch.randn(3, 2, 8, 8)
     logits = evaluation.tta_logits(runs, x)
     assert len(logits) == 2 and not torch.allclose(logits[0], logits[1])
@@ -170,6 +178,36 @@ def test_speed_of_learning_finds_the_first_epoch_reaching_the_threshold():
     assert evaluation.speed_of_learning({"runs": [_run([0.75])]}, 0.75)["mean_epoch"] == 1.0  # reaching: >=
 
 
+def test_paired_epochs_to_threshold_pairs_seed_k_with_seed_k():
+    """Threshold 0.75; seed by seed, the first epochs of a and b: (3, 1) b first, (2, 2) a tie, (never, 2) b first
+    (a never reaches it), (3, never) a first, (2, 1) b first."""
+    a = toy_runs([_run([0.3, 0.74, 0.76, 0.9]), _run([0.3, 0.8, 0.9]), _run([0.1, 0.2]), _run([0.5, 0.6, 0.8]),
+                  _run([0.5, 0.9])])
+    b = {"runs": [_run([0.8, 0.9]), _run([0.3, 0.76]), _run([0.2, 0.8]), _run([0.1, 0.2, 0.3]), _run([0.76])]}
+    out = evaluation.paired_epochs_to_threshold(a, b, 0.75)  # a Runs or its results-file form, as speed_of_learning
+    assert (out["threshold"], out["both_reach"], out["b_first"], out["a_first"]) == (0.75, 3, 3, 1)
+    assert out["sign_test_p"] == pytest.approx(metrics.sign_test(3, 4)) == pytest.approx(10 / 16)  # the tie left out
+    # b - a over the 3 pairs where both reach it: -2, 0, -1; mean -1, std 1, t(0.975, 2) = 4.303
+    assert out["per_pair"] == [-2, 0, -1] and out["difference"] == pytest.approx(-1.0)
+    half = stats.t.ppf(0.975, 2) / np.sqrt(3)
+    assert (out["ci_low"], out["ci_high"]) == pytest.approx((-1 - half, -1 + half))
+    # no pair where both reach it: the counts and the sign test only
+    never = evaluation.paired_epochs_to_threshold(toy_runs([_run([0.1, 0.2]), _run([0.8])]),
+                                                  toy_runs([_run([0.9]), _run([0.3])]), 0.75)
+    assert never == {"threshold": 0.75, "pairs": 2, "both_reach": 0, "b_first": 1, "a_first": 1, "sign_test_p": 1.0}
+    nobody = evaluation.paired_epochs_to_threshold(toy_runs([_run([0.1])]), toy_runs([_run([0.2])]), 0.75)
+    assert (nobody["b_first"], nobody["a_first"], nobody["sign_test_p"]) == (0, 0, 1.0) and "difference" not in nobody
+
+
+def test_paired_epochs_to_threshold_counts_every_seed_pair():
+    """5 seed pairs, 2 where both reach 0.75: "pairs" stays 5 (the scripts print "b first in 2 of <pairs>")."""
+    a = toy_runs([_run([0.8])] * 2 + [_run([0.1])] * 3)
+    b = toy_runs([_run([0.1, 0.8])] * 2 + [_run([0.9])] * 3)
+    out = evaluation.paired_epochs_to_threshold(a, b, 0.75)
+    assert (out["both_reach"], out["b_first"], out["a_first"]) == (2, 3, 2)
+    assert out["pairs"] == 5
+
+
 def one_hot_logits(predictions) -> torch.Tensor:
     """(N,) predicted classes -> (N, 3) logits whose arg-max they are."""
     return nn.functional.one_hot(torch.tensor(predictions), 3).float()
@@ -178,7 +216,7 @@ def one_hot_logits(predictions) -> torch.Tensor:
 TARGETS = torch.tensor([0, 1, 2, 0, 1, 2])
 # three seeds' predictions of the six test images: right on [1,1,1,0,0,0], [1,1,0,1,1,0], [1,0,1,1,1,0]
 A_PREDICTIONS = [[0, 1, 2, 1, 2, 0], [0, 1, 0, 0, 1, 0], [0, 0, 2, 0, 1, 1]]
-A_PER_IMAGE = [1.0, 2 / 3, 2 / 3, 2 / 3, 2 / 3, 0.0]  # right on image k in how many of the three seeds
+A_CORRECT = [[1, 1, 1, 0, 0, 0], [1, 1, 0, 1, 1, 0], [1, 0, 1, 1, 1, 0]]  # per seed: right on image k
 
 
 def classification_runs(folder, predictions, tests):
@@ -186,31 +224,37 @@ def classification_runs(folder, predictions, tests):
                        records=[_run([0.5, v], test=t) for v, t in zip((0.8, 0.7, 0.75), tests)])
 
 
-def test_per_image_scores_of_a_classifier_are_its_correctness_averaged_over_the_seeds(tmp_path):
+def test_per_image_scores_of_a_classifier_are_its_correctness_per_seed(tmp_path):
     runs = classification_runs(tmp_path, A_PREDICTIONS, (0.5, 4 / 6, 4 / 6))
-    np.testing.assert_allclose(evaluation.per_image_scores(runs, TARGETS), A_PER_IMAGE, rtol=1e-6)
-    assert evaluation.per_image_scores(runs, torch.tensor([0, 1, 2, 1, 2, 0])).tolist() == pytest.approx(
-        [1.0, 2 / 3, 2 / 3, 1 / 3, 1 / 3, 2 / 3])  # other targets: seed 0 right everywhere
+    scores = evaluation.per_image_scores(runs, TARGETS)
+    assert scores.shape == (3, 6) and scores.tolist() == A_CORRECT  # (seeds, images), no mean over the seeds
+    assert evaluation.per_image_scores(runs, torch.tensor([0, 1, 2, 1, 2, 0])).tolist() == [
+        [1, 1, 1, 1, 1, 1], [1, 1, 0, 0, 0, 1], [1, 0, 1, 0, 0, 0]]  # other targets: seed 0 right everywhere
 
 
-def test_per_image_scores_of_a_segmentation_are_the_dice_averaged_over_the_seeds(two_seeds):
+def test_per_image_scores_of_a_segmentation_are_the_dice_per_seed(two_seeds):
     runs, truth = two_seeds
-    np.testing.assert_allclose(evaluation.per_image_scores(runs, truth), [(1 + 60 / 72) / 2] * 2, rtol=1e-6)
+    scores = evaluation.per_image_scores(runs, truth)
+    assert scores.shape == (2, 2)  # (seeds, images)
+    np.testing.assert_allclose(scores, [[1.0, 1.0], [60 / 72, 60 / 72]], rtol=1e-6)
 
 
-def test_compare_runs_pairs_test_scores_by_seed_and_test_images_by_image(tmp_path):
+def test_compare_runs_pairs_test_scores_by_seed_and_each_seeds_test_images_by_image(tmp_path):
     a = classification_runs(tmp_path / "a", A_PREDICTIONS, (0.90, 0.91, 0.92))
     b = classification_runs(tmp_path / "b", [TARGETS.tolist()] * 3, (0.93, 0.95, 0.945))  # b: every image right
     on_test = evaluation.compare_runs(a, b, TARGETS)
     assert on_test["difference"] == pytest.approx(0.095 / 3) and on_test["outcome"] == "better"  # +0.03, 0.04, 0.025
     assert on_test["score"] == "accuracy" and on_test["pairs"] == 3
-    # image by image: b right in every seed, a in 3, 2, 2, 2, 2 and 0 of 3
-    assert on_test["wilcoxon"] == pytest.approx({**metrics.wilcoxon_images(A_PER_IMAGE, [1.0] * 6), "better": 5,
-                                                 "worse": 0})
-    assert (on_test["wilcoxon"]["images"], on_test["wilcoxon"]["higher"], on_test["wilcoxon"]["lower"]) == (6, 5, 0)
+    # each seed's pair image by image: b right everywhere, a wrong on 3, 2 and 2 of the 6 images
+    images = on_test["images"]
+    assert images["per_seed"] == [metrics.wilcoxon_images(correct, [1.0] * 6) for correct in A_CORRECT]
+    assert [(w["images"], w["higher"], w["lower"]) for w in images["per_seed"]] == [(6, 3, 0), (6, 2, 0), (6, 2, 0)]
+    # exact two-sided p of 3 (2) differences all one way: 2/2^3 (2/2^2), none significant
+    assert [w["p"] for w in images["per_seed"]] == pytest.approx([0.25, 0.5, 0.5])
+    assert (images["seeds"], images["images"], images["agree"], images["disagree"]) == (3, 6, 0, 0)
     on_val = evaluation.compare_runs(a, b, on="validation")  # final validation scores 0.80, 0.70, 0.75 both
     assert on_val["difference"] == pytest.approx(0.0) and on_val["outcome"] == "unresolved"
-    assert "wilcoxon" not in on_val and on_val["per_pair"] == pytest.approx([0.0] * 3)
+    assert "images" not in on_val and on_val["per_pair"] == pytest.approx([0.0] * 3)
     lower = classification_runs(tmp_path / "c", A_PREDICTIONS, (0.85, 0.86, 0.87))
     worse_val = evaluation.compare_runs(a, stored_runs(tmp_path / "d", score="accuracy", records=[
         _run([0.5, v], test=0.9) for v in (0.70, 0.61, 0.66)]), on="validation")
@@ -218,7 +262,7 @@ def test_compare_runs_pairs_test_scores_by_seed_and_test_images_by_image(tmp_pat
     assert evaluation.compare_runs(a, lower, TARGETS)["outcome"] == "worse"  # same images: the seeds decide
 
 
-def test_compare_runs_adds_the_wilcoxon_test_over_test_images(tmp_path):
+def test_compare_runs_adds_each_seeds_wilcoxon_test_over_test_images(tmp_path):
     truth = torch.stack([square(left=k % 8) for k in range(8)])
     good = [logits_from_masks(truth)] * 2
     shifted = [logits_from_masks(torch.roll(truth, 1, dims=2))] * 2  # every image one column off: Dice 5/6
@@ -227,7 +271,11 @@ def test_compare_runs_adds_the_wilcoxon_test_over_test_images(tmp_path):
     a = stored_runs(tmp_path / "a", test_logits=shifted, records=records)
     b = stored_runs(tmp_path / "b", test_logits=good, records=[{**r, "test": {"dice": 1.0}} for r in records])
     out = evaluation.compare_runs(a, b, truth)
-    assert out["wilcoxon"]["higher"] == 8 and out["wilcoxon"]["p"] == pytest.approx(2 / 2 ** 8)
+    assert [(w["higher"], w["lower"]) for w in out["images"]["per_seed"]] == [(8, 0)] * 2
+    assert [w["p"] for w in out["images"]["per_seed"]] == pytest.approx([2 / 2 ** 8] * 2)  # significant in both seeds
+    assert [w["mean_difference"] for w in out["images"]["per_seed"]] == pytest.approx([1 - 60 / 72] * 2, rel=1e-6)
+    # seeds: +0.2 and +0.19, interval above 0; both seeds' images agree
+    assert out["outcome"] == "better" and (out["images"]["agree"], out["images"]["disagree"]) == (2, 0)
 
 
 def test_curve_differences_are_the_largest_seed_by_seed():
@@ -238,7 +286,7 @@ def test_curve_differences_are_the_largest_seed_by_seed():
 
 
 def stored_runs_records(records) -> Runs:
-    return Runs(toy_config(), records, [None] * len(records))
+    return toy_runs(records)
 
 
 # --- describing a test case and the classifier's errors ------------------------------------------

@@ -369,7 +369,11 @@ def test_wilcoxon_over_images_is_scipys_signed_rank_test(seed):
     reference = stats.wilcoxon(b, a, zero_method="wilcox", method="exact").pvalue
     assert out["p"] == pytest.approx(reference, rel=1e-10)
     assert out["images"] == 30 and out["higher"] == int((b > a).sum()) and out["lower"] == int((b < a).sum())
-    assert out["higher"] + out["lower"] == 27 and out["median_difference"] == pytest.approx(np.median(b - a))
+    assert out["higher"] + out["lower"] == 27 and out["mean_difference"] == pytest.approx(np.mean(b - a))
+    assert set(out) == {"p", "images", "higher", "lower", "mean_difference", "signed_rank_sum"}  # no median any more
+    nonzero = (b - a)[np.abs(b - a) > 1e-12]
+    ranks = stats.rankdata(np.abs(nonzero))
+    assert out["signed_rank_sum"] == pytest.approx(ranks[nonzero > 0].sum() - ranks[nonzero < 0].sum())
 
 
 def test_wilcoxon_of_identical_scores_is_no_evidence():
@@ -411,53 +415,99 @@ def test_compare_with_lower_is_better_turns_the_sign():
 
 A_IMAGES = np.linspace(0.5, 0.9, 20)
 NOISY = [a + d for a, d in zip(A_SEEDS, [0.02, -0.015, 0.01, -0.01, 0.001])]  # the seeds' interval covers 0
+# b - a on the 20 images of one seed's pair, and its Wilcoxon p-value (all 20 differences nonzero):
+HIGHER = np.full(20, 0.01)  # b higher on every image: p < 0.001 (scipy: 7.7e-6)
+LOWER = -HIGHER  # b lower on every image: p < 0.001
+B_IMAGES_HIGHER = A_IMAGES + HIGHER
+MIXED = np.where(np.arange(20) % 2 == 0, 0.02, -0.018)  # higher on half, lower on half: p = 0.0545, not significant
+
+
+def seeds_images(*differences) -> tuple[np.ndarray, np.ndarray]:
+    """(seeds, images) scores of a and b: every seed's a is A_IMAGES, its b A_IMAGES + that seed's differences."""
+    a = np.tile(A_IMAGES, (len(differences), 1))
+    return a, a + np.array(differences)
 
 
 def test_compare_with_images_keeps_the_seeds_verdict_unless_the_images_contradict_it():
-    consistent = A_IMAGES + 0.01  # higher on every image: Wilcoxon p < 0.001
-    mixed = A_IMAGES + np.where(np.arange(20) % 2 == 0, 0.02, -0.018)  # higher on half, lower on half
-    resolved = metrics.compare(A_SEEDS, B_SEEDS, A_IMAGES, consistent, score="dice")
-    assert resolved["wilcoxon"]["p"] < 0.001 and resolved["outcome"] == "better"
-    assert resolved["wilcoxon"]["better"] == resolved["wilcoxon"]["higher"] == 20
-    # images that do not decide (p = 0.055) leave the seeds' verdict as it is
-    undecided = metrics.compare(A_SEEDS, B_SEEDS, A_IMAGES, mixed, score="dice")
-    assert undecided["ci_low"] > 0 and undecided["wilcoxon"]["p"] == pytest.approx(0.0545, abs=1e-4)
-    assert undecided["outcome"] == "better" and undecided["wilcoxon"]["better"] == 10
-    # images that significantly go the other way: seeds and images disagree, no verdict
-    contradicted = metrics.compare(A_SEEDS, B_SEEDS, A_IMAGES, A_IMAGES - 0.01, score="dice")
-    assert contradicted["ci_low"] > 0 and contradicted["wilcoxon"]["p"] < 0.05
-    assert contradicted["outcome"] == "unresolved" and contradicted["wilcoxon"]["better"] == 0
+    """The seeds' interval excludes 0 (b better); each seed's pair is also tested over the 20 images."""
+    consistent = metrics.compare(A_SEEDS, B_SEEDS, *seeds_images(*[HIGHER] * 5), score="dice")
+    assert consistent["outcome"] == "better" and consistent["ci_low"] > 0
+    images = consistent["images"]
+    assert (images["seeds"], images["images"], images["agree"], images["disagree"]) == (5, 20, 5, 0)
+    assert [w["p"] for w in images["per_seed"]] == pytest.approx([stats.wilcoxon(B_IMAGES_HIGHER - A_IMAGES).pvalue] * 5)
+    assert images["per_seed"][0]["p"] < 0.001
+    assert [w["higher"] for w in images["per_seed"]] == [20] * 5 and "wilcoxon" not in consistent
+    # images that decide nothing (p = 0.0545 in every seed) leave the seeds' verdict as it is
+    undecided = metrics.compare(A_SEEDS, B_SEEDS, *seeds_images(*[MIXED] * 5), score="dice")
+    assert undecided["images"]["per_seed"][0]["p"] == pytest.approx(0.0545, abs=1e-4)
+    assert undecided["outcome"] == "better" and (undecided["images"]["agree"], undecided["images"]["disagree"]) == (0, 0)
+    # every seed's images significantly the other way: seeds and images disagree, no verdict
+    contradicted = metrics.compare(A_SEEDS, B_SEEDS, *seeds_images(*[LOWER] * 5), score="dice")
+    assert contradicted["ci_low"] > 0 and contradicted["outcome"] == "unresolved"
+    assert (contradicted["images"]["agree"], contradicted["images"]["disagree"]) == (0, 5)
+    # "more than half of the seeds": 2 of 5 the other way (3 undecided) keep the direction, 3 of 5 do not
+    two = metrics.compare(A_SEEDS, B_SEEDS, *seeds_images(LOWER, LOWER, MIXED, MIXED, HIGHER), score="dice")
+    assert two["outcome"] == "better" and (two["images"]["agree"], two["images"]["disagree"]) == (1, 2)
+    three = metrics.compare(A_SEEDS, B_SEEDS, *seeds_images(LOWER, LOWER, LOWER, HIGHER, HIGHER), score="dice")
+    assert three["outcome"] == "unresolved" and (three["images"]["agree"], three["images"]["disagree"]) == (2, 3)
 
 
-def test_compare_calls_a_difference_found_only_over_images_better_on_the_test_images():
-    """The seeds' interval covers 0, the Wilcoxon test over images finds a difference (p < 0.05):
-    these networks differ on this test set, which does not show that it holds across trainings."""
-    better = metrics.compare(A_SEEDS, NOISY, A_IMAGES, A_IMAGES + 0.01, score="dice")
-    assert better["ci_low"] < 0 < better["ci_high"] and better["outcome"] == "better on the test images"
-    worse = metrics.compare(A_SEEDS, NOISY, A_IMAGES, A_IMAGES - 0.01, score="dice")
-    assert worse["outcome"] == "worse on the test images" and worse["wilcoxon"]["lower"] == 20
-    mixed = A_IMAGES + np.where(np.arange(20) % 2 == 0, 0.02, -0.018)
-    assert metrics.compare(A_SEEDS, NOISY, A_IMAGES, mixed, score="dice")["outcome"] == "unresolved"  # p = 0.055
-    # a single seed pair has no interval: the images alone can still tell these two networks apart
-    single = metrics.compare([0.5], [0.9], A_IMAGES, A_IMAGES + 0.01, score="dice")
-    assert single["pairs"] == 1 and single["outcome"] == "better on the test images"
+def test_an_interval_containing_zero_is_unresolved_even_if_every_seeds_images_are_significant():
+    """The images never make a direction of their own: the test images say these trained networks
+    differ on this test set, the seeds' interval whether that holds across trainings."""
+    for difference, agree in ((HIGHER, 5), (LOWER, 0)):
+        out = metrics.compare(A_SEEDS, NOISY, *seeds_images(*[difference] * 5), score="dice")
+        assert out["ci_low"] < 0 < out["ci_high"] and out["outcome"] == "unresolved"
+        assert all(w["p"] < 0.05 for w in out["images"]["per_seed"])
+        # the mean over seeds rose (+0.0012): the images agree with that direction where b is higher on them
+        assert (out["images"]["agree"], out["images"]["disagree"]) == (agree, 5 - agree)
+    # a single seed pair has no interval: unresolved, however clear its images
+    single = metrics.compare([0.5], [0.9], *seeds_images(HIGHER), score="dice")
+    assert single["pairs"] == 1 and single["outcome"] == "unresolved" and single["images"]["agree"] == 1
     assert metrics.compare([0.5], [0.9], score="dice")["outcome"] == "unresolved"
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_each_seeds_image_test_is_scipys_wilcoxon_on_that_seeds_differences(seed):
+    rng = np.random.default_rng(seed)
+    a = rng.uniform(0.5, 0.9, (4, 25))
+    b = a + rng.normal(0.01, 0.03, (4, 25)) * rng.integers(0, 2, (4, 25))  # some images tie
+    out = metrics.compare(a.mean(1), b.mean(1), a, b, score="dice")
+    assert out["images"]["seeds"] == 4 and out["images"]["images"] == 25
+    for k, w in enumerate(out["images"]["per_seed"]):
+        d = b[k] - a[k]
+        assert w["p"] == pytest.approx(stats.wilcoxon(d[d != 0]).pvalue, rel=1e-10)
+        assert w == pytest.approx(metrics.wilcoxon_images(a[k], b[k]))
+        assert (w["higher"], w["lower"]) == (int((d > 0).sum()), int((d < 0).sum()))
+
+
 def test_the_direction_over_images_knows_lower_is_better_and_ties():
-    """11 of 20 images tie (median difference 0), b is higher on the other 9 (Wilcoxon p = 2/2^9):
-    the direction is that of the images that differ; for HD95 higher is worse."""
-    b_images = A_IMAGES + np.where(np.arange(20) < 11, 0.0, 0.01)
-    dice = metrics.compare(A_SEEDS, NOISY, A_IMAGES, b_images, score="dice")
-    assert dice["wilcoxon"]["median_difference"] == 0 and dice["wilcoxon"]["p"] == pytest.approx(2 / 2 ** 9)
-    assert dice["outcome"] == "better on the test images" and dice["wilcoxon"]["better"] == 9
-    hd95 = metrics.compare(A_SEEDS, NOISY, A_IMAGES, b_images, score="hd95", lower_is_better=True)
-    assert hd95["outcome"] == "worse on the test images"
-    assert (hd95["wilcoxon"]["higher"], hd95["wilcoxon"]["lower"], hd95["wilcoxon"]["better"]) == (9, 0, 0)
-    # HD95 lower on every image and in every seed pair: better by both
+    """11 of 20 images tie, b is higher on the other 9 (Wilcoxon p = 2/2^9): for Dice that is b better,
+    for HD95 (lower is better) b worse."""
+    ties = np.where(np.arange(20) < 11, 0.0, 0.01)
+    dice = metrics.compare(A_SEEDS, B_SEEDS, *seeds_images(*[ties] * 5), score="dice")
+    w = dice["images"]["per_seed"][0]
+    assert (w["higher"], w["lower"], w["p"]) == (9, 0, pytest.approx(2 / 2 ** 9))
+    assert w["mean_difference"] == pytest.approx(0.0045)
+    assert dice["outcome"] == "better" and (dice["images"]["agree"], dice["images"]["disagree"]) == (5, 0)
+    # HD95 falling in every seed pair (better), but higher on the images in every seed: contradicted
     a, b = [10.0, 12.0, 11.0], [8.0, 10.1, 8.9]
-    lower = metrics.compare(a, b, A_IMAGES * 10, A_IMAGES * 10 - 1, score="hd95", lower_is_better=True)
-    assert lower["outcome"] == "better" and lower["wilcoxon"]["better"] == lower["wilcoxon"]["lower"] == 20
+    hd95 = metrics.compare(a, b, *seeds_images(*[ties] * 3), score="hd95", lower_is_better=True)
+    assert hd95["outcome"] == "unresolved" and (hd95["images"]["agree"], hd95["images"]["disagree"]) == (0, 3)
+    # HD95 lower on every image and in every seed pair: better by both
+    images = np.tile(A_IMAGES * 10, (3, 1))
+    lower = metrics.compare(a, b, images, images - 1, score="hd95", lower_is_better=True)
+    assert lower["outcome"] == "better" and (lower["images"]["agree"], lower["images"]["disagree"]) == (3, 0)
+    assert [w["lower"] for w in lower["images"]["per_seed"]] == [20] * 3
+
+
+def test_the_direction_of_a_significant_image_test_is_that_of_its_ranks():
+    """b higher on 19 of 20 images by 0.01, lower on one by 0.5: the signed-rank test finds b higher
+    (W+ = 190 of 210, p < 0.001), while the mean difference (-0.0155) is negative."""
+    d = np.array([0.01] * 19 + [-0.5])
+    out = metrics.compare([0.5, 0.6, 0.7], [0.52, 0.61, 0.72], *seeds_images(d, d, d), score="dice")
+    assert out["images"]["per_seed"][0]["p"] < 0.001 and stats.wilcoxon(d, alternative="greater").pvalue < 0.001
+    assert out["outcome"] == "better" and out["images"]["agree"] == 3
 
 
 @pytest.mark.parametrize("a_events,b_events,a_runs,b_runs", [(4, 0, 4, 4), (3, 1, 4, 4), (0, 0, 3, 3), (1, 0, 1, 1),
@@ -478,23 +528,42 @@ def test_compare_counts_by_hand():
 # --- fit verdict on synthetic histories ------------------------------------------------------------
 
 def good_epochs(n: int = 8, **changes) -> list[dict]:
-    """Curves of a good fit: losses level, train and validation scores equal and level."""
-    fields = {"train_loss": 0.30, "val_loss": 0.30, "val_score": 0.95, "train_eval_score": 0.95, **changes}
+    """Curves of a good fit: losses level, train and validation scores equal, level and well above the floor."""
+    fields = {"train_loss": 0.30, "val_loss": 0.30, "val_score": 0.98, "train_eval_score": 0.98, **changes}
     return [epoch(k, **fields) for k in range(1, n + 1)]
 
 
-def rising(n: int = 8, lrs=None) -> list[dict]:
-    """The training score still climbing by 0.02 an epoch (to 0.96, above the floor), validation
-    alongside, validation loss falling."""
+def rising(n: int = 8, lrs=None, gap: float = 0.0) -> list[dict]:
+    """Validation score still climbing by 0.02 an epoch (to 0.96), training ``gap`` above it, validation loss falling."""
     lrs = lrs or [0.1] * n
     return [epoch(k, train_loss=1.0 - 0.05 * k, val_loss=1.0 - 0.05 * k, val_score=0.80 + 0.02 * k,
-                  train_eval_score=0.80 + 0.02 * k, lr=lr) for k, lr in zip(range(1, n + 1), lrs)]
+                  train_eval_score=0.80 + 0.02 * k + gap, lr=lr) for k, lr in zip(range(1, n + 1), lrs)]
+
+
+COSINE = [0.1 * (1 + math.cos(math.pi * k / 8)) / 2 for k in range(1, 9)]  # annealed: ends at 0
+
+
+def test_late_gain_is_the_best_of_the_last_quarter_above_the_best_before():
+    # 8 epochs: the last quarter is epochs 7-8 (best 0.69), the best before it 0.70 (epoch 2)
+    assert metrics.late_gain([0.5, 0.7, 0.6, 0.65, 0.62, 0.66, 0.64, 0.69]) == pytest.approx(-0.01)
+    assert metrics.late_gain([0.5, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.63]) == pytest.approx(0.03)  # its best, not its last
+    assert metrics.late_gain([0.1, 0.2, 0.3, 0.4, 0.5]) == pytest.approx(0.1)  # 5 epochs: a quarter is the last one
+    assert metrics.late_gain([0.8] * 9 + [0.81, 0.83, 0.82]) == pytest.approx(0.03)  # 12 epochs: the last 3
+    assert metrics.late_gain([0.9, 0.8]) == pytest.approx(-0.1)  # 2 epochs: the last against the first
+    assert metrics.late_gain([0.5, float("nan"), 0.6, 0.7]) == pytest.approx(0.1)  # NaN ignored: 0.7 - 0.6
+    assert math.isnan(metrics.late_gain([0.9]))  # one epoch: nothing before the last quarter
 
 
 def test_a_level_run_is_a_good_fit():
     verdict = fit_verdict(history(good_epochs()), score="accuracy")
-    assert verdict["verdict"] == "good fit" and verdict["gap"] == pytest.approx(0.0)
-    assert verdict["val_loss_rise"] == pytest.approx(0.0) and not verdict["annealed"]
+    assert verdict["verdict"] == "good fit" and verdict["borderline"] == []
+    assert (verdict["gap"], verdict["rise"], verdict["late_gain"], verdict["train_late_gain"]) == pytest.approx(
+        (0.0, 0.0, 0.0, 0.0))
+    assert verdict["floor"] == 0.98 and set(verdict["states"].values()) == {"clear"}
+    assert set(verdict["states"]) == {"late_gain", "gap", "rise", "floor"} == set(metrics.THRESHOLDS["accuracy"])
+    assert verdict["why"] == ("training score 98.00 % at the end; "
+                              "last quarter: validation +0.00 points, training +0.00 points; training above validation "
+                              "by +0.00 points; validation loss +0% above its minimum")
 
 
 def test_a_validation_loss_risen_from_its_minimum_is_over_fitting():
@@ -503,58 +572,100 @@ def test_a_validation_loss_risen_from_its_minimum_is_over_fitting():
         e["val_loss"] = loss
     verdict = fit_verdict(history(epochs), score="accuracy")
     assert verdict["verdict"] == "over-fitting" and verdict["best_val_loss_epoch"] == 2
-    assert verdict["val_loss_rise"] == pytest.approx(0.2) and "above its minimum (epoch 2)" in verdict["why"]
-    epochs[-1]["val_loss"] = 0.32  # 6.7 % above: within the 10 % of TOLERANCES
-    assert fit_verdict(history(epochs), score="accuracy")["verdict"] == "good fit"
+    assert verdict["rise"] == pytest.approx(0.2) and verdict["states"]["rise"] == "exceeded"
+    assert verdict["why"].endswith("validation loss +20% above its minimum")
+    # rise threshold 10 %, margin 2.5 %: 6.7 % is clear, 11.7 % borderline, 13.3 % exceeded
+    for final, expected in ((0.32, "good fit"), (0.335, "borderline"), (0.34, "over-fitting")):
+        epochs[-1]["val_loss"] = final
+        assert fit_verdict(history(epochs), score="accuracy")["verdict"] == expected, final
 
 
-def test_a_train_validation_gap_is_over_fitting_by_the_scores_own_tolerance():
-    epochs = good_epochs(train_eval_score=0.97)  # 0.02 above validation
-    assert fit_verdict(history(epochs), score="accuracy")["verdict"] == "over-fitting"  # accuracy: gap 0.01
-    assert fit_verdict(history(epochs), score="dice")["verdict"] == "good fit"  # Dice: gap 0.03
-    verdict = fit_verdict(history(good_epochs(train_eval_score=0.99)), score="dice")
-    assert verdict["verdict"] == "over-fitting" and verdict["why"] == "training Dice +0.04 above validation"
+def test_a_train_validation_gap_is_over_fitting_by_the_scores_own_threshold():
+    epochs = good_epochs(train_eval_score=0.99, val_score=0.97)  # 0.02 above validation
+    assert fit_verdict(history(epochs), score="accuracy")["verdict"] == "over-fitting"  # accuracy: 0.01 +- 0.0025
+    assert fit_verdict(history(epochs), score="dice")["verdict"] == "good fit"  # Dice: 0.03 +- 0.0075
+    dice = fit_verdict(history(good_epochs(train_eval_score=0.99, val_score=0.95)), score="dice")
+    assert dice["verdict"] == "over-fitting" and dice["gap"] == pytest.approx(0.04)
+    assert dice["why"] == ("training score 0.990 at the end; "
+                           "last quarter: validation +0.000, training +0.000; training above validation by +0.040; "
+                           "validation loss +0% above its minimum")  # Dice: 3 decimals
     accuracy = fit_verdict(history(epochs), score="accuracy")
-    assert accuracy["gap"] == pytest.approx(0.02) and accuracy["why"] == "training accuracy +2 points above validation"
+    assert accuracy["gap"] == pytest.approx(0.02) and "training above validation by +2.00 points" in accuracy["why"]
+    near = fit_verdict(history(good_epochs(train_eval_score=0.981, val_score=0.97)), score="accuracy")
+    assert near["verdict"] == "borderline" and near["borderline"] == ["gap"]  # 0.011: within 0.0025 of 0.01
 
 
-def test_a_still_rising_training_score_at_a_constant_learning_rate_is_under_fitting():
+def test_a_validation_score_still_rising_in_the_last_quarter_is_not_converged():
     verdict = fit_verdict(history(rising()), score="accuracy")
-    # last quarter: epochs 6 -> 8, 0.92 -> 0.96
-    assert verdict["verdict"] == "under-fitting" and verdict["late_train_improvement"] == pytest.approx(0.04)
-    assert verdict["why"] == "training accuracy still rising (+4 points over the last quarter of the epochs)"
+    # last quarter: epochs 7-8, best 0.96; the best before it 0.92 (epoch 6)
+    assert verdict["verdict"] == "not converged" and verdict["late_gain"] == pytest.approx(0.04)
+    assert verdict["train_late_gain"] == pytest.approx(0.04) and verdict["states"]["late_gain"] == "exceeded"
+    assert verdict["why"].startswith("training score 96.00 % at the end; last quarter: validation +4.00 points, "
+                                     "training +4.00 points; ")
+    # checked before over-fitting: training 0.02 above validation as well
+    both = fit_verdict(history(rising(gap=0.02)), score="accuracy")
+    assert both["verdict"] == "not converged" and both["states"]["gap"] == "exceeded"
 
 
-def test_an_annealed_schedule_still_improving_at_the_end_is_not_under_fitting():
-    """A cosine or one-cycle schedule ends near 0 and improves the training score at the very end by
-    design: no sign that more epochs would help."""
-    cosine = [0.1 * (1 + math.cos(math.pi * k / 8)) / 2 for k in range(1, 9)]  # ends at 0
-    verdict = fit_verdict(history(rising(lrs=cosine)), score="accuracy")
-    assert verdict["annealed"] and verdict["verdict"] == "good fit"
-    one_cycle = [0.04, 0.1, 0.09, 0.07, 0.05, 0.03, 0.01, 0.004]  # warm-up: the peak is not the start
-    assert fit_verdict(history(rising(lrs=one_cycle), initial_lr=0.004), score="accuracy")["annealed"]
-    # a step decay to a fifth of the peak has not annealed: the rise still says more epochs would help
-    step = fit_verdict(history(rising(lrs=[0.1] * 6 + [0.02] * 2)), score="accuracy")
-    assert not step["annealed"] and step["verdict"] == "under-fitting"
+def test_an_annealed_schedule_still_improving_at_the_end_is_not_converged():
+    """No exemption for a schedule annealed to 0 (cosine, one-cycle): a validation score still rising
+    in the last quarter says the run has not converged, whatever the learning rate did."""
+    assert COSINE[-1] == pytest.approx(0.0, abs=1e-12)
+    cosine = fit_verdict(history(rising(lrs=COSINE)), score="accuracy")
+    assert cosine["verdict"] == "not converged" and cosine["late_gain"] == pytest.approx(0.04)
+    one_cycle = [0.04, 0.1, 0.09, 0.07, 0.05, 0.03, 0.01, 0.0]
+    assert fit_verdict(history(rising(lrs=one_cycle), initial_lr=0.004), score="accuracy")["verdict"] == "not converged"
+    assert "annealed" not in cosine and cosine == fit_verdict(history(rising()), score="accuracy")  # the lr is not read
+
+
+def test_a_late_gain_within_the_margin_is_borderline_and_names_its_criterion():
+    """Accuracy's late gain: threshold 0.15 points, margin 0.05: a gain of 0.17 points is borderline."""
+    scores = [0.97] * 6 + [0.9717, 0.971]
+    epochs = [epoch(k, train_loss=0.3, val_loss=0.3, val_score=v, train_eval_score=v) for k, v in enumerate(scores, 1)]
+    verdict = fit_verdict(history(epochs), score="accuracy")
+    assert verdict["late_gain"] == pytest.approx(0.0017) and verdict["verdict"] == "borderline"
+    assert verdict["borderline"] == ["late_gain"] and verdict["states"]["late_gain"] == "borderline"
+    assert "last quarter: validation +0.17 points, training +0.17 points" in verdict["why"]
+    epochs[6]["val_score"] = epochs[6]["train_eval_score"] = 0.9725  # 0.25 points: beyond the margin
+    assert fit_verdict(history(epochs), score="accuracy")["verdict"] == "not converged"
+    for e in epochs[6:]:
+        e["val_score"] = e["train_eval_score"] = 0.9705  # 0.05 points: clear of it
+    assert fit_verdict(history(epochs), score="accuracy")["verdict"] == "good fit"
+    # two criteria near their thresholds: both named, in THRESHOLDS' order
+    both = fit_verdict(history(good_epochs(train_eval_score=0.952, val_score=0.941)), score="accuracy")
+    assert both["verdict"] == "borderline" and both["borderline"] == ["gap", "floor"]
 
 
 def test_a_training_score_below_the_floor_is_under_fitting_before_anything_else_but_a_trivial_run():
-    """A network that does not fit even its training data (accuracy below 95 %, Dice below 0.70)
-    under-fits, whatever its curves; its train-validation gap means little then."""
-    low = fit_verdict(history(good_epochs(train_eval_score=0.949, val_score=0.90)), score="accuracy")
-    assert low["verdict"] == "under-fitting" and low["why"] == "training accuracy 94.9% at the end, below 95%"
-    assert low["gap"] == pytest.approx(0.049)  # over-fitting by the gap, were the floor not checked first
-    assert fit_verdict(history(good_epochs(train_eval_score=0.95)), score="accuracy")["verdict"] == "good fit"
-    dice = fit_verdict(history(good_epochs(train_eval_score=0.69, val_score=0.69)), score="dice")
-    assert dice["verdict"] == "under-fitting" and dice["why"] == "training Dice 0.69 at the end, below 0.7"
-    assert fit_verdict(history(good_epochs(train_eval_score=0.70, val_score=0.70)), score="dice")["verdict"] == \
+    """A network that does not fit even its training data (accuracy below 95 %, Dice below 0.70, beyond
+    the margin) under-fits, whatever its curves; its train-validation gap means little then."""
+    low = fit_verdict(history(good_epochs(train_eval_score=0.94, val_score=0.90)), score="accuracy")
+    assert low["verdict"] == "under-fitting" and low["floor"] == 0.94 and low["states"]["floor"] == "exceeded"
+    assert low["gap"] == pytest.approx(0.04) and low["states"]["gap"] == "exceeded"  # over-fitting too, by the gap
+    at_floor = fit_verdict(history(good_epochs(train_eval_score=0.95, val_score=0.95)), score="accuracy")
+    assert at_floor["verdict"] == "borderline" and at_floor["borderline"] == ["floor"]  # 0.95 +- 0.005
+    assert fit_verdict(history(good_epochs(train_eval_score=0.96, val_score=0.96)), score="accuracy")["verdict"] == \
         "good fit"
-    cosine = [0.1 * (1 + math.cos(math.pi * k / 8)) / 2 for k in range(1, 9)]  # annealed: still below the floor
-    assert fit_verdict(history(good_epochs(train_eval_score=0.9, val_score=0.9)), score="accuracy")["verdict"] == \
-        fit_verdict(history([dict(e, lr=lr) for e, lr in zip(good_epochs(train_eval_score=0.9, val_score=0.9),
-                                                               cosine)]), score="accuracy")["verdict"] == "under-fitting"
+    dice = fit_verdict(history(good_epochs(train_eval_score=0.65, val_score=0.65)), score="dice")
+    assert dice["verdict"] == "under-fitting" and dice["floor"] == 0.65
+    assert fit_verdict(history(good_epochs(train_eval_score=0.69, val_score=0.69)), score="dice")["borderline"] == \
+        ["floor"]  # 0.70 +- 0.02
+    assert fit_verdict(history(good_epochs(train_eval_score=0.75, val_score=0.75)), score="dice")["verdict"] == \
+        "good fit"
+    # before "not converged": still rising, but far below the floor
+    low_rising = [dict(e, train_eval_score=e["val_score"] - 0.1) for e in rising(lrs=COSINE)]
+    assert fit_verdict(history(low_rising), score="accuracy")["verdict"] == "under-fitting"
     trivial = fit_verdict(history(good_epochs(train_eval_score=0.5, share=0.995)), score="dice")
     assert trivial["verdict"] == "one class"  # a trivial solution is named as such
+
+
+def test_the_configuration_verdict_is_the_most_frequent_with_the_others_counted():
+    assert metrics.configuration_verdict(["good fit"] * 5) == "good fit (5 of 5)"
+    assert metrics.configuration_verdict(["good fit", "borderline", "good fit", "borderline", "good fit"]) == \
+        "good fit (3 of 5; borderline 2)"
+    assert metrics.configuration_verdict(["not converged", "over-fitting", "not converged", "good fit"]) == \
+        "not converged (2 of 4; over-fitting 1; good fit 1)"
+    assert metrics.configuration_verdict(["over-fitting", "good fit"]) == "over-fitting (1 of 2; good fit 1)"  # a tie
 
 
 def test_a_network_predicting_one_class_is_one_class_whatever_its_curves():

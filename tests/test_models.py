@@ -1,13 +1,11 @@
 """common.models: hand-computed weight counts of every network and option, output shapes, the layer
 descriptions recorded with each run, the Ex 1.3 pool-order property, and SegNet's initialisations."""
-import argparse
-
 import pytest
 import torch
 from torch import nn
 
 import ex2_5_best
-from common import models
+from common import models, train
 from common.models import ConvStage, SegNet, UpSample, count_weights, layer_list, transposed_fan_in
 
 
@@ -297,9 +295,9 @@ def test_ex2_1_network_is_the_one_tabulated():
     8+16+32+64+32+16+8 + 32+16+8 = 232."""
     import ex2_1_segnet
 
-    network = ex2_1_segnet.NETWORK
+    network = ex2_1_segnet.SEGNET
     assert tuple(network["channels"]) == EX21_OPTIONS["channels"] and network["up_kernel"] == 4
-    model = ex2_1_segnet.config(argparse.Namespace(lr=1e-3, epochs=1, batch_size=1)).model()
+    model = train.build_model({"model": network})
     assert count_weights(model) == EX21 + (232 if network.get("batch_norm") else 0)
     assert count_weights(SegNet(**EX21_OPTIONS, batch_norm=True)) == EX21 + 232
 
@@ -332,7 +330,7 @@ def test_best_model_weight_count_and_shape():
     head = 8 * 2 + 2
     expected = sum(blocks.values()) + ups + head
     assert expected == 126_914
-    net = ex2_5_best.config(argparse.Namespace(lr=1e-2, epochs=1, batch_size=10)).model()
+    net = train.build_model({"model": ex2_5_best.UNET})
     assert count_weights(net) == expected
     assert net(torch.randn(2, 2, 32, 32)).shape == (2, 2, 32, 32)
 

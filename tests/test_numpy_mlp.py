@@ -6,8 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from common import models
-from common.train import TorchLearner
-from common.numpy_mlp import NumpyLearner, NumpyMLP, softmax_cross_entropy, twin_learners
+from common.numpy_mlp import NumpyLearner, NumpyMLP, softmax_cross_entropy
 
 
 def _pair(seed=0, hidden=(16, 8)):
@@ -88,27 +87,6 @@ def test_sgd_step_matches_torch_sgd():
 def test_from_torch_rejects_layers_it_does_not_implement():
     with pytest.raises(ValueError, match="Tanh"):
         NumpyMLP.from_torch(models.MLP(activation="tanh"))
-
-
-def test_twin_learners_start_from_the_same_weights_and_take_the_same_step():
-    torch.manual_seed(0)
-    model = models.MLP(hidden=(16,))
-    cpu = torch.device("cpu")
-    learners = twin_learners(model, lr=0.1, devices=[cpu, cpu])  # a device named twice: one learner
-    assert len(learners) == 2  # NumPy and PyTorch on the CPU
-    numpy_learner, torch_learner = (next(v for v in learners.values() if isinstance(v, kind))
-                                    for kind in (NumpyLearner, TorchLearner))
-    assert torch_learner.device == cpu
-    numpy_net, torch_net = numpy_learner.net, NumpyMLP.from_torch(torch_learner.model)
-    for a, b in zip(numpy_net.weights + numpy_net.biases, torch_net.weights + torch_net.biases, strict=True):
-        np.testing.assert_array_equal(a, b)
-    assert torch_learner.model is not model  # copies: timing them leaves the model as it was
-    x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
-    losses = [float(learner.train_step(x, y)) for learner in (numpy_learner, torch_learner)]
-    assert losses[0] == pytest.approx(losses[1], rel=1e-5)  # float32 both: the same loss before the step
-    after = NumpyMLP.from_torch(torch_learner.model)
-    for a, b in zip(numpy_net.weights + numpy_net.biases, after.weights + after.biases):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)  # and the same SGD step
 
 
 def test_numpy_learner_logits_loss_and_state():

@@ -1,14 +1,12 @@
-"""common.plots: each figure is drawn from the runs as stated (means over seeds, the baseline grey,
-the panels it promises) and saved as PDF and PNG that a rerun writes identically."""
-import types
-
+"""common.plots: each figure is drawn from a results file's configurations (and the arrays saved beside
+it) as stated (means over seeds, the baseline grey, the panels it promises) and saved as PDF and PNG that
+a rerun writes identically."""
 import numpy as np
 import pytest
 import torch
 
-from common import plots
+from common import evaluation, plots
 from common.data import Splits
-from helpers import stored_runs
 
 
 @pytest.fixture
@@ -99,7 +97,7 @@ def test_variant_grid_draws_each_variant_beside_the_grey_baseline(captured):
 
 
 def test_pool_order_dots_the_pool_first_curves_and_shows_the_time_ratios_of_each_paired_repeat(captured):
-    configs = [types.SimpleNamespace(name=n, label=n, records=[record([0.5, 0.6])])
+    configs = [{"name": n, "label": n, "score_name": "accuracy", "runs": [record([0.5, 0.6])]}
                for n in ("relu_pool_after", "relu_pool_first", "tanh_pool_after", "tanh_pool_first")]
     repeats = {"relu_pool_after": [0.010, 0.012, 0.011], "relu_pool_first": [0.005, 0.004, 0.011],
                "tanh_pool_after": [0.020, 0.030, 0.024], "tanh_pool_first": [0.010, 0.020, 0.030]}
@@ -121,12 +119,14 @@ def test_pool_order_dots_the_pool_first_curves_and_shows_the_time_ratios_of_each
 
 
 def test_confusion_and_errors_shows_the_matrix_and_the_most_confident_errors(captured):
-    errors = {"confusion_matrix": [[5, 1], [2, 7]], "errors": 3, "images": 15,
-              "wrong": [{"index": i, "true": 1, "predicted": 0, "probability": 0.9 - i / 10} for i in range(3)]}
-    plots.confusion_and_errors(errors, torch.rand(15, 1, 28, 28), 2, None, title="best")
+    errors = {"confusion_matrix": [[5, 1], [2, 7]], "errors": 3, "images": 15,  # the 2 shown of the 3
+              "misclassified": [{"index": i, "true": 1, "predicted": 0, "probability": 0.9 - i / 10} for i in range(2)]}
+    images = np.random.default_rng(0).random((2, 28, 28)).astype(np.float16)  # those two images, as saved
+    plots.confusion_and_errors(errors, images, None, title="best")
     fig = captured[0]
     assert len(fig.axes) == 1 + 2 and fig.axes[0].get_title() == "best: 3 errors in 15 test images"
-    assert fig.axes[1].get_title() == "1 → 0\n(0.90)"
+    assert [ax.get_title() for ax in fig.axes[1:]] == ["1 → 0\n(0.90)", "1 → 0\n(0.80)"]
+    np.testing.assert_array_equal(fig.axes[2].get_images()[0].get_array(), images[1])
 
 
 def test_error_map_colours():
@@ -150,7 +150,8 @@ def test_window_finds_the_square_with_the_most_changed_pixels():
 # --- segmentation figures, written to disk -------------------------------------------------------
 
 @pytest.fixture
-def seg(tmp_path):
+def seg():
+    """Three test images, the truth a rectangle; two networks' predictions: shifted 2 px, and exact."""
     g = torch.Generator().manual_seed(0)
     truth = torch.zeros(3, 64, 64, dtype=torch.long)
     truth[:, 10:40, 12:44] = 1
@@ -158,31 +159,59 @@ def seg(tmp_path):
                     test=(torch.randn(3, 2, 64, 64, generator=g), truth),
                     info={"names": {"test": ["Test/image_01.png", "Test/image_02.png", "Test/image_03.png"]},
                           "normalisation": {"mean": [0.5, 0.4], "std": [0.2, 0.2]}})
+    return splits, [torch.roll(truth, 2, dims=2).bool(), truth.bool()]
 
-    def logits(shift):
-        mask = torch.roll(truth, shift, dims=2)
-        return [torch.stack([torch.zeros(3, 64, 64), mask.float() * 2 - 1], dim=1)]
 
-    runs = [stored_runs(tmp_path / "a", test_logits=logits(2)), stored_runs(tmp_path / "b", test_logits=logits(0))]
-    return splits, runs
+def test_case_arrays_hold_the_shown_images_compactly(seg):
+    splits, preds = seg
+    one = evaluation.case_arrays(splits, [2, 1], preds[:1])
+    assert set(one) == {"case_image", "case_truth", "case_pred"}
+    assert one["case_image"].shape == (2, 64, 64, 3) and one["case_image"].dtype == np.uint8
+    np.testing.assert_array_equal(one["case_truth"], splits.test[1][[2, 1]].numpy())
+    np.testing.assert_array_equal(one["case_pred"], preds[0][[2, 1]].numpy())
+    expected = (255 * evaluation.display_images(splits.test[0][[2, 1]], splits.info["normalisation"]).clip(0, 1))
+    np.testing.assert_array_equal(one["case_image"], expected.round().astype(np.uint8))
+    two = evaluation.case_arrays(splits, [0], preds)
+    assert set(two) == {"case_image", "case_truth", "case_pred_0", "case_pred_1"}
 
 
 def test_segmentation_and_boundary_figures_are_written(seg, tmp_path):
-    splits, runs = seg
-    dice = np.array([[0.9, 0.8, 0.7]])
-    pred = torch.roll(splits.test[1], 2, dims=2).bool()
-    paths = plots.segmentation_cases(splits, pred, dice, {"worst": 2, "median": 1}, tmp_path / "figures" / "cases")
-    scores = [{"boundary_f1_2px": np.array([[0.5, 0.6, 0.7]]), "hd95": np.array([[2.0, 2.0, 2.0]])}] * 2
-    paths += plots.boundary_crops(splits, runs, scores, {"largest gain": 0}, tmp_path / "figures" / "crops")
+    splits, preds = seg
+    cases = {"worst": {"name": "Test/image_03.png", "dice": 0.7}, "median": {"name": "Test/image_02.png", "dice": 0.8}}
+    paths = plots.segmentation_cases(cases, evaluation.case_arrays(splits, [2, 1], preds[:1]),
+                                     tmp_path / "figures" / "cases")
+    crops = {"largest gain": {"name": "Test/image_01.png", "boundary_f1_2px": [0.5, 0.6], "hd95": [2.0, 2.0]}}
+    paths += plots.boundary_crops(crops, evaluation.case_arrays(splits, [0], preds), ["plain", "skips"],
+                                  tmp_path / "figures" / "crops")
     for path in paths:
         assert path.stat().st_size > 1000
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["cases.pdf", "cases.png", "crops.pdf",
                                                                        "crops.png"]
 
 
+def test_segmentation_cases_label_each_row_and_show_the_errors(seg, captured):
+    splits, preds = seg
+    cases = {"worst": {"name": "Test/image_03.png", "dice": 0.7}, "median": {"name": "Test/image_02.png", "dice": 0.8}}
+    arrays = evaluation.case_arrays(splits, [2, 1], preds[:1])
+    plots.segmentation_cases(cases, arrays, None)
+    axes = captured[0].axes
+    assert [axes[k].get_ylabel() for k in (0, 4)] == ["worst: image_03.png\nDice 0.70", "median: image_02.png\nDice 0.80"]
+    np.testing.assert_array_equal(axes[3].get_images()[0].get_array(),
+                                  plots.error_map(arrays["case_pred"][0], arrays["case_truth"][0]))
+
+
+def test_boundary_crops_title_each_network_with_its_scores(seg, captured):
+    splits, preds = seg
+    crops = {"largest gain": {"name": "Test/image_01.png", "boundary_f1_2px": [0.5, 0.6], "hd95": [2.0, 3.0]}}
+    plots.boundary_crops(crops, evaluation.case_arrays(splits, [0], preds), ["plain", "skips"], None)
+    axes = captured[0].axes
+    assert axes[0].get_title() == "largest gain:\nimage_01.png"
+    assert [ax.get_title() for ax in axes[1:]] == ["plain\nF1 (2 px) 0.50, HD95 2 px", "skips\nF1 (2 px) 0.60, HD95 3 px"]
+
+
 def test_residual_grid_draws_one_row_per_group(captured):
     def runs(name, seed):
-        return types.SimpleNamespace(name=name, label=f"depth 2, {name}", records=[record([0.5, 0.8], seed=seed)])
+        return {"name": name, "label": f"depth 2, {name}", "score_name": "dice", "runs": [record([0.5, 0.8], seed=seed)]}
 
     groups = {"depth 2": [runs("plain", 0), runs("residual", 0)], "depth 3": [runs("plain", 1), runs("residual", 1)]}
     plots.residual_grid(groups, None)

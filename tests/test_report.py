@@ -1,13 +1,14 @@
 """common.report: numbers and sentences for the report from the results files (a sentence's wording
-follows its statistic, so a changed result cannot leave a wrong sentence), the LaTeX macros, the
-README's table and `make report`'s runner."""
+follows its statistic, so a changed result cannot leave a wrong sentence), the LaTeX macros and the
+README's table."""
 import json
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 
-from common import cli, experiment, metrics, report, results
+from common import cli, metrics, report, results, train
 from common.data import REPO_ROOT
 from helpers import toy_config, toy_splits
 
@@ -97,33 +98,56 @@ def test_a_changed_result_changes_the_words(outcome, relation):
     assert text["detail"] == r"+1.38 points, 95\,\% CI +0.58 to +2.18"  # accuracy in points
 
 
+IMAGES = np.array([0.5, 0.6, 0.7, 0.8, 0.9, 0.95]), np.array([0.6, 0.7, 0.8, 0.9, 0.95, 0.99])  # b higher on all 6
+
+
+def per_seed(images, seeds: int = 5):
+    """The same per-image scores in every seed: (seeds, images)."""
+    return np.tile(images, (seeds, 1))
+
+
 def test_comparison_text_with_images_and_with_one_seed():
-    images = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95], [0.6, 0.7, 0.8, 0.9, 0.95, 0.99]
-    six = report.comparison_text(metrics.compare(A, B, *images, score="dice"))
+    """Each seed's pair is tested over the images: 6 images all one way give p = 2/64 = 0.031 in each seed."""
+    six = report.comparison_text(metrics.compare(A, B, *map(per_seed, IMAGES), score="dice"))
     assert six["relation"] == "better than"
-    assert six["detail"] == (r"+0.014, 95\,\% CI +0.006 to +0.022; better on 6 and worse on 0 of the 6 test images, "
-                             "Wilcoxon $p=0.031$")
-    # 5 of 5 images: p = 2/32 decides nothing, and does not contradict the seeds
-    five = report.comparison_text(metrics.compare(A, B, images[0][:5], images[1][:5], score="dice"))
-    assert five["relation"] == "better than" and "better on 5 and worse on 0 of the 5 test images, Wilcoxon $p=0.062$" \
-        in five["detail"]
+    assert six["detail"] == (r"+0.014, 95\,\% CI +0.006 to +0.022; over the test images (Wilcoxon, each seed's pair): "
+                             "5 of 5 seeds significant the same way, 0 the other")
+    # 5 of 5 images: p = 2/32 in each seed decides nothing, and does not contradict the seeds
+    five = report.comparison_text(metrics.compare(A, B, per_seed(IMAGES[0][:5]), per_seed(IMAGES[1][:5]), score="dice"))
+    assert five["relation"] == "better than" and five["detail"].endswith("0 of 5 seeds significant the same way, 0 the other")
     single = report.comparison_text(metrics.compare([0.8], [0.9], score="dice"))
     assert single["detail"] == "+0.100, 1 seed pair" and single["ci"] == "n/a"
     assert single["relation"] == "not distinguishable from"
 
 
-def test_comparison_text_of_a_difference_only_the_test_images_show():
+def test_comparison_text_of_images_that_the_seeds_do_not_confirm():
+    """Significant images in every seed make no direction of their own: the seeds' interval covers 0."""
     noisy = [0.83, 0.79, 0.83, 0.81, 0.80]  # seeds: -0.001, interval -0.015 to +0.014
-    text = report.comparison_text(metrics.compare(A, noisy, [0.5, 0.6, 0.7, 0.8, 0.9, 0.95],
-                                                  [0.6, 0.7, 0.8, 0.9, 0.95, 0.99], score="dice"))
-    assert text["relation"] == "better on these test images than" and text["short"] == r"\ensuremath{-}0.001"
+    text = report.comparison_text(metrics.compare(A, noisy, *map(per_seed, IMAGES), score="dice"))
+    assert text["relation"] == "not distinguishable from" and text["short"] == r"\ensuremath{-}0.001"
+    # the seeds' mean fell, every seed's images rose: significant the other way
+    assert text["detail"].endswith("; over the test images (Wilcoxon, each seed's pair): 0 of 5 seeds significant the "
+                                   "same way, 5 the other")
+    # HD95 (lower is better) 1 px lower on every image of each of 3 seeds, although the seeds' mean rose
+    hd95 = report.comparison_text(metrics.compare([10.0, 12.0, 11.0], [11.0, 10.0, 12.5],
+                                                  per_seed([5.0, 6, 7, 8, 9, 10], 3), per_seed([4.0, 5, 6, 7, 8, 9.5], 3),
+                                                  score="hd95", lower_is_better=True))
+    assert hd95["relation"] == "not distinguishable from"
+    assert hd95["detail"] == (r"+0.2\,px, 95\,\% CI \ensuremath{-}4.5 to +4.9; over the test images (Wilcoxon, each "
+                              "seed's pair): 0 of 3 seeds significant the same way, 3 the other")
+
+
+def test_comparison_text_of_older_results_keeps_their_wilcoxon_over_mean_images():
+    """Results files made before the per-seed image tests hold one "wilcoxon" over the images (mean over seeds)
+    and may hold the outcome "better on the test images": they still read as they did."""
+    older = {**metrics.compare(A, [0.83, 0.79, 0.83, 0.81, 0.80], score="dice"), "outcome": "better on the test images",
+             "wilcoxon": {"p": 0.03125, "images": 6, "higher": 6, "lower": 0, "median_difference": 0.1, "better": 6,
+                          "worse": 0}}
+    text = report.comparison_text(older)
+    assert text["relation"] == "better on these test images than"
     assert text["detail"].endswith("; better on 6 and worse on 0 of the 6 test images, Wilcoxon $p=0.031$")
-    # HD95 (lower is better) 1 px lower on every image: better on them, although the seeds' mean rose
-    hd95 = report.comparison_text(metrics.compare([10.0, 12.0, 11.0], [11.0, 10.0, 12.5], [5.0, 6, 7, 8, 9, 10],
-                                                  [4.0, 5, 6, 7, 8, 9.5], score="hd95", lower_is_better=True))
-    assert hd95["relation"] == "better on these test images than"
-    assert hd95["detail"] == (r"+0.2\,px, 95\,\% CI \ensuremath{-}4.5 to +4.9; better on 6 and worse on 0 of the 6 "
-                              "test images, Wilcoxon $p=0.031$")
+    flat = dict(report.flatten("o", older))
+    assert flat["o.wilcoxon.p_text"] == "$p=0.031$" and flat["o.wilcoxon.better"] == "6"  # the older cells
 
 
 def test_timing_text_says_faster_or_slower_when_the_sign_test_says_so():
@@ -187,9 +211,13 @@ def test_flatten_words_counts_savings_wilcoxon_tests_and_milliseconds():
     unsure = dict(report.flatten("s", {**saving, "agreeing_repeats": 9, "p": 0.61}))
     assert unsure["s.text"] == ("not distinguishable between the two (larger with tanh in 9 of 15 paired repeats, "
                                 "sign test $p=0.61$)")
-    wilcoxon = metrics.compare(A, B, [0.5, 0.6, 0.7, 0.8, 0.9, 0.95], [0.6, 0.7, 0.8, 0.9, 0.95, 0.99], score="dice")
+    wilcoxon = metrics.compare(A, B, *map(per_seed, IMAGES), score="dice")
     flat = dict(report.flatten("w", wilcoxon))
-    assert flat["w.wilcoxon.p_text"] == "$p=0.031$" and flat["w.wilcoxon.better"] == "6"
+    # the current tables' cells (until the report is rewritten): how many seeds' image tests agree
+    assert flat["w.wilcoxon.p_text"] == flat["w.wilcoxon.better"] == "5/5 seeds"
+    assert (flat["w.images.seeds"], flat["w.images.images"], flat["w.images.agree"], flat["w.images.disagree"]) == (
+        "5", "6", "5", "0")
+    assert flat["w.images.per_seed.0.p_text"] == "$p=0.031$" and flat["w.images.per_seed.4.higher"] == "6"
     seconds = dict(report.flatten("t", {"per_batch_s": 0.0123, "per_epoch_s": 11.6, "steps": 3, "whole_s": 1.0}))
     assert seconds == {"t.per_batch_s": "0.0123", "t.per_batch_ms": "12.3", "t.per_epoch_s": "11.6", "t.steps": "3",
                        "t.whole_s": "1"}  # below a second also in ms
@@ -212,10 +240,9 @@ def results_root(tmp_path_factory):
     """A results folder as an exercise writes it: two toy configurations, their comparison as a finding."""
     root = tmp_path_factory.mktemp("report_root")
     parser = cli.make_parser("test", epochs=2, batch_size=16, lr=0.1, num_seeds=2)
-    ctx = cli.setup(parser, ["--device", "cpu", "--out-dir", str(root), "--no-progress", "--workers", "1"],
-                    "ex9_9_demo.py")
-    configs = [toy_config(label="toy net", epochs=2), toy_config(name="wide_50%", epochs=3)]
-    runs = experiment.run_all(configs, toy_splits(), ctx)
+    ctx = cli.setup(parser, ["--device", "cpu", "--out-dir", str(root), "--no-progress"], "ex9_9_demo.py")
+    runs = [train.run("toy", toy_config(epochs=2), toy_splits(), ctx, "toy net"),
+            train.run("wide_50%", toy_config(epochs=3), toy_splits(), ctx)]
     from common import evaluation
 
     findings = {"versus": evaluation.compare_runs(*runs, toy_splits().test[1]), "ratio": 2.5}
@@ -240,32 +267,35 @@ def test_write_all_defines_a_macro_for_every_result(results_root):
     assert macros["ex9_9.toy.epochs"] == "2" and macros["ex9_9.toy.batch"] == "16"
     assert macros["ex9_9.toy.label"] == "toy net" and macros["ex9_9.wide_50.epochs"] == "3"  # keys: A-Za-z0-9_
     assert macros["ex9_9.toy.lr"] == "0.1" and macros["ex9_9.toy.weight_decay"] == "0"
-    assert macros["ex9_9.toy.model"] == "Sequential"  # not a partial of a known class: its class name
+    assert macros["ex9_9.toy.model"] == "MLP 16-8-2"
     assert macros["ex9_9.toy.verdict"] == report.verdict_cell(summary["verdicts"])
     top = max(summary["verdicts"], key=summary["verdicts"].count)
     assert macros["ex9_9.toy.why"] == report.tex(next(d["why"] for d in summary["verdict_details"]
                                                      if d["verdict"] == top)) != ""
-    # the fit rule's margins in the score's units (accuracy: percent)
+    # the fit rule's thresholds in the score's units (accuracy: percent); the late gain under the older name
+    # "improve"; no annealed exemption any more
     assert {k for k in macros if k.startswith("ex9_9.toy.tol_")} == {
-        f"ex9_9.toy.tol_{k}" for k in summary["verdict_tolerances"]}
-    assert (macros["ex9_9.toy.tol_gap"], macros["ex9_9.toy.tol_rise"], macros["ex9_9.toy.tol_improve"]) == (
-        r"1.00\,\%", r"10\,\%", r"0.20\,\%")
+        f"ex9_9.toy.tol_{k}" for k in ("improve", "gap", "rise", "floor", "one_class", "diverged", "annealed")}
+    assert set(summary["verdict_thresholds"]) == {"late_gain", "gap", "rise", "floor", "one_class", "diverged"}
+    assert (macros["ex9_9.toy.tol_gap"], macros["ex9_9.toy.tol_rise"], macros["ex9_9.toy.tol_improve"],
+            macros["ex9_9.toy.tol_floor"]) == (r"1.00\,\%", r"10\,\%", r"0.15\,\%", r"95.00\,\%")
     assert (macros["ex9_9.toy.tol_one_class"], macros["ex9_9.toy.tol_diverged"], macros["ex9_9.toy.tol_annealed"]) == (
-        r"99\,\%", "2", r"10\,\%")
+        r"99\,\%", "2", "n/a")
     versus = json.loads((root / "results" / "ex9_9_demo.json").read_text())["findings"]["versus"]
     assert macros["ex9_9.f.ratio"] == "2.50" and macros["ex9_9.f.versus.relation"] == \
         report.comparison_text(versus)["relation"]
-    assert macros["ex9_9.f.versus.wilcoxon.images"] == "40"  # the test images paired (toy_splits: 40)
+    assert macros["ex9_9.f.versus.images.images"] == "40"  # the test images paired (toy_splits: 40)
+    assert macros["ex9_9.f.versus.images.seeds"] == "2"  # each seed's pair tested over them
     assert macros["ex9_9.command"] == r"python ex9\_9\_demo.py --device cpu --out-dir " + \
-        report.tex(str(root)) + " --no-progress --workers 1"
+        report.tex(str(root)) + " --no-progress"
     assert macros["env.device"] == "cpu" and "ex9_9.f.unknown" not in macros
     assert not any(k.startswith("env.make_report") for k in macros)  # only for report/ itself
     assert str((root / "figures").resolve()) in (root / "generated" / "paths.tex").read_text()
     defaults, rows = _hyper_tables((root / "generated" / "hyper.tex").read_text())
     assert defaults == [r"SGD & momentum=0, dampening=0, weight\_decay=0, nesterov=False \\",
                         r"CrossEntropyLoss & reduction=mean, ignore\_index=-100, label\_smoothing=0.0 \\"]
-    assert rows == [["9.9", "toy net", "Sequential", "SGD, lr 0.1; constant", "none", "2 / 16", "0, 1"],
-                    ["9.9", r"wide\_50\%", "Sequential", "SGD, lr 0.1; constant", "none", "3 / 16", "0, 1"]]
+    assert rows == [["9.9", "toy net", "MLP 16-8-2", "SGD, lr 0.1; constant", "none", "2 / 16", "0, 1"],
+                    ["9.9", r"wide\_50\%", "MLP 16-8-2", "SGD, lr 0.1; constant", "none", "3 / 16", "0, 1"]]
 
 
 def _hyper_tables(text: str) -> tuple[list[str], list[list[str]]]:
@@ -283,7 +313,7 @@ def test_make_report_times_are_macros_of_the_report_folder_only(results_root, tm
     fake_repo = tmp_path / "repo"
     shutil.copytree(root / "results", fake_repo / "report" / "results")
     made = fake_repo / "report" / "make_report.json"
-    made.write_text(json.dumps({"minutes": 27.96, "workers": 2, "date": "2026-12-06"}))
+    made.write_text(json.dumps({"minutes": 27.96, "jobs": 2, "date": "2026-12-06"}))
     monkeypatch.setattr(report, "REPO_ROOT", fake_repo)
     monkeypatch.setattr(report, "MAKE_REPORT", made)
     report.write_all(fake_repo / "report")
@@ -335,41 +365,56 @@ def test_config_macros_by_hand():
 
 
 def test_model_short_from_the_recorded_options():
-    import functools
+    """The options as a configuration writes them (``model_options``: its model entry without the class),
+    the scripts' in full or with only what differs from the class's defaults."""
+    import ex1_2_cnn
+    import ex2_1_segnet
+    import ex2_5_best
 
-    from common import experiment, models
+    def short(spec):
+        return report.model_short({"model": spec["class"], "model_options": train.options(spec)})
 
-    def short(cls, **options):
-        return report.model_short({"model": cls.__name__, "model_options": experiment.model_options(
-            toy_config(model=functools.partial(cls, **options)))})
-
-    assert short(models.MLP) == "MLP 784-128-64-10" and short(models.MLP, hidden=(32,)) == "MLP 784-32-10"
-    assert short(models.MnistCNN) == "CNN 8-16-32"
-    assert short(models.MnistCNN, activation="tanh", pool_first=True) == "CNN 8-16-32, tanh, pool first"
-    assert short(models.MnistCNN, channels=(16, 32, 64), batch_norm=True, dropout=0.25) == \
+    assert short({"class": "MLP", "hidden": (128, 64)}) == "MLP 784-128-64-10"
+    assert short({"class": "MLP", "in_features": 16, "hidden": (32,), "num_classes": 2}) == "MLP 16-32-2"
+    assert short(ex1_2_cnn.CNN) == "CNN 8-16-32"
+    assert short({**ex1_2_cnn.CNN, "activation": "tanh", "pool_first": True}) == "CNN 8-16-32, tanh, pool first"
+    assert short({"class": "MnistCNN", "channels": (16, 32, 64), "batch_norm": True, "dropout": 0.25}) == \
         "CNN 16-32-64, BN, dropout 0.25"
-    assert short(models.SegNet, channels=(8, 16, 32, 64), up_kernel=4, init="kaiming", batch_norm=True) == \
-        "encoder-decoder 8-16-32-64, BN, 4×4 up-sampling, He init"
-    assert short(models.SegNet, channels=(8, 16, 32, 64), skip="concat", block_depth=2, residual=True,
-                 batch_norm=True) == "encoder-decoder 8-16-32-64, U-Net skips, blocks of 2, residual, BN, 2×2 up-sampling"
-    assert short(models.SegNet, channels=(8, 16), block_depth=3, batch_norm=False, init="he", input_norm=True) == \
+    assert short(ex2_1_segnet.SEGNET) == "encoder-decoder 8-16-32-64, BN, 4×4 up-sampling, He init"
+    assert short(ex2_5_best.UNET) == \
+        "encoder-decoder 8-16-32-64, U-Net skips, blocks of 2, residual, BN, 2×2 up-sampling"
+    assert short({"class": "SegNet", "channels": (8, 16), "block_depth": 3, "init": "he", "input_norm": True}) == \
         "encoder-decoder 8-16, blocks of 3, no BN, 2×2 up-sampling, He init (true fan-in), input standardisation"
     assert report.model_short({"model": "Sequential", "model_options": {}}) == "Sequential"
+    assert report.model_short({"model": "Sequential"}) == "Sequential"
 
 
-def test_augmentation_text_of_each_recorded_transform():
-    from common import augment
+@pytest.mark.xfail(strict=True, reason="bug: common/report.py model_short reads channels with o.get('channels', ()) "
+                                       "and hidden with o['hidden'], augmentation_text reads every RandomAffine and "
+                                       "StainJitter setting with a[...]: a configuration that leaves an option at its "
+                                       "class's default prints 'CNN ' or raises KeyError")
+def test_the_report_fills_in_the_defaults_of_options_a_configuration_leaves_out():
+    assert report.model_short({"model": "MnistCNN", "model_options": {}}) == "CNN 8-16-32"
+    assert report.model_short({"model": "SegNet", "model_options": {}}) == "encoder-decoder 8-16-32, no BN, 2×2 up-sampling"
+    assert report.model_short({"model": "MLP", "model_options": {}}) == "MLP 784-128-64-10"
+    assert report.augmentation_text({"class": "RandomAffine"}) == "rotation ±10°, shift ±2 px, scale ±10 %"
+    assert report.augmentation_text({"class": "StainJitter"}) == "stain contrast ×e^±0.25, brightness ±0.25"
 
-    assert report.augmentation_text(None) == "none" and report.augmentation_text("") == "none"
-    assert report.augmentation_text(repr(augment.RandomAffine(max_rotation_deg=10.0, max_shift=2.0, max_scale=0.1))) \
-        == "rotation ±10°, shift ±2 px, scale ±10 %"
-    assert report.augmentation_text(repr(augment.SegmentationAugment(dihedral=True))) == "flips, 90° rotations"
-    deform = augment.SegmentationAugment(dihedral=False, rotate_deg=15.0, scale=0.1, shear_deg=5.0, translate=0.05,
-                                         elastic_px=3.0)
-    assert report.augmentation_text(repr(deform)) == "rotation ±15°; scale ±0.1; shear ±5°; shift ±0.05; elastic ±3 px"
-    stain = augment.Compose((augment.SegmentationAugment(dihedral=True), augment.StainJitter(log_gain=0.25, shift=0.5)))
-    assert report.augmentation_text(repr(stain)) == "flips, 90° rotations; stain contrast ×e^±0.25, brightness ±0.5"
-    assert report.augmentation_text("Cutout(size=4)") == "Cutout(size=4)"  # unknown: as recorded
+
+def test_augmentation_text_of_each_configured_augmentation():
+    import ex1_5_variants
+    from tuning import selection
+
+    assert report.augmentation_text(None) == "none" and report.augmentation_text([]) == "none"
+    assert report.augmentation_text(ex1_5_variants.AFFINE) == "rotation ±10°, shift ±2 px, scale ±10 %"
+    assert report.augmentation_text(selection.DIHEDRAL) == "flips, 90° rotations"
+    deform = {"class": "SegmentationAugment", "dihedral": False, "rotate_deg": 15.0, "scale": 0.1, "shear_deg": 5.0,
+              "translate": 0.05, "elastic_px": 3.0}
+    assert report.augmentation_text(deform) == "rotation ±15°; scale ±0.1; shear ±5°; shift ±0.05; elastic ±3 px"
+    assert report.augmentation_text(selection.ARCHITECTURE["c16 res2 e100 deform"][2]["augment"]) == \
+        "flips, 90° rotations; rotation ±10°; scale ±0.1; shear ±5°; shift ±0.03; elastic ±3 px"
+    stain = [selection.DIHEDRAL, {"class": "StainJitter", "log_gain": 0.25, "shift": 0.5}]  # a list: in turn
+    assert report.augmentation_text(stain) == "flips, 90° rotations; stain contrast ×e^±0.25, brightness ±0.5"
 
 
 def _hyper(optimizer: str = "SGD", lr: float = 0.1, loss=None, **settings) -> dict:
@@ -499,60 +544,6 @@ def test_readme_mentions_every_exercise_script():
     assert len(report.EXERCISES) == 10
 
 
-# --- make report -----------------------------------------------------------------------------------
-
-def test_run_with_one_worker_runs_each_script_in_turn_and_stops_at_the_first_failure(tmp_path, monkeypatch):
-    calls = []
-    monkeypatch.setattr(report, "EXERCISES", ["ex1_1_fc.py", "ex1_2_cnn.py", "ex1_3_pool_order.py"])
-    monkeypatch.setattr(report.subprocess, "call",
-                        lambda cmd, cwd: calls.append(cmd[1:]) or (3 if len(calls) == 2 else 0))  # the second fails
-    args = ["--quick", "--device", "cpu", "--workers", "1"]
-    assert report.run_scripts(args, tmp_path) == 3
-    assert calls == [["ex1_1_fc.py", *args], ["ex1_2_cnn.py", *args]]
-
-
-FAKE_SCRIPT = """
-import sys
-sys.path.insert(0, {tests!r})
-from helpers import fake_ctx, toy_config, toy_splits
-from pathlib import Path
-from common import experiment
-
-def main(argv):
-    ctx = fake_ctx(Path({cache!r}), seeds=(0, 1))
-    [runs] = experiment.run_all([toy_config(name={name!r})], toy_splits(), ctx)
-    Path({out!r}).write_text(str(len(runs.records)))
-"""
-
-
-def test_run_trains_every_scripts_runs_together_once_then_runs_the_scripts_again(tmp_path, monkeypatch, capsys):
-    """Two scripts that train the same configuration: planned together, trained once (the pool dedupes
-    by cache key), then each script finishes from the cache."""
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("DLIA_CACHE_DIR", str(cache))
-    for name in ("fake_a", "fake_b"):
-        (tmp_path / f"{name}.py").write_text(FAKE_SCRIPT.format(tests=str(REPO_ROOT / "tests"), cache=str(cache),
-                                                                 name=name, out=str(tmp_path / f"{name}.out")))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(report, "EXERCISES", ["fake_a.py", "fake_b.py"])
-    monkeypatch.setattr(report, "MAKE_REPORT", tmp_path / "make_report.json")
-    assert report.run_scripts(["--device", "cpu", "--workers", "2", "--quick"], tmp_path) == 0
-    out = capsys.readouterr().out
-    assert "training 2 runs" in out  # seeds 0 and 1 of the one configuration, not 4 runs
-    assert (tmp_path / "fake_a.out").read_text() == (tmp_path / "fake_b.out").read_text() == "2"
-    assert len(list((cache / "runs").glob("*/record.json"))) == 2
-    assert not (tmp_path / "make_report.json").exists()  # --quick is no report's timing
-
-
-def test_the_run_command_passes_script_options_on(tmp_path, monkeypatch):
-    calls = []
-    monkeypatch.setattr(report, "EXERCISES", ["ex1_1_fc.py"])
-    monkeypatch.setattr(report.subprocess, "call", lambda cmd, cwd: calls.append(cmd[1:]) or 0)
-    args = ["--quick", "--device", "cpu", "--out-dir", str(tmp_path), "--no-progress", "--workers", "1"]
-    assert report.main(["run", *args]) == 0
-    assert calls == [["ex1_1_fc.py", *args]]
-
-
 def test_readme_table_lists_a_configuration_several_exercises_train_once(tmp_path, monkeypatch):
     """Ex 1.2's CNN is also Ex 1.3's and Ex 1.4's baseline: the same runs (cache keys) and test score
     are one row, under the first exercise; a configuration with other runs keeps its own row."""
@@ -570,3 +561,35 @@ def test_readme_table_lists_a_configuration_several_exercises_train_once(tmp_pat
 def test_flatten_gives_a_spread_two_significant_digits():
     flat = dict(report.flatten("m", {"hd95": {"mean": 22.4123, "std": 1.6543}, "dice": {"mean": 0.77129, "std": 0.018468}}))
     assert flat == {"m.hd95.mean": "22.4", "m.hd95.std": "1.7", "m.dice.mean": "0.771", "m.dice.std": "0.018"}
+
+
+def test_the_timer_records_the_minutes_of_a_make_report_from_an_empty_run_cache(tmp_path, run_cache, monkeypatch,
+                                                                                  capsys):
+    """make report: `timer start` before the scripts, `timer stop --jobs N` after; only a run that began with an
+    empty run cache is recorded (for the README and the report), with its number of scripts run at once."""
+    import time
+
+    clock = [1000.0]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    monkeypatch.setattr(report, "TIMER", tmp_path / "scratch" / "timer.json")
+    monkeypatch.setattr(report, "MAKE_REPORT", tmp_path / "make_report.json")
+    assert report.main(["timer", "start"]) == 0
+    clock[0] += 90 * 60
+    assert report.main(["timer", "stop", "--jobs", "2"]) == 0
+    assert "make report: 90.0 min from an empty run cache" in capsys.readouterr().out
+    made = json.loads(report.MAKE_REPORT.read_text())
+    assert (made["minutes"], made["jobs"], made["from_empty_cache"]) == (90.0, 2, True) and made["date"]
+    report.MAKE_REPORT.unlink()
+    (run_cache / "runs" / "some_key").mkdir(parents=True)
+    (run_cache / "runs" / "some_key" / "record.json").write_text("{}")  # a run in the cache: nothing recorded
+    report.main(["timer", "start"])
+    clock[0] += 60
+    report.main(["timer", "stop", "--jobs", "2"])
+    assert capsys.readouterr().out.strip() == "make report: 1.0 min" and not report.MAKE_REPORT.exists()
+
+
+def test_the_report_command_has_no_run_subcommand(capsys):
+    """`make report` runs each script as a rule of its own (make -j): the report module only writes."""
+    with pytest.raises(SystemExit) as exit_info:
+        report.main(["run", "--quick"])
+    assert exit_info.value.code == 2 and "invalid choice: 'run'" in capsys.readouterr().err

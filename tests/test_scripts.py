@@ -2,16 +2,18 @@
 session's, so later scripts reuse the runs they share with earlier ones, as they do for real): the
 results file with every configuration's curves, test scores and hyperparameters, the figures as PDF and
 PNG, the findings the report reads, and the facts that can be checked by hand."""
-import argparse
 import importlib
 import json
 import re
+import shutil
+import types
 
 import numpy as np
 import pytest
 import torch
 
-from common.data import REPO_ROOT, DataError, cache_dir
+from common import evaluation, text, train
+from common.data import REPO_ROOT, DataError
 from helpers import fake_ctx
 
 # script -> the figures it writes (found by running each once), file names without .pdf / .png
@@ -32,14 +34,14 @@ FINDINGS = {
     "ex1_1_fc": {"step_timing", "training_batch_size", "numpy_vs_torch_accuracy"},
     "ex1_2_cnn": {"cnn_weights", "fc_weights", "fc_to_cnn_weight_ratio", "cnn_weights_per_layer"},
     "ex1_3_pool_order": {"timing", "pool_first_vs_after", "tanh_vs_relu", "saving_tanh_vs_relu", "curve_differences"},
-    "ex1_4_adam": {"adam_vs_sgd", "to_reach_sgd_final_val_accuracy"},
+    "ex1_4_adam": {"adam_vs_sgd", "to_reach_sgd_final_val_accuracy", "epochs_to_sgd_final_val_accuracy"},
     "ex1_5_variants": {"versus_baseline", "chosen_on_validation", "chosen_label", "saved_seed", "best_model_test"},
     "ex2_1_segnet": {"worst", "median", "per_image_test_dice", "red_share"},
     "ex2_2_regularization": {"versus_baseline"},
     "ex2_3_skip": {"metrics", "skip_vs_plain", "shown_cases"},
-    "ex2_4_residual": {"dice_threshold", "timing", "groups", "versus_ex2_1"},
+    "ex2_4_residual": {"dice_threshold", "timing", "groups", "versus_ex2_1", "figure_groups"},
     "ex2_5_best": {"test_dice", "tta_vs_single_pass", "validation_dice_when_chosen", "best_case", "worst_case",
-                   "per_image_test_dice"},
+                   "red_share", "per_image_test_dice"},
 }
 PART1 = [s for s in FIGURES if s.startswith("ex1")]
 PART2 = [s for s in FIGURES if s.startswith("ex2")]
@@ -49,7 +51,7 @@ QUICK_TIMING = {"ex1_1_fc": {"QUICK_TIMING": {"num_batches": 2, "warmup": 1, "re
 
 
 class QuickRuns:
-    """Each script run once with --quick (one seed, one worker), on first use; later scripts find the
+    """Each script run once with --quick (one seed), on first use; later scripts find the
     runs they share with earlier ones (the Ex 1.2 and Ex 2.1 networks) in the session's run cache."""
 
     def __init__(self, data_dir, root):
@@ -57,7 +59,7 @@ class QuickRuns:
 
     def args(self, script, out, *extra):
         return ["--quick", "--device", "cpu", "--data-dir", str(self.data_dir), "--out-dir", str(out), "--no-progress",
-                "--num-seeds", "1", "--workers", "1", *extra]
+                "--num-seeds", "1", *extra]
 
     def __call__(self, script: str):
         if script not in self.done:
@@ -111,6 +113,15 @@ def test_quick_run_writes_results_and_figures(script, quick):
             hyper = run["hyperparameters"]
             assert hyper["optimizer"]["defaults"] and hyper["layers"] and hyper["num_epochs"] == 1
             assert hyper["num_weights"] == config["num_weights"] and run["cache_key"]
+            # each run's configuration, recorded in full: it names the run's cache entry
+            assert run["config"]["epochs"] == 1 and run["config"]["score"] == score
+            assert hyper["model"] == run["config"]["model"]["class"]
+            assert hyper["model_options"] == train.options(run["config"]["model"])
+            assert hyper["augmentation"] == run["config"]["augment"]
+            assert run["cache_key"] == train.cache_key(run["config"], run["seed"], types.SimpleNamespace(
+                info=record["data"]), torch.device(run["device"]))
+    # what the report quotes, as text (common.text), by names the script chose; counts as whole numbers
+    assert record["numbers"] and all(isinstance(v, (str, int)) for v in record["numbers"].values())
     written = sorted(p.name for p in (out / "figures").iterdir())
     assert written == sorted(f"{name}.{ext}" for name in FIGURES[script] for ext in ("pdf", "png"))
     for path in (out / "figures").iterdir():
@@ -121,6 +132,31 @@ def test_quick_run_writes_results_and_figures(script, quick):
 def test_findings_hold_what_the_report_reads(script, quick):
     _, record, _ = quick(script)
     assert set(record["findings"]) == FINDINGS[script]
+
+
+@pytest.mark.parametrize("script", list(FIGURES))
+def test_figures_only_redraws_the_same_figures_from_the_results_file_alone(script, quick, tmp_path):
+    """make figures: each script's --figures-only draws from <out>/results (the .json, and the .npz of
+    the images it shows) without data or training, the very figures its run drew."""
+    out, _, _ = quick(script)
+    shutil.copytree(out / "results", tmp_path / "results")
+    module = importlib.import_module(script)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train, "run", lambda *a, **k: pytest.fail("--figures-only trained"))
+        module.main(["--figures-only", "--device", "cpu", "--out-dir", str(tmp_path), "--data-dir",
+                     str(tmp_path / "no_data")])
+    drawn = sorted(p.name for p in (tmp_path / "figures").iterdir())
+    assert drawn == sorted(p.name for p in (out / "figures").iterdir())
+    for name in drawn:
+        if name.endswith(".png"):
+            assert (tmp_path / "figures" / name).read_bytes() == (out / "figures" / name).read_bytes(), name
+
+
+def test_figures_only_without_a_results_file_names_the_script_that_makes_it(tmp_path):
+    import ex2_3_skip
+
+    with pytest.raises(DataError, match=r"ex2_3_skip.json: no such results file; python ex2_3_skip.py makes it"):
+        ex2_3_skip.main(["--figures-only", "--device", "cpu", "--out-dir", str(tmp_path)])
 
 
 # --- Part 1 --------------------------------------------------------------------------------------
@@ -154,11 +190,15 @@ def test_ex1_1_numpy_and_torch_start_alike_and_are_both_timed(part1):
         assert len(references) == 1 and other["versus"]["reference"] == references[0]
         assert all(len(t["per_batch_repeats_s"]) == 3 for t in timed.values())
     comparison = findings["numpy_vs_torch_accuracy"]
-    # one seed: no interval over seeds; only the test images, paired, could tell the two apart
-    assert comparison["pairs"] == 1 and comparison["wilcoxon"]["images"] == record["data"]["sizes"]["test"]
-    assert comparison["outcome"] == ("unresolved" if comparison["wilcoxon"]["p"] >= 0.05 else
-                                     ("better" if comparison["wilcoxon"]["better"] > comparison["wilcoxon"]["worse"]
-                                      else "worse") + " on the test images")
+    # one seed: no interval over seeds, so no direction, however its pair's test images go (tested all the same)
+    assert comparison["pairs"] == 1 and comparison["outcome"] == "unresolved"
+    assert comparison["images"]["seeds"] == 1 and comparison["images"]["images"] == record["data"]["sizes"]["test"]
+    numbers = record["numbers"]
+    assert numbers["numpy_vs_torch"] == text.outcome(comparison) == "not distinguishable"
+    assert numbers["numpy_minus_torch"] == text.difference(comparison)
+    for batch, timed in findings["step_timing"].items():
+        assert numbers[f"numpy_speed_{batch}"] == text.speed(timed["NumPy"]["versus"])
+        assert numbers[f"torch_ms_{batch}"] == text.ms(timed["PyTorch (CPU)"]["per_batch_s"])
 
 
 def test_ex1_4_reuses_the_ex1_2_run_and_trains_adam_with_its_defaults(part1):
@@ -171,6 +211,11 @@ def test_ex1_4_reuses_the_ex1_2_run_and_trains_adam_with_its_defaults(part1):
     reach = part1("ex1_4_adam")[1]["findings"]["to_reach_sgd_final_val_accuracy"]
     assert reach["target"] == ex14["cnn_sgd"]["summary"]["final_val_accuracy"]["mean"]
     assert reach["cnn_sgd"]["per_seed"][0]["epoch"] == 1  # SGD reaches its own final score at its last epoch
+    sooner = part1("ex1_4_adam")[1]["findings"]["epochs_to_sgd_final_val_accuracy"]  # seed k against seed k
+    expected = evaluation.paired_epochs_to_threshold(ex14["cnn_sgd"], ex14["cnn_adam"], reach["target"])
+    assert {k: sooner[k] for k in expected if k != "per_pair"} == pytest.approx(
+        {k: v for k, v in expected.items() if k != "per_pair"}, nan_ok=True)
+    assert sooner["threshold"] == reach["target"] and sooner["pairs"] == 1
 
 
 def test_ex1_3_reuses_the_ex1_2_run_and_ex1_5_the_ex1_3_tanh_run(part1):
@@ -203,7 +248,10 @@ def test_ex1_3_pool_orders_train_identically_and_are_timed_in_pairs(part1):
     assert "larger_saving" not in findings
 
 
-def test_ex1_5_chooses_on_validation_and_remakes_its_figure_from_the_saved_weights(part1):
+def test_ex1_5_chooses_on_validation_and_saves_the_chosen_weights(part1, mnist_dir):
+    import ex1_5_variants
+    from common import evaluation, mnist, models, results
+
     out, record, _ = part1("ex1_5_variants")
     configs = {c["name"]: c for c in record["configs"]}
     assert list(configs) == ["baseline", "batch_norm", "augmentation", "tanh", "best"]  # three variations, combined
@@ -214,33 +262,30 @@ def test_ex1_5_chooses_on_validation_and_remakes_its_figure_from_the_saved_weigh
         c["summary"]["final_val_accuracy"]["mean"] for c in configs.values())
     assert findings["chosen_label"] == configs[chosen]["label"]
     assert set(findings["versus_baseline"]) == set(configs) - {"baseline"}
-    for versus in findings["versus_baseline"].values():  # paired seed by seed and test image by test image
-        assert versus["pairs"] == 1 and versus["wilcoxon"]["images"] == record["data"]["sizes"]["test"]
+    for versus in findings["versus_baseline"].values():  # paired seed by seed, each pair also image by image
+        assert versus["pairs"] == 1 and versus["images"]["images"] == record["data"]["sizes"]["test"]
+        assert versus["images"]["seeds"] == 1 and versus["outcome"] == "unresolved"  # one seed: no interval
     assert findings["best_model_test"]["top_confusions_text"] == ", ".join(
         f"{c['true']}→{c['predicted']} ({c['count']})" for c in findings["best_model_test"]["top_confusions"])
+    best = findings["best_model_test"]
+    shown = best["misclassified"]  # the most confident errors, as many as the figure shows
+    assert "wrong" not in best and len(shown) == min(best["errors"], ex1_5_variants.MISCLASSIFIED_SHOWN)
+    assert [w["probability"] for w in shown] == sorted((w["probability"] for w in shown), reverse=True)
+    # the saved weights are the chosen seed's: they make the very errors recorded, and the images saved beside
     weights = out / "models" / "ex1_5_best.pt"
     assert weights.stat().st_size < 1_000_000
-    module = importlib.import_module("ex1_5_variants")
-    again = out.parent / "from_weights"
-    [summary] = module.main(part1.args("ex1_5_variants", again, "--from-weights", str(weights)))
-    assert summary["errors"] == findings["best_model_test"]["errors"]
-    assert summary["confusion_matrix"] == findings["best_model_test"]["confusion_matrix"]
-    assert sorted(p.name for p in (again / "figures").iterdir()) == ["ex1_5_best_test.pdf", "ex1_5_best_test.png"]
-    assert not (again / "results").exists()  # figures only: no training, no results file
-
-
-def test_ex1_5_from_weights_that_are_missing_or_no_weights_file(tmp_path):
-    """Checked before the data is read (here there is none)."""
-    import ex1_5_variants
-
-    args = ["--quick", "--device", "cpu", "--data-dir", str(tmp_path / "no_data"), "--out-dir", str(tmp_path / "out"),
-            "--workers", "1"]
-    with pytest.raises(DataError, match=f"^{tmp_path / 'nope.pt'}: no such weights file"):
-        ex1_5_variants.main(args + ["--from-weights", str(tmp_path / "nope.pt")])
-    not_weights = tmp_path / "notes.md"
-    not_weights.write_text("# not a weights file")
-    with pytest.raises(DataError, match=f"^{not_weights}: not a weights file written by this project"):
-        ex1_5_variants.main(args + ["--from-weights", str(not_weights)])
+    saved = results.load_model(weights, models.MnistCNN)
+    assert (saved["name"], saved["seed"]) == (findings["chosen_label"], findings["saved_seed"])
+    splits = mnist.load_splits(mnist_dir, torch.device("cpu"), seed=0, quick=True)
+    errors = evaluation.classification_errors(evaluation.logits(saved["model"], splits.test[0]), splits.test[1])
+    assert errors["confusion_matrix"] == best["confusion_matrix"] and errors["errors"] == best["errors"]
+    recomputed = errors["wrong"][:len(shown)]
+    assert [(w["index"], w["true"], w["predicted"]) for w in recomputed] == [(w["index"], w["true"], w["predicted"])
+                                                                            for w in shown]
+    assert [w["probability"] for w in recomputed] == pytest.approx([w["probability"] for w in shown], rel=1e-5)
+    _, arrays = results.read(out, "ex1_5_variants")
+    np.testing.assert_array_equal(arrays["misclassified"],
+                                  splits.test[0][[w["index"] for w in shown], 0].numpy().astype(np.float16))
 
 
 def test_the_same_seed_gives_the_same_numbers_for_the_cnn(part1, tmp_path):
@@ -288,8 +333,8 @@ def test_ex2_2_changes_one_thing_at_a_time_against_the_ex2_1_run(part2):
     assert list(configs) == ["baseline", "no_augmentation", "no_batch_norm", "weight_decay"]
     assert set(record["findings"]["versus_baseline"]) == set(configs) - {"baseline"}
     for comparison in record["findings"]["versus_baseline"].values():
-        assert set(comparison) == {"test", "validation"} and "wilcoxon" not in comparison["validation"]
-        assert comparison["test"]["wilcoxon"]["images"] == record["data"]["sizes"]["test"]
+        assert set(comparison) == {"test", "validation"} and "images" not in comparison["validation"]
+        assert comparison["test"]["images"]["images"] == record["data"]["sizes"]["test"]
     decay = configs["weight_decay"]["runs"][0]["hyperparameters"]["optimizer"]["param_groups"][0]["weight_decay"]
     assert decay > 0 and configs["baseline"]["runs"][0]["hyperparameters"]["optimizer"]["param_groups"][0][
         "weight_decay"] == 0
@@ -314,17 +359,24 @@ def test_ex2_3_compares_the_ex2_1_network_with_skips(part2):
 
 
 def test_ex2_4_pairs_plain_and_residual_blocks(part2):
-    from common import metrics
+    import ex2_4_residual
+    from common import evaluation, metrics
 
     _, record, _ = part2("ex2_4_residual")
     configs = {c["name"]: c for c in record["configs"]}
     findings = record["findings"]
     assert findings["groups"]
     for group in findings["groups"].values():
-        assert set(group) == {"residual_vs_plain", "time_residual_vs_plain", "reaches_threshold", "one_class_runs"}
+        assert set(group) == {"residual_vs_plain", "time_residual_vs_plain", "reaches_threshold", "epochs_to_threshold",
+                              "one_class_runs"}
         plain, residual = (configs[name] for name in group["reaches_threshold"])
         assert group["time_residual_vs_plain"]["reference"] == plain["name"]
-        assert group["residual_vs_plain"]["wilcoxon"]["images"] == record["data"]["sizes"]["test"]
+        assert group["residual_vs_plain"]["images"]["images"] == record["data"]["sizes"]["test"]
+        # the epoch each first reaches the threshold, seed k against seed k
+        expected = evaluation.paired_epochs_to_threshold(plain, residual, findings["dice_threshold"])
+        assert {k: group["epochs_to_threshold"][k] for k in expected if k != "per_pair"} == pytest.approx(
+            {k: v for k, v in expected.items() if k != "per_pair"}, nan_ok=True)
+        assert group["epochs_to_threshold"]["pairs"] == len(plain["runs"]) == len(residual["runs"])
         # runs stuck at one class, plain against residual, by Fisher's exact test
         counts = [c["summary"]["verdicts"].count("one class") for c in (plain, residual)]
         assert group["one_class_runs"] == metrics.compare_counts(*counts, len(plain["runs"]), len(residual["runs"]))
@@ -334,12 +386,15 @@ def test_ex2_4_pairs_plain_and_residual_blocks(part2):
         # only the 1x1 projections where a block changes its width differ: 2->8, 8->16, 16->32, 32->64;
         # with biases 24 + 144 + 544 + 2,112; with batch norm no biases but 2 per channel
         bn = plain["runs"][0]["hyperparameters"]["model_options"]["batch_norm"]
+        # without batch norm, the learning rate chosen for it (ex2_4_residual.NO_BN_LR)
+        assert {c["runs"][0]["config"]["optimizer"]["lr"] for c in (plain, residual)} == {
+            ex2_4_residual.LR if bn else ex2_4_residual.NO_BN_LR}
         assert residual["num_weights"] - plain["num_weights"] == (32 + 160 + 576 + 2_176 if bn else 2_824)
         for reach in group["reaches_threshold"].values():
             assert reach["threshold"] == findings["dice_threshold"] and len(reach["per_seed"]) == 1
     versus = findings["versus_ex2_1"]  # the deep networks with batch norm against the Ex 2.1 network's runs
     assert set(versus) == {"segnet_depth3_plain", "segnet_depth3_residual"}
-    assert all(v["wilcoxon"]["images"] == record["data"]["sizes"]["test"] for v in versus.values())
+    assert all(v["images"]["images"] == record["data"]["sizes"]["test"] for v in versus.values())
     from common.models import INIT_SCHEMES
 
     inits = {c["runs"][0]["hyperparameters"]["model_options"].get("init"): c["runs"][0]["hyperparameters"]["init"]
@@ -349,7 +404,7 @@ def test_ex2_4_pairs_plain_and_residual_blocks(part2):
 
 def test_ex2_5_refits_on_every_training_image_and_predicts_with_tta(part2, warwick_dir):
     import ex2_5_best
-    from common import evaluation, experiment, metrics, warwick
+    from common import evaluation, metrics, warwick
 
     _, record, returned = part2("ex2_5_best")
     refit, final = record["configs"]
@@ -360,15 +415,19 @@ def test_ex2_5_refits_on_every_training_image_and_predicts_with_tta(part2, warwi
     assert record["data"]["sizes"]["train"] == warwick.QUICK_SUBSET["train"]
     hyper = refit["runs"][0]["hyperparameters"]
     assert hyper["scheduler"]["class"] == "OneCycleLR" and hyper["model_options"]["channels"] == list(
-        ex2_5_best.NETWORK["channels"])
+        ex2_5_best.UNET["channels"])
+    config = refit["runs"][0]["config"]  # ex2_5_best.py's configuration, one epoch (--quick)
+    assert config == json.loads(json.dumps({
+        "model": ex2_5_best.UNET, "loss": ex2_5_best.LOSS, "optimizer": {"class": "Adam", "lr": ex2_5_best.LR},
+        "schedule": {"class": "OneCycleLR"}, "augment": ex2_5_best.DIHEDRAL, "epochs": 1,
+        "batch_size": ex2_5_best.BATCH_SIZE, "score": "dice"}))
     assert final["runs"][0]["test"]["evaluation"] == ("TTA" if ex2_5_best.TTA else "single pass")
     assert final["label"] == ("best model, with TTA" if ex2_5_best.TTA else "best model, single pass")
     # the per-image test Dice recomputed from the cached refit run, predicting as ex2_5_best.py says
     splits = warwick.load_splits(warwick_dir, torch.device("cpu"), seed=0, quick=True, holdout=warwick.NO_HOLDOUT)
-    args = argparse.Namespace(lr=ex2_5_best.LR, epochs=1, batch_size=ex2_5_best.BATCH_SIZE)
     with pytest.MonkeyPatch.context() as patch:  # loaded from the cache, never trained again
-        patch.setattr(experiment, "fit", lambda *a, **k: pytest.fail("the refit run was not in the cache"))
-        [runs] = experiment.run_all([ex2_5_best.config(args, "best_refit")], splits, fake_ctx(cache_dir()))
+        patch.setattr(train, "fit", lambda *a, **k: pytest.fail("the refit run was not in the cache"))
+        runs = train.run("best_refit", config, splits, fake_ctx())  # the configuration as the results file holds it
     logits = evaluation.tta_logits(runs, splits.test[0]) if ex2_5_best.TTA else runs.test_logits()
     dice = metrics.dice_coefficient(evaluation.gland_masks(logits[0]), splits.test[1] == 1).tolist()
     assert record["findings"]["per_image_test_dice"][0] == pytest.approx(dice, abs=1e-5)
@@ -384,8 +443,12 @@ def test_ex2_5_refits_on_every_training_image_and_predicts_with_tta(part2, warwi
     tta = record["findings"]["tta_vs_single_pass"]
     assert tta["difference"] == pytest.approx(final["summary"]["test_dice"]["mean"] - refit["summary"]["test_dice"]["mean"],
                                               abs=1e-6)
-    assert tta["wilcoxon"] == pytest.approx(metrics.wilcoxon_images(single, dice) | {
-        "better": tta["wilcoxon"]["higher"], "worse": tta["wilcoxon"]["lower"]}, abs=1e-5)
+    [per_seed] = tta["images"]["per_seed"]  # one seed: its pair over the test images
+    assert per_seed == pytest.approx(metrics.wilcoxon_images(single, dice), abs=1e-5)
+    # where the worst test image lies against the training images' red-stain share
+    red = record["findings"]["red_share"]
+    assert red == evaluation.red_share_summary(splits, worst["index"])
+    assert red["case"]["index"] == worst["index"] and red["case"]["training_images"] == record["data"]["sizes"]["train"]
 
 
 

@@ -1,11 +1,14 @@
 """common.timing: every model or learner timed in turn on the same batches, and the paired comparison
 of two of them with its sign test."""
+import numpy as np
 import pytest
 import torch
 from scipy import stats
 from torch import nn
 
-from common import timing
+from common import models, timing
+from common.numpy_mlp import NumpyLearner, NumpyMLP
+from common.train import TorchLearner
 
 
 def test_times_every_model_on_the_same_batches_without_changing_weights():
@@ -157,3 +160,24 @@ def test_compare_savings_that_agree_in_every_repeat_pass_the_sign_test():
     out = timing.compare_savings(timings, ("a0", "a1"), ("b0", "b1"), ("A", "B"))
     assert out["larger"] == "A" and out["agreeing_repeats"] == out["repeats"] == 7
     assert out["saving"] == {"A": 2.0, "B": 1.5} and out["p"] == pytest.approx(2 * 0.5 ** 7)
+
+
+def test_twin_learners_start_from_the_same_weights_and_take_the_same_step():
+    torch.manual_seed(0)
+    model = models.MLP(hidden=(16,))
+    cpu = torch.device("cpu")
+    learners = timing.twin_learners(model, lr=0.1, devices=[cpu, cpu])  # a device named twice: one learner
+    assert len(learners) == 2  # NumPy and PyTorch on the CPU
+    numpy_learner, torch_learner = (next(v for v in learners.values() if isinstance(v, kind))
+                                    for kind in (NumpyLearner, TorchLearner))
+    assert torch_learner.device == cpu
+    numpy_net, torch_net = numpy_learner.net, NumpyMLP.from_torch(torch_learner.model)
+    for a, b in zip(numpy_net.weights + numpy_net.biases, torch_net.weights + torch_net.biases, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert torch_learner.model is not model  # copies: timing them leaves the model as it was
+    x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    losses = [float(learner.train_step(x, y)) for learner in (numpy_learner, torch_learner)]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)  # float32 both: the same loss before the step
+    after = NumpyMLP.from_torch(torch_learner.model)
+    for a, b in zip(numpy_net.weights + numpy_net.biases, after.weights + after.biases):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)  # and the same SGD step

@@ -5,6 +5,7 @@ predictions the later rounds compared (batch-norm statistics, thresholds, hole f
 import argparse
 import json
 import math
+import types
 
 import numpy as np
 import pytest
@@ -12,13 +13,84 @@ import torch
 from torch import nn
 
 import ex2_5_best
-from common import evaluation
+from common import evaluation, train
 from common.models import SegNet, count_weights
 from helpers import stored_runs
 from tuning import prediction, selection, sweep
 
 TOL = selection.TOLERANCE
-ARGS = argparse.Namespace(lr=ex2_5_best.LR, epochs=ex2_5_best.EPOCHS, batch_size=ex2_5_best.BATCH_SIZE)
+
+
+def sweep_ctx(*, quick: bool = False, lr: float = sweep.LR, batch_size: int = sweep.BATCH_SIZE):
+    """What ``sweep.config`` reads of a sweep's ``common.cli.Context``: the command line's learning rate and
+    batch size (ex2_5_best.py's defaults), and --quick."""
+    return types.SimpleNamespace(args=argparse.Namespace(lr=lr, batch_size=batch_size, epochs=sweep.EPOCHS),
+                                 quick=quick)
+
+
+class Trained(Exception):
+    """Raised in place of training: carries the configuration a script asked to train."""
+
+
+@pytest.fixture(scope="module")
+def ex2_5_best_config(tmp_path_factory) -> dict:
+    """The configuration ex2_5_best.py trains with its default command line, as its main() builds it
+    (stopped at its first run: no data read, nothing trained)."""
+    def run(name, config, *args, **kwargs):
+        raise Trained(config)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ex2_5_best.warwick, "load_splits", lambda *args, **kwargs: None)
+        patch.setattr(ex2_5_best.train, "run", run)
+        with pytest.raises(Trained) as trained:
+            ex2_5_best.main(["--device", "cpu", "--out-dir", str(tmp_path_factory.mktemp("ex2_5")), "--no-progress"])
+    return trained.value.args[0]
+
+
+# --- the sweeps train ex2_5_best.py's configuration ----------------------------------------------------
+
+def test_sweep_restates_ex2_5_best_configuration(ex2_5_best_config):
+    """tuning/ imports no exercise script: sweep.py restates ex2_5_best.py's configuration, and the two agree."""
+    assert sweep.UNET == ex2_5_best.UNET and sweep.LR == ex2_5_best.LR
+    assert sweep.BATCH_SIZE == ex2_5_best.BATCH_SIZE and sweep.EPOCHS == ex2_5_best.EPOCHS
+    assert selection.DIHEDRAL == ex2_5_best.DIHEDRAL and selection.BASE == ex2_5_best.UNET["channels"]
+    assert ex2_5_best_config["schedule"] == {"class": "OneCycleLR"} and ex2_5_best_config["augment"] == selection.DIHEDRAL
+    assert ex2_5_best_config["optimizer"] == {"class": "Adam", "lr": ex2_5_best.LR}
+    # the whole configuration: what a sweep trains with no changes is what ex2_5_best.py trains
+    assert sweep.config(sweep_ctx(), sweep.EPOCHS) == ex2_5_best_config
+    defaults = sweep.parser(None).parse_args([])
+    assert (defaults.epochs, defaults.batch_size, defaults.lr) == (ex2_5_best.EPOCHS, ex2_5_best.BATCH_SIZE,
+                                                                 ex2_5_best.LR)
+
+
+def test_sweep_config_changes_what_a_candidate_says_and_nothing_else():
+    ctx = sweep_ctx(lr=0.02, batch_size=4)
+    base = sweep.config(ctx, 150)
+    assert (base["epochs"], base["optimizer"]["lr"], base["batch_size"]) == (150, 0.02, 4)  # the command line's lr
+    changed = sweep.config(ctx, 150, 3e-3, augment=None, channels=selection.WIDE, residual=False)
+    assert changed == {**base, "optimizer": {"class": "Adam", "lr": 3e-3}, "augment": None,
+                       "model": {**sweep.UNET, "channels": selection.WIDE, "residual": False}}
+    assert sweep.UNET["channels"] == selection.BASE and ctx.args.lr == 0.02  # neither is changed
+    assert sweep.config(sweep_ctx(quick=True), 150)["epochs"] == 1  # --quick: one epoch, whatever the candidate's
+
+
+@pytest.mark.parametrize("candidate", [*(f"architecture: {n}" for n in selection.ARCHITECTURE),
+                                       *(f"stain: {n}" for n in selection.STAIN), *(f"size: {n}" for n in selection.SIZE)])
+def test_every_candidate_of_a_sweep_builds(candidate):
+    """Each candidate's changes name options of the U-Net or an augmentation that exist."""
+    round_, name = candidate.split(": ", 1)
+    ctx = sweep_ctx()
+    if round_ == "architecture":
+        epochs, lr, options = selection.ARCHITECTURE[name]
+        config = sweep.config(ctx, epochs, lr, **options)
+    elif round_ == "stain":
+        config = sweep.config(ctx, ctx.args.epochs, **selection.STAIN[name])
+    else:
+        channels, epochs = selection.SIZE[name]
+        config = sweep.config(ctx, epochs, channels=channels)
+    model, optimizer, scheduler, loss, transform = train.build(config, 9, torch.device("cpu"))
+    assert isinstance(model, SegNet) and type(scheduler) is torch.optim.lr_scheduler.OneCycleLR
+    assert transform is not None
 
 
 # --- the rule's core ---------------------------------------------------------------------------------
@@ -50,8 +122,8 @@ def test_the_architecture_round_chose_the_configured_network_and_epochs():
     candidate = sweep_record["candidates"][selection.ARCHITECTURE_CHOICE]
     epochs, lr, options = selection.ARCHITECTURE[selection.ARCHITECTURE_CHOICE]
     assert (candidate["epochs"], candidate["lr"]) == (epochs, lr) and options == {}  # ex2_5_best's network as it is
-    assert lr == ex2_5_best.LR and ex2_5_best.NETWORK["block_depth"] == 2 and ex2_5_best.NETWORK["residual"]
-    assert ex2_5_best.NETWORK["channels"][0] == 8  # "c8 res2"
+    assert lr == ex2_5_best.LR and ex2_5_best.UNET["block_depth"] == 2 and ex2_5_best.UNET["residual"]
+    assert ex2_5_best.UNET["channels"][0] == 8  # "c8 res2"
 
 
 def _holdout_round(name, order) -> dict:
@@ -63,7 +135,7 @@ def _holdout_round(name, order) -> dict:
     return sweep_record
 
 
-def test_the_stain_round_chose_no_stain_measure_and_ex2_5_best_uses_none():
+def test_the_stain_round_chose_no_stain_measure_and_ex2_5_best_uses_none(ex2_5_best_config):
     sweep_record = _holdout_round("seg_stain_sweep", selection.STAIN_ORDER)
     chosen = selection.holdout_selection(sweep_record, selection.STAIN_ORDER.index)
     assert chosen["chosen"] == selection.STAIN_CHOICE
@@ -71,8 +143,7 @@ def test_the_stain_round_chose_no_stain_measure_and_ex2_5_best_uses_none():
         assert effect["pairs"] == 4 and 0 <= effect["pairs_better"] <= 4
     # ex2_5_best.py trains the chosen candidate: the same network and augmentation as its own configuration
     options = selection.STAIN[selection.STAIN_CHOICE.removesuffix(selection.TTA)]
-    as_chosen, configured = ex2_5_best.config(ARGS, **options), ex2_5_best.config(ARGS)
-    assert str(as_chosen.model()) == str(configured.model()) and repr(as_chosen.augment) == repr(configured.augment)
+    assert sweep.config(sweep_ctx(), ex2_5_best.EPOCHS, **options) == ex2_5_best_config
 
 
 def test_the_size_round_chose_the_configured_width_epochs_and_tta():
@@ -80,7 +151,7 @@ def test_the_size_round_chose_the_configured_width_epochs_and_tta():
     chosen = selection.holdout_selection(sweep_record, selection._size_cost(sweep_record))
     assert chosen["chosen"] == selection.SIZE_CHOICE
     channels, epochs = selection.SIZE[selection.SIZE_CHOICE.removesuffix(selection.TTA)]
-    assert tuple(ex2_5_best.NETWORK["channels"]) == tuple(channels) and ex2_5_best.EPOCHS == epochs
+    assert tuple(ex2_5_best.UNET["channels"]) == tuple(channels) and ex2_5_best.EPOCHS == epochs
     assert ex2_5_best.TTA is selection.SIZE_CHOICE.endswith(selection.TTA)
     assert ex2_5_best.VALIDATED_AS == selection.SIZE_CHOICE
     assert ex2_5_best.VALIDATION_RECORD.name == "seg_size_sweep.json"
@@ -88,8 +159,8 @@ def test_the_size_round_chose_the_configured_width_epochs_and_tta():
 
 def test_the_size_candidates_weights_are_recorded_and_hand_checked():
     sweep_record = selection.record("seg_size_sweep")
-    weights = {name: count_weights(ex2_5_best.config(ARGS, channels=channels).model())
-               for name, (channels, _) in selection.SIZE.items()}
+    weights = {name: count_weights(train.build_model(sweep.config(sweep_ctx(), epochs, channels=channels)))
+               for name, (channels, epochs) in selection.SIZE.items()}
     assert weights == {"c8 e100": 126_914, "c8 e200": 126_914, "c16 e100": 504_962, "c16 e150": 504_962,
                        "c16 e200": 504_962}
     for name, row in sweep_record["candidates"].items():
@@ -385,7 +456,7 @@ def test_logits_of_the_wrong_shape_are_refused():
 def test_tta_masks_adapt_each_runs_network_to_the_inputs_it_predicts(tmp_path):
     torch.manual_seed(5)
     nets = [trained_like(SegNet(channels=(4, 8), batch_norm=True), seed=s) for s in range(2)]
-    runs = stored_runs(tmp_path, models=nets, model=lambda: SegNet(channels=(4, 8), batch_norm=True))
+    runs = stored_runs(tmp_path, models=nets, model={"class": "SegNet", "channels": (4, 8), "batch_norm": True})
     x = torch.randn(3, 2, 8, 8)
     masks = sweep.tta_masks(runs, x, batchnorm=("set", 1.0), threshold=0.4, fill_holes=True)
     for net, m in zip(nets, masks):
@@ -403,19 +474,11 @@ def test_sweep_dice_is_the_mean_per_seed():
     assert sweep.dice(masks, target) == pytest.approx([(2 / 3 + 1) / 2, 1.0])
 
 
-def test_each_candidate_trains_for_its_own_epochs_except_with_quick():
-    args = argparse.Namespace(epochs=7, lr=0.01, quick=False)
-    full = sweep.with_epochs(argparse.Namespace(args=args, quick=False), 150, lr=3e-3)
-    assert (full.epochs, full.lr, args.epochs) == (150, 3e-3, 7)  # the command line's arguments left alone
-    quick = sweep.with_epochs(argparse.Namespace(args=args, quick=True), 150)
-    assert quick.epochs == 1 and quick.lr == 0.01
-
-
 def test_a_quick_sweep_records_validation_dice_and_nothing_of_the_test_set(warwick_dir, tmp_path):
     from tuning import seg_size_sweep
 
     record = seg_size_sweep.main(["--quick", "--device", "cpu", "--data-dir", str(warwick_dir), "--out-dir",
-                                  str(tmp_path), "--no-progress", "--num-seeds", "1", "--workers", "1",
+                                  str(tmp_path), "--no-progress", "--num-seeds", "1",
                                   "--only", "c8 e100"])
     assert json.loads((tmp_path / "seg_size_sweep.json").read_text())["candidates"] == record["candidates"]
     assert list(record["candidates"]) == ["c8 e100", "c8 e100 + TTA"] and record["holdouts"] == ["random", "reddest"]

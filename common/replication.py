@@ -1,0 +1,57 @@
+"""Does every direction the report states survive another set of seeds, or another CPU's rounding?
+
+    python -m common.replication report/results scratch/seed100/results [more folders ...]
+
+Reads the results files of the same scripts run twice (e.g. ``make results OUT=scratch/seed100
+SCRIPT_ARGS="--seed 100"``) and lists every outcome in their findings: each comparison of two
+configurations (``metrics.compare``: better, worse or not distinguishable), each paired timing
+(``timing.versus``: faster, slower or about as fast) and each comparison of counts (Fisher's test).
+Prints the outcomes that differ, and how many were compared; exits 1 if any differ.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Iterator
+
+
+def outcomes(findings, path: str = "") -> Iterator[tuple[str, str]]:
+    """(where, outcome) of every comparison, timing and count comparison below ``findings``."""
+    if isinstance(findings, dict):
+        if "outcome" in findings and "difference" in findings:
+            yield path, findings["outcome"]
+        elif "speedup" in findings and "p" in findings:
+            yield path, ("about as fast" if findings["p"] >= 0.05 else "faster" if findings["speedup"] > 1 else "slower")
+        elif {"a_runs", "b_runs", "p"} <= set(findings):
+            yield path, ("a difference" if findings["p"] < 0.05 else "no difference")
+        for key, value in findings.items():
+            yield from outcomes(value, f"{path}.{key}" if path else str(key))
+
+
+def read(folder: Path) -> dict[str, str]:
+    out = {}
+    for file in sorted(Path(folder).glob("*.json")):
+        out.update({f"{file.stem}: {where}": o for where, o in outcomes(json.loads(file.read_text())["findings"])})
+    return out
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    reference = read(Path(argv[0]))
+    changed = 0
+    for folder in argv[1:]:
+        other = read(Path(folder))
+        common = sorted(set(reference) & set(other))
+        differ = [k for k in common if reference[k] != other[k]]
+        changed += len(differ)
+        print(f"{folder}: {len(differ)} of {len(common)} outcomes differ from {argv[0]}")
+        for k in differ:
+            print(f"  {k}: {reference[k]} -> {other[k]}")
+    return 1 if changed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

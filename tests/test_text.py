@@ -1,0 +1,74 @@
+"""common.text: numbers as the scripts print them and the report quotes them, on hand-computed values:
+accuracy in percent with 2 decimals (differences in points), Dice and boundary F1 with 3, HD95 in pixels
+with 1; a minus sign is "−" (U+2212), never a hyphen."""
+import pytest
+
+from common import metrics, text
+
+MINUS = "\u2212"
+A, B = [0.812, 0.804, 0.829, 0.817, 0.801], [0.829, 0.811, 0.842, 0.826, 0.824]  # b higher in every pair: +0.0138
+
+
+@pytest.mark.parametrize("name, value, expected", [
+    ("accuracy", 0.97123, "97.12 %"), ("accuracy", 1.0, "100.00 %"), ("accuracy", 0.98855, "98.86 %"),
+    ("dice", 0.348, "0.348"), ("dice", 0.8075, "0.807"), ("boundary_f1_2px", 0.8, "0.800"),
+    ("hd95", 12.34, "12.3 px"), ("hd95", 0.0, "0.0 px")])
+def test_a_score_prints_at_the_reports_precision(name, value, expected):
+    assert text.score(name, value) == expected
+
+
+@pytest.mark.parametrize("name, value, expected", [
+    ("accuracy", 0.0031, "+0.31 points"), ("accuracy", -0.0031, f"{MINUS}0.31 points"), ("accuracy", 0.0, "+0.00 points"),
+    ("dice", 0.012, "+0.012"), ("dice", -0.012, f"{MINUS}0.012"), ("hd95", -2.04, f"{MINUS}2.0 px"),
+    ("hd95", 1.26, "+1.3 px")])
+def test_a_difference_is_signed_in_the_scores_units(name, value, expected):
+    assert text.signed(name, value) == expected
+    assert "-" not in text.signed(name, value)  # a minus sign, not a hyphen
+    assert text.signed(name, value, unit=False) == expected.removesuffix(" points").removesuffix(" px")
+
+
+def test_mean_and_std_print_to_the_same_decimals():
+    # 0.9864, 0.9876, 0.9888: mean 0.9876, sample std 0.0012
+    assert text.mean_std("accuracy", [0.9864, 0.9876, 0.9888]) == "98.76 ± 0.12 %"
+    assert text.mean_std("dice", [0.80234, 0.81234, 0.82234]) == "0.812 ± 0.010"  # std 0.01
+    assert text.mean_std("hd95", [10.0, 12.0]) == "11.0 ± 1.4 px"  # std sqrt(2)
+    assert text.mean_std("dice", [0.7]) == "0.700" and text.mean_std("accuracy", [0.9864]) == "98.64 %"  # one seed
+
+
+def test_a_comparison_prints_as_its_outcome_and_its_difference_with_the_interval():
+    better = metrics.compare(A, B, score="accuracy")  # +1.38 points, interval +0.58 to +2.18
+    assert text.outcome(better) == "better"
+    assert text.difference(better) == "+1.38 points (95 % CI +0.58 to +2.18)"
+    worse = metrics.compare(B, A, score="dice")
+    assert text.outcome(worse) == "worse"
+    assert text.difference(worse) == f"{MINUS}0.014 (95 % CI {MINUS}0.022 to {MINUS}0.006)"
+    unresolved = metrics.compare(A, [0.83, 0.79, 0.83, 0.81, 0.80], score="dice")  # -0.001, -0.015 to +0.014
+    assert text.outcome(unresolved) == "not distinguishable"
+    assert text.difference(unresolved) == f"{MINUS}0.001 (95 % CI {MINUS}0.015 to +0.014)"
+    single = metrics.compare([0.8], [0.9], score="accuracy")  # one seed pair: no interval
+    assert text.outcome(single) == "not distinguishable" and text.difference(single) == "+10.00 points"
+    hd95 = metrics.compare([10.0, 12.0, 11.0], [8.0, 10.1, 8.9], score="hd95", lower_is_better=True)
+    assert text.outcome(hd95) == "better" and text.difference(hd95).startswith(f"{MINUS}2.0 px (95 % CI ")
+
+
+def test_p_values_have_two_significant_digits():
+    assert text.p_value(0.0004) == "p < 0.001" and text.p_value(0.0123) == "p = 0.012"
+    assert text.p_value(0.5) == "p = 0.5" and text.p_value(0.001) == "p = 0.001" and text.p_value(1.0) == "p = 1"
+
+
+def test_a_timing_is_faster_or_slower_only_where_the_sign_test_says_so():
+    assert text.speed({"speedup": 1.333, "p": 0.0156}) == "1.33× faster"
+    assert text.speed({"speedup": 0.8, "p": 0.0156}) == "1.25× slower"  # 1 / 0.8
+    assert text.speed({"speedup": 2.0, "p": 0.05}) == "about as fast"  # p < 0.05 is needed
+    assert text.speed({"speedup": 0.5, "p": 0.45}) == "about as fast"
+
+
+@pytest.mark.parametrize("seconds, expected", [(0.00096, "0.96"), (0.012, "12"), (0.0123, "12"), (0.0456, "46"),
+                                               (0.153, "153"), (0.1234, "123")])
+def test_milliseconds_have_two_significant_digits_three_from_100_on(seconds, expected):
+    assert text.ms(seconds) == expected
+
+
+@pytest.mark.parametrize("seconds", [0.0997, 1.5])
+def test_milliseconds_never_print_in_exponent_notation(seconds):
+    assert "e" not in text.ms(seconds)
