@@ -30,6 +30,7 @@ TIMING_BATCH_SIZES = (64, 256, 1024)  # where does the ratio go as a step does m
 
 EXERCISE = "ex1_1_fc"  # its results file and figures
 
+
 def main(argv=None) -> list[train.Runs]:
     parser = cli.make_parser(__doc__, epochs=EPOCHS, batch_size=BATCH_SIZE, lr=LR, num_seeds=SEEDS)
     ctx = cli.setup(parser, argv, __file__)

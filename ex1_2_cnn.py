@@ -21,9 +21,10 @@ LR = 0.05  # plain SGD: no momentum, no weight decay
 BATCH_SIZE = 64
 EPOCHS = 5
 SEEDS = 5  # enough for the paired comparisons to resolve differences of the size that matters
-FC = {"class": "MLP", "hidden": (128, 64)}  # Exercise 1.1's network, for the weight count
+FC = {"class": "MLP", "in_features": 784, "hidden": (128, 64), "num_classes": 10, "activation": "relu"}  # Ex 1.1's
 
 EXERCISE = "ex1_2_cnn"  # its results file and figures
+
 
 def main(argv=None) -> train.Runs:
     parser = cli.make_parser(__doc__, epochs=EPOCHS, batch_size=BATCH_SIZE, lr=LR, num_seeds=SEEDS)

@@ -39,6 +39,7 @@ QUICK_TIMING = {"num_batches": 2, "warmup": 1, "repeats": 1}  # --quick: a smoke
 
 EXERCISE = "ex1_3_pool_order"  # its results file and figures
 
+
 def main(argv=None) -> list[train.Runs]:
     parser = cli.make_parser(__doc__, epochs=EPOCHS, batch_size=BATCH_SIZE, lr=LR, num_seeds=SEEDS)
     ctx = cli.setup(parser, argv, __file__)

@@ -25,6 +25,7 @@ SEEDS = 5  # enough for the paired comparisons to resolve differences of the siz
 
 EXERCISE = "ex1_4_adam"  # its results file and figures
 
+
 def main(argv=None) -> list[train.Runs]:
     parser = cli.make_parser(__doc__, epochs=EPOCHS, batch_size=BATCH_SIZE, lr=SGD_LR, num_seeds=SEEDS)
     parser.add_argument("--adam-lr", type=cli.positive_float, default=ADAM_LR,

@@ -39,6 +39,7 @@ WEIGHTS = Path("models") / "ex1_5_best.pt"
 
 EXERCISE = "ex1_5_variants"  # its results file and figures
 
+
 def main(argv=None) -> list:
     parser = cli.make_parser(__doc__, epochs=EPOCHS, batch_size=BATCH_SIZE, lr=LR, num_seeds=SEEDS)
     ctx = cli.setup(parser, argv, __file__)

@@ -31,6 +31,7 @@ SEEDS = 5  # enough for the paired comparisons to resolve differences of the siz
 
 EXERCISE = "ex2_1_segnet"  # its results file and figures
 
+
 def main(argv=None) -> train.Runs:
     parser = cli.make_parser(__doc__, epochs=EPOCHS, batch_size=BATCH_SIZE, lr=LR, num_seeds=SEEDS)
     ctx = cli.setup(parser, argv, __file__)

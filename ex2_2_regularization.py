@@ -29,6 +29,7 @@ WEIGHT_DECAY = 1e-3  # Adam's L2 penalty
 
 EXERCISE = "ex2_2_regularization"  # its results file and figures
 
+
 def main(argv=None) -> list[train.Runs]:
     parser = cli.make_parser(__doc__, epochs=EPOCHS, batch_size=BATCH_SIZE, lr=LR, num_seeds=SEEDS)
     ctx = cli.setup(parser, argv, __file__)

@@ -30,6 +30,7 @@ SKIP = "concat"  # U-Net: concatenation; "sum" adds instead
 
 EXERCISE = "ex2_3_skip"  # its results file and figures
 
+
 def main(argv=None) -> list[train.Runs]:
     parser = cli.make_parser(__doc__, epochs=EPOCHS, batch_size=BATCH_SIZE, lr=LR, num_seeds=SEEDS)
     ctx = cli.setup(parser, argv, __file__)

@@ -32,9 +32,8 @@ LR = 3e-3  # Adam, annealed to 0 over the epochs along a cosine
 BATCH_SIZE = 10
 EPOCHS = 20
 SEEDS = 5  # enough for the paired comparisons to resolve differences of the size that matters
-DEPTHS = (3,)  # conv + ReLU pairs per block (Ex 2.1: 1), with batch norm
-# The comparison without batch norm, where the shortcut is the only help depth gets:
-NO_BN_DEPTH = 3  # the depth of DEPTHS: batch norm (and the initialisation it needs) is the only difference
+DEPTH = 3  # conv + ReLU pairs per block (Ex 2.1: 1); compared with batch norm, and without it, where the
+# shortcut is the only help depth gets
 # He initialisation by true fan-in (models.INIT_SCHEMES): without batch norm, Ex 2.1's "kaiming" (which counts a
 # transposed convolution's fan-in as in_channels*k*k) would let the decoder lose signal at each up-sampling
 NO_BN_INIT = "he"
@@ -47,6 +46,7 @@ TIMING = {"num_batches": 1, "warmup": 1, "repeats": 30}  # short paired repeats 
 QUICK_TIMING = {"num_batches": 1, "warmup": 1, "repeats": 1}  # --quick: a smoke test of the timing
 
 EXERCISE = "ex2_4_residual"  # its results file and figures
+
 
 def deeper(config: dict, depth: int, residual: bool, batch_norm: bool = True) -> dict:
     """Exercise 2.1's configuration with blocks of ``depth`` pairs, plain or residual; without batch norm,
@@ -71,6 +71,21 @@ def residual_against_plain(plain: train.Runs, residual: train.Runs, timings: dic
     }
 
 
+def group_numbers(key: str, group: dict) -> dict[str, str]:
+    """What the report quotes of one group's comparison (``residual_against_plain``), named ``<key>_...``."""
+    sooner, fails = group["epochs_to_threshold"], group["one_class_runs"]
+    return {f"{key}_residual_vs_plain": text.outcome(group["residual_vs_plain"]),
+            f"{key}_residual_minus_plain": text.difference(group["residual_vs_plain"]),
+            f"{key}_residual_speed": text.speed(group["time_residual_vs_plain"]),
+            f"{key}_residual_first": f"{sooner['b_first']} of {sooner['pairs']}",
+            f"{key}_plain_first": f"{sooner['a_first']} of {sooner['pairs']}",
+            f"{key}_first_p": text.p_value(sooner["sign_test_p"]),
+            f"{key}_epochs_sooner": f"{-sooner['difference']:.1f}" if sooner["both_reach"] > 1 else "n/a",
+            f"{key}_plain_one_class": f"{fails['a']} of {fails['a_runs']}",
+            f"{key}_residual_one_class": f"{fails['b']} of {fails['b_runs']}",
+            f"{key}_one_class_p": text.p_value(fails["p"])}
+
+
 def main(argv=None) -> list[train.Runs]:
     parser = cli.make_parser(__doc__, epochs=EPOCHS, batch_size=BATCH_SIZE, lr=LR, num_seeds=SEEDS)
     ctx = cli.setup(parser, argv, __file__)
@@ -84,14 +99,12 @@ def main(argv=None) -> list[train.Runs]:
     no_bn_seeds = ctx.seeds if ctx.quick else [ctx.seed + k for k in range(max(NO_BN_SEEDS, args.num_seeds))]
 
     reference = train.run("segnet", config, splits, ctx, "depth 1 (Ex 2.1)")
-    runs = {}  # group -> [plain, residual]
-    for depth in DEPTHS:
-        runs[f"depth {depth}"] = [train.run(f"segnet_depth{depth}_{kind}", deeper(config, depth, kind == "residual"),
-                                            splits, ctx, f"depth {depth}, {kind}") for kind in ("plain", "residual")]
-    runs[f"depth {NO_BN_DEPTH}, no BN"] = [
-        train.run(f"segnet_depth{NO_BN_DEPTH}_{kind}_nobn_{NO_BN_INIT}",
-                  deeper(config, NO_BN_DEPTH, kind == "residual", batch_norm=False), splits, ctx,
-                  f"depth {NO_BN_DEPTH}, {kind}, no BN", seeds=no_bn_seeds) for kind in ("plain", "residual")]
+    with_bn = [train.run(f"segnet_depth{DEPTH}_{kind}", deeper(config, DEPTH, kind == "residual"), splits, ctx,
+                         f"depth {DEPTH}, {kind}") for kind in ("plain", "residual")]
+    without_bn = [train.run(f"segnet_depth{DEPTH}_{kind}_nobn_{NO_BN_INIT}",
+                            deeper(config, DEPTH, kind == "residual", batch_norm=False), splits, ctx,
+                            f"depth {DEPTH}, {kind}, no BN", seeds=no_bn_seeds) for kind in ("plain", "residual")]
+    runs = {f"depth {DEPTH}": with_bn, f"depth {DEPTH}, no BN": without_bn}  # group -> [plain, residual]
 
     torch.manual_seed(ctx.seed)  # the time does not depend on the weights' values
     networks = {r.name: r.model() for pair in runs.values() for r in pair}
@@ -103,26 +116,15 @@ def main(argv=None) -> list[train.Runs]:
                 "groups": {group: residual_against_plain(plain, residual, timings, splits.test[1])
                            for group, (plain, residual) in runs.items()},
                 # does depth pay off? Each deep network with batch norm against the Ex 2.1 network
-                "versus_ex2_1": {r.name: evaluation.compare_runs(reference, r, splits.test[1])
-                                 for r in runs[f"depth {DEPTHS[-1]}"]}}
-    findings["figure_groups"] = {group: [r.name for r in pair] for group, pair in runs.items()}
-    numbers = {"threshold": text.score("dice", DICE_THRESHOLD)}
-    for key, group in (("bn", f"depth {DEPTHS[-1]}"), ("nobn", f"depth {NO_BN_DEPTH}, no BN")):
-        g = findings["groups"][group]
-        sooner, fails = g["epochs_to_threshold"], g["one_class_runs"]
-        numbers.update({f"{key}_residual_vs_plain": text.outcome(g["residual_vs_plain"]),
-                        f"{key}_residual_minus_plain": text.difference(g["residual_vs_plain"]),
-                        f"{key}_residual_speed": text.speed(g["time_residual_vs_plain"]),
-                        f"{key}_residual_first": f"{sooner['b_first']} of {sooner['pairs']}",
-                        f"{key}_plain_first": f"{sooner['a_first']} of {sooner['pairs']}",
-                        f"{key}_first_p": text.p_value(sooner["sign_test_p"]),
-                        f"{key}_epochs_sooner": f"{-sooner['difference']:.1f}" if sooner["both_reach"] > 1 else "n/a",
-                        f"{key}_plain_one_class": f"{fails['a']} of {fails['a_runs']}",
-                        f"{key}_residual_one_class": f"{fails['b']} of {fails['b_runs']}",
-                        f"{key}_one_class_p": text.p_value(fails["p"])})
-    numbers.update({f"{name.split('_')[-1]}_vs_depth1": text.outcome(v) for name, v in findings["versus_ex2_1"].items()})
-    numbers.update({f"{name.split('_')[-1]}_minus_depth1": text.difference(v) for name, v in findings["versus_ex2_1"].items()})
-    configs = [reference] + [r for pair in runs.values() for r in pair]
+                "versus_ex2_1": {r.name: evaluation.compare_runs(reference, r, splits.test[1]) for r in with_bn},
+                "figure_groups": {group: [r.name for r in pair] for group, pair in runs.items()}}
+    numbers = {"threshold": text.score("dice", DICE_THRESHOLD),
+               **group_numbers("bn", findings["groups"][f"depth {DEPTH}"]),
+               **group_numbers("nobn", findings["groups"][f"depth {DEPTH}, no BN"])}
+    for kind, r in zip(("plain", "residual"), with_bn):
+        numbers[f"{kind}_vs_depth1"] = text.outcome(findings["versus_ex2_1"][r.name])
+        numbers[f"{kind}_minus_depth1"] = text.difference(findings["versus_ex2_1"][r.name])
+    configs = [reference, *with_bn, *without_bn]
     draw(results.write(ctx, EXERCISE, configs, splits, findings, numbers=numbers), {}, ctx.figures_dir)
     return configs
 

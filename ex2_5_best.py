@@ -24,11 +24,11 @@ LR = 1e-2  # Adam; one-cycle: warm up to this peak, then anneal to ~0
 BATCH_SIZE = 10
 EPOCHS = 100
 SEEDS = 3
-TTA = True  # predict with the mean probability over the 8 flips/rotations
 VALIDATION_RECORD = Path(__file__).resolve().parent / "tuning" / "seg_size_sweep.json"  # where it was chosen
 VALIDATED_AS = "c8 e100 + TTA"  # its name there
 
 EXERCISE = "ex2_5_best"  # its results file and figures
+
 
 def main(argv=None) -> dict:
     parser = cli.make_parser(__doc__, epochs=EPOCHS, batch_size=BATCH_SIZE, lr=LR, num_seeds=SEEDS)
@@ -45,9 +45,9 @@ def main(argv=None) -> dict:
     refit = train.run("best_refit", config, splits, ctx, "best model, single pass")
 
     inputs, targets = splits.test
-    logits = evaluation.tta_logits(refit, inputs) if TTA else refit.test_logits()
-    final = evaluation.with_test_prediction(refit, logits, targets, "best", "best model, with TTA" if TTA else
-                                            "best model, single pass", "TTA" if TTA else "single pass")
+    # test-time augmentation: predict with the mean probability over the 8 flips/rotations of an image
+    logits = evaluation.tta_logits(refit, inputs)
+    final = evaluation.with_test_prediction(refit, logits, targets, "best", "best model, with TTA", "TTA")
     masks = [evaluation.gland_masks(lg) for lg in logits]
     dice = evaluation.per_image(refit, targets, masks=masks)["dice"]  # (seeds, images)
     best, worst = int(dice.mean(0).argmax()), int(dice.mean(0).argmin())

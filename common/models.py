@@ -34,26 +34,6 @@ def count_weights(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def multiply_adds(model: nn.Module, inputs: Tensor) -> int:
-    """Multiply-adds of the convolutions and linear layers of ``model``'s forward pass on ``inputs``."""
-    total = [0]
-
-    def count(module: nn.Module, args, out: Tensor) -> None:
-        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-            taps = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
-            total[0] += out.numel() * taps if isinstance(module, nn.Conv2d) else args[0].numel() * taps * \
-                module.out_channels // module.in_channels
-        elif isinstance(module, nn.Linear):
-            total[0] += out.numel() * module.in_features
-
-    hooks = [m.register_forward_hook(count) for m in model.modules()]
-    with torch.no_grad():
-        model.eval()(inputs)
-    for hook in hooks:
-        hook.remove()
-    return total[0]
-
-
 def layer_list(model: nn.Module) -> list[str]:
     """The model's leaf layers in definition order, each in a few characters ("conv 1→8 3×3",
     "BN", "ReLU", "max pool 2", "linear 1568→10"); a layer used at several places (one MaxPool)

@@ -269,12 +269,6 @@ def _value(v: Any) -> str:
     return str(v)
 
 
-def _model_text(h: dict) -> str:
-    """The model with the options its configuration gives."""
-    options = ", ".join(f"{k}={_value(v)}" for k, v in h.get("model_options", {}).items())
-    return f"{h['model']}({options})"
-
-
 INIT_NAMES = {"default": "", "kaiming": "He init", "he": "He init (true fan-in)"}  # models.INIT_SCHEMES in words
 
 

@@ -58,8 +58,12 @@ def test_curves_draw_the_mean_over_seeds(captured):
     assert loss.get_yscale() == "log" and loss.get_legend() is None  # the legend is the figure's, below the panels
     [legend] = fig.legends
     assert [text.get_text() for text in legend.get_texts()] == ["A", "B"]
-    # score panel: per configuration the training subset (dashed) then the validation mean
-    train_a, val_a, train_b, val_b = score.get_lines()
+    # score panel: per configuration the training subset (dashed), the validation mean, and with several seeds
+    # the two edges of their range (thin)
+    train_a, val_a, low_a, high_a, train_b, val_b = score.get_lines()
+    np.testing.assert_allclose(low_a.get_ydata(), [0.5, 0.7])
+    np.testing.assert_allclose(high_a.get_ydata(), [0.7, 0.9])
+    assert low_a.get_linewidth() < val_a.get_linewidth()
     np.testing.assert_allclose(val_a.get_ydata(), [0.6, 0.8])
     np.testing.assert_allclose(train_a.get_ydata(), [0.61, 0.81])
     np.testing.assert_allclose(val_b.get_ydata(), [0.6, 0.8])
@@ -73,7 +77,7 @@ def test_curves_draw_the_mean_over_seeds(captured):
 
 def test_curves_against_time_and_without_a_hold_out(captured):
     plots.curves([config("a", [[0.5, 0.7]])], None, against_time=True)
-    assert len(captured[-1].axes) == 3 and captured[-1].axes[1].get_xlabel() == "training time (s)"
+    assert len(captured[-1].axes) == 3 and captured[-1].axes[1].get_xlabel() == "training time (s; as recorded, unpaired)"
     refit = config("a", [[0.5, 0.7]], score="dice")
     refit["runs"][0]["validation_held_out"] = False
     plots.curves([refit], None)
@@ -124,7 +128,10 @@ def test_confusion_and_errors_shows_the_matrix_and_the_most_confident_errors(cap
     images = np.random.default_rng(0).random((2, 28, 28)).astype(np.float16)  # those two images, as saved
     plots.confusion_and_errors(errors, images, None, title="best")
     fig = captured[0]
-    assert len(fig.axes) == 1 + 2 and fig.axes[0].get_title() == "best: 3 errors in 15 test images"
+    assert len(fig.axes) == 1 + 2 and fig.axes[0].get_title() == ("best: 3 errors in 15 test images\n"
+                                                                    "(errors per cell; diagonal: correct)")
+    cells = [t.get_text() for t in fig.axes[0].texts]
+    assert sorted(cells) == ["1", "2"]  # the errors; the diagonal's counts are not printed
     assert [ax.get_title() for ax in fig.axes[1:]] == ["1 → 0\n(0.90)", "1 → 0\n(0.80)"]
     np.testing.assert_array_equal(fig.axes[2].get_images()[0].get_array(), images[1])
 
@@ -177,7 +184,8 @@ def test_case_arrays_hold_the_shown_images_compactly(seg):
 
 def test_segmentation_and_boundary_figures_are_written(seg, tmp_path):
     splits, preds = seg
-    cases = {"worst": {"name": "Test/image_03.png", "dice": 0.7}, "median": {"name": "Test/image_02.png", "dice": 0.8}}
+    cases = {"worst": {"name": "Test/image_03.png", "dice": 0.7, "mean": 0.65},
+             "median": {"name": "Test/image_02.png", "dice": 0.8, "mean": 0.85}}
     paths = plots.segmentation_cases(cases, evaluation.case_arrays(splits, [2, 1], preds[:1]),
                                      tmp_path / "figures" / "cases")
     crops = {"largest gain": {"name": "Test/image_01.png", "boundary_f1_2px": [0.5, 0.6], "hd95": [2.0, 2.0]}}
@@ -191,11 +199,13 @@ def test_segmentation_and_boundary_figures_are_written(seg, tmp_path):
 
 def test_segmentation_cases_label_each_row_and_show_the_errors(seg, captured):
     splits, preds = seg
-    cases = {"worst": {"name": "Test/image_03.png", "dice": 0.7}, "median": {"name": "Test/image_02.png", "dice": 0.8}}
+    cases = {"worst": {"name": "Test/image_03.png", "dice": 0.7, "mean": 0.65},
+             "median": {"name": "Test/image_02.png", "dice": 0.8, "mean": 0.85}}
     arrays = evaluation.case_arrays(splits, [2, 1], preds[:1])
     plots.segmentation_cases(cases, arrays, None)
     axes = captured[0].axes
-    assert [axes[k].get_ylabel() for k in (0, 4)] == ["worst: image_03.png\nDice 0.70", "median: image_02.png\nDice 0.80"]
+    assert [axes[k].get_ylabel() for k in (0, 4)] == ["worst: image_03.png\nDice 0.70 (mean 0.65)",
+                                                      "median: image_02.png\nDice 0.80 (mean 0.85)"]
     np.testing.assert_array_equal(axes[3].get_images()[0].get_array(),
                                   plots.error_map(arrays["case_pred"][0], arrays["case_truth"][0]))
 

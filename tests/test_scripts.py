@@ -421,8 +421,7 @@ def test_ex2_5_refits_on_every_training_image_and_predicts_with_tta(part2, warwi
         "model": ex2_5_best.UNET, "loss": ex2_5_best.LOSS, "optimizer": {"class": "Adam", "lr": ex2_5_best.LR},
         "schedule": {"class": "OneCycleLR"}, "augment": ex2_5_best.DIHEDRAL, "epochs": 1,
         "batch_size": ex2_5_best.BATCH_SIZE, "score": "dice"}))
-    assert final["runs"][0]["test"]["evaluation"] == ("TTA" if ex2_5_best.TTA else "single pass")
-    assert final["label"] == ("best model, with TTA" if ex2_5_best.TTA else "best model, single pass")
+    assert final["runs"][0]["test"]["evaluation"] == "TTA" and final["label"] == "best model, with TTA"
     # the per-image test Dice recomputed from the cached refit run, predicting as ex2_5_best.py says
     splits = warwick.load_splits(warwick_dir, torch.device("cpu"), seed=0, quick=True, holdout=warwick.NO_HOLDOUT)
     with pytest.MonkeyPatch.context() as patch:  # loaded from the cache, never trained again

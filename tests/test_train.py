@@ -538,6 +538,49 @@ def test_seed_everything_seeds_python_numpy_and_torch():
 # Tiny runs of every kind of configuration the scripts train, one seed on the CPU: the numbers a run
 # records change when (and only when) what training computes does.
 
+# name -> the run's numbers (seed 0, on the CPU, one thread): the final epoch's record, the learning rate
+# after it, and the test split's loss and score
+GOLDEN = {
+    "mlp, sgd": {
+        "train_loss": 1.0342761774857838, "val_loss": 1.070624589920044, "val_score": 0.375,
+        "train_eval_loss": 0.9888784885406494, "train_eval_score": 0.53125, "val_majority_share": 0.71875, "lr": 0.1,
+        "test_loss": 1.092279076576233, "test_score": 0.34375,
+    },
+    "mlp, numpy backend": {
+        "train_loss": 1.0342762072881062, "val_loss": 1.070624589920044, "val_score": 0.375,
+        "train_eval_loss": 0.9888784885406494, "train_eval_score": 0.53125, "val_majority_share": 0.71875, "lr": 0.1,
+        "test_loss": 1.0922791957855225, "test_score": 0.34375,
+    },
+    "cnn, adam, one-cycle, augmented": {
+        "train_loss": 1.1035730242729187, "val_loss": 1.109887719154358, "val_score": 0.28125,
+        "train_eval_loss": 1.0806381702423096, "train_eval_score": 0.40625, "val_majority_share": 1.0,
+        "lr": 0.0003456698742539516, "test_loss": 1.1242693662643433, "test_score": 0.21875,
+    },
+    "cnn, nesterov sgd, weight decay": {
+        "train_loss": 1.0648928980032604, "val_loss": 1.1176460981369019, "val_score": 0.375,
+        "train_eval_loss": 1.0730715990066528, "train_eval_score": 0.34375, "val_majority_share": 0.5,
+        "lr": 0.000872072851630233, "test_loss": 1.1451138257980347, "test_score": 0.28125,
+    },
+    "cnn, tanh, pool first": {
+        "train_loss": 1.0966390172640483, "val_loss": 1.1071010828018188, "val_score": 0.3125,
+        "train_eval_loss": 1.1068006753921509, "train_eval_score": 0.4375, "val_majority_share": 0.78125, "lr": 0.3,
+        "test_loss": 1.0860587358474731, "test_score": 0.4375,
+    },
+    "segnet, u-net, residual, augmented, cosine": {
+        "train_loss": 0.6916145086288452, "val_loss": 0.7411971688270569, "val_score": 0.35163649916648865,
+        "train_eval_loss": 0.7543566823005676, "train_eval_score": 0.3722367286682129,
+        "val_majority_share": 0.7763671875, "lr": 0.0, "test_loss": 0.7337373495101929,
+        "test_score": 0.3285423517227173,
+    },
+    "segnet, plain, no batch norm, weight decay": {
+        "train_loss": 0.6884777744611105, "val_loss": 0.6911606192588806, "val_score": 0.49500495195388794,
+        "train_eval_loss": 0.6855767965316772, "train_eval_score": 0.5304442048072815,
+        "val_majority_share": 0.54443359375, "lr": 0.01, "test_loss": 0.6900098919868469,
+        "test_score": 0.49162381887435913,
+    },
+}
+
+
 def golden_splits() -> Splits:
     """Three classes of 8x8 one-channel 'images', labelled by a fixed random projection."""
     g = torch.Generator().manual_seed(1234)
@@ -597,47 +640,6 @@ GOLDEN_CONFIGS = {
         "loss": _CE, "optimizer": {"class": "Adam", "lr": 1e-2, "weight_decay": 1e-4}, "schedule": None,
         "augment": None, "epochs": 5, "batch_size": 8, "score": "dice"},
 }
-# name -> the run's numbers (seed 0, on the CPU, one thread): the final epoch's record, the learning rate
-# after it, and the test split's loss and score
-GOLDEN = {
-    "mlp, sgd": {
-        "train_loss": 1.0342761774857838, "val_loss": 1.070624589920044, "val_score": 0.375,
-        "train_eval_loss": 0.9888784885406494, "train_eval_score": 0.53125, "val_majority_share": 0.71875, "lr": 0.1,
-        "test_loss": 1.092279076576233, "test_score": 0.34375
-    },
-    "mlp, numpy backend": {
-        "train_loss": 1.0342762072881062, "val_loss": 1.070624589920044, "val_score": 0.375,
-        "train_eval_loss": 0.9888784885406494, "train_eval_score": 0.53125, "val_majority_share": 0.71875, "lr": 0.1,
-        "test_loss": 1.0922791957855225, "test_score": 0.34375
-    },
-    "cnn, adam, one-cycle, augmented": {
-        "train_loss": 1.1035730242729187, "val_loss": 1.109887719154358, "val_score": 0.28125,
-        "train_eval_loss": 1.0806381702423096, "train_eval_score": 0.40625, "val_majority_share": 1.0,
-        "lr": 0.0003456698742539516, "test_loss": 1.1242693662643433, "test_score": 0.21875
-    },
-    "cnn, nesterov sgd, weight decay": {
-        "train_loss": 1.0648928980032604, "val_loss": 1.1176460981369019, "val_score": 0.375,
-        "train_eval_loss": 1.0730715990066528, "train_eval_score": 0.34375, "val_majority_share": 0.5,
-        "lr": 0.000872072851630233, "test_loss": 1.1451138257980347, "test_score": 0.28125
-    },
-    "cnn, tanh, pool first": {
-        "train_loss": 1.0966390172640483, "val_loss": 1.1071010828018188, "val_score": 0.3125,
-        "train_eval_loss": 1.1068006753921509, "train_eval_score": 0.4375, "val_majority_share": 0.78125, "lr": 0.3,
-        "test_loss": 1.0860587358474731, "test_score": 0.4375
-    },
-    "segnet, u-net, residual, augmented, cosine": {
-        "train_loss": 0.6916145086288452, "val_loss": 0.7411971688270569, "val_score": 0.35163649916648865,
-        "train_eval_loss": 0.7543566823005676, "train_eval_score": 0.3722367286682129,
-        "val_majority_share": 0.7763671875, "lr": 0.0, "test_loss": 0.7337373495101929,
-        "test_score": 0.3285423517227173
-    },
-    "segnet, plain, no batch norm, weight decay": {
-        "train_loss": 0.6884777744611105, "val_loss": 0.6911606192588806, "val_score": 0.49500495195388794,
-        "train_eval_loss": 0.6855767965316772, "train_eval_score": 0.5304442048072815,
-        "val_majority_share": 0.54443359375, "lr": 0.01, "test_loss": 0.6900098919868469,
-        "test_score": 0.49162381887435913
-    },
-}
 
 
 def golden_numbers(record: dict) -> dict:
@@ -665,5 +667,12 @@ def test_a_small_run_computes_the_recorded_numbers(name):
         "tests/test_train.py")
 
 
-def test_every_golden_configuration_has_its_numbers():
+def test_the_small_runs_cover_every_kind_of_run_the_scripts_train():
     assert set(GOLDEN) == set(GOLDEN_CONFIGS)
+    configs = GOLDEN_CONFIGS.values()
+    assert {c["model"]["class"] for c in configs} == set(train.MODELS)
+    assert {c["optimizer"]["class"] for c in configs} == set(train.OPTIMIZERS)
+    assert {(c["schedule"] or {}).get("class") for c in configs} == {None, "CosineAnnealingLR", "OneCycleLR"}
+    assert {c.get("backend", "torch") for c in configs} == {"torch", "numpy"}
+    assert {c["score"] for c in configs} == set(train.SCORES)
+    assert {(c["augment"] or {}).get("class") for c in configs} >= {None, "RandomAffine", "SegmentationAugment"}

@@ -152,7 +152,7 @@ def test_the_size_round_chose_the_configured_width_epochs_and_tta():
     assert chosen["chosen"] == selection.SIZE_CHOICE
     channels, epochs = selection.SIZE[selection.SIZE_CHOICE.removesuffix(selection.TTA)]
     assert tuple(ex2_5_best.UNET["channels"]) == tuple(channels) and ex2_5_best.EPOCHS == epochs
-    assert ex2_5_best.TTA is selection.SIZE_CHOICE.endswith(selection.TTA)
+    assert selection.SIZE_CHOICE.endswith(selection.TTA)  # ex2_5_best.py always predicts with TTA
     assert ex2_5_best.VALIDATED_AS == selection.SIZE_CHOICE
     assert ex2_5_best.VALIDATION_RECORD.name == "seg_size_sweep.json"
 
