@@ -427,7 +427,7 @@ def test_ex2_5_refits_on_every_training_image_and_predicts_with_tta(part2, warwi
     with pytest.MonkeyPatch.context() as patch:  # loaded from the cache, never trained again
         patch.setattr(train, "fit", lambda *a, **k: pytest.fail("the refit run was not in the cache"))
         runs = train.run("best_refit", config, splits, fake_ctx())  # the configuration as the results file holds it
-    logits = evaluation.tta_logits(runs, splits.test[0]) if ex2_5_best.TTA else runs.test_logits()
+    logits = evaluation.tta_logits(runs, splits.test[0])
     dice = metrics.dice_coefficient(evaluation.gland_masks(logits[0]), splits.test[1] == 1).tolist()
     assert record["findings"]["per_image_test_dice"][0] == pytest.approx(dice, abs=1e-5)
     assert final["summary"]["test_dice"]["mean"] == pytest.approx(np.mean(dice), abs=1e-5)
