@@ -12,7 +12,8 @@ tuning/convergence/runs/<family>/<candidate>_seed<k>.json as it finishes (a reru
   changes with its length, so each length is its own run.
 
 The variants of Ex 1.3 and Ex 1.5 change one thing against Ex 1.2's network, so they train at the learning
-rate this sweep picks for it (stage 2 runs after stage 1 has chosen it).
+rate and batch this sweep picks for it (stage 2 runs after stage 1 has chosen them); stage 3 compares the
+encoder-decoder's learning rates at the length stage 1 chose for it.
 
 Run:  python -m tuning.convergence              (both cores; about 2.5 hours on this 2-core CPU)
       python -m tuning.convergence --quick      (a smoke test into scratch/convergence)
@@ -80,6 +81,13 @@ def stage2(cnn_lr: float, batch: int) -> dict:
                              "tanh_pool_first": {**cnn, "net": {"activation": "tanh", "pool_first": True}},
                              "batch_norm": {**cnn, "net": {"batch_norm": True}},
                              "augmentation": {**cnn, "augment": "affine"}}}
+
+
+def stage3(epochs: int) -> dict:
+    """The encoder-decoder's learning rate (Ex 2.1-2.4), at the schedule length stage 1 chose for it."""
+    seg = {"model": "SegNet", "optimizer": "adam", "batch": 10, "schedule": "cosine", "seeds": 2,
+           "augment": "dihedral", "data": "warwick", "epochs": epochs}
+    return {"segnet_lr": {f"lr{lr:g}_e{epochs}": {**seg, "lr": lr} for lr in (1e-3, 3e-3, 1e-2)}}
 
 
 def build(c: dict, steps_per_epoch: int):
@@ -163,7 +171,7 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="small data, 2 epochs, one seed, into scratch/")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("DLIA_DATA_DIR", REPO_ROOT / "data")))
-    parser.add_argument("--stage", type=int, choices=(1, 2), default=None, help="only this stage")
+    parser.add_argument("--stage", type=int, choices=(1, 2, 3), default=None, help="only this stage")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     threadpool_limits(1, user_api="blas")
@@ -180,6 +188,12 @@ def main(argv=None) -> None:
         print(f"stage 2: the Ex 1.2 network's variants at its chosen learning rate {chosen['lr']:g}, batch "
               f"{chosen['batch']}", flush=True)
         run(stage2(chosen["lr"], chosen["batch"]), out, args.quick, args.workers)
+    if args.stage in (None, 3):
+        from tuning.convergence_report import choose_annealed
+
+        epochs = choose_annealed(out / "segnet")["epochs"]
+        print(f"stage 3: the encoder-decoder's learning rate at {epochs} epochs", flush=True)
+        run(stage3(epochs), out, args.quick, args.workers)
 
 
 if __name__ == "__main__":

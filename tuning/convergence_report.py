@@ -158,7 +158,17 @@ def budgets_each(folder: Path) -> dict:
             "tolerance": TOLERANCE["accuracy"]}
 
 
-RULES = {"segnet_depth3_nobn": choose_shared_lr, "cnn_variants": budgets_each, "segnet_depth3": choose_annealed_per_kind,
+def choose_lr(folder: Path) -> dict:
+    """Learning rates at one schedule length: the one with the highest final validation score (mean over seeds)."""
+    runs = load(folder)
+    rows = {name: {"lr": r[0]["options"]["lr"], "epochs": r[0]["options"]["epochs"], "final": float(mean_curve(r)[-1]),
+                   "late_gain": seeds_late_gain(r), "seeds": len(r)} for name, r in runs.items()}
+    name = max(rows, key=lambda n: rows[n]["final"])
+    return {"candidate": name, **rows[name], "rows": rows, "score": score_name(next(iter(runs.values()))),
+            "tolerance": TOLERANCE[score_name(next(iter(runs.values())))]}
+
+
+RULES = {"segnet_lr": choose_lr, "segnet_depth3_nobn": choose_shared_lr, "cnn_variants": budgets_each, "segnet_depth3": choose_annealed_per_kind,
          "fc": fixed_lr(0.1)}  # Ex 1.1 imitates Assignment 2's learning parameters: its rate stays, its epochs are chosen  # the other families: by their schedule
 
 
@@ -219,6 +229,7 @@ FAMILIES = {  # folder -> what it sets
     "segnet_skip": "Ex 2.3: with U-Net skips (schedule length)",
     "segnet_depth3": "Ex 2.4: blocks of 3, batch norm, plain and residual (schedule length)",
     "segnet_depth3_nobn": "Ex 2.4: blocks of 3 without batch norm (learning rate, 80 epochs)",
+    "segnet_lr": "Ex 2.1-2.4: the encoder-decoder's learning rate at its chosen length",
 }
 
 
