@@ -259,7 +259,7 @@ def _macros(text: str) -> dict[str, str]:
 def test_write_all_defines_a_macro_for_every_result(results_root):
     root, runs = results_root
     paths = report.write_all(root)
-    assert {p.name for p in paths} == {"results.tex", "paths.tex", "hyper.tex"}
+    assert {p.name for p in paths} == {"results.tex", "paths.tex", "hyper.tex", "summary.tex"}
     macros = _macros((root / "generated" / "results.tex").read_text())
     summary = results.summary(runs[0])
     assert macros["ex9_9.toy.test"] == report.Score("accuracy").mean_std(summary["test_accuracy"])
@@ -503,10 +503,13 @@ def test_training_minutes_count_each_run_once():
 # --- README --------------------------------------------------------------------------------------
 
 def _results_file(folder, exercise, quick=False, device="CPU: test"):
-    config = {"name": "cnn_sgd", "label": "CNN, SGD", "score_name": "accuracy", "num_weights": 21578,
-              "summary": {"test_accuracy": {"mean": 0.98765, "std": 0.001, "n": 3},
+    runs = [{"cache_key": f"{exercise}{k}", "test": {"accuracy": v}, "hyperparameters": {"num_epochs": 15}}
+            for k, v in enumerate((0.9866, 0.9877, 0.9886))]  # mean 98.76 %, std 0.10
+    config = {"name": "cnn_sgd", "label": "CNN, SGD", "score_name": "accuracy", "num_weights": 21578, "runs": runs,
+              "summary": {"test_accuracy": {"mean": 0.98763, "std": 0.001, "n": 3},
                           "train_time_per_epoch_s": {"mean": 3.21},
-                          "verdicts": ["good fit", "good fit", "over-fitting"]}}
+                          "verdicts": ["good fit", "good fit", "over-fitting"],
+                          "verdict": "good fit (2 of 3; over-fitting 1)"}}
     record = {"exercise": exercise, "quick": quick, "configs": [config], "environment": {"device_name": device}}
     (folder / f"{exercise}.json").write_text(json.dumps(record))
 
@@ -516,7 +519,7 @@ def test_readme_table_rows_come_from_results_files_and_quick_ones_are_left_out(t
     _results_file(tmp_path, "ex1_2_cnn")
     _results_file(tmp_path, "ex1_3_pool_order", quick=True, device="CPU: smoke")
     table = report.readme_table(tmp_path)
-    assert "| ex1_2_cnn | CNN, SGD | 98.77 ± 0.10 % | 3 | 21,578 | good fit 2, over-fitting 1 |" in table
+    assert "| 1.2 | CNN, SGD | 98.76 ± 0.10 % | 3 | 15 | 21,578 | good fit (2 of 3; over-fitting 1) |" in table
     assert "ex1_3_pool_order" not in table and "CPU: smoke" not in table and "trained on CPU: test" in table
     err = capsys.readouterr().err
     assert err.startswith("warning: skipped") and "ex1_3_pool_order.json" in err and "--quick" in err
@@ -551,11 +554,12 @@ def test_readme_table_lists_a_configuration_several_exercises_train_once(tmp_pat
     for exercise in ("ex1_2_cnn", "ex1_4_adam"):
         _results_file(tmp_path, exercise)
         record = json.loads((tmp_path / f"{exercise}.json").read_text())
-        record["configs"][0]["runs"] = [{"cache_key": "k0"}, {"cache_key": "k1"}]
+        for k, run in enumerate(record["configs"][0]["runs"]):
+            run["cache_key"] = f"k{k}"  # the same runs in both exercises
         (tmp_path / f"{exercise}.json").write_text(json.dumps(record))
-    _results_file(tmp_path, "ex1_5_variants")  # no recorded runs: always shown
+    _results_file(tmp_path, "ex1_5_variants")  # other runs: a row of its own
     table = report.readme_table(tmp_path)
-    assert "| ex1_2_cnn | CNN, SGD |" in table and "| ex1_4_adam |" not in table and "| ex1_5_variants |" in table
+    assert "| 1.2 | CNN, SGD |" in table and "| 1.4 |" not in table and "| 1.5 | CNN, SGD |" in table
 
 
 def test_flatten_gives_a_spread_two_significant_digits():
