@@ -4,7 +4,7 @@ Try at least three variations based on what you have learned in the course (arch
 regularisation, optimisation method, learning-rate scheme, activation, ...). How good a performance
 do you manage to reach? For the best model: the confusion matrix and a few misclassified test images.
 
-Each variant changes one thing against Exercise 1.2's configuration (SGD lr 0.05, batch 64, the
+Each variant changes one thing against Exercise 1.2's configuration (plain SGD, batch 64, the
 prescribed CNN), whose runs are reused, as is Exercise 1.3's tanh run. "best" combines several
 changes at once, chosen on the validation split only. The configuration with the highest mean final
 validation accuracy is analysed on the test set, and the weights of its seed with the highest
@@ -22,9 +22,9 @@ from common import cli, evaluation, mnist, plots, results, text, train
 CNN = {"class": "MnistCNN", "channels": (8, 16, 32), "activation": "relu", "pool_first": False,
        "batch_norm": False, "dropout": 0.0}
 LOSS = {"class": "CrossEntropyLoss"}
-LR = 0.05  # plain SGD
-BATCH_SIZE = 64
-EPOCHS = 5
+LR = 0.1  # plain SGD; the smallest budget among the best plateaus (tuning/convergence.py)
+BATCH_SIZE = 64  # chosen with the learning rate (tuning/convergence.py)
+EPOCHS = 16  # the Ex 1.2 family's budget, converged on validation (tuning/convergence.py)
 SEEDS = 5  # enough for the paired comparisons to resolve differences of the size that matters
 AFFINE = {"class": "RandomAffine", "max_rotation_deg": 10.0, "max_shift": 2.0, "max_scale": 0.1}
 # The combination: a wider network with batch norm, augmentation, one-cycle SGD with Nesterov momentum,
@@ -33,7 +33,7 @@ BEST = {"model": {**CNN, "channels": (16, 32, 64), "batch_norm": True},
         "loss": {"class": "CrossEntropyLoss", "label_smoothing": 0.1},
         # one-cycle: warm up to lr, then anneal to ~0; momentum cycles between 0.85 and 0.95
         "optimizer": {"class": "SGD", "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4},
-        "schedule": {"class": "OneCycleLR"}, "augment": AFFINE, "epochs": 6, "batch_size": 128, "score": "accuracy"}
+        "schedule": {"class": "OneCycleLR"}, "augment": AFFINE, "epochs": 8, "batch_size": 128, "score": "accuracy"}
 MISCLASSIFIED_SHOWN = 10
 WEIGHTS = Path("models") / "ex1_5_best.pt"
 

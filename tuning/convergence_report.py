@@ -74,7 +74,7 @@ def constant_budget(runs: list[dict], tol: float) -> dict:
     return {"plateau": plateau, "budget": budget, "plateau_epoch": int(smooth.argmax()) + 1}
 
 
-def choose_constant(folder: Path, _unused: object = None) -> dict:  # TODO remove _unused once the running sweep is done
+def choose_constant(folder: Path) -> dict:
     """The chosen constant-rate candidate of a family: its name, learning rate, batch and budget."""
     runs = load(folder)
     score = score_name(next(iter(runs.values())))
@@ -159,13 +159,22 @@ def budgets_each(folder: Path) -> dict:
 
 
 def choose_lr(folder: Path) -> dict:
-    """Learning rates at one schedule length: the one with the highest final validation score (mean over seeds)."""
+    """The encoder-decoder's learning rate and length: stage 3's runs ("lr<lr>_e<epochs>") with stage 1's at 3e-3
+    (folder segnet) of the same lengths; the shortest schedule whose final validation Dice is within the
+    tolerance of the best and converged, the higher final score among equally short ones."""
     runs = load(folder)
+    lengths = {r[0]["options"]["epochs"] for r in runs.values()}
+    for name, r in load(folder.parent / "segnet").items():
+        if r[0]["options"]["epochs"] in lengths:
+            runs[f"lr{r[0]['options']['lr']:g}_e{r[0]['options']['epochs']}"] = r
     rows = {name: {"lr": r[0]["options"]["lr"], "epochs": r[0]["options"]["epochs"], "final": float(mean_curve(r)[-1]),
                    "late_gain": seeds_late_gain(r), "seeds": len(r)} for name, r in runs.items()}
-    name = max(rows, key=lambda n: rows[n]["final"])
-    return {"candidate": name, **rows[name], "rows": rows, "score": score_name(next(iter(runs.values()))),
-            "tolerance": TOLERANCE[score_name(next(iter(runs.values())))]}
+    tol = TOLERANCE["dice"]
+    best = max(row["final"] for row in rows.values())
+    eligible = [n for n, row in rows.items() if row["final"] >= best - tol and row["late_gain"] <= tol]
+    name = min(eligible, key=lambda n: (rows[n]["epochs"], -rows[n]["final"])) if eligible else None
+    return {"candidate": name, **(rows[name] if name else {}), "rows": rows, "score": "dice", "tolerance": tol,
+            "established": name is not None and rows[name]["epochs"] < max(lengths)}
 
 
 RULES = {"segnet_lr": choose_lr, "segnet_depth3_nobn": choose_shared_lr, "cnn_variants": budgets_each, "segnet_depth3": choose_annealed_per_kind,
