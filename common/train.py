@@ -291,7 +291,7 @@ def run_one(name: str, config: dict, splits: Splits, seed: int, device: torch.de
     (x_train, y_train), val, test = _on_device(config, splits, device)
     model, optimizer, scheduler, loss, transform = build(config, math.ceil(len(y_train) / config["batch_size"]), device)
     per_batch = scheduler is not None and config["schedule"]["class"] == "OneCycleLR"
-    if config.get("backend", "torch") == "numpy":
+    if backend == "numpy":
         if set(config["optimizer"]) != {"class", "lr"} or config["optimizer"]["class"] != "SGD" or scheduler:
             raise ValueError(f"the NumPy backend implements plain SGD only, got {config['optimizer']} with schedule "
                              f"{config.get('schedule')}")
