@@ -57,11 +57,12 @@ def main(argv=None) -> list[train.Runs]:
             steps_per_epoch=math.ceil(len(splits.train[1]) / batch_size), **(QUICK_TIMING if ctx.quick else TIMING))
     accuracy = evaluation.compare_runs(fc_torch, fc_numpy, splits.test[1])
     findings = {"step_timing": steps, "training_batch_size": args.batch_size, "numpy_vs_torch_accuracy": accuracy}
-    numbers = {"numpy_vs_torch": text.outcome(accuracy), "numpy_minus_torch": text.difference(accuracy)}
+    numbers = text.cells("accuracy", accuracy)  # a: PyTorch, b: NumPy
     for batch, timed in steps.items():
         numbers.update({f"numpy_ms_{batch}": text.ms(timed["NumPy"]["per_batch_s"]),
                         f"torch_ms_{batch}": text.ms(timed["PyTorch (CPU)"]["per_batch_s"]),
                         f"numpy_speed_{batch}": text.speed(timed["NumPy"]["versus"]),
+                        f"numpy_than_{batch}": text.speed(timed["NumPy"]["versus"], relation=True),
                         f"repeats_{batch}": timed["NumPy"]["repeats"]})
     draw(results.write(ctx, EXERCISE, configs, splits, findings, numbers=numbers), {}, ctx.figures_dir)
     return configs

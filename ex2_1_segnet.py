@@ -52,18 +52,15 @@ def main(argv=None) -> train.Runs:
     names, norm = splits.info["names"]["test"], splits.info["normalisation"]
     cases = {what: evaluation.describe_case(i, dice, inputs, targets, pred, names, norm)
              for what, i in (("worst", worst), ("median", median))}
-    findings = {**cases, "per_image_test_dice": dice.round(5).tolist(),
-                "red_share": evaluation.red_share_summary(splits)}
+    findings = {**cases, "per_image_test_dice": dice.round(5).tolist()}
     arrays = evaluation.case_arrays(splits, [worst, median], [pred])
-    red = findings["red_share"]
-    numbers = {**{f"{what}_{k}": v for what, case in cases.items() for k, v in (
-                   ("name", case["name"].split("/")[-1]), ("dice", text.score("dice", case["dice_mean"])),
-                   ("glands", f"{100 * case['stats']['gland_fraction']:.0f} %"),
-                   ("false_gland", f"{100 * case['stats']['false_positive_fraction']:.0f} %"),
-                   ("red_share", f"{case['stats']['red_share']:.2f}"))},
-               "median_glands_all": f"{100 * cases['worst']['median_stats']['gland_fraction']:.0f} %",
-               "red_train_max": f"{red['training']['max']:.2f}", "red_test_max": f"{red['test']['max']:.2f}",
-               "test_redder_than_training": red["test"]["above_training_max"]}
+    worst, typical = cases["worst"]["stats"], cases["worst"]["median_stats"]  # the worst image; the median of all
+    numbers = {**{f"{what}_name": case["name"].split("/")[-1] for what, case in cases.items()},
+               **{f"{what}_dice": text.score("dice", case["dice_mean"]) for what, case in cases.items()},
+               "worst_glands": f"{worst['gland_fraction']:.0%}", "median_glands_all": f"{typical['gland_fraction']:.0%}",
+               "worst_largest_found": f"{worst['largest_gland_found']:.0%}",
+               "worst_missed": f"{worst['false_negative_fraction']:.0%}",
+               "worst_false": f"{worst['false_positive_fraction']:.0%}"}
     draw(results.write(ctx, EXERCISE, [segnet], splits, findings, arrays, numbers), arrays, ctx.figures_dir)
     return segnet
 

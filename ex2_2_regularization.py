@@ -52,9 +52,9 @@ def main(argv=None) -> list[train.Runs]:
     findings = {"versus_baseline": {c.name: {"test": evaluation.compare_runs(baseline, c, splits.test[1]),
                                              "validation": evaluation.compare_runs(baseline, c, on="validation")}
                                     for c in configs[1:]}}
-    numbers = {f"{name}_{on}_{k}": f(v[on]) for name, v in findings["versus_baseline"].items()
-               for on in ("test", "validation") for k, f in (("vs_baseline", text.outcome), ("minus_baseline", text.difference))}
-    draw(results.write(ctx, EXERCISE, configs, splits, findings, numbers=numbers), {}, ctx.figures_dir)
+    numbers = {f"{name}_vs_baseline": text.relation(v["test"]) for name, v in findings["versus_baseline"].items()}
+    table = [text.row(c.label, findings["versus_baseline"][c.name]["test"]) for c in configs[1:]]
+    draw(results.write(ctx, EXERCISE, configs, splits, findings, numbers=numbers, table=table), {}, ctx.figures_dir)
     return configs
 
 

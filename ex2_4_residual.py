@@ -71,19 +71,21 @@ def residual_against_plain(plain: train.Runs, residual: train.Runs, timings: dic
     }
 
 
-def group_numbers(key: str, group: dict) -> dict[str, str]:
-    """What the report quotes of one group's comparison (``residual_against_plain``), named ``<key>_...``."""
-    sooner, fails = group["epochs_to_threshold"], group["one_class_runs"]
-    return {f"{key}_residual_vs_plain": text.outcome(group["residual_vs_plain"]),
-            f"{key}_residual_minus_plain": text.difference(group["residual_vs_plain"]),
-            f"{key}_residual_speed": text.speed(group["time_residual_vs_plain"]),
-            f"{key}_residual_first": f"{sooner['b_first']} of {sooner['pairs']}",
-            f"{key}_plain_first": f"{sooner['a_first']} of {sooner['pairs']}",
-            f"{key}_first_p": text.p_value(sooner["sign_test_p"]),
-            f"{key}_epochs_sooner": f"{-sooner['difference']:.1f}" if sooner["both_reach"] > 1 else "n/a",
-            f"{key}_plain_one_class": f"{fails['a']} of {fails['a_runs']}",
-            f"{key}_residual_one_class": f"{fails['b']} of {fails['b_runs']}",
-            f"{key}_one_class_p": text.p_value(fails["p"])}
+def group_rows(group_label: str, group: dict, timings: dict, names: tuple[str, str]) -> list[dict]:
+    """The rows of the exercise's table for one group's comparison (``residual_against_plain``), residual (b)
+    against plain (a): test Dice, epochs to the threshold, and time per step (with batch norm) or runs stuck
+    at one class (without, where runs can fail)."""
+    fails, time = group["one_class_runs"], group["time_residual_vs_plain"]
+    rows = [text.row(f"{group_label}: test Dice", group["residual_vs_plain"]),
+            text.epochs_row(f"{group_label}: epochs to {DICE_THRESHOLD:g}", group["epochs_to_threshold"])]
+    if group_label == "with BN":
+        return rows + [{"row": f"{group_label}: ms per step", "a": text.ms(timings[names[0]]["per_batch_s"]),
+                        "b": text.ms(timings[names[1]]["per_batch_s"]), "difference": "–", "ci": "–", "images": "–",
+                        "outcome": text.speed(time)}]
+    return rows + [{"row": f"{group_label}: runs at one class", "a": f"{fails['a']} of {fails['a_runs']}",
+                    "b": f"{fails['b']} of {fails['b_runs']}", "difference": "–", "ci": "–", "images": "–",
+                    "outcome": ("fewer" if fails["b"] < fails["a"] else "more") if fails["p"] < 0.05
+                    else "not distinguishable"}]
 
 
 def main(argv=None) -> list[train.Runs]:
@@ -118,14 +120,20 @@ def main(argv=None) -> list[train.Runs]:
                 # does depth pay off? Each deep network with batch norm against the Ex 2.1 network
                 "versus_ex2_1": {r.name: evaluation.compare_runs(reference, r, splits.test[1]) for r in with_bn},
                 "figure_groups": {group: [r.name for r in pair] for group, pair in runs.items()}}
-    numbers = {"threshold": text.score("dice", DICE_THRESHOLD),
-               **group_numbers("bn", findings["groups"][f"depth {DEPTH}"]),
-               **group_numbers("nobn", findings["groups"][f"depth {DEPTH}, no BN"])}
-    for kind, r in zip(("plain", "residual"), with_bn):
-        numbers[f"{kind}_vs_depth1"] = text.outcome(findings["versus_ex2_1"][r.name])
-        numbers[f"{kind}_minus_depth1"] = text.difference(findings["versus_ex2_1"][r.name])
+    table = [row for group, (plain, residual) in runs.items()
+             for row in group_rows("no BN" if "no BN" in group else "with BN", findings["groups"][group], timings,
+                                   (plain.name, residual.name))]
+    table += [text.row(f"depth 1 → {DEPTH}, {kind}: test Dice", findings["versus_ex2_1"][r.name])
+              for kind, r in zip(("plain", "residual"), with_bn)]
+    numbers = {"threshold": text.score("dice", DICE_THRESHOLD)}
+    for key, group in (("bn", f"depth {DEPTH}"), ("nobn", f"depth {DEPTH}, no BN")):
+        g = findings["groups"][group]
+        numbers[f"{key}_dice"] = text.relation(g["residual_vs_plain"])
+        numbers[f"{key}_when"] = text.when(text.epochs_row("", g["epochs_to_threshold"])["outcome"], "the plain network")
+    numbers.update({f"{kind}_vs_depth1": text.relation(findings["versus_ex2_1"][r.name])
+                    for kind, r in zip(("plain", "residual"), with_bn)})
     configs = [reference, *with_bn, *without_bn]
-    draw(results.write(ctx, EXERCISE, configs, splits, findings, numbers=numbers), {}, ctx.figures_dir)
+    draw(results.write(ctx, EXERCISE, configs, splits, findings, numbers=numbers, table=table), {}, ctx.figures_dir)
     return configs
 
 

@@ -66,8 +66,8 @@ def main(argv=None) -> dict:
     arrays = evaluation.case_arrays(splits, [best, worst], [masks[0]])
     test_dice, red = findings["test_dice"], findings["red_share"]
     numbers = {"test_dice": f"{test_dice['mean']:.3f}", "test_dice_ci": (f"{test_dice['ci_low']:.3f} to {test_dice['ci_high']:.3f}"),
-               "tta_vs_single": text.outcome(findings["tta_vs_single_pass"]),
-               "tta_minus_single": text.difference(findings["tta_vs_single_pass"]),
+               "tta_vs_single": text.relation(findings["tta_vs_single_pass"]),
+               **text.cells("tta", findings["tta_vs_single_pass"]),
                **{f"validation_{h}": f"{v:.3f}" for h, v in findings["validation_dice_when_chosen"].items()},
                **{f"{what}_{k}": v for what in ("best", "worst") for k, v in (
                    ("name", findings[f"{what}_case"]["name"].split("/")[-1]),

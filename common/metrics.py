@@ -207,11 +207,11 @@ def _fit_text(values: dict, train_late_gain: float, score: str) -> str:
 
 
 def configuration_verdict(verdicts: list[str]) -> str:
-    """One verdict for a configuration's seeds: the most frequent, with its count, and the others' counts:
-    "good fit (5 of 5)", "good fit (3 of 5; borderline 2)"."""
+    """One verdict for a configuration's seeds: the verdict all seeds share ("good fit"), or the most frequent
+    with its count and the others' counts ("good fit (3 of 5; borderline 2)")."""
     order = sorted(dict.fromkeys(verdicts), key=lambda v: -verdicts.count(v))
     rest = "; ".join(f"{v} {verdicts.count(v)}" for v in order[1:])
-    return f"{order[0]} ({verdicts.count(order[0])} of {len(verdicts)}" + (f"; {rest})" if rest else ")")
+    return f"{order[0]} ({verdicts.count(order[0])} of {len(verdicts)}; {rest})" if rest else order[0]
 
 
 # --- comparisons -----------------------------------------------------------------------------
@@ -273,6 +273,7 @@ def compare(a_seeds, b_seeds, a_images=None, b_images=None, *, score: str, lower
         if resolved and len(significant) - agree > len(per_seed) / 2:
             outcome = "unresolved"  # the seeds' interval and most seeds' images point opposite ways
     out["score"], out["lower_is_better"], out["outcome"] = score, lower_is_better, outcome
+    out["a"], out["b"] = [float(x) for x in a_seeds], [float(x) for x in b_seeds]
     return out
 
 

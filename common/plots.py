@@ -119,7 +119,7 @@ def curves(configs: list, path: Path, *, against_time: bool = False, colors: lis
     were trained on."""
     held_out = all(r.get("validation_held_out", True) for c in configs for r in _records(c))
     panels = 1 + against_time + held_out
-    fig, axes = plt.subplots(1, panels, figsize=(6.4, 2.4), squeeze=False)
+    fig, axes = plt.subplots(1, panels, figsize=(6.4 if panels > 1 else 3.6, 2.4), squeeze=False)
     axes = list(axes[0])
     colors = colors or COLORS
     for x, ax in zip(("epoch", "seconds")[:1 + against_time], axes):
@@ -265,7 +265,7 @@ def boundary_crops(cases: dict[str, dict], arrays: dict[str, np.ndarray], labels
     differ most) enlarged, with the true boundary (white) and each network's (its colour, ``labels``)
     drawn thick. Predictions: the first seed's."""
     colors = [COLORS[4], COLORS[0]]
-    fig, axes = plt.subplots(len(cases), 1 + len(labels), figsize=(6.4, 2.0 * len(cases) + 0.4), squeeze=False)
+    fig, axes = plt.subplots(len(cases), 1 + len(labels), figsize=(5.4, 1.8 * len(cases) + 0.4), squeeze=False)
     for k, (row, (what, case)) in enumerate(zip(axes, cases.items())):
         image, truth = arrays["case_image"][k], arrays["case_truth"][k]
         masks = [arrays[f"case_pred_{n}"][k] for n in range(len(labels))]
@@ -302,22 +302,19 @@ def _window(changed: np.ndarray, size: int) -> tuple[int, int]:
 
 
 def residual_grid(groups: dict[str, list], path: Path) -> list[Path]:
-    """One row per group (label -> [plain, residual]): the loss against epochs and against training
-    seconds, and the validation Dice against epochs; plain grey, residual coloured."""
-    fig, axes = plt.subplots(len(groups), 3, figsize=(6.4, 1.9 * len(groups) + 0.3), squeeze=False)
+    """One row per group (label -> [plain, residual]): the loss and the validation Dice against epochs; plain
+    grey, residual coloured. (Time per step is measured apart, in pairs: a run's recorded seconds shared
+    the machine with another run.)"""
+    fig, axes = plt.subplots(len(groups), 2, figsize=(6.4, 1.8 * len(groups) + 0.3), squeeze=False)
     for row, (group, pair) in zip(axes, groups.items()):
-        for x, ax in zip(("epoch", "seconds"), row):
-            drawn = []
-            for runs, color in zip(pair, (GREY, COLORS[0])):
-                drawn += _loss_lines(ax, runs, color, _label(runs).split(", ")[1], x)
-            _log_loss_axis(ax, drawn, "epoch" if x == "epoch" else "training time (s; as recorded, unpaired)")
-        row[1].set_ylim(row[0].get_ylim())
+        drawn = []
         for runs, color in zip(pair, (GREY, COLORS[0])):
-            _score_lines(row[2], runs, color)
-        row[2].set(xlabel="epoch", ylabel="Dice", ylim=(0, 1))
+            drawn += _loss_lines(row[0], runs, color, _label(runs).split(", ")[1], "epoch")
+            _score_lines(row[1], runs, color)
+        _log_loss_axis(row[0], drawn, "epoch")
+        row[1].set(xlabel="epoch", ylabel="Dice", ylim=(0, 1))
         row[0].set_title(f"{group}: loss", loc="left")
-        row[1].set_title("loss against training time", loc="left")
-        row[2].set_title("validation Dice (line), training (dashed)", loc="left")
+        row[1].set_title("validation Dice (line), training (dashed)", loc="left")
         row[0].legend(loc="upper right")
     fig.tight_layout()
     return save(fig, path)

@@ -10,6 +10,7 @@ import math
 
 FORMATS = {"accuracy": (100, 2, " %", " points"), "hd95": (1, 1, " px", " px")}  # scale, decimals, unit, of a difference
 OUTCOMES = {"better": "better", "worse": "worse", "unresolved": "not distinguishable"}
+RELATIONS = {"better": "better than", "worse": "worse than", "unresolved": "not distinguishable from"}
 
 
 def score(name: str, x: float) -> str:
@@ -42,26 +43,60 @@ def outcome(comparison: dict) -> str:
     return OUTCOMES[comparison["outcome"]]
 
 
-def difference(comparison: dict) -> str:
-    """The paired difference and its 95 % interval: "+0.31 points (95 % CI +0.12 to +0.50)"."""
+def relation(comparison: dict) -> str:
+    """"better than", "worse than" or "not distinguishable from", for a sentence."""
+    return RELATIONS[comparison["outcome"]]
+
+
+def row(label: str, comparison: dict) -> dict[str, str]:
+    """One row of an exercise's comparison table (``common.report``): b against a, each as mean ± std over the
+    seeds, their paired difference b − a with its 95 % interval, the seeds whose test over the test images
+    (p < 0.05) agrees / disagrees with the difference's sign, and the outcome."""
     name, c = comparison["score"], comparison
-    if not math.isfinite(c["ci_low"]):
-        return signed(name, c["difference"])
-    return (f"{signed(name, c['difference'])} (95 % CI {signed(name, c['ci_low'], unit=False)} to "
-            f"{signed(name, c['ci_high'], unit=False)})")
+    images = c.get("images")
+    return {"row": label, "a": mean_std(name, c["a"]), "b": mean_std(name, c["b"]), "difference": signed(name, c["difference"], unit=False),
+            "ci": (f"{signed(name, c['ci_low'], unit=False)} to {signed(name, c['ci_high'], unit=False)}"
+                   if math.isfinite(c["ci_low"]) else "–"),
+            "images": f"{images['agree']} / {images['disagree']}" if images else "–", "outcome": outcome(c)}
 
 
-def p_value(p: float) -> str:
-    return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
+def cells(prefix: str, comparison: dict) -> dict[str, str]:
+    """``row``'s cells and the ``relation`` as numbers named ``<prefix>_a``, ``<prefix>_difference``, ...,
+    for a table or sentence the report writes itself."""
+    return {f"{prefix}_{k}": v for k, v in {**row("", comparison), "relation": relation(comparison)}.items() if k != "row"}
 
 
-def speed(versus: dict) -> str:
+def epochs_row(label: str, sooner: dict) -> dict[str, str]:
+    """A table row for ``evaluation.paired_epochs_to_threshold``: the first epoch each reaches the threshold
+    (mean over the seeds that reach it, with their count), b − a over the pairs that both reach it with its
+    95 % interval, and its outcome: "sooner", "later" or "not distinguishable" (b against a)."""
+    def reach(side: str) -> str:
+        epochs = [e for e in sooner[f"{side}_epochs"] if e is not None]
+        mean = f"{sum(epochs) / len(epochs):.1f}" if epochs else "never"
+        return f"{mean} ({len(epochs)} of {len(sooner[f'{side}_epochs'])})"
+
+    finite = sooner["both_reach"] > 1 and math.isfinite(sooner["ci_low"])
+    return {"row": label, "a": reach("a"), "b": reach("b"),
+            "difference": f"{sooner['difference']:+.1f}".replace("-", "−") if sooner["both_reach"] else "–",
+            "ci": f"{sooner['ci_low']:+.1f} to {sooner['ci_high']:+.1f}".replace("-", "−") if finite else "–",
+            "images": "–", "outcome": OUTCOMES.get(sooner["outcome"], sooner["outcome"])}
+
+
+def when(outcome: str, other: str) -> str:
+    """``epochs_row``'s outcome in words, against ``other``: "in fewer epochs than SGD", "in more epochs than
+    SGD" or "in a number of epochs not distinguishable from SGD's"."""
+    return {"sooner": f"in fewer epochs than {other}", "later": f"in more epochs than {other}",
+            "not distinguishable": f"in a number of epochs not distinguishable from {other}'s"}[outcome]
+
+
+def speed(versus: dict, relation: bool = False) -> str:
     """A paired timing (``timing.versus``: the median speed-up over paired repeats and its sign test):
-    "1.33× faster", "1.25× slower" or "about as fast"."""
+    "1.33× faster", "1.25× slower" or "about as fast"; with ``relation``, for a sentence: "1.33× faster
+    than", "about as fast as"."""
     s = versus["speedup"]
     if versus["p"] >= 0.05:
-        return "about as fast"
-    return f"{s:.2f}× faster" if s >= 1 else f"{1 / s:.2f}× slower"
+        return "about as fast" + (" as" if relation else "")
+    return (f"{s:.2f}× faster" if s >= 1 else f"{1 / s:.2f}× slower") + (" than" if relation else "")
 
 
 def ms(seconds: float) -> str:

@@ -226,8 +226,8 @@ def test_residual_grid_draws_one_row_per_group(captured):
     groups = {"depth 2": [runs("plain", 0), runs("residual", 0)], "depth 3": [runs("plain", 1), runs("residual", 1)]}
     plots.residual_grid(groups, None)
     fig = captured[0]
-    assert len(fig.axes) == 6 and fig.axes[0].get_title(loc="left") == "depth 2: loss"
-    assert fig.axes[2].get_ylim() == (0.0, 1.0)
+    assert len(fig.axes) == 4 and fig.axes[0].get_title(loc="left") == "depth 2: loss"  # loss and Dice per group
+    assert fig.axes[1].get_ylim() == (0.0, 1.0) and fig.axes[2].get_title(loc="left") == "depth 3: loss"
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["plain", "residual"]
 
 
