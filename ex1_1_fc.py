@@ -58,6 +58,9 @@ def main(argv=None) -> list[train.Runs]:
     accuracy = evaluation.compare_runs(fc_torch, fc_numpy, splits.test[1])
     findings = {"step_timing": steps, "training_batch_size": args.batch_size, "numpy_vs_torch_accuracy": accuracy}
     numbers = text.cells("accuracy", accuracy)  # a: PyTorch, b: NumPy
+    small, large = (text.speed(steps[str(b)]["NumPy"]["versus"], relation=True) for b in (args.batch_size, max(steps, key=int)))
+    numbers["speed"] = (f"{small} PyTorch at batch {args.batch_size} and {large} it at batch {max(steps, key=int)}"
+                        if small != large else f"{small} PyTorch at every batch size timed")
     for batch, timed in steps.items():
         numbers.update({f"numpy_ms_{batch}": text.ms(timed["NumPy"]["per_batch_s"]),
                         f"torch_ms_{batch}": text.ms(timed["PyTorch (CPU)"]["per_batch_s"]),

@@ -37,8 +37,8 @@ ACTS = ("relu", "tanh")
 TIMING = {"num_batches": 5, "warmup": 1, "repeats": 60}  # short paired repeats share the machine's drift
 QUICK_TIMING = {"num_batches": 2, "warmup": 1, "repeats": 1}  # --quick: a smoke test of the timing
 
-SAVING = {"tanh": "larger with tanh, as expected", "ReLU": "larger with ReLU, unlike what we expected",
-          "neither": "not distinguishable between the two"}  # which activation saves more by pooling first
+SAVING = {"tanh": "the saving is larger with tanh, as expected", "ReLU": "the saving is larger with ReLU, against "
+          "that expectation", "neither": "the two savings are not distinguishable"}  # which saves more by pooling first
 
 EXERCISE = "ex1_3_pool_order"  # its results file and figures
 

@@ -68,7 +68,9 @@ def main(argv=None) -> list:
     arrays = {"misclassified": splits.test[0][[w["index"] for w in shown], 0].cpu().numpy().astype(np.float16)}
     numbers = {"chosen": chosen.label, "errors": f"{errors['errors']:,}", "images": f"{errors['images']:,}",
                "top_confusions": errors["top_confusions_text"], "saved_seed": findings["saved_seed"],
-               **{f"{c}_vs_baseline": text.relation(v) for c, v in findings["versus_baseline"].items()}}
+               "single_changes": text.grouped([(c.label, f"{text.relation(findings['versus_baseline'][c.name])} the baseline")
+                                               for c in configs[1:4]]),
+               "best_vs_baseline": text.relation(findings["versus_baseline"]["best"])}
     table = [text.row(c.label, findings["versus_baseline"][c.name]) for c in configs[1:]]
     draw(results.write(ctx, EXERCISE, configs, splits, findings, arrays, numbers, table), arrays, ctx.figures_dir)
     return configs

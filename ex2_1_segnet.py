@@ -29,6 +29,8 @@ BATCH_SIZE = 10
 EPOCHS = 80  # with LR: the shortest schedule within 0.008 of the best (tuning/convergence.py, stage 3)
 SEEDS = 5  # enough for the paired comparisons to resolve differences of the size that matters
 
+TARGET = 0.7  # "you are expected to reach an average DSC score above 0.7"
+
 EXERCISE = "ex2_1_segnet"  # its results file and figures
 
 
@@ -54,13 +56,14 @@ def main(argv=None) -> train.Runs:
              for what, i in (("worst", worst), ("median", median))}
     findings = {**cases, "per_image_test_dice": dice.round(5).tolist()}
     arrays = evaluation.case_arrays(splits, [worst, median], [pred])
-    worst, typical = cases["worst"]["stats"], cases["worst"]["median_stats"]  # the worst image; the median of all
-    numbers = {**{f"{what}_name": case["name"].split("/")[-1] for what, case in cases.items()},
-               **{f"{what}_dice": text.score("dice", case["dice_mean"]) for what, case in cases.items()},
-               "worst_glands": f"{worst['gland_fraction']:.0%}", "median_glands_all": f"{typical['gland_fraction']:.0%}",
-               "worst_largest_found": f"{worst['largest_gland_found']:.0%}",
-               "worst_missed": f"{worst['false_negative_fraction']:.0%}",
-               "worst_false": f"{worst['false_positive_fraction']:.0%}"}
+    numbers = {"vs_target": text.against_target("dice", [r["test"]["dice"] for r in segnet.records], TARGET)}
+    for what, case in cases.items():
+        stats = case["stats"]
+        numbers.update({f"{what}_name": case["name"].split("/")[-1], f"{what}_dice": text.score("dice", case["dice_mean"]),
+                        f"{what}_glands": f"{stats['gland_fraction']:.0%}",
+                        f"{what}_largest_found": f"{stats['largest_gland_found']:.0%}",
+                        f"{what}_missed": f"{stats['false_negative_fraction']:.0%}",
+                        f"{what}_false": f"{stats['false_positive_fraction']:.0%}"})
     draw(results.write(ctx, EXERCISE, [segnet], splits, findings, arrays, numbers), arrays, ctx.figures_dir)
     return segnet
 

@@ -56,10 +56,10 @@ def main(argv=None) -> list[train.Runs]:
                 "shown_cases": {what: {"index": i, "name": names[i],  # the first seed's, as drawn
                                        **{m: [float(s[m][0, i]) for s in scores] for m in ("boundary_f1_2px", "hd95")}}
                                 for what, i in shown.items()}}
-    metric_names = {"dice": "Dice", "boundary_f1_1px": "boundary F1, 1 px", "boundary_f1_2px": "boundary F1, 2 px",
-                    "hd95": "HD95 (px; lower is better)"}
-    table = [text.row(metric_names.get(m, m), c) for m, c in findings["skip_vs_plain"].items()]
-    numbers = {f"{m}_skip_vs_plain": text.relation(c) for m, c in findings["skip_vs_plain"].items()}
+    shown_metrics = {"dice": "Dice", "boundary_f1_2px": "boundary F1 (2 px)", "hd95": "HD95 (px; lower is better)"}
+    table = [text.row(label, findings["skip_vs_plain"][m]) for m, label in shown_metrics.items()]
+    numbers = {"skip_vs_plain": text.grouped([(f"the {label.split(' (px')[0]}", text.outcome(findings["skip_vs_plain"][m]))
+                                              for m, label in shown_metrics.items()])}
     arrays = evaluation.case_arrays(splits, list(shown.values()),
                                     [evaluation.gland_masks(r.test_logits()[0]) for r in (plain, skip)])
     draw(results.write(ctx, EXERCISE, [plain, skip], splits, findings, arrays, numbers, table), arrays, ctx.figures_dir)

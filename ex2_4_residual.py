@@ -130,8 +130,9 @@ def main(argv=None) -> list[train.Runs]:
         g = findings["groups"][group]
         numbers[f"{key}_dice"] = text.relation(g["residual_vs_plain"])
         numbers[f"{key}_when"] = text.when(text.epochs_row("", g["epochs_to_threshold"])["outcome"], "the plain network")
-    numbers.update({f"{kind}_vs_depth1": text.relation(findings["versus_ex2_1"][r.name])
-                    for kind, r in zip(("plain", "residual"), with_bn)})
+    numbers["versus_depth1"] = text.grouped([(f"the deeper {kind} network",
+                                              f"{text.relation(findings['versus_ex2_1'][r.name])} the depth-1 network")
+                                             for kind, r in zip(("plain", "residual"), with_bn)])
     configs = [reference, *with_bn, *without_bn]
     draw(results.write(ctx, EXERCISE, configs, splits, findings, numbers=numbers, table=table), {}, ctx.figures_dir)
     return configs

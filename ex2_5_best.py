@@ -65,7 +65,14 @@ def main(argv=None) -> dict:
         "per_image_test_dice": dice.round(5).tolist()}
     arrays = evaluation.case_arrays(splits, [best, worst], [masks[0]])
     test_dice, red = findings["test_dice"], findings["red_share"]
-    numbers = {"test_dice": f"{test_dice['mean']:.3f}", "test_dice_ci": (f"{test_dice['ci_low']:.3f} to {test_dice['ci_high']:.3f}"),
+    redder = red["test"]["above_training_max"]
+    numbers = {"test_dice": text.score("dice", test_dice["mean"]),
+               "test_dice_ci": f"{text.score('dice', test_dice['ci_low'])} to {text.score('dice', test_dice['ci_high'])}",
+               "staining": (f"{red['case']['training_as_red']} of the {red['case']['training_images']} training images are "
+                            "as red as the worst test image, and " + (
+                                f"{redder} test images are redder than every training image: part of the test set "
+                                "lies outside the staining the network was trained on" if redder else
+                                "every test image lies within the training images' range of staining")),
                "tta_vs_single": text.relation(findings["tta_vs_single_pass"]),
                **text.cells("tta", findings["tta_vs_single_pass"]),
                **{f"validation_{h}": f"{v:.3f}" for h, v in findings["validation_dice_when_chosen"].items()},

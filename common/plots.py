@@ -80,11 +80,12 @@ def _loss_lines(ax, runs, color, label: str | None, x: str = "epoch", validation
 
 
 def _score_lines(ax, runs, color, label: str | None = None) -> None:
-    """Validation score (mean over seeds, range shaded; solid) and training-subset score (dashed)."""
+    """Training-subset score (mean over seeds; solid) and validation score (mean over seeds, dashed, its range
+    over seeds shaded), as the loss: training solid, validation dashed."""
     val = _epochs(runs, "val_score")
     x = np.arange(1, val.shape[1] + 1)
-    ax.plot(x, _epochs(runs, "train_eval_score").mean(0), "--", color=color, linewidth=0.8)
-    ax.plot(x, val.mean(0), color=color, label=label)
+    ax.plot(x, _epochs(runs, "train_eval_score").mean(0), color=color, linewidth=0.9, label=label)
+    ax.plot(x, val.mean(0), "--", color=color, linewidth=1.1)
     if len(val) > 1:  # the range over seeds: a light fill with its edges drawn, so that two ranges stay apart
         ax.fill_between(x, val.min(0), val.max(0), color=color, alpha=0.12, linewidth=0)
         for edge in (val.min(0), val.max(0)):
@@ -127,13 +128,12 @@ def curves(configs: list, path: Path, *, against_time: bool = False, colors: lis
         for k, c in enumerate(configs):
             drawn += _loss_lines(ax, c, colors[k % len(colors)], _label(c), x, validation=held_out)
         _log_loss_axis(ax, drawn, "epoch" if x == "epoch" else "training time (s; as recorded, unpaired)")
-    axes[0].set_title("loss: training (line), validation (dashed, circles)" if held_out else "training loss")
+    axes[0].set_title("loss" if held_out else "training loss")
     if held_out:
         ax = axes[-1]
         for k, c in enumerate(configs):
             _score_lines(ax, c, colors[k % len(colors)], _label(c))
-        ax.set(xlabel="epoch", ylabel=_score_name(configs[0]),
-               title=f"{_score_name(configs[0])}: validation (line), training (dashed)")
+        ax.set(xlabel="epoch", ylabel=_score_name(configs[0]), title=_score_name(configs[0]))
     fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=len(configs))  # below, clear of the curves
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     return save(fig, path)
@@ -156,7 +156,7 @@ def variant_grid(configs: list, path: Path, ncols: int = 4) -> list[Path]:
     for ax in axes.flat[:len(variants)]:
         _log_loss_axis(ax, drawn, "epoch")
         ax.label_outer()
-    fig.suptitle(f"training loss (line) and validation loss (dashed); grey: {_label(baseline)}", fontsize=9)
+    fig.suptitle(f"loss; grey: {_label(baseline)}", fontsize=9)
     fig.tight_layout()
     return save(fig, path)
 
@@ -165,8 +165,7 @@ def pool_order(configs: list, timings: dict, path: Path) -> list[Path]:
     """Left: the training loss of each order: activation first as a line, pool first as markers on it
     (the two orders' curves coincide, and a line on a line would hide one).
     Right: per paired repeat, the speed-up (a ratio of forward+backward times, as ``timing.versus``)
-    of pool first over activation first, for ReLU and for tanh, and of tanh over ReLU (activation
-    first); above 1, the first-named is faster."""
+    of pool first over activation first, for ReLU and for tanh; above 1, pool first is faster."""
     fig, (ax_loss, ax_time) = plt.subplots(1, 2, figsize=(6.4, 2.5), gridspec_kw={"width_ratios": [1.5, 1]})
     drawn = []
     for c in configs:
@@ -179,10 +178,9 @@ def pool_order(configs: list, timings: dict, path: Path) -> list[Path]:
                          markevery=max(1, len(line.get_xdata()) // 12))
     _log_loss_axis(ax_loss, drawn, "epoch")
     ax_loss.set_title("training loss (pool first: circles)")
-    ax_loss.legend(loc="upper right")
-    ratios = {"ReLU:\npool first": (("relu_pool_after", "relu_pool_first"), COLORS[0]),
-              "tanh:\npool first": (("tanh_pool_after", "tanh_pool_first"), COLORS[1]),
-              "act first:\ntanh": (("relu_pool_after", "tanh_pool_after"), GREY)}
+    ax_loss.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=2)  # below the axes, clear of the curves
+    ratios = {"ReLU": (("relu_pool_after", "relu_pool_first"), COLORS[0]),
+              "tanh": (("tanh_pool_after", "tanh_pool_first"), COLORS[1])}
     ratios = {label: (np.array(timing.paired_speedups(timings, *pair)), color) for label, (pair, color) in ratios.items()}
     for k, (ratio, color) in enumerate(ratios.values()):
         jitter = np.linspace(-0.15, 0.15, len(ratio))
@@ -190,7 +188,7 @@ def pool_order(configs: list, timings: dict, path: Path) -> list[Path]:
         ax_time.plot([k - 0.25, k + 0.25], [np.median(ratio)] * 2, color="black", linewidth=1.2)
     ax_time.axhline(1.0, color=GREY, linewidth=0.8, linestyle="--")
     ax_time.set_xticks(range(len(ratios)), list(ratios))
-    ax_time.set(ylabel="speed-up over activation first\n(tanh: over ReLU)", title="per paired repeat (bar: median)")
+    ax_time.set(ylabel="speed of pool first over activation first", title="per paired repeat (bar: median)")
     ax_time.grid(axis="x", visible=False)
     fig.tight_layout()
     return save(fig, path)
@@ -265,7 +263,7 @@ def boundary_crops(cases: dict[str, dict], arrays: dict[str, np.ndarray], labels
     differ most) enlarged, with the true boundary (white) and each network's (its colour, ``labels``)
     drawn thick. Predictions: the first seed's."""
     colors = [COLORS[4], COLORS[0]]
-    fig, axes = plt.subplots(len(cases), 1 + len(labels), figsize=(5.4, 1.8 * len(cases) + 0.4), squeeze=False)
+    fig, axes = plt.subplots(len(cases), 1 + len(labels), figsize=(5.4, 2.1 * len(cases) + 0.45), squeeze=False)
     for k, (row, (what, case)) in enumerate(zip(axes, cases.items())):
         image, truth = arrays["case_image"][k], arrays["case_truth"][k]
         masks = [arrays[f"case_pred_{n}"][k] for n in range(len(labels))]
@@ -314,7 +312,7 @@ def residual_grid(groups: dict[str, list], path: Path) -> list[Path]:
         _log_loss_axis(row[0], drawn, "epoch")
         row[1].set(xlabel="epoch", ylabel="Dice", ylim=(0, 1))
         row[0].set_title(f"{group}: loss", loc="left")
-        row[1].set_title("validation Dice (line), training (dashed)", loc="left")
+        row[1].set_title("Dice", loc="left")
         row[0].legend(loc="upper right")
     fig.tight_layout()
     return save(fig, path)

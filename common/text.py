@@ -16,7 +16,7 @@ RELATIONS = {"better": "better than", "worse": "worse than", "unresolved": "not 
 def score(name: str, x: float) -> str:
     """``x`` of the score ``name``: "97.12 %", "0.348", "12.3 px"."""
     scale, decimals, unit, _ = FORMATS.get(name, (1, 3, "", ""))
-    return f"{scale * x:.{decimals}f}{unit}"
+    return f"{scale * x:.{decimals}f}{unit}".replace("-", "−")  # a minus sign, not a hyphen
 
 
 def signed(name: str, x: float, unit: bool = True) -> str:
@@ -87,6 +87,43 @@ def when(outcome: str, other: str) -> str:
     SGD" or "in a number of epochs not distinguishable from SGD's"."""
     return {"sooner": f"in fewer epochs than {other}", "later": f"in more epochs than {other}",
             "not distinguishable": f"in a number of epochs not distinguishable from {other}'s"}[outcome]
+
+
+def against_target(name: str, seeds: list[float], target: float) -> str:
+    """Where the seeds' scores lie against the ``target`` an exercise asks for: "above the 98.00 % asked for
+    (every seed)", "above the 98.00 % asked for on average (3 of 5 seeds)", "below the 98.00 % asked for"."""
+    above, shown = sum(s > target for s in seeds), score(name, target)
+    if sum(seeds) / len(seeds) <= target:
+        return f"below the {shown} asked for"
+    return f"above the {shown} asked for " + ("(every seed)" if above == len(seeds) else
+                                               f"on average ({above} of {len(seeds)} seeds)")
+
+
+def join(items: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def grouped(pairs: list[tuple[str, str]]) -> str:
+    """(subject, predicate) pairs as one sentence, the subjects of one predicate together, in the order the
+    predicates first appear: [("batch norm", "better than the baseline"), ("tanh", "not distinguishable from
+    the baseline"), ("augmentation", "better than the baseline")] -> "batch norm and augmentation are better
+    than the baseline, and tanh is not distinguishable from the baseline" (clauses joined by ", and ")."""
+    predicates = dict.fromkeys(p for _, p in pairs)
+    clauses = []
+    for p in predicates:
+        subjects = [s for s, q in pairs if q == p]
+        clauses.append(f"{join(subjects)} {'is' if len(subjects) == 1 else 'are'} {p}")
+    return clauses[0] if len(clauses) == 1 else f"{', '.join(clauses[:-1])}, and {clauses[-1]}"
+
+
+def fits(pairs: list[tuple[str, str]]) -> str:
+    """Configurations' fit verdicts (label, ``metrics.configuration_verdict``) in a few words: "good fit for
+    all" or "good fit for the baseline and tanh; not converged (3 of 5; good fit 2) for batch norm"."""
+    verdicts = dict.fromkeys(v for _, v in pairs)
+    if len(verdicts) == 1:
+        return f"{next(iter(verdicts))} for {'both' if len(pairs) == 2 else 'all'}" if len(pairs) > 1 else pairs[0][1]
+    return "; ".join(f"{v} for {join([label for label, w in pairs if w == v])}" for v in verdicts)
 
 
 def speed(versus: dict, relation: bool = False) -> str:

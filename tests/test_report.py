@@ -78,13 +78,14 @@ def test_write_all_defines_a_macro_for_every_result(results_root):
     assert defaults == [r"SGD & momentum=0, dampening=0, weight\_decay=0, nesterov=False \\",
                         r"CrossEntropyLoss & reduction=mean, ignore\_index=-100, label\_smoothing=0.0 \\"]
     assert rows == [["9.9", "toy net", "MLP 16-8-2", "SGD, lr 0.1; constant", "none", "2 / 16"],
-                    ["9.9", r"wide\_50\%", "MLP 16-8-2", "SGD, lr 0.1; constant", "none", "3 / 16"]]
+                    ["9.9", r"wide\_50\%", "", "", "", "3 / 16"]]  # blank: as in the first row
 
 
 def _hyper_tables(text: str) -> tuple[list[str], list[list[str]]]:
     """hyper.tex -> Table A1's rows, Table A2's rows split into cells (every row ends in \\)."""
     a1 = text.split(r"class & settings \\\midrule" + "\n", 1)[1].split("\n" + r"\bottomrule", 1)[0].splitlines()
-    a2 = text.split(r"\endhead" + "\n", 1)[1].split("\n" + r"\bottomrule", 1)[0].splitlines()
+    a2 = [row for row in text.split(r"\endhead" + "\n", 1)[1].split("\n" + r"\bottomrule", 1)[0].splitlines()
+          if row != r"\midrule"]  # the rule between the data sets' parts
     assert all(row.endswith(r" \\") for row in a1 + a2)
     return a1, [row.removesuffix(r" \\").split(" & ") for row in a2]
 
@@ -173,7 +174,7 @@ def _hyper(optimizer: str = "SGD", lr: float = 0.1, loss=None, **settings) -> di
 
 
 def _record(exercise: str, *configs) -> dict:
-    return {"exercise": exercise, "configs": [{"name": name, "label": label, "runs": [
+    return {"exercise": exercise, "configs": [{"name": name, "label": label, "score_name": "accuracy", "runs": [
         {"seed": s, "hyperparameters": h} for s in (0, 1, 2)]} for name, label, h in configs]}
 
 
@@ -188,11 +189,12 @@ def test_hyper_tables_give_each_class_once_and_each_configuration_once():
                         r"CrossEntropyLoss & reduction=mean, label\_smoothing=0.0 \\",
                         r"Adam & betas=(0.9, 0.999), eps=1e-08, weight\_decay=0, amsgrad=False \\"]
     # Table A2: the shared configuration once, with both exercises, under its first name in the exercise that
-    # trains it; what differs from Table A1 spelled out
+    # trains it, in full and first (the most exercises share it); the others only with what differs from it
+    # (a training cell whole where the optimizer or its rate differs, else its differing parts); what differs
+    # from Table A1 spelled out
     assert rows == [["1.1, 1.5", "MLP, SGD", "MLP 784-128-64-10", "SGD, lr 0.1; constant", "none", "5 / 64"],
-                    ["1.1", "MLP, Adam", "MLP 784-128-64-10", "Adam, lr 0.001; constant", "none", "5 / 64"],
-                    ["1.5", "tuned", "MLP 784-128-64-10",
-                     r"SGD, lr 0.1; momentum=0.9, nesterov=True; constant; label\_smoothing=0.1", "none", "5 / 64"]]
+                    ["1.1", "MLP, Adam", "", "Adam, lr 0.001; constant", "", ""],
+                    ["1.5", "tuned", "", r"momentum=0.9, nesterov=True; label\_smoothing=0.1", "", ""]]
 
 
 def test_a_configuration_several_exercises_share_is_one_row_of_the_hyperparameter_table(results_root):
@@ -202,6 +204,18 @@ def test_a_configuration_several_exercises_share_is_one_row_of_the_hyperparamete
     _, rows = _hyper_tables(report.hyper_tables([record, again]))
     assert [row[:2] for row in rows] == [["9.9, 9.8", "toy net"], ["9.9", r"wide\_50\%"]]
     assert all(len(row) == 6 for row in rows)
+
+
+def test_differing_cells_of_table_a2_by_hand():
+    base = "encoder-decoder 8-16-32-64, BN, 4×4 up-sampling, He init"
+    assert report._differing(base, base, ", ") == ""
+    assert report._differing("encoder-decoder 8-16-32-64, no BN, 4×4 up-sampling, He init", base, ", ") == "no BN"
+    assert report._differing("encoder-decoder 8-16-32-64, U-Net skips, BN, 2×2 up-sampling", base, ", ") == \
+        "U-Net skips, 2×2 up-sampling, no He init"  # the default initialisation: He init dropped, nothing in its place
+    assert report._differing("MLP 784-128-64-10", "CNN 8-16-32", ", ") == "MLP 784-128-64-10"  # another model: whole
+    assert report._differing("Adam, lr 0.01; weight decay=0.001; constant", "Adam, lr 0.01; constant", "; ") == \
+        "weight decay=0.001"
+    assert report._differing("10 / 64", "16 / 64", "") == "10 / 64"
 
 
 def test_every_table_a2_row_of_the_committed_results_has_six_cells():

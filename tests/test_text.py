@@ -97,3 +97,28 @@ def test_milliseconds_have_two_significant_digits_three_from_100_on(seconds, exp
 @pytest.mark.parametrize("seconds", [0.0997, 1.5])
 def test_milliseconds_never_print_in_exponent_notation(seconds):
     assert "e" not in text.ms(seconds)
+
+
+def test_outcomes_of_several_subjects_read_as_one_sentence():
+    assert text.join(["a"]) == "a" and text.join(["a", "b"]) == "a and b" and text.join(["a", "b", "c"]) == "a, b and c"
+    pairs = [("batch norm", "better than the baseline"), ("tanh", "not distinguishable from the baseline"),
+             ("augmentation", "better than the baseline")]
+    assert text.grouped(pairs) == ("batch norm and augmentation are better than the baseline, and tanh is not "
+                                   "distinguishable from the baseline")
+    assert text.grouped([("a", "x"), ("b", "x")]) == "a and b are x" and text.grouped([("a", "x")]) == "a is x"
+    assert text.grouped([("a", "x"), ("b", "y"), ("c", "z")]) == "a is x, b is y, and c is z"
+
+
+def test_fits_name_a_shared_verdict_once_and_group_the_others():
+    assert text.fits([("a", "good fit"), ("b", "good fit")]) == "good fit for both"
+    assert text.fits([("a", "good fit"), ("b", "good fit"), ("c", "good fit")]) == "good fit for all"
+    assert text.fits([("a", "good fit")]) == "good fit"
+    assert text.fits([("a", "good fit"), ("b", "over-fitting (3 of 5; good fit 2)"), ("c", "good fit")]) == \
+        "good fit for a and c; over-fitting (3 of 5; good fit 2) for b"
+
+
+def test_a_score_against_the_target_an_exercise_asks_for():
+    assert text.against_target("accuracy", [0.985, 0.99], 0.98) == "above the 98.00 % asked for (every seed)"
+    assert text.against_target("accuracy", [0.975, 0.99, 0.99], 0.98) == \
+        "above the 98.00 % asked for on average (2 of 3 seeds)"
+    assert text.against_target("dice", [0.6, 0.7], 0.7) == "below the 0.700 asked for"  # a mean at the target: not above
