@@ -11,7 +11,6 @@ in turn on the same batches (round-robin, TIMING), at the training batch size an
 
 Run:  python ex1_1_fc.py --device cuda     (or --device cpu; --quick: a smoke test in seconds)
 """
-import math
 from pathlib import Path
 
 import torch
@@ -53,8 +52,7 @@ def main(argv=None) -> list[train.Runs]:
     for batch_size in sorted({args.batch_size, *TIMING_BATCH_SIZES}):
         twins = timing.twin_learners(train.build_model(config), args.lr, [cpu, ctx.device])
         steps[str(batch_size)] = timing.time_train_steps(
-            twins, *splits.train, batch_size=batch_size, reference="PyTorch (CPU)",
-            steps_per_epoch=math.ceil(len(splits.train[1]) / batch_size), **(QUICK_TIMING if ctx.quick else TIMING))
+            twins, *splits.train, batch_size=batch_size, reference="PyTorch (CPU)", **(QUICK_TIMING if ctx.quick else TIMING))
     accuracy = evaluation.compare_runs(fc_torch, fc_numpy, splits.test[1])
     findings = {"step_timing": steps, "training_batch_size": args.batch_size, "numpy_vs_torch_accuracy": accuracy}
     numbers = text.cells("accuracy", accuracy)  # a: PyTorch, b: NumPy

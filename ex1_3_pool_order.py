@@ -12,7 +12,6 @@ same batches, timed in turn (TIMING).
 
 Run:  python ex1_3_pool_order.py --device cuda     (or --device cpu; --quick: a smoke test)
 """
-import math
 from pathlib import Path
 
 import torch
@@ -59,7 +58,6 @@ def main(argv=None) -> list[train.Runs]:
     torch.manual_seed(ctx.seed)  # the time does not depend on the weights' values
     timed = {name: models.MnistCNN(**change) for name, (_, change) in VARIANTS.items()}
     timings = timing.time_forward_backward(timed, *splits.train, batch_size=args.batch_size,
-                                           steps_per_epoch=math.ceil(len(splits.train[1]) / args.batch_size),
                                            **(QUICK_TIMING if ctx.quick else TIMING))
     by_name = {c.name: c for c in configs}
     findings = {

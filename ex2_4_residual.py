@@ -16,7 +16,6 @@ each network timed in turn on the same batches.
 
 Run:  python ex2_4_residual.py --device cuda     (or --device cpu; --quick: a smoke test)
 """
-import math
 from pathlib import Path
 
 import torch
@@ -111,9 +110,7 @@ def main(argv=None) -> list[train.Runs]:
     torch.manual_seed(ctx.seed)  # the time does not depend on the weights' values
     networks = {r.name: r.model() for pair in runs.values() for r in pair}
     timings = timing.time_forward_backward(networks, *splits.train, batch_size=args.batch_size,
-                                           loss_fn=train.build_loss(config),
-                                           steps_per_epoch=math.ceil(len(splits.train[1]) / args.batch_size),
-                                           **(QUICK_TIMING if ctx.quick else TIMING))
+                                           loss_fn=train.build_loss(config), **(QUICK_TIMING if ctx.quick else TIMING))
     findings = {"dice_threshold": DICE_THRESHOLD, "timing": timings,
                 "groups": {group: residual_against_plain(plain, residual, timings, splits.test[1])
                            for group, (plain, residual) in runs.items()},

@@ -18,11 +18,8 @@ from torch import Tensor, nn
 from . import metrics, results, warwick
 from .train import Runs
 
-METRIC_LABELS = {"dice": "Dice", "boundary_f1_1px": "boundary F1 (1 px)", "boundary_f1_2px": "boundary F1 (2 px)",
-                 "hd95": "HD95 (px)"}
 LOWER_IS_BETTER = ("hd95",)
 DIHEDRAL = [(flip, k) for flip in (False, True) for k in range(4)]  # the 8 symmetries of the square
-TTA_TEXT = f"test-time augmentation: the mean probability over the {len(DIHEDRAL)} flips/rotations of each image"
 
 
 def gland_masks(logits: Tensor) -> Tensor:
@@ -119,18 +116,12 @@ def speed_of_learning(runs: Runs | dict, threshold: float) -> dict:
 
 def paired_epochs_to_threshold(a: Runs, b: Runs, threshold: float) -> dict:
     """How much sooner ``b`` reaches a validation ``threshold`` than ``a``, seed k against seed k: the paired
-    difference of the epochs (b - a) over the pairs where both reach it with its 95 % interval, ``outcome``
-    "sooner" or "later" only where that interval excludes 0 (else "unresolved"), and a sign test over every
-    pair (a run that never reaches it counts as later than one that does; pairs that tie or never reach it
-    are left out)."""
+    difference of the epochs (b - a) over the pairs where both reach it with its 95 % interval, and ``outcome``
+    "sooner" or "later" only where that interval excludes 0 (else "unresolved")."""
     first = [[s["epoch"] for s in speed_of_learning(x, threshold)["per_seed"]] for x in (a, b)]
     both = [(ea, eb) for ea, eb in zip(*first) if ea is not None and eb is not None]
-    later = [ea is None or (eb is not None and eb < ea) for ea, eb in zip(*first)
-             if (ea, eb) != (None, None) and ea != eb]  # True: b reaches it first
     out = {"threshold": threshold, "pairs": len(first[0]), "both_reach": len(both), "a_epochs": first[0],
-           "b_epochs": first[1], "difference": math.nan, "ci_low": math.nan, "ci_high": math.nan,
-           "b_first": sum(later), "a_first": len(later) - sum(later),
-           "sign_test_p": metrics.sign_test(sum(later), len(later)) if later else 1.0, "outcome": "unresolved"}
+           "b_epochs": first[1], "difference": math.nan, "ci_low": math.nan, "ci_high": math.nan, "outcome": "unresolved"}
     if both:
         d = metrics.paired_difference([ea for ea, _ in both], [eb for _, eb in both])
         out.update(difference=d["difference"], ci_low=d["ci_low"], ci_high=d["ci_high"], per_pair=d["per_pair"])
@@ -232,13 +223,6 @@ def curve_differences(a: Runs, b: Runs) -> dict:
             "val_loss": largest(lambda r: [e["val_loss"] for e in r["history"]["epochs"]]),
             "val_score": largest(lambda r: [e["val_score"] for e in r["history"]["epochs"]]),
             "test_score": largest(lambda r: [r["test"][a.score]])}
-
-
-@torch.no_grad()
-def logits(model: nn.Module, inputs: Tensor, batch_size: int = 1000) -> Tensor:
-    """``model``'s logits for ``inputs`` in evaluation mode, on the CPU."""
-    model = model.to(inputs.device).eval()
-    return torch.cat([model(batch) for batch in inputs.split(batch_size)]).cpu()
 
 
 def classification_errors(logits: Tensor, targets: Tensor, top: int = 4) -> dict:

@@ -48,20 +48,16 @@ def smooth(values: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
-def _records(config: dict) -> list[dict]:
-    return config["runs"]
-
-
 def _epochs(runs, key: str) -> np.ndarray:
     """(seeds, epochs) of a per-epoch value."""
-    return np.array([[e[key] for e in r["history"]["epochs"]] for r in _records(runs)])
+    return np.array([[e[key] for e in r["history"]["epochs"]] for r in runs["runs"]])
 
 
 def _loss_lines(ax, runs, color, label: str | None, x: str = "epoch", validation: bool = True) -> list[float]:
     """Training loss per iteration (mean over seeds, smoothed over a fifth of an epoch; solid) and
     validation loss per epoch (mean over seeds; dashed, circles) against epochs or training seconds.
     Returns the values drawn, for the axis limits."""
-    records = _records(runs)
+    records = runs["runs"]
     n = min(len(r["history"]["iter_loss"]) for r in records)
     epochs = len(records[0]["history"]["epochs"])
     per_epoch = max(1, n // epochs)
@@ -106,34 +102,27 @@ def _log_loss_axis(ax, drawn: list[float], xlabel: str) -> None:
         ax.yaxis.set_minor_formatter(ticker.NullFormatter())
 
 
-def _score_name(config: dict) -> str:
-    return config["score_name"].replace("dice", "Dice")
-
-
-def _label(config: dict) -> str:
-    return config["label"]
-
-
-def curves(configs: list, path: Path, *, against_time: bool = False, colors: list | None = None) -> list[Path]:
+def curves(configs: list, path: Path, *, against_time: bool = False) -> list[Path]:
     """Per configuration (mean over seeds): the loss against epochs (and, ``against_time``, against
     training seconds), and the validation and training-subset score, unless the validation images
     were trained on."""
-    held_out = all(r.get("validation_held_out", True) for c in configs for r in _records(c))
+    held_out = all(r.get("validation_held_out", True) for c in configs for r in c["runs"])
     panels = 1 + against_time + held_out
     fig, axes = plt.subplots(1, panels, figsize=(6.4 if panels > 1 else 3.6, 2.4), squeeze=False)
     axes = list(axes[0])
-    colors = colors or COLORS
+    colors = COLORS
     for x, ax in zip(("epoch", "seconds")[:1 + against_time], axes):
         drawn = []
         for k, c in enumerate(configs):
-            drawn += _loss_lines(ax, c, colors[k % len(colors)], _label(c), x, validation=held_out)
+            drawn += _loss_lines(ax, c, colors[k % len(colors)], c["label"], x, validation=held_out)
         _log_loss_axis(ax, drawn, "epoch" if x == "epoch" else "training time (s; as recorded, unpaired)")
     axes[0].set_title("loss" if held_out else "training loss")
     if held_out:
         ax = axes[-1]
         for k, c in enumerate(configs):
-            _score_lines(ax, c, colors[k % len(colors)], _label(c))
-        ax.set(xlabel="epoch", ylabel=_score_name(configs[0]), title=_score_name(configs[0]))
+            _score_lines(ax, c, colors[k % len(colors)], c["label"])
+        name = configs[0]["score_name"].replace("dice", "Dice")
+        ax.set(xlabel="epoch", ylabel=name, title=name)
     fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=len(configs))  # below, clear of the curves
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     return save(fig, path)
@@ -150,13 +139,13 @@ def variant_grid(configs: list, path: Path, ncols: int = 4) -> list[Path]:
     for k, (ax, c) in enumerate(zip(axes.flat, variants)):
         drawn += _loss_lines(ax, baseline, GREY, None)
         drawn += _loss_lines(ax, c, COLORS[k % len(COLORS)], None)
-        ax.set_title(_label(c))
+        ax.set_title(c["label"])
     for ax in axes.flat[len(variants):]:
         ax.set_visible(False)
     for ax in axes.flat[:len(variants)]:
         _log_loss_axis(ax, drawn, "epoch")
         ax.label_outer()
-    fig.suptitle(f"loss; grey: {_label(baseline)}", fontsize=9)
+    fig.suptitle(f"loss; grey: {baseline['label']}", fontsize=9)
     fig.tight_layout()
     return save(fig, path)
 
@@ -171,7 +160,7 @@ def pool_order(configs: list, timings: dict, path: Path) -> list[Path]:
     for c in configs:
         color = COLORS[0] if c["name"].startswith("relu") else COLORS[1]
         lines_before = len(ax_loss.lines)
-        drawn += _loss_lines(ax_loss, c, color, _label(c), validation=False)
+        drawn += _loss_lines(ax_loss, c, color, c["label"], validation=False)
         if "pool_first" in c["name"]:
             for line in ax_loss.lines[lines_before:]:
                 line.set(linestyle="none", marker="o", markersize=4.5, markerfacecolor="none", markeredgewidth=1.0,
@@ -307,7 +296,7 @@ def residual_grid(groups: dict[str, list], path: Path) -> list[Path]:
     for row, (group, pair) in zip(axes, groups.items()):
         drawn = []
         for runs, color in zip(pair, (GREY, COLORS[0])):
-            drawn += _loss_lines(row[0], runs, color, _label(runs).split(", ")[1], "epoch")
+            drawn += _loss_lines(row[0], runs, color, runs["label"].split(", ")[1], "epoch")
             _score_lines(row[1], runs, color)
         _log_loss_axis(row[0], drawn, "epoch")
         row[1].set(xlabel="epoch", ylabel="Dice", ylim=(0, 1))

@@ -85,26 +85,21 @@ def comparison_table(record: dict) -> str:
 
 
 def rule_macros(records: list[dict]) -> dict[str, str]:
-    """The fit rule's thresholds and margins as the runs recorded them (``metrics.THRESHOLDS``), per score:
-    ``rule.<score>.<criterion>`` ("0.15 points", "0.008") and ``rule.<score>.<criterion>.margin``."""
+    """The fit rule's thresholds as the runs recorded them (``metrics.THRESHOLDS``), per score:
+    ``rule.<score>.<criterion>`` ("0.15 points", "0.008", "10 %"), ``rule.one_class`` and ``rule.diverged``."""
     macros = {}
     for config in (c for r in records for c in r["configs"]):
         name, limits = config["score_name"], config["summary"]["verdict_thresholds"]
-        for criterion in ("late_gain", "gap", "floor"):
-            threshold, margin = limits[criterion]
-            show = (lambda v: text.score(name, v)) if criterion == "floor" else (lambda v: text.signed(name, v).lstrip("+"))
-            macros[f"rule.{name}.{criterion}"], macros[f"rule.{name}.{criterion}.margin"] = show(threshold), show(margin)
-        threshold, margin = limits["rise"]
-        macros[f"rule.{name}.rise"], macros[f"rule.{name}.rise.margin"] = f"{100 * threshold:g} %", f"{100 * margin:g} %"
+        macros[f"rule.{name}.floor"] = text.score(name, limits["floor"][0])
+        macros.update({f"rule.{name}.{k}": text.signed(name, limits[k][0]).lstrip("+") for k in ("late_gain", "gap")})
+        macros[f"rule.{name}.rise"] = f"{100 * limits['rise'][0]:g} %"
         macros["rule.one_class"], macros["rule.diverged"] = f"{100 * limits['one_class']:g} %", f"{limits['diverged']:g}"
     return {k: tex(v) for k, v in macros.items()}
 
 
 def environment_macros(records: list[dict]) -> dict[str, str]:
     env = records[0]["environment"]
-    macros = {f"env.{key(k)}": tex(v) for k, v in env.items()} | rule_macros(records)
-    macros["env.training_minutes"] = f"{training_minutes(records):.0f}"
-    return macros
+    return {f"env.{key(k)}": tex(v) for k, v in env.items()} | rule_macros(records)
 
 
 def training_minutes(records: list[dict]) -> float:
@@ -276,10 +271,6 @@ def write_all(root: Path) -> list[Path]:
         raise FileNotFoundError(f"no results files (*.json) in {root / 'results'}: run the exercises first")
     records = [json.loads(p.read_text()) for p in files]
     macros = environment_macros(records)
-    if MAKE_REPORT.is_file() and root.resolve() == (REPO_ROOT / "report").resolve():
-        made = json.loads(MAKE_REPORT.read_text())
-        macros.update({"env.make_report_minutes": f"{made['minutes']:.0f}", "env.make_report_workers": str(made.get("jobs", made.get("workers"))),
-                       "env.make_report_date": tex(made["date"])})
     for record in records:
         macros.update(exercise_macros(record))
     lines = [PREAMBLE] + [rf"\@namedef{{res@{k}}}{{{v}}}" for k, v in sorted(macros.items())] + [r"\makeatother", ""]

@@ -24,15 +24,15 @@ from .train import TorchLearner, synchronize
 
 def time_forward_backward(models: dict[str, nn.Module], inputs: Tensor, targets: Tensor, *,
                           batch_size: int, loss_fn: nn.Module | None = None, num_batches: int = 20,
-                          warmup: int = 3, repeats: int = 5, steps_per_epoch: int | None = None,
-                          channels_last: bool = True, reference: str | None = None) -> dict[str, dict]:
-    """Seconds for forward + loss + backward of each model, per batch and (optionally) per epoch.
+                          warmup: int = 3, repeats: int = 5, channels_last: bool = True,
+                          reference: str | None = None) -> dict[str, dict]:
+    """Seconds for forward + loss + backward of each model, per batch.
 
     Each repeat times ``num_batches`` consecutive batches of ``batch_size`` taken from
     ``inputs``/``targets`` (cycling if needed) after ``warmup`` untimed batches. No optimizer
     step is taken, so the weights (and hence the work) stay the same throughout. Returns, per
-    model name, the median and all repeats of the time per batch, the time per epoch
-    (median x ``steps_per_epoch``) when that is given, and the ratio to the fastest model.
+    model name, the median and all repeats of the time per batch, and against ``reference`` (if given)
+    the paired comparison of :func:`versus`.
     """
     if not models:
         raise ValueError("time_forward_backward() needs at least one model")
@@ -55,11 +55,11 @@ def time_forward_backward(models: dict[str, nn.Module], inputs: Tensor, targets:
 
     return _round_robin({name: (step(model), batches, device) for name, model in models.items()},
                         batch_size=batch_size, num_batches=num_batches, warmup=warmup, repeats=repeats,
-                        steps_per_epoch=steps_per_epoch, reference=reference)
+                        reference=reference)
 
 
 def time_train_steps(learners: dict, inputs: Tensor, targets: Tensor, *, batch_size: int,
-                     num_batches: int = 20, warmup: int = 3, repeats: int = 5, steps_per_epoch: int | None = None,
+                     num_batches: int = 20, warmup: int = 3, repeats: int = 5,
                      reference: str | None = None) -> dict[str, dict]:
     """Seconds per training step (forward, loss, backward, update: ``learner.train_step``) of each
     learner (``common.train.TorchLearner``, ``common.numpy_mlp.NumpyLearner``), e.g. the same network in NumPy and in PyTorch, on the same batches,
@@ -76,7 +76,7 @@ def time_train_steps(learners: dict, inputs: Tensor, targets: Tensor, *, batch_s
         steps[name] = (learner.train_step, [(x.to(learner.device), y.to(learner.device)) for x, y in batches],
                        learner.device)
     return _round_robin(steps, batch_size=batch_size, num_batches=num_batches, warmup=warmup, repeats=repeats,
-                        steps_per_epoch=steps_per_epoch, reference=reference)
+                        reference=reference)
 
 
 def _check_counts(num_batches: int, warmup: int, repeats: int) -> None:
@@ -94,7 +94,7 @@ def _batches(inputs: Tensor, targets: Tensor, batch_size: int, count: int) -> li
 
 def _round_robin(steps: dict[str, tuple[Callable[[Tensor, Tensor], object], list, torch.device]], *,
                  batch_size: int, num_batches: int, warmup: int, repeats: int,
-                 steps_per_epoch: int | None, reference: str | None = None) -> dict[str, dict]:
+                 reference: str | None = None) -> dict[str, dict]:
     """Time each ``name -> (step, batches, device)``: in every repeat, each step in turn (the order
     reversed every other repeat, so that none always goes first) runs over its first ``warmup``
     batches untimed, then over the next ``num_batches`` timed (counts checked by ``_check_counts``)."""
@@ -112,7 +112,6 @@ def _round_robin(steps: dict[str, tuple[Callable[[Tensor, Tensor], object], list
             per_batch[name].append((time.perf_counter() - start) / num_batches)
     medians = {name: statistics.median(times) for name, times in per_batch.items()}
     out = {name: {"per_batch_s": medians[name], "per_batch_repeats_s": per_batch[name],
-                  **({"per_epoch_s": medians[name] * steps_per_epoch} if steps_per_epoch else {}),
                   "batch_size": batch_size, "num_batches": num_batches, "warmup": warmup, "repeats": repeats}
            for name in steps}
     for name in out:

@@ -282,7 +282,9 @@ def test_ex1_5_chooses_on_validation_and_saves_the_chosen_weights(part1, mnist_d
     saved = results.load_model(weights, models.MnistCNN)
     assert (saved["name"], saved["seed"]) == (findings["chosen_label"], findings["saved_seed"])
     splits = mnist.load_splits(mnist_dir, torch.device("cpu"), seed=0, quick=True)
-    errors = evaluation.classification_errors(evaluation.logits(saved["model"], splits.test[0]), splits.test[1])
+    with torch.no_grad():
+        logits = saved["model"].eval()(splits.test[0])
+    errors = evaluation.classification_errors(logits, splits.test[1])
     assert errors["confusion_matrix"] == best["confusion_matrix"] and errors["errors"] == best["errors"]
     recomputed = errors["wrong"][:len(shown)]
     assert [(w["index"], w["true"], w["predicted"]) for w in recomputed] == [(w["index"], w["true"], w["predicted"])
@@ -454,10 +456,10 @@ def test_ex2_5_refits_on_every_training_image_and_predicts_with_tta(part2, warwi
 
 # --- the report reads what the scripts write -------------------------------------------------------
 
-def test_every_number_the_report_uses_is_made_by_a_script(part1, part2, tmp_path, monkeypatch):
+def test_every_number_the_report_uses_is_made_by_a_script(part1, part2, tmp_path):
     """Every \\R{key} of report/main.tex and report/sections/*.tex is a macro that the quick runs' results
-    define, as `make report` makes them: report/ is the folder (here a stand-in) whose make_report.json
-    gives the env.make_report_* macros."""
+    define, and every comparison table the report inputs (\\comparisons{ex...}) is generated, as `make report`
+    makes them."""
     from common import report
 
     root = tmp_path / "report"
@@ -465,14 +467,12 @@ def test_every_number_the_report_uses_is_made_by_a_script(part1, part2, tmp_path
         out, _, _ = part1(script) if script in PART1 else part2(script)
         (root / "results").mkdir(parents=True, exist_ok=True)
         (root / "results" / f"{script}.json").write_text((out / "results" / f"{script}.json").read_text())
-    made = root / "make_report.json"
-    made.write_text(json.dumps({"minutes": 28.0, "workers": 2, "date": "2026-12-06"}))
-    monkeypatch.setattr(report, "REPO_ROOT", tmp_path)
-    monkeypatch.setattr(report, "MAKE_REPORT", made)
     report.write_all(root)
     defined = set(re.findall(r"\\@namedef\{res@(.+?)\}", (root / "generated" / "results.tex").read_text()))
-    used = set()
+    used, tables = set(), set()
     for tex in [REPO_ROOT / "report" / "main.tex", *(REPO_ROOT / "report" / "sections").glob("*.tex")]:
         used |= set(re.findall(r"\\R\{([^}#.]+\.[^}]*)\}", tex.read_text()))
-    assert len(used) > 100 and {"env.make_report_minutes", "env.make_report_workers"} <= defined
+        tables |= set(re.findall(r"\\comparisons\{(ex\d_\d)\}", tex.read_text()))
+    assert len(used) > 100 and len(tables) >= 5
+    assert all((root / "generated" / f"{ex}_table.tex").read_text().count("\\\\") >= 1 for ex in tables)
     assert not sorted(used - defined), "\n".join(sorted(used - defined))
