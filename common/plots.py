@@ -167,7 +167,7 @@ def pool_order(configs: list, timings: dict, path: Path) -> list[Path]:
                          markevery=max(1, len(line.get_xdata()) // 12))
     _log_loss_axis(ax_loss, drawn, "epoch")
     ax_loss.set_title("training loss (pool first: circles)")
-    ax_loss.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=2)  # below the axes, clear of the curves
+    fig.legend(*ax_loss.get_legend_handles_labels(), loc="lower center", ncol=4)  # below, clear of the curves
     ratios = {"ReLU": (("relu_pool_after", "relu_pool_first"), COLORS[0]),
               "tanh": (("tanh_pool_after", "tanh_pool_first"), COLORS[1])}
     ratios = {label: (np.array(timing.paired_speedups(timings, *pair)), color) for label, (pair, color) in ratios.items()}
@@ -177,9 +177,9 @@ def pool_order(configs: list, timings: dict, path: Path) -> list[Path]:
         ax_time.plot([k - 0.25, k + 0.25], [np.median(ratio)] * 2, color="black", linewidth=1.2)
     ax_time.axhline(1.0, color=GREY, linewidth=0.8, linestyle="--")
     ax_time.set_xticks(range(len(ratios)), list(ratios))
-    ax_time.set(ylabel="speed of pool first over activation first", title="per paired repeat (bar: median)")
+    ax_time.set(ylabel="speed-up of pool first", title="per paired repeat (bar: median)")
     ax_time.grid(axis="x", visible=False)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     return save(fig, path)
 
 
