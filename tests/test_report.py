@@ -239,8 +239,8 @@ def test_training_minutes_count_each_run_once():
 # --- README --------------------------------------------------------------------------------------
 
 def _results_file(folder, exercise, quick=False, device="CPU: test"):
-    runs = [{"cache_key": f"{exercise}{k}", "test": {"accuracy": v}, "hyperparameters": {"num_epochs": 15}}
-            for k, v in enumerate((0.9866, 0.9877, 0.9886))]  # mean 98.76 %, std 0.10
+    runs = [{"cache_key": f"{exercise}{k}", "test": {"accuracy": v}, "hyperparameters": {"num_epochs": 15},
+             "wall_time_s": 600.0} for k, v in enumerate((0.9866, 0.9877, 0.9886))]  # mean 98.76 %, std 0.10
     config = {"name": "cnn_sgd", "label": "CNN, SGD", "score_name": "accuracy", "num_weights": 21578, "runs": runs,
               "summary": {"test_accuracy": {"mean": 0.98763, "std": 0.001, "n": 3},
                           "train_time_per_epoch_s": {"mean": 3.21},
@@ -257,6 +257,7 @@ def test_readme_table_rows_come_from_results_files_and_quick_ones_are_left_out(t
     table = report.readme_table(tmp_path)
     assert "| 1.2 | CNN, SGD | 98.76 ± 0.10 % | 3 | 15 | 21,578 | good fit (2 of 3; over-fitting 1) |" in table
     assert "ex1_3_pool_order" not in table and "CPU: smoke" not in table and "trained on CPU: test" in table
+    assert "30 minutes of training in all" in table  # 3 runs of 10 minutes
     err = capsys.readouterr().err
     assert err.startswith("warning: skipped") and "ex1_3_pool_order.json" in err and "--quick" in err
     assert report.readme_table(tmp_path / "empty") == "_No results yet: run `make report`._"
