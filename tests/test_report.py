@@ -329,3 +329,13 @@ def test_the_report_command_has_no_run_subcommand(capsys):
     with pytest.raises(SystemExit) as exit_info:
         report.main(["run", "--quick"])
     assert exit_info.value.code == 2 and "invalid choice: 'run'" in capsys.readouterr().err
+
+
+def test_the_worst_image_the_text_describes_is_the_worst_image_of_the_committed_results():
+    """Ex 2.1's answer describes its worst test image as read from the figure; the sentence names the image in a
+    comment. A retrain that changes the worst image must rewrite the sentence."""
+    import re
+
+    described = re.search(r"% describes: (\S+)", (REPO_ROOT / "report" / "sections" / "part2.tex").read_text()).group(1)
+    record = json.loads((REPO_ROOT / "report" / "results" / "ex2_1_segnet.json").read_text())
+    assert record["findings"]["worst"]["name"].split("/")[-1] == described
