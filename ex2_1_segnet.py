@@ -56,7 +56,8 @@ def main(argv=None) -> train.Runs:
              for what, i in (("worst", worst), ("median", median))}
     findings = {**cases, "per_image_test_dice": dice.round(5).tolist()}
     arrays = evaluation.case_arrays(splits, [worst, median], [pred])
-    numbers = {"vs_target": text.against_target("dice", [r["test"]["dice"] for r in segnet.records], TARGET)}
+    numbers = {"vs_target": text.against_target("dice", [r["test"]["dice"] for r in segnet.records], TARGET),
+               "fit_why": text.fit_reason(results.summary(segnet), "dice")}
     for what, case in cases.items():
         stats = case["stats"]
         numbers.update({f"{what}_name": case["name"].split("/")[-1], f"{what}_dice": text.score("dice", case["dice_mean"]),

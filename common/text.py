@@ -126,6 +126,32 @@ def fits(pairs: list[tuple[str, str]]) -> str:
     return "; ".join(f"{v} for {join([label for label, w in pairs if w == v])}" for v in verdicts)
 
 
+def fit_reason(summary: dict, score_name: str) -> str:
+    """Why a configuration got its fit verdict (``results.summary``), in a few words, from the values of the seeds
+    that share the most frequent verdict (means): "the validation loss ends 34 % above its minimum" for
+    over-fitting, the training score for under-fitting, the late gain for not converged; for a good fit, that
+    no criterion of the rule applies."""
+    verdicts = summary["verdicts"]
+    top = max(dict.fromkeys(verdicts), key=verdicts.count)
+    details = [d for d in summary["verdict_details"] if d["verdict"] == top]
+
+    def mean(key: str) -> float:
+        return sum(d[key] for d in details) / len(details)
+
+    if top == "over-fitting":
+        if sum(d["states"]["rise"] == "exceeded" for d in details) * 2 >= len(details):
+            return f"the validation loss ends {mean('rise'):.0%} above its minimum"
+        return f"the training score exceeds the validation score by {signed(score_name, mean('gap'))}"
+    if top == "under-fitting":
+        return f"the training score ends at {score(score_name, mean('floor'))}"
+    if top == "not converged":
+        return f"the validation score still gains {signed(score_name, mean('late_gain'))} in the last quarter"
+    if top in ("good fit", "borderline"):
+        return "no criterion of the rule applies" + (
+            f" beyond its margin ({join(sorted({c for d in details for c in d['borderline']}))})" if top == "borderline" else "")
+    return details[0]["why"]
+
+
 def speed(versus: dict, relation: bool = False) -> str:
     """A paired timing (``timing.versus``: the median speed-up over paired repeats and its sign test):
     "1.33× faster", "1.25× slower" or "about as fast"; with ``relation``, for a sentence: "1.33× faster

@@ -122,3 +122,26 @@ def test_a_score_against_the_target_an_exercise_asks_for():
     assert text.against_target("accuracy", [0.975, 0.99, 0.99], 0.98) == \
         "above the 98.00 % asked for on average (2 of 3 seeds)"
     assert text.against_target("dice", [0.6, 0.7], 0.7) == "below the 0.700 asked for"  # a mean at the target: not above
+
+
+def test_the_reason_for_a_fit_verdict_is_the_mean_over_the_seeds_that_share_the_most_frequent_verdict():
+    def detail(verdict, rise=0.0, gap=0.0, floor=0.99, late_gain=0.0, borderline=()):
+        states = {"rise": "exceeded" if rise > 0.1 else "clear", "gap": "exceeded" if gap > 0.01 else "clear"}
+        return {"verdict": verdict, "rise": rise, "gap": gap, "floor": floor, "late_gain": late_gain,
+                "states": states, "borderline": list(borderline), "why": "..."}
+
+    over = [detail("over-fitting", rise=0.3), detail("over-fitting", rise=0.5), detail("good fit")]
+    summary = {"verdicts": [d["verdict"] for d in over], "verdict_details": over}
+    assert text.fit_reason(summary, "accuracy") == "the validation loss ends 40% above its minimum"  # (0.3 + 0.5) / 2
+    gap = [detail("over-fitting", gap=0.02)]
+    assert text.fit_reason({"verdicts": ["over-fitting"], "verdict_details": gap}, "accuracy") == \
+        "the training score exceeds the validation score by +2.00 points"
+    under = [detail("under-fitting", floor=0.65)]
+    assert text.fit_reason({"verdicts": ["under-fitting"], "verdict_details": under}, "dice") == \
+        "the training score ends at 0.650"
+    rising = [detail("not converged", late_gain=0.012)]
+    assert text.fit_reason({"verdicts": ["not converged"], "verdict_details": rising}, "dice") == \
+        "the validation score still gains +0.012 in the last quarter"
+    good = [detail("good fit"), detail("borderline", borderline=["gap"]), detail("good fit")]
+    assert text.fit_reason({"verdicts": ["good fit", "borderline", "good fit"], "verdict_details": good}, "dice") == \
+        "no criterion of the rule applies"
