@@ -56,6 +56,8 @@ def main(argv=None) -> list[train.Runs]:
     accuracy = evaluation.compare_runs(fc_torch, fc_numpy, splits.test[1])
     findings = {"step_timing": steps, "training_batch_size": args.batch_size, "numpy_vs_torch_accuracy": accuracy}
     numbers = text.cells("accuracy", accuracy)  # a: PyTorch, b: NumPy
+    numbers["gpu"] = ("No GPU was available for these runs." if ctx.device.type == "cpu" else
+                      f"PyTorch on the GPU ({ctx.device.type}) is in Table 1.")
     small, large = (text.speed(steps[str(b)]["NumPy"]["versus"], relation=True) for b in (args.batch_size, max(steps, key=int)))
     numbers["speed"] = (f"{small} PyTorch at batch {args.batch_size} and {large} it at batch {max(steps, key=int)}"
                         if small != large else f"{small} PyTorch at every batch size timed")

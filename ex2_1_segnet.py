@@ -9,8 +9,9 @@ connected layer (a 1x1 convolution instead), softmax over the channels, a pixel-
 The network (common/models.py SegNet) is the Ex 1.2 CNN's conv 3x3 / ReLU / max-pool encoder, widths
 8, 16, 32 and one more level of 64, without the fully connected layer; per level a 4x4/2 transposed
 convolution + ReLU and a conv 3x3 + ReLU back up to 128x128; a 1x1 convolution to 2 classes. Batch
-norm after every convolution, He initialisation, random flips and 90-degree rotations of image and
-mask: chosen on validation Dice (15 held-out training images); Exercise 2.2 removes each.
+norm after every convolution, He-style initialisation ("kaiming": N(0, 2/fan-in), a transposed
+convolution's fan-in taken as in_channels*k*k), random flips and 90-degree rotations of image and mask:
+chosen on validation Dice (held-out training images); Exercise 2.2 removes two of them.
 
 Run:  python ex2_1_segnet.py --device cuda     (or --device cpu; --quick: a smoke test)
 """
