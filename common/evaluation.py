@@ -79,7 +79,7 @@ def tta_logits(runs: Runs, inputs: Tensor) -> list[Tensor]:
 
 
 def with_test_prediction(runs: Runs, logits: list[Tensor], targets: Tensor, name: str, label: str, how: str) -> dict:
-    """The results-file form of ``runs`` (``Runs.as_dict``) renamed ``name`` (shown as ``label``),
+    """The results-file form of ``runs`` (``results.entry``) renamed ``name`` (shown as ``label``),
     with each run's test scores from another prediction (``how``) of the same weights: per seed the
     loss of ``logits`` and the Dice of their arg-max. Curves and validation scores stay those of
     the runs."""
