@@ -123,8 +123,9 @@ def curves(configs: list, path: Path, *, against_time: bool = False) -> list[Pat
             _score_lines(ax, c, colors[k % len(colors)], c["label"])
         name = configs[0]["score_name"].replace("dice", "Dice")
         ax.set(xlabel="epoch", ylabel=name, title=name)
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=len(configs))  # below, clear of the curves
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    if len(configs) > 1:  # one configuration: the caption names it
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=len(configs))  # below the curves
+    fig.tight_layout(rect=(0, 0.07 if len(configs) > 1 else 0, 1, 1))
     return save(fig, path)
 
 
