@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from common import cli, evaluation, mnist, models, plots, results, text, timing, train
+from common import cli, evaluation, metrics, mnist, models, plots, results, text, timing, train
 
 # Exercise 1.2's network and training (SGD, cross-entropy); "ReLU, then pool" is its very run.
 CNN = {"class": "MnistCNN", "channels": (8, 16, 32), "activation": "relu", "pool_first": False,
@@ -71,7 +71,7 @@ def main(argv=None) -> list[train.Runs]:
                               for a in ACTS}}
     numbers = {**{f"pool_first_{a}": text.speed(findings["pool_first_vs_after"][a]) for a in ACTS},
                "tanh_vs_relu": text.speed(findings["tanh_vs_relu"]["pool_after"]),
-               "saving": SAVING[findings["saving_tanh_vs_relu"]["larger"] if findings["saving_tanh_vs_relu"]["p"] < 0.05
+               "saving": SAVING[findings["saving_tanh_vs_relu"]["larger"] if findings["saving_tanh_vs_relu"]["p"] < metrics.ALPHA
                                 else "neither"],
                **{f"loss_difference_{a}": f"{findings['curve_differences'][a]['iter_loss']:.1g}" for a in ACTS},
                **{f"ms_{name}": text.ms(t["per_batch_s"]) for name, t in timings.items()},

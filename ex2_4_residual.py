@@ -83,7 +83,7 @@ def group_rows(group_label: str, group: dict, timings: dict, names: tuple[str, s
                         "outcome": text.speed(time)}]
     return rows + [{"row": f"{group_label}: runs at one class", "a": f"{fails['a']} of {fails['a_runs']}",
                     "b": f"{fails['b']} of {fails['b_runs']}", "difference": "–", "ci": "–", "images": "–",
-                    "outcome": ("fewer" if fails["b"] < fails["a"] else "more") if fails["p"] < 0.05
+                    "outcome": ("fewer" if fails["b"] < fails["a"] else "more") if fails["p"] < metrics.ALPHA
                     else "not distinguishable"}]
 
 

@@ -134,6 +134,7 @@ THRESHOLDS = {
     "accuracy": {"late_gain": (0.0015, 0.0005), "gap": (0.01, 0.0025), "rise": (0.10, 0.025), "floor": (0.95, 0.005)},
     "dice": {"late_gain": (0.008, 0.002), "gap": (0.03, 0.0075), "rise": (0.10, 0.025), "floor": (0.70, 0.02)},
 }
+ALPHA = 0.05  # every test of this project calls p < ALPHA significant
 DIVERGED_FACTOR = 2.0  # a final training loss above this multiple of the loss at the start: diverged
 ONE_CLASS_SHARE = 0.99  # a network predicting one class for this share of the validation images (pixels)
 
@@ -266,7 +267,7 @@ def compare(a_seeds, b_seeds, a_images=None, b_images=None, *, score: str, lower
     outcome = direction if resolved else "unresolved"
     if a_images is not None:
         per_seed = [wilcoxon_images(a, b) for a, b in zip(np.atleast_2d(a_images), np.atleast_2d(b_images), strict=True)]
-        significant = [sign * w["signed_rank_sum"] > 0 for w in per_seed if w["p"] < 0.05]  # True: b better
+        significant = [sign * w["signed_rank_sum"] > 0 for w in per_seed if w["p"] < ALPHA]  # True: b better
         agree = sum(s == (direction == "better") for s in significant)
         out["images"] = {"seeds": len(per_seed), "images": per_seed[0]["images"], "agree": agree,
                          "disagree": len(significant) - agree, "per_seed": per_seed}

@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
+from .metrics import ALPHA
+
 
 def outcomes(findings, path: str = "") -> Iterator[tuple[str, str]]:
     """(where, outcome) of every comparison, timing and count comparison below ``findings``."""
@@ -23,9 +25,9 @@ def outcomes(findings, path: str = "") -> Iterator[tuple[str, str]]:
         if "outcome" in findings and "difference" in findings:  # a comparison, or epochs to a threshold
             yield path, findings["outcome"]
         elif "speedup" in findings and "p" in findings:
-            yield path, ("about as fast" if findings["p"] >= 0.05 else "faster" if findings["speedup"] > 1 else "slower")
+            yield path, ("about as fast" if findings["p"] >= ALPHA else "faster" if findings["speedup"] > 1 else "slower")
         elif {"a_runs", "b_runs", "p"} <= set(findings):
-            yield path, ("a difference" if findings["p"] < 0.05 else "no difference")
+            yield path, ("a difference" if findings["p"] < ALPHA else "no difference")
         for key, value in findings.items():
             yield from outcomes(value, f"{path}.{key}" if path else str(key))
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+from .metrics import ALPHA
+
 FORMATS = {"accuracy": (100, 2, " %", " points"), "hd95": (1, 1, " px", " px")}  # scale, decimals, unit, of a difference
 OUTCOMES = {"better": "better", "worse": "worse", "unresolved": "not distinguishable"}
 RELATIONS = {"better": "better than", "worse": "worse than", "unresolved": "not distinguishable from"}
@@ -157,7 +159,7 @@ def speed(versus: dict, relation: bool = False) -> str:
     "1.33× faster", "1.25× slower" or "about as fast"; with ``relation``, for a sentence: "1.33× faster
     than", "about as fast as"."""
     s = versus["speedup"]
-    if versus["p"] >= 0.05:
+    if versus["p"] >= ALPHA:
         return "about as fast" + (" as" if relation else "")
     return (f"{s:.2f}× faster" if s >= 1 else f"{1 / s:.2f}× slower") + (" than" if relation else "")
 
