@@ -65,7 +65,6 @@ def main(argv=None) -> list[train.Runs]:
         numbers.update({f"numpy_ms_{batch}": text.ms(timed["NumPy"]["per_batch_s"]),
                         f"torch_ms_{batch}": text.ms(timed["PyTorch (CPU)"]["per_batch_s"]),
                         f"numpy_speed_{batch}": text.speed(timed["NumPy"]["versus"]),
-                        f"numpy_than_{batch}": text.speed(timed["NumPy"]["versus"], relation=True),
                         f"repeats_{batch}": timed["NumPy"]["repeats"]})
     draw(results.write(ctx, EXERCISE, configs, splits, findings, numbers=numbers), {}, ctx.figures_dir)
     return configs

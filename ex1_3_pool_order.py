@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from common import cli, evaluation, metrics, mnist, models, plots, results, text, timing, train
+from common import cli, evaluation, metrics, mnist, plots, results, text, timing, train
 
 # Exercise 1.2's network and training (SGD, cross-entropy); "ReLU, then pool" is its very run.
 CNN = {"class": "MnistCNN", "channels": (8, 16, 32), "activation": "relu", "pool_first": False,
@@ -56,7 +56,7 @@ def main(argv=None) -> list[train.Runs]:
                for name, (label, change) in VARIANTS.items()]
 
     torch.manual_seed(ctx.seed)  # the time does not depend on the weights' values
-    timed = {name: models.MnistCNN(**change) for name, (_, change) in VARIANTS.items()}
+    timed = {name: train.build_model({"model": {**CNN, **change}}) for name, (_, change) in VARIANTS.items()}
     timings = timing.time_forward_backward(timed, *splits.train, batch_size=args.batch_size,
                                            **(QUICK_TIMING if ctx.quick else TIMING))
     by_name = {c.name: c for c in configs}
@@ -70,7 +70,6 @@ def main(argv=None) -> list[train.Runs]:
         "curve_differences": {a: evaluation.curve_differences(by_name[f"{a}_pool_after"], by_name[f"{a}_pool_first"])
                               for a in ACTS}}
     numbers = {**{f"pool_first_{a}": text.speed(findings["pool_first_vs_after"][a]) for a in ACTS},
-               "tanh_vs_relu": text.speed(findings["tanh_vs_relu"]["pool_after"]),
                "saving": SAVING[findings["saving_tanh_vs_relu"]["larger"] if findings["saving_tanh_vs_relu"]["p"] < metrics.ALPHA
                                 else "neither"],
                **{f"loss_difference_{a}": f"{findings['curve_differences'][a]['iter_loss']:.1g}" for a in ACTS},

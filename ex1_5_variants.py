@@ -67,7 +67,7 @@ def main(argv=None) -> list:
                 "saved_seed": chosen.records[seed_index]["seed"], "best_model_test": {**errors, "misclassified": shown}}
     arrays = {"misclassified": splits.test[0][[w["index"] for w in shown], 0].cpu().numpy().astype(np.float16)}
     numbers = {"chosen": chosen.label, "errors": f"{errors['errors']:,}", "images": f"{errors['images']:,}",
-               "top_confusions": errors["top_confusions_text"], "saved_seed": findings["saved_seed"],
+               "top_confusions": errors["top_confusions_text"],
                "single_changes": text.grouped([(c.label, f"{text.relation(findings['versus_baseline'][c.name])} the baseline")
                                                for c in configs[1:4]]),
                "best_vs_baseline": text.relation(findings["versus_baseline"]["best"])}
