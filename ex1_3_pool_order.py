@@ -18,7 +18,7 @@ import torch
 
 from common import cli, evaluation, metrics, mnist, plots, results, text, timing, train
 
-# Exercise 1.2's network and training (SGD, cross-entropy); "ReLU, then pool" is its very run.
+# Exercise 1.2's network and training (SGD, cross-entropy); "ReLU → pool" is its very run.
 CNN = {"class": "MnistCNN", "channels": (8, 16, 32), "activation": "relu", "pool_first": False,
        "batch_norm": False, "dropout": 0.0}
 LOSS = {"class": "CrossEntropyLoss"}
@@ -27,10 +27,10 @@ BATCH_SIZE = 64  # chosen with the learning rate (tuning/convergence.py)
 EPOCHS = 16  # the Ex 1.2 family's budget, converged on validation (tuning/convergence.py)
 SEEDS = 5  # enough for the paired comparisons to resolve differences of the size that matters
 VARIANTS = {  # name -> (label, what changes in the network)
-    "relu_pool_after": ("ReLU, then pool (Ex 1.2)", {"activation": "relu", "pool_first": False}),
-    "relu_pool_first": ("pool, then ReLU", {"activation": "relu", "pool_first": True}),
-    "tanh_pool_after": ("tanh, then pool", {"activation": "tanh", "pool_first": False}),
-    "tanh_pool_first": ("pool, then tanh", {"activation": "tanh", "pool_first": True}),
+    "relu_pool_after": ("ReLU → pool (Ex 1.2)", {"activation": "relu", "pool_first": False}),
+    "relu_pool_first": ("pool → ReLU", {"activation": "relu", "pool_first": True}),
+    "tanh_pool_after": ("tanh → pool", {"activation": "tanh", "pool_first": False}),
+    "tanh_pool_first": ("pool → tanh", {"activation": "tanh", "pool_first": True}),
 }
 ACTS = ("relu", "tanh")
 TIMING = {"num_batches": 5, "warmup": 1, "repeats": 60}  # short paired repeats share the machine's drift

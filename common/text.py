@@ -125,7 +125,8 @@ def fits(pairs: list[tuple[str, str]]) -> str:
     verdicts = dict.fromkeys(v for _, v in pairs)
     if len(verdicts) == 1:
         return f"{next(iter(verdicts))} for {'both' if len(pairs) == 2 else 'all'}" if len(pairs) > 1 else pairs[0][1]
-    return "; ".join(f"{v} for {join([label for label, w in pairs if w == v])}" for v in verdicts)
+    quoted = [(f"“{label}”" if "," in label else label, v) for label, v in pairs]  # a list of labels with commas
+    return "; ".join(f"{v} for {join([label for label, w in quoted if w == v])}" for v in verdicts)
 
 
 def fit_reason(summary: dict, score_name: str) -> str:

@@ -115,6 +115,8 @@ def test_fits_name_a_shared_verdict_once_and_group_the_others():
     assert text.fits([("a", "good fit")]) == "good fit"
     assert text.fits([("a", "good fit"), ("b", "over-fitting (3 of 5; good fit 2)"), ("c", "good fit")]) == \
         "good fit for a and c; over-fitting (3 of 5; good fit 2) for b"
+    assert text.fits([("tanh, pool first", "good fit"), ("ReLU", "over-fitting")]) == \
+        "good fit for “tanh, pool first”; over-fitting for ReLU"  # a label with a comma, quoted
 
 
 def test_a_score_against_the_target_an_exercise_asks_for():
