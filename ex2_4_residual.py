@@ -126,7 +126,7 @@ def main(argv=None) -> list[train.Runs]:
     for key, group in (("bn", f"depth {DEPTH}"), ("nobn", f"depth {DEPTH}, no BN")):
         g = findings["groups"][group]
         numbers[f"{key}_dice"] = text.relation(g["residual_vs_plain"])
-        numbers[f"{key}_when"] = text.when(text.epochs_row("", g["epochs_to_threshold"])["outcome"], "the plain network")
+        numbers[f"{key}_when"] = text.when(g["epochs_to_threshold"], "the plain network")
     numbers["versus_depth1"] = text.grouped([(f"the deeper {kind} network",
                                               f"{text.relation(findings['versus_ex2_1'][r.name])} the depth-1 network")
                                              for kind, r in zip(("plain", "residual"), with_bn)])

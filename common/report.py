@@ -17,7 +17,7 @@ import math
 import re
 import sys
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 
 from . import text
@@ -57,13 +57,17 @@ def config_macros(ex: str, config: dict) -> dict[str, str]:
     batch, learning rate (or its peak), weights, model and fit."""
     name, s = config["score_name"], config["summary"]
     runs, hyper = config["runs"], config["runs"][0]["hyperparameters"]
-    group = hyper["optimizer"]["param_groups"][0]
     out = {"test": text.mean_std(name, [r["test"][name] for r in runs]), "seeds": len(runs),
-           "epochs": hyper["num_epochs"], "batch": hyper["batch_size"],
-           "lr": f"{group.get('max_lr', group.get('initial_lr', group['lr'])):g}",
+           "epochs": hyper["num_epochs"], "batch": hyper["batch_size"], "lr": f"{_peak_lr(hyper):g}",
            "weights": f"{config['num_weights']:,}", "label": config["label"], "model": model_short(hyper),
            "fit": s["verdict"]}
     return {f"{ex}.{key(config['name'])}.{k}": tex(v) for k, v in out.items()}
+
+
+def _peak_lr(hyper: dict) -> float:
+    """A run's learning rate, or a schedule's peak (one-cycle's max_lr), as its optimizer recorded it."""
+    group = hyper["optimizer"]["param_groups"][0]
+    return group.get("max_lr", group.get("initial_lr", group["lr"]))
 
 
 def exercise_macros(record: dict) -> dict[str, str]:
@@ -89,8 +93,8 @@ def rule_macros(records: list[dict]) -> dict[str, str]:
     """The fit rule's thresholds as the runs recorded them (``metrics.THRESHOLDS``), per score:
     ``rule.<score>.<criterion>`` ("0.15 points", "0.008", "10 %"), ``rule.one_class`` and ``rule.diverged``."""
     macros = {}
-    for config in (c for r in records for c in r["configs"]):
-        name, limits = config["score_name"], config["summary"]["verdict_thresholds"]
+    for name, config in {c["score_name"]: c for r in records for c in r["configs"]}.items():  # one per score
+        limits = config["summary"]["verdict_thresholds"]
         macros[f"rule.{name}.floor"] = text.score(name, limits["floor"][0])
         macros.update({f"rule.{name}.{k}": text.signed(name, limits[k][0]).lstrip("+") for k in ("late_gain", "gap")})
         macros[f"rule.{name}.rise"] = f"{100 * limits['rise'][0]:g} %"
@@ -211,9 +215,7 @@ def hyper_tables(records: list[dict]) -> str:
             opt, loss = h["optimizer"], {k: v for k, v in h["loss"].items() if k != "class"}
             opt_ref = references.setdefault(opt["class"], _settings(opt))
             loss_ref = references.setdefault(h["loss"]["class"], loss)
-            group = opt["param_groups"][0]
-            lr = group.get("max_lr", group.get("initial_lr", group["lr"]))
-            training = "; ".join(p for p in [f"{opt['class']}, lr {_value(lr)}", _differences(_settings(opt), opt_ref),
+            training = "; ".join(p for p in [f"{opt['class']}, lr {_value(_peak_lr(h))}", _differences(_settings(opt), opt_ref),
                                              _schedule_text(h), _differences(loss, loss_ref)] if p)
             augment = augmentation_text(h["augmentation"])
             cells = [model_short(h), training, augment, f"{h['num_epochs']} / {h['batch_size']}"]

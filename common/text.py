@@ -84,11 +84,11 @@ def epochs_row(label: str, sooner: dict) -> dict[str, str]:
             "images": "–", "outcome": OUTCOMES.get(sooner["outcome"], sooner["outcome"])}
 
 
-def when(outcome: str, other: str) -> str:
-    """``epochs_row``'s outcome in words, against ``other``: "in fewer epochs than SGD", "in more epochs than
-    SGD" or "in a number of epochs not distinguishable from SGD's"."""
+def when(sooner: dict, other: str) -> str:
+    """The outcome of ``evaluation.paired_epochs_to_threshold`` in words, against ``other``: "in fewer epochs
+    than SGD", "in more epochs than SGD" or "in a number of epochs not distinguishable from SGD's"."""
     return {"sooner": f"in fewer epochs than {other}", "later": f"in more epochs than {other}",
-            "not distinguishable": f"in a number of epochs not distinguishable from {other}'s"}[outcome]
+            "unresolved": f"in a number of epochs not distinguishable from {other}'s"}[sooner["outcome"]]
 
 
 def against_target(name: str, seeds: list[float], target: float) -> str:

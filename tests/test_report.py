@@ -4,10 +4,9 @@ import json
 import shutil
 import subprocess
 
-import numpy as np
 import pytest
 
-from common import cli, metrics, report, results, train
+from common import cli, report, results, train
 from common.data import REPO_ROOT
 from helpers import toy_config, toy_splits
 

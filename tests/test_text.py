@@ -68,10 +68,10 @@ def test_epochs_to_a_threshold_print_with_their_count_and_outcome():
     row = text.epochs_row("epochs", sooner)
     assert (row["a"], row["b"], row["difference"], row["ci"]) == ("10.3 (3 of 4)", "4.0 (4 of 4)", f"{MINUS}6.7",
                                                                    f"{MINUS}9.5 to {MINUS}3.8")
-    assert row["outcome"] == "sooner" and text.when(row["outcome"], "SGD") == "in fewer epochs than SGD"
+    assert row["outcome"] == "sooner" and text.when(sooner, "SGD") == "in fewer epochs than SGD"
     wide = {**sooner, "ci_low": -15.0, "ci_high": 1.2, "outcome": "unresolved"}
     assert text.epochs_row("", wide)["outcome"] == "not distinguishable"
-    assert text.when("not distinguishable", "SGD") == "in a number of epochs not distinguishable from SGD's"
+    assert text.when(wide, "SGD") == "in a number of epochs not distinguishable from SGD's"
     never = {"a_epochs": [None, None], "b_epochs": [None, 7], "both_reach": 0, "difference": float("nan"),
              "ci_low": float("nan"), "ci_high": float("nan"), "outcome": "unresolved"}
     row = text.epochs_row("", never)
