@@ -124,7 +124,7 @@ def _value(v: Any) -> str:
     return str(v)
 
 
-INIT_NAMES = {"default": "", "kaiming": "He init", "he": "He init (true fan-in)"}  # models.INIT_SCHEMES in words
+INIT_NAMES = {"default": "PyTorch init", "kaiming": "He init", "he": "He init (true fan-in)"}  # models.INIT_SCHEMES in words
 
 
 def model_short(h: dict) -> str:
@@ -238,7 +238,7 @@ def _differing(cell: str, base: str, sep: str) -> str:
     """What of a Table A2 ``cell`` differs from the ``base`` row's: blank if equal; the whole cell if its first
     part (the architecture, the optimizer) differs; else its parts (split at ``sep``) that the base lacks, and
     for a model (``sep`` ", ") "no <part>" for each base part it drops without a replacement sharing a word
-    ("He init" dropped: "no He init"; "BN" replaced by "no BN": just "no BN")."""
+    ("He init" dropped: "no He init"; replaced by "PyTorch init" or "BN" by "no BN": just the new part)."""
     if cell == base or not sep:
         return "" if cell == base else cell
     parts, base_parts = cell.split(sep), base.split(sep)

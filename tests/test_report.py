@@ -105,7 +105,7 @@ def test_model_short_from_the_recorded_options():
         "CNN 16-32-64, BN, dropout 0.25"
     assert short(ex2_1_segnet.SEGNET) == "encoder-decoder 8-16-32-64, BN, 4×4 up-sampling, He init"
     assert short(ex2_5_best.UNET) == \
-        "encoder-decoder 8-16-32-64, U-Net skips, blocks of 2, residual, BN, 2×2 up-sampling"
+        "encoder-decoder 8-16-32-64, U-Net skips, blocks of 2, residual, BN, 2×2 up-sampling, PyTorch init"
     assert short({"class": "SegNet", "channels": (8, 16), "block_depth": 3, "init": "he", "input_norm": True}) == \
         "encoder-decoder 8-16, blocks of 3, no BN, 2×2 up-sampling, He init (true fan-in), input standardisation"
     assert report.model_short({"model": "Sequential", "model_options": {}}) == "Sequential"
@@ -189,8 +189,9 @@ def test_differing_cells_of_table_a2_by_hand():
     base = "encoder-decoder 8-16-32-64, BN, 4×4 up-sampling, He init"
     assert report._differing(base, base, ", ") == ""
     assert report._differing("encoder-decoder 8-16-32-64, no BN, 4×4 up-sampling, He init", base, ", ") == "no BN"
-    assert report._differing("encoder-decoder 8-16-32-64, U-Net skips, BN, 2×2 up-sampling", base, ", ") == \
-        "U-Net skips, 2×2 up-sampling, no He init"  # the default initialisation: He init dropped, nothing in its place
+    assert report._differing("encoder-decoder 8-16-32-64, U-Net skips, BN, 2×2 up-sampling, PyTorch init", base,
+                             ", ") == "U-Net skips, 2×2 up-sampling, PyTorch init"  # replaced: no "no He init"
+    assert report._differing("encoder-decoder 8-16-32-64, BN, 4×4 up-sampling", base, ", ") == "no He init"
     assert report._differing("MLP 784-128-64-10", "CNN 8-16-32", ", ") == "MLP 784-128-64-10"  # another model: whole
     assert report._differing("Adam, lr 0.01; weight decay=0.001; constant", "Adam, lr 0.01; constant", "; ") == \
         "weight decay=0.001"
