@@ -72,10 +72,7 @@ def dihedral_tta_logits(model: nn.Module, inputs: Tensor, batch_size: int = 64) 
 
 def tta_logits(runs: Runs, inputs: Tensor) -> list[Tensor]:
     """Per seed, :func:`dihedral_tta_logits` (on the CPU) of that run's stored weights on ``inputs``."""
-    out = []
-    for k in range(len(runs.records)):
-        out.append(dihedral_tta_logits(runs.model(k).to(inputs.device), inputs).cpu())
-    return out
+    return [dihedral_tta_logits(runs.model(k).to(inputs.device), inputs).cpu() for k in range(len(runs.records))]
 
 
 def with_test_prediction(runs: Runs, logits: list[Tensor], targets: Tensor, name: str, label: str, how: str) -> dict:

@@ -181,7 +181,6 @@ def fit_verdict(history: dict, *, score: str) -> dict:
         return "exceeded" if distance > margin else "borderline" if distance >= -margin else "clear"
 
     states = {c: state(c) for c in limits}
-    text = _fit_text(values, train_late_gain, score)
     if not math.isfinite(final) or final > DIVERGED_FACTOR * start:
         verdict, why = "diverged", f"training loss {final:.3g} at the end, {start:.3g} at the start"
     elif share >= ONE_CLASS_SHARE:
@@ -190,7 +189,7 @@ def fit_verdict(history: dict, *, score: str) -> dict:
         verdict = next((v for c, v in (("floor", "under-fitting"), ("late_gain", "not converged"),
                                        ("rise", "over-fitting"), ("gap", "over-fitting")) if states[c] == "exceeded"),
                        "borderline" if "borderline" in states.values() else "good fit")
-        why = text
+        why = _fit_text(values, train_late_gain, score)
     return {"verdict": verdict, "why": why, **values, "train_late_gain": train_late_gain, "states": states,
             "borderline": [c for c, v in states.items() if v == "borderline"], "best_val_loss_epoch": best + 1,
             "majority_share": share}
@@ -227,11 +226,11 @@ def mean_interval(values, confidence: float = 0.95) -> dict:
     return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "n": n}
 
 
-def paired_difference(a, b, confidence: float = 0.95) -> dict:
+def paired_difference(a, b) -> dict:
     """``b - a`` over pairs (seed k of ``b`` against seed k of ``a``: same split, batches and, where the
     architecture allows, initial weights): the mean difference and its t confidence interval."""
     d = np.asarray(b, float) - np.asarray(a, float)
-    interval = mean_interval(d, confidence)
+    interval = mean_interval(d)
     return {"difference": interval["mean"], "ci_low": interval["ci_low"], "ci_high": interval["ci_high"],
             "pairs": len(d), "per_pair": d.tolist()}
 

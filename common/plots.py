@@ -110,17 +110,16 @@ def curves(configs: list, path: Path, *, against_time: bool = False) -> list[Pat
     panels = 1 + against_time + held_out
     fig, axes = plt.subplots(1, panels, figsize=(6.4 if panels > 1 else 3.6, 2.4), squeeze=False)
     axes = list(axes[0])
-    colors = COLORS
     for x, ax in zip(("epoch", "seconds")[:1 + against_time], axes):
         drawn = []
         for k, c in enumerate(configs):
-            drawn += _loss_lines(ax, c, colors[k % len(colors)], c["label"], x, validation=held_out)
+            drawn += _loss_lines(ax, c, COLORS[k % len(COLORS)], c["label"], x, validation=held_out)
         _log_loss_axis(ax, drawn, "epoch" if x == "epoch" else "training time (s; as recorded, unpaired)")
     axes[0].set_title("loss" if held_out else "training loss")
     if held_out:
         ax = axes[-1]
         for k, c in enumerate(configs):
-            _score_lines(ax, c, colors[k % len(colors)], c["label"])
+            _score_lines(ax, c, COLORS[k % len(COLORS)], c["label"])
         name = configs[0]["score_name"].replace("dice", "Dice")
         ax.set(xlabel="epoch", ylabel=name, title=name)
     if len(configs) > 1:  # one configuration: the caption names it
