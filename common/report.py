@@ -16,12 +16,13 @@ import json
 import math
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
-
 from . import text
-from .data import REPO_ROOT, atomic_write_bytes
+from .cli import environment, resolve_device
+from .data import REPO_ROOT, atomic_write_bytes, cache_dir
 
 SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
            "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\ensuremath{<}",
@@ -367,10 +368,6 @@ TIMER = REPO_ROOT / "scratch" / "make_report_timer.json"
 def timer(action: str, jobs: int, device: str = "cpu") -> None:
     """``start``: note the time, and whether the run cache is empty; ``stop``: print the minutes since, and
     record them in MAKE_REPORT (for the README and the report) if the cache was empty at the start."""
-    import time
-
-    from .data import cache_dir
-
     if action == "start":
         empty = not any((cache_dir() / "runs").glob("*/record.json"))
         atomic_write_bytes(TIMER, json.dumps({"started": time.time(), "empty_cache": empty}).encode())
@@ -379,8 +376,6 @@ def timer(action: str, jobs: int, device: str = "cpu") -> None:
     minutes = (time.time() - started["started"]) / 60
     print(f"make report: {minutes:.1f} min" + (" from an empty run cache" if started["empty_cache"] else ""))
     if started["empty_cache"]:
-        from .cli import environment, resolve_device
-
         atomic_write_bytes(MAKE_REPORT, json.dumps({
             "command": "make report", "from_empty_cache": True, "minutes": minutes, "jobs": jobs,
             "environment": environment(resolve_device(device)), "date": time.strftime("%Y-%m-%d")}, indent=1).encode())
@@ -398,7 +393,6 @@ def main(argv: list[str] | None = None) -> int:
     clock.add_argument("--jobs", type=int, default=1, help="scripts run at once")
     clock.add_argument("--device", default="cpu", help="the scripts' --device")
     args = parser.parse_args(argv)
-    results_dir = REPO_ROOT / "report" / "results"
     if args.command == "latex":
         try:
             paths = write_all(args.root)
@@ -409,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "timer":
         timer(args.action, args.jobs, args.device)
     else:
-        update_readme(REPO_ROOT / "README.md", results_dir)
+        update_readme(REPO_ROOT / "README.md", REPO_ROOT / "report" / "results")
     return 0
 
 
