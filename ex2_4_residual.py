@@ -70,6 +70,17 @@ def residual_against_plain(plain: train.Runs, residual: train.Runs, timings: dic
     }
 
 
+def score_std_at_init(config: dict, images: torch.Tensor, seeds: list[int]) -> float:
+    """The standard deviation of a fresh network's class scores on ``images``, mean over ``seeds``. Without
+    batch norm nothing rescales a residual sum, so each block adds its branch's variance to the shortcut's."""
+    stds = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            stds.append(train.build_model(config).to(images.device).eval()(images).std().item())
+    return sum(stds) / len(stds)
+
+
 def group_rows(group_label: str, group: dict, timings: dict, names: tuple[str, str], batch_norm: bool) -> list[dict]:
     """The rows of the exercise's table for one group's comparison (``residual_against_plain``), residual (b)
     against plain (a): test Dice, epochs to the threshold, and time per step (with batch norm) or runs stuck
@@ -107,6 +118,9 @@ def main(argv=None) -> list[train.Runs]:
                             f"depth {DEPTH}, {kind}, no BN", seeds=no_bn_seeds) for kind in ("plain", "residual")]
     runs = {f"depth {DEPTH}": with_bn, f"depth {DEPTH}, no BN": without_bn}  # group -> [plain, residual]
 
+    images = splits.train[0][:args.batch_size]
+    init_std = {kind: score_std_at_init(deeper(config, DEPTH, kind == "residual", batch_norm=False), images, no_bn_seeds)
+                for kind in ("plain", "residual")}
     torch.manual_seed(ctx.seed)  # the time does not depend on the weights' values
     networks = {r.name: r.model() for pair in runs.values() for r in pair}
     timings = timing.time_forward_backward(networks, *splits.train, batch_size=args.batch_size,
@@ -116,13 +130,15 @@ def main(argv=None) -> list[train.Runs]:
                            for group, (plain, residual) in runs.items()},
                 # does depth pay off? Each deep network with batch norm against the Ex 2.1 network
                 "versus_ex2_1": {r.name: evaluation.compare_runs(reference, r, splits.test[1]) for r in with_bn},
+                "score_std_at_init_no_bn": init_std,
                 "figure_groups": {group: [r.name for r in pair] for group, pair in runs.items()}}
     table = [row for group, (plain, residual) in runs.items()
              for row in group_rows("with BN" if group == f"depth {DEPTH}" else "no BN", findings["groups"][group], timings,
                                    (plain.name, residual.name), batch_norm=group == f"depth {DEPTH}")]
     table += [text.row(f"depth 1 → {DEPTH}, {kind}: test Dice", findings["versus_ex2_1"][r.name])
               for kind, r in zip(("plain", "residual"), with_bn)]
-    numbers = {"threshold": text.score("dice", DICE_THRESHOLD), "depth": DEPTH, "nobn_seeds": len(no_bn_seeds)}
+    numbers = {"threshold": text.score("dice", DICE_THRESHOLD), "depth": DEPTH, "nobn_seeds": len(no_bn_seeds),
+               **{f"init_std_{kind}": f"{std:.2g}" for kind, std in init_std.items()}}
     for key, group in (("bn", f"depth {DEPTH}"), ("nobn", f"depth {DEPTH}, no BN")):
         g = findings["groups"][group]
         numbers[f"{key}_dice"] = text.relation(g["residual_vs_plain"])
