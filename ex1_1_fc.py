@@ -71,7 +71,7 @@ def main(argv=None) -> list[train.Runs]:
 
 
 def draw(record: dict, arrays: dict, figures: Path) -> None:
-    plots.curves(record["configs"], figures / "ex1_1_fc_curves")
+    plots.curves(record["configs"], figures / "ex1_1_fc_curves", coinciding=True)  # same weights, same batches
 
 
 if __name__ == "__main__":

@@ -45,7 +45,6 @@ def main(argv=None) -> train.Runs:
                 "fc_to_cnn_weight_ratio": fc_weights / cnn.num_weights,
                 "cnn_weights_per_layer": {name: p.numel() for name, p in cnn.model().named_parameters()}}
     numbers = {"vs_target": text.against_target("accuracy", [r["test"]["accuracy"] for r in cnn.records], TARGET),
-               "fit_why": text.fit_reason(results.summary(cnn), "accuracy"),
                "cnn_weights": f"{cnn.num_weights:,}", "fc_weights": f"{fc_weights:,}",
                "weight_ratio": f"{fc_weights / cnn.num_weights:.1f}",
                **{f"weights_{name.replace('.', '_')}": f"{n:,}" for name, n in findings["cnn_weights_per_layer"].items()}}

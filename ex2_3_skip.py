@@ -49,7 +49,7 @@ def main(argv=None) -> list[train.Runs]:
     scores = [evaluation.per_image(runs, targets, boundary=True) for runs in (plain, skip)]  # {metric: (seeds, images)}
     gain = scores[1]["boundary_f1_2px"].mean(0) - scores[0]["boundary_f1_2px"].mean(0)
     order = np.argsort(gain)
-    shown = {"largest gain": int(order[-1]), "largest loss": int(order[0])}
+    shown = {"best for skips": int(order[-1]), "worst for skips": int(order[0])}  # by the change in F1
     names = splits.info["names"]["test"]
     findings = {"metrics": {r.name: evaluation.summarize_per_image(s) for r, s in zip((plain, skip), scores)},
                 "skip_vs_plain": evaluation.compare_configs(*scores),

@@ -63,7 +63,7 @@ def main(argv=None) -> dict:
            for what, i in (("best_case", best), ("worst_case", worst))},
         "red_share": evaluation.red_share_summary(splits, worst),  # where the worst image lies against the training images
         "per_image_test_dice": dice.round(5).tolist()}
-    arrays = evaluation.case_arrays(splits, [best, worst], [masks[0]])
+    arrays = evaluation.case_arrays(splits, [worst, best], [masks[0]])  # worst on top, as in Ex 2.1
     test_dice, red, worst_case = findings["test_dice"], findings["red_share"], findings["worst_case"]
     as_red, redder = red["case"]["training_as_red"], red["test"]["above_training_max"]
     numbers = {"test_dice": text.score("dice", test_dice["mean"]),
@@ -84,7 +84,7 @@ def draw(record: dict, arrays: dict, figures: Path) -> None:
     findings = record["findings"]
     plots.curves(record["configs"][:1], figures / "ex2_5_best_curves")
     cases = {what: {"name": findings[f"{what}_case"]["name"], "dice": findings[f"{what}_case"]["dice_per_seed"][0],
-                    "mean": findings[f"{what}_case"]["dice_mean"]} for what in ("best", "worst")}  # seed 0 shown
+                    "mean": findings[f"{what}_case"]["dice_mean"]} for what in ("worst", "best")}  # seed 0 shown
     plots.segmentation_cases(cases, arrays, figures / "ex2_5_best_cases")
 
 

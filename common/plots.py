@@ -14,7 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib import ticker  # noqa: E402
+from matplotlib import patheffects, ticker  # noqa: E402
 
 from . import timing  # noqa: E402
 
@@ -48,6 +48,23 @@ def smooth(values: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
+def _style_handles() -> list:
+    """Legend entries for the line styles every curve figure shares."""
+    return [plt.Line2D([], [], color="black", linewidth=0.9, label="training"),
+            plt.Line2D([], [], color="black", linestyle="--", linewidth=1.1, label="validation")]
+
+
+def _as_markers(lines) -> None:
+    """Draw ``lines`` as hollow circles, so that a curve lying on another stays visible."""
+    for line in lines:
+        line.set(linestyle="none", marker="o", markersize=4.5, markerfacecolor="none", markeredgewidth=1.0,
+                 markevery=max(1, len(line.get_xdata()) // 12))
+
+
+def _epoch_axis(ax) -> None:
+    ax.xaxis.set_major_locator(ticker.MaxNLocator(nbins=5, integer=True))
+
+
 def _epochs(runs, key: str) -> np.ndarray:
     """(seeds, epochs) of a per-epoch value."""
     return np.array([[e[key] for e in r["history"]["epochs"]] for r in runs["runs"]])
@@ -75,17 +92,33 @@ def _loss_lines(ax, runs, color, label: str | None, x: str = "epoch", validation
     return drawn
 
 
-def _score_lines(ax, runs, color, label: str | None = None) -> None:
+def _score_lines(ax, runs, color, label: str | None = None) -> list[float]:
     """Training-subset score (mean over seeds; solid) and validation score (mean over seeds, dashed, its range
-    over seeds shaded), as the loss: training solid, validation dashed."""
+    over seeds shaded), as the loss: training solid, validation dashed. Returns the means drawn after the
+    first epoch, for the axis limits."""
     val = _epochs(runs, "val_score")
+    train = _epochs(runs, "train_eval_score").mean(0)
     x = np.arange(1, val.shape[1] + 1)
-    ax.plot(x, _epochs(runs, "train_eval_score").mean(0), color=color, linewidth=0.9, label=label)
+    ax.plot(x, train, color=color, linewidth=0.9, label=label)
     ax.plot(x, val.mean(0), "--", color=color, linewidth=1.1)
     if len(val) > 1:  # the range over seeds: a light fill with its edges drawn, so that two ranges stay apart
         ax.fill_between(x, val.min(0), val.max(0), color=color, alpha=0.12, linewidth=0)
         for edge in (val.min(0), val.max(0)):
             ax.plot(x, edge, color=color, linewidth=0.5, alpha=0.7)
+    return [*train[1:], *val.mean(0)[1:]] if len(x) > 1 else [*train, *val.mean(0)]
+
+
+def _score_axis(ax, drawn: list[float], name: str) -> None:
+    """The score axis over the mean curves drawn (a seed's dip may leave it); accuracy in %."""
+    low, high = min(drawn), max(drawn)
+    pad = max(0.1 * (high - low), 0.002)
+    ax.set_ylim(low - pad, min(1.0, high + pad) if high < 1.0 else high + pad)
+    _epoch_axis(ax)
+    if name == "accuracy":
+        ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{100 * v:g}"))
+        ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    else:
+        ax.set(xlabel="epoch", ylabel="Dice", title="Dice")
 
 
 def _log_loss_axis(ax, drawn: list[float], xlabel: str) -> None:
@@ -93,19 +126,22 @@ def _log_loss_axis(ax, drawn: list[float], xlabel: str) -> None:
     the range allows without crowding."""
     positive = [v for v in drawn if v > 0 and np.isfinite(v)]
     ax.set(yscale="log", xlabel=xlabel, ylabel="cross-entropy loss")
+    if xlabel == "epoch":
+        _epoch_axis(ax)
     if positive:
         low, high = 0.7 * min(positive), 1.3 * max(positive)
         ax.set_ylim(low, high)
-        subs = (1.0, 2.0, 5.0) if high / low > 20 else (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
+        subs = (1.0, 2.0, 5.0) if high / low > 8 else (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
         ax.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=subs))
         ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_formatter(ticker.NullFormatter())
 
 
-def curves(configs: list, path: Path, *, against_time: bool = False) -> list[Path]:
+def curves(configs: list, path: Path, *, against_time: bool = False, coinciding: bool = False) -> list[Path]:
     """Per configuration (mean over seeds): the loss against epochs (and, ``against_time``, against
     training seconds), and the validation and training-subset score, unless the validation images
-    were trained on."""
+    were trained on. ``coinciding``: the configurations after the first as circles on their lines, where the
+    curves lie on one another."""
     held_out = all(r.get("validation_held_out", True) for c in configs for r in c["runs"])
     panels = 1 + against_time + held_out
     fig, axes = plt.subplots(1, panels, figsize=(6.4 if panels > 1 else 3.6, 2.4), squeeze=False)
@@ -113,18 +149,26 @@ def curves(configs: list, path: Path, *, against_time: bool = False) -> list[Pat
     for x, ax in zip(("epoch", "seconds")[:1 + against_time], axes):
         drawn = []
         for k, c in enumerate(configs):
+            lines_before = len(ax.lines)
             drawn += _loss_lines(ax, c, COLORS[k % len(COLORS)], c["label"], x, validation=held_out)
-        _log_loss_axis(ax, drawn, "epoch" if x == "epoch" else "training time (s; as recorded, unpaired)")
+            if coinciding and k:
+                _as_markers(ax.lines[lines_before:])
+        _log_loss_axis(ax, drawn, "epoch" if x == "epoch" else "training time (s)")
     axes[0].set_title("loss" if held_out else "training loss")
     if held_out:
-        ax = axes[-1]
+        drawn = []
         for k, c in enumerate(configs):
-            _score_lines(ax, c, COLORS[k % len(COLORS)], c["label"])
-        name = configs[0]["score_name"].replace("dice", "Dice")
-        ax.set(xlabel="epoch", ylabel=name, title=name)
-    if len(configs) > 1:  # one configuration: the caption names it
-        fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=len(configs))  # below the curves
-    fig.tight_layout(rect=(0, 0.07 if len(configs) > 1 else 0, 1, 1))
+            lines_before = len(axes[-1].lines)
+            drawn += _score_lines(axes[-1], c, COLORS[k % len(COLORS)], c["label"])
+            if coinciding and k:
+                _as_markers(axes[-1].lines[lines_before:lines_before + 2])
+        _score_axis(axes[-1], drawn, configs[0]["score_name"])
+    handles = axes[0].get_legend_handles_labels()[0] if len(configs) > 1 else []  # one configuration: the caption names it
+    if held_out:
+        handles += _style_handles()
+    if handles:
+        fig.legend(handles=handles, loc="lower center", ncol=len(handles))  # below the curves
+    fig.tight_layout(rect=(0, 0.08 if handles else 0, 1, 1))
     return save(fig, path)
 
 
@@ -145,7 +189,7 @@ def variant_grid(configs: list, path: Path, ncols: int = 4) -> list[Path]:
     for ax in axes.flat[:len(variants)]:
         _log_loss_axis(ax, drawn, "epoch")
         ax.label_outer()
-    fig.suptitle(f"loss; grey: {baseline['label']}", fontsize=9)
+    fig.suptitle(f"loss (training solid, validation dashed); grey: {baseline['label']}", fontsize=9)
     fig.tight_layout()
     return save(fig, path)
 
@@ -162,9 +206,7 @@ def pool_order(configs: list, timings: dict, path: Path) -> list[Path]:
         lines_before = len(ax_loss.lines)
         drawn += _loss_lines(ax_loss, c, color, c["label"], validation=False)
         if "pool_first" in c["name"]:
-            for line in ax_loss.lines[lines_before:]:
-                line.set(linestyle="none", marker="o", markersize=4.5, markerfacecolor="none", markeredgewidth=1.0,
-                         markevery=max(1, len(line.get_xdata()) // 12))
+            _as_markers(ax_loss.lines[lines_before:])
     _log_loss_axis(ax_loss, drawn, "epoch")
     ax_loss.set_title("training loss (pool first: circles)")
     fig.legend(*ax_loss.get_legend_handles_labels(), loc="lower center", ncol=4)  # below, clear of the curves
@@ -203,7 +245,7 @@ def confusion_and_errors(errors: dict, images: np.ndarray, path: Path, title: st
     ax.set_xticks(range(n))
     ax.set_yticks(range(n))
     ax.set(xlabel="predicted class", ylabel="true class",
-           title=f"{title}: {errors['errors']} errors in {errors['images']:,} test images\n(errors per cell; diagonal: correct)")
+           title=f"{title}: {errors['errors']} errors in {errors['images']:,} test images\n(errors per cell; the diagonal, correct, in grey)")
     ax.grid(False)
     for k, (w, image) in enumerate(zip(errors["misclassified"], images)):
         sub = fig.add_axes((0.52 + (k % 5) * 0.096, 0.52 - (k // 5) * 0.4, 0.085, 0.3))
@@ -234,7 +276,7 @@ def segmentation_cases(cases: dict[str, dict], arrays: dict[str, np.ndarray], pa
             ax.imshow(picture, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             ax.set(xticks=[], yticks=[])
             ax.grid(False)
-        row[0].set_ylabel(f"{what}: {Path(case['name']).name}\nDice {case['dice']:.2f} (mean {case['mean']:.2f})",
+        row[0].set_ylabel(f"{what}: {Path(case['name']).name}\nDice {case['mean']:.2f} (shown: {case['dice']:.2f})",
                           fontsize=8.5)
     for ax, title in zip(axes[0], ("image", "ground truth", "prediction", "errors")):
         ax.set_title(title)
@@ -271,10 +313,10 @@ def boundary_crops(cases: dict[str, dict], arrays: dict[str, np.ndarray], labels
         for ax in row:
             ax.set(xticks=[], yticks=[])
             ax.grid(False)
-    handles = [plt.Line2D([], [], color=c, linewidth=2.5) for c in ["white", *colors]]
-    legend = fig.legend(handles, ["true boundary", *labels], loc="lower center", ncol=3, facecolor="0.3", frameon=True)
-    for text in legend.get_texts():
-        text.set_color("white")
+    outlined = [patheffects.withStroke(linewidth=4, foreground="black")]  # white on the white page
+    handles = [plt.Line2D([], [], color="white", linewidth=2.5, path_effects=outlined),
+               *[plt.Line2D([], [], color=c, linewidth=2.5) for c in colors]]
+    fig.legend(handles, ["true boundary", *labels], loc="lower center", ncol=3)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     return save(fig, path)
 
@@ -300,8 +342,10 @@ def residual_grid(groups: dict[str, list], path: Path) -> list[Path]:
             _score_lines(row[1], runs, color)
         _log_loss_axis(row[0], drawn, "epoch")
         row[1].set(xlabel="epoch", ylabel="Dice", ylim=(0, 1))
+        _epoch_axis(row[1])
         row[0].set_title(f"{group}: loss", loc="left")
         row[1].set_title("Dice", loc="left")
         row[0].legend(loc="upper right")
-    fig.tight_layout()
+    fig.legend(handles=_style_handles(), loc="lower center", ncol=2)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return save(fig, path)

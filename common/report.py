@@ -91,14 +91,19 @@ def comparison_table(record: dict) -> str:
 
 
 def rule_macros(records: list[dict]) -> dict[str, str]:
-    """The fit rule's thresholds as the runs recorded them (``metrics.THRESHOLDS``), per score:
-    ``rule.<score>.<criterion>`` ("0.15 points", "0.008", "10 %"), ``rule.one_class`` and ``rule.diverged``."""
+    """The fit rule's thresholds with their margins as the runs recorded them (``metrics.THRESHOLDS``), per
+    score: ``rule.<score>.<criterion>`` ("0.15 ± 0.05 points", "0.008 ± 0.002", "10 ± 2.5 %"),
+    ``rule.one_class`` and ``rule.diverged``."""
+    def with_margin(fmt, limit: tuple[float, float]) -> str:  # "0.15 points", "0.05 points" -> "0.15 ± 0.05 points"
+        return f"{fmt(limit[0]).split(' ')[0]} ± {fmt(limit[1])}"
+
     macros = {}
     for name, config in {c["score_name"]: c for r in records for c in r["configs"]}.items():  # one per score
         limits = config["summary"]["verdict_thresholds"]
-        macros[f"rule.{name}.floor"] = text.score(name, limits["floor"][0])
-        macros.update({f"rule.{name}.{k}": text.signed(name, limits[k][0]).lstrip("+") for k in ("late_gain", "gap")})
-        macros[f"rule.{name}.rise"] = f"{100 * limits['rise'][0]:g} %"
+        macros[f"rule.{name}.floor"] = with_margin(lambda v: text.score(name, v), limits["floor"])
+        macros.update({f"rule.{name}.{k}": with_margin(lambda v: text.signed(name, v).lstrip("+"), limits[k])
+                       for k in ("late_gain", "gap")})
+        macros[f"rule.{name}.rise"] = with_margin(lambda v: f"{100 * v:g} %", limits["rise"])
         macros["rule.one_class"], macros["rule.diverged"] = f"{100 * limits['one_class']:g} %", f"{limits['diverged']:g}"
     return {k: tex(v) for k, v in macros.items()}
 
@@ -223,6 +228,8 @@ def hyper_tables(records: list[dict]) -> str:
             row = rows.setdefault(json.dumps(cells), [[ex], config["label"], cells, config["score_name"]])
             if ex not in row[0]:
                 row[0].append(ex)
+            elif ex == row[0][0] and config["label"] not in row[1].split(" and "):  # Ex 1.1's two, Ex 2.5's two
+                row[1] += f" and {config['label']}"
     parts = []
     for score in dict.fromkeys(row[3] for row in rows.values()):
         group = [row for row in rows.values() if row[3] == score]
@@ -296,16 +303,17 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def summary_rows(records: list[dict]) -> list[dict]:
-    """One row per distinct configuration (runs that several exercises share listed once, under the first):
+    """One row per distinct configuration (runs that several exercises share listed once, under the first, unless
+    scored otherwise):
     exercise, label, test score (mean ± std over seeds), seeds, epochs, weights and fit."""
     rows, shown = [], set()
     for record in records:
         for c in record["configs"]:
-            keys = tuple(r.get("cache_key") for r in c["runs"])
-            if all(keys) and keys in shown:
+            s, name = c["summary"], c["score_name"]
+            keys = (tuple(r.get("cache_key") for r in c["runs"]), tuple(r["test"][name] for r in c["runs"]))
+            if all(keys[0]) and keys in shown:  # the same runs, scored the same (Ex 2.5's TTA: scored otherwise)
                 continue
             shown.add(keys)
-            s, name = c["summary"], c["score_name"]
             rows.append({"exercise": exercise_id(record["exercise"])[2:].replace("_", "."), "label": c["label"],
                          "test": text.mean_std(name, [r["test"][name] for r in c["runs"]]), "seeds": len(c["runs"]),
                          "epochs": c["runs"][0]["hyperparameters"]["num_epochs"], "weights": c["num_weights"],

@@ -54,10 +54,10 @@ def write(ctx: Context, exercise: str, configs: list, splits: Splits, findings: 
     """Write ``<out>/results/<exercise>.json`` (``configs``: ``Runs``, or their results-file form) and,
     if given, the ``arrays`` a figure needs (test images shown, their predictions) beside it as
     ``<exercise>.npz``; print one line per configuration. ``numbers``: what the report's section quotes,
-    by names the script chose, as text (``common.text``; "fit", every configuration's fit, is added); ``table``: the rows of its comparison table
+    by names the script chose, as text (``common.text``; "fit", the configurations' fit in words, is added); ``table``: the rows of its comparison table
     (``text.row``). Returns the record written."""
     entries = [entry(c) if isinstance(c, Runs) else c for c in configs]
-    numbers = {"fit": text.fits([(e["label"], e["summary"]["verdict"]) for e in entries]), **(numbers or {})}
+    numbers = {"fit": text.fit_comment([(e["label"], e["summary"], e["score_name"]) for e in entries]), **(numbers or {})}
     record = {
         "exercise": exercise,
         "command": shlex.join(["python", ctx.script.name, *ctx.argv]),

@@ -119,14 +119,34 @@ def grouped(pairs: list[tuple[str, str]]) -> str:
     return clauses[0] if len(clauses) == 1 else f"{', '.join(clauses[:-1])}, and {clauses[-1]}"
 
 
-def fits(pairs: list[tuple[str, str]]) -> str:
-    """Configurations' fit verdicts (label, ``metrics.configuration_verdict``) in a few words: "good fit for
-    all" or "good fit for the baseline and tanh; not converged (3 of 5; good fit 2) for batch norm"."""
-    verdicts = dict.fromkeys(v for _, v in pairs)
-    if len(verdicts) == 1:
-        return f"{next(iter(verdicts))} for {'both' if len(pairs) == 2 else 'all'}" if len(pairs) > 1 else pairs[0][1]
-    quoted = [(f"“{label}”" if "," in label else label, v) for label, v in pairs]  # a list of labels with commas
-    return "; ".join(f"{v} for {join([label for label, w in quoted if w == v])}" for v in verdicts)
+# a fit verdict (metrics.fit_verdict) as a verb: plural, singular
+FIT_VERBS = {"over-fitting": ("over-fit", "over-fits"), "under-fitting": ("under-fit", "under-fits"),
+             "good fit": ("fit well", "fits well"), "not converged": ("have not converged", "has not converged"),
+             "borderline": ("are borderline", "is borderline"), "diverged": ("diverged", "diverged"),
+             "one class": ("predict one class", "predicts one class"),
+             "no hold-out": ("trained on their validation images", "trained on its validation images")}
+
+
+def fit_comment(configs: list[tuple[str, dict, str]]) -> str:
+    """The configurations' fit (label, ``results.summary``, score name) as a clause, by each one's most
+    frequent verdict over its seeds (Table 1 gives the counts), with the reason (``fit_reason``, over the
+    seeds of that verdict) unless it is a good fit: "both networks over-fit (the validation loss ends 33 %
+    above its minimum)"; "batch norm fits well; tanh and augmentation over-fit (...)"."""
+    groups: dict[str, list] = {}
+    for label, summary, score_name in configs:
+        verdicts = summary["verdicts"]
+        groups.setdefault(max(dict.fromkeys(verdicts), key=verdicts.count), []).append((label, summary, score_name))
+    clauses = []
+    for verdict, members in groups.items():
+        if len(groups) == 1:
+            subject = {1: "the network", 2: "both networks"}.get(len(members), f"all {len(members)} networks")
+        else:
+            subject = join([f"“{label}”" if "," in label else label for label, _, _ in members])
+        pooled = {"verdicts": [v for _, s, _ in members for v in s["verdicts"]],
+                  "verdict_details": [d for _, s, _ in members for d in s["verdict_details"]]}
+        reason = "" if verdict in ("good fit", "no hold-out") else f" ({fit_reason(pooled, members[0][2])})"
+        clauses.append(f"{subject} {FIT_VERBS[verdict][len(members) == 1]}{reason}")
+    return "; ".join(clauses)
 
 
 def fit_reason(summary: dict, score_name: str) -> str:
@@ -143,7 +163,7 @@ def fit_reason(summary: dict, score_name: str) -> str:
 
     if top == "over-fitting":
         if sum(d["states"]["rise"] == "exceeded" for d in details) * 2 >= len(details):
-            return f"the validation loss ends {mean('rise'):.0%} above its minimum"
+            return f"the validation loss ends {100 * mean('rise'):.0f} % above its minimum"
         return f"the training score exceeds the validation score by {signed(score_name, mean('gap'))}"
     if top == "under-fitting":
         return f"the training score ends at {score(score_name, mean('floor'))}"

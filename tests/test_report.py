@@ -63,7 +63,8 @@ def test_write_all_defines_a_macro_for_every_result(results_root):
     assert not any(k.startswith("ex9_9.f.") for k in macros)
     # the fit rule's thresholds, as the runs recorded them
     assert (macros["rule.accuracy.late_gain"], macros["rule.accuracy.gap"], macros["rule.accuracy.rise"],
-            macros["rule.accuracy.floor"]) == ("0.15 points", "1.00 points", r"10 \%", r"95.00 \%")
+            macros["rule.accuracy.floor"]) == tuple(r.replace("±", r"\ensuremath{\pm}") for r in (
+        "0.15 ± 0.05 points", "1.00 ± 0.25 points", r"10 ± 2.5 \%", r"95.00 ± 0.50 \%"))  # with their margins
     assert (macros["rule.one_class"], macros["rule.diverged"]) == (r"99 \%", "2")
     assert macros["env.device"] == "cpu"
     assert str((root / "figures").resolve()) in (root / "generated" / "paths.tex").read_text()
@@ -167,11 +168,11 @@ def test_hyper_tables_give_each_class_once_and_each_configuration_once():
     assert defaults == [r"SGD & momentum=0, dampening=0, weight\_decay=0, nesterov=False \\",
                         r"CrossEntropyLoss & reduction=mean, label\_smoothing=0.0 \\",
                         r"Adam & betas=(0.9, 0.999), eps=1e-08, weight\_decay=0, amsgrad=False \\"]
-    # Table A2: the shared configuration once, with both exercises, under its first name in the exercise that
-    # trains it, in full and first (the most exercises share it); the others only with what differs from it
+    # Table A2: the shared configuration once, with both exercises, under the names it has in the exercise that
+    # trains it (its twin there: "and twin"), in full and first (the most exercises share it); the others only with what differs from it
     # (a training cell whole where the optimizer or its rate differs, else its differing parts); what differs
     # from Table A1 spelled out
-    assert rows == [["1.1, 1.5", "MLP, SGD", "MLP 784-128-64-10", "SGD, lr 0.1; constant", "none", "5 / 64"],
+    assert rows == [["1.1, 1.5", "MLP, SGD and twin", "MLP 784-128-64-10", "SGD, lr 0.1; constant", "none", "5 / 64"],
                     ["1.1", "MLP, Adam", "", "Adam, lr 0.001; constant", "", ""],
                     ["1.5", "tuned", "", r"momentum=0.9, nesterov=True; label\_smoothing=0.1", "", ""]]
 

@@ -109,14 +109,19 @@ def test_outcomes_of_several_subjects_read_as_one_sentence():
     assert text.grouped([("a", "x"), ("b", "y"), ("c", "z")]) == "a is x, b is y, and c is z"
 
 
-def test_fits_name_a_shared_verdict_once_and_group_the_others():
-    assert text.fits([("a", "good fit"), ("b", "good fit")]) == "good fit for both"
-    assert text.fits([("a", "good fit"), ("b", "good fit"), ("c", "good fit")]) == "good fit for all"
-    assert text.fits([("a", "good fit")]) == "good fit"
-    assert text.fits([("a", "good fit"), ("b", "over-fitting (3 of 5; good fit 2)"), ("c", "good fit")]) == \
-        "good fit for a and c; over-fitting (3 of 5; good fit 2) for b"
-    assert text.fits([("tanh, pool first", "good fit"), ("ReLU", "over-fitting")]) == \
-        "good fit for “tanh, pool first”; over-fitting for ReLU"  # a label with a comma, quoted
+def test_fit_comment_names_each_verdict_once_with_its_reason():
+    def summary(*verdicts, rise=0.3):
+        return {"verdicts": list(verdicts), "verdict_details": [
+            {"verdict": v, "rise": rise, "states": {"rise": "exceeded"}, "borderline": [], "why": v} for v in verdicts]}
+
+    over = summary("over-fitting", "over-fitting")
+    good = summary("good fit", "good fit", "over-fitting")  # the most frequent verdict counts
+    assert text.fit_comment([("a", over, "accuracy")]) == "the network over-fits (the validation loss ends 30 % above its minimum)"
+    assert text.fit_comment([("a", good, "accuracy"), ("b", good, "accuracy")]) == "both networks fit well"
+    assert text.fit_comment([("a", good, "dice")] * 3) == "all 3 networks fit well"
+    assert text.fit_comment([("a", good, "accuracy"), ("b, c", over, "accuracy"), ("d", summary("over-fitting", rise=0.5),
+                                                                                   "accuracy")]) == \
+        "a fits well; “b, c” and d over-fit (the validation loss ends 37 % above its minimum)"  # (0.3 + 0.3 + 0.5) / 3
 
 
 def test_a_score_against_the_target_an_exercise_asks_for():
@@ -134,7 +139,7 @@ def test_the_reason_for_a_fit_verdict_is_the_mean_over_the_seeds_that_share_the_
 
     over = [detail("over-fitting", rise=0.3), detail("over-fitting", rise=0.5), detail("good fit")]
     summary = {"verdicts": [d["verdict"] for d in over], "verdict_details": over}
-    assert text.fit_reason(summary, "accuracy") == "the validation loss ends 40% above its minimum"  # (0.3 + 0.5) / 2
+    assert text.fit_reason(summary, "accuracy") == "the validation loss ends 40 % above its minimum"  # (0.3 + 0.5) / 2
     gap = [detail("over-fitting", gap=0.02)]
     assert text.fit_reason({"verdicts": ["over-fitting"], "verdict_details": gap}, "accuracy") == \
         "the training score exceeds the validation score by +2.00 points"
