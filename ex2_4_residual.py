@@ -87,12 +87,13 @@ def group_rows(group_label: str, group: dict, timings: dict, names: tuple[str, s
     at one class (without, where runs can fail)."""
     fails, time = group["one_class_runs"], group["time_residual_vs_plain"]
     rows = [text.row(f"{group_label}: test Dice", group["residual_vs_plain"]),
-            text.epochs_row(f"{group_label}: epochs to {DICE_THRESHOLD:g}", group["epochs_to_threshold"])]
+            text.epochs_row(f"{group_label}: epochs to {text.score('dice', DICE_THRESHOLD)}",
+                                   group["epochs_to_threshold"])]
     if batch_norm:
         return rows + [{"row": f"{group_label}: ms per step", "a": text.ms(timings[names[0]]["per_batch_s"]),
                         "b": text.ms(timings[names[1]]["per_batch_s"]), "difference": "–", "ci": "–", "images": "–",
                         "outcome": text.speed(time)}]
-    return rows + [{"row": f"{group_label}: runs at one class", "a": f"{fails['a']} of {fails['a_runs']}",
+    return rows + [{"row": f"{group_label}: runs stuck at one class", "a": f"{fails['a']} of {fails['a_runs']}",
                     "b": f"{fails['b']} of {fails['b_runs']}", "difference": "–", "ci": "–", "images": "–",
                     "outcome": ("fewer" if fails["b"] < fails["a"] else "more") if fails["p"] < metrics.ALPHA
                     else "not distinguishable"}]
@@ -144,7 +145,7 @@ def main(argv=None) -> list[train.Runs]:
         numbers[f"{key}_dice"] = text.relation(g["residual_vs_plain"])
         numbers[f"{key}_when"] = text.when(g["epochs_to_threshold"], "the plain network")
     numbers["versus_depth1"] = text.grouped([(f"the deeper {kind} network",
-                                              f"{text.relation(findings['versus_ex2_1'][r.name])} the depth-1 network")
+                                              f"{text.relation(findings['versus_ex2_1'][r.name])} the Exercise 2.1 network")
                                              for kind, r in zip(("plain", "residual"), with_bn)])
     configs = [reference, *with_bn, *without_bn]
     draw(results.write(ctx, EXERCISE, configs, splits, findings, numbers=numbers, table=table), {}, ctx.figures_dir)

@@ -149,6 +149,10 @@ def fit_comment(configs: list[tuple[str, dict, str]]) -> str:
     return "; ".join(clauses)
 
 
+CRITERIA = {"floor": "the training score", "gap": "the training-validation gap", "late_gain": "the late gain",
+            "rise": "the rise of the validation loss"}  # metrics.THRESHOLDS in words
+
+
 def fit_reason(summary: dict, score_name: str) -> str:
     """Why a configuration got its fit verdict (``results.summary``), in a few words, from the values of the seeds
     that share the most frequent verdict (means): "the validation loss ends 34 % above its minimum" for
@@ -170,8 +174,10 @@ def fit_reason(summary: dict, score_name: str) -> str:
     if top == "not converged":
         return f"the validation score still gains {signed(score_name, mean('late_gain'))} in the last quarter"
     if top in ("good fit", "borderline"):
-        return "no criterion of the rule applies" + (
-            f" beyond its margin ({join(sorted({c for d in details for c in d['borderline']}))})" if top == "borderline" else "")
+        if top == "good fit":
+            return "no criterion of the rule applies"
+        near = sorted({CRITERIA[c] for d in details for c in d["borderline"]})
+        return f"within the margin of its threshold{'s' * (len(near) > 1)} for {join(near)}"
     return details[0]["why"]
 
 

@@ -122,6 +122,9 @@ def test_fit_comment_names_each_verdict_once_with_its_reason():
     assert text.fit_comment([("a", good, "accuracy"), ("b, c", over, "accuracy"), ("d", summary("over-fitting", rise=0.5),
                                                                                    "accuracy")]) == \
         "a fits well; “b, c” and d over-fit (the validation loss ends 37 % above its minimum)"  # (0.3 + 0.3 + 0.5) / 3
+    near = {"verdicts": ["borderline"], "verdict_details": [{"verdict": "borderline", "borderline": ["gap", "floor"]}]}
+    assert text.fit_comment([("a", near, "dice")]) == \
+        "the network is borderline (within the margin of its thresholds for the training score and the training-validation gap)"
 
 
 def test_a_score_against_the_target_an_exercise_asks_for():
