@@ -144,7 +144,7 @@ def curves(configs: list, path: Path, *, against_time: bool = False, coinciding:
     curves lie on one another."""
     held_out = all(r.get("validation_held_out", True) for c in configs for r in c["runs"])
     panels = 1 + against_time + held_out
-    fig, axes = plt.subplots(1, panels, figsize=(6.4 if panels > 1 else 3.6, 2.4), squeeze=False)
+    fig, axes = plt.subplots(1, panels, figsize=(6.4 if panels > 1 else 3.0, 2.4), squeeze=False)
     axes = list(axes[0])
     for x, ax in zip(("epoch", "seconds")[:1 + against_time], axes):
         drawn = []
@@ -294,7 +294,7 @@ def boundary_crops(cases: dict[str, dict], arrays: dict[str, np.ndarray], labels
     differ most) enlarged, with the true boundary (white) and each network's (its colour, ``labels``)
     drawn thick. Predictions: the first seed's."""
     colors = [COLORS[4], COLORS[0]]
-    fig, axes = plt.subplots(len(cases), 1 + len(labels), figsize=(5.4, 2.1 * len(cases) + 0.45), squeeze=False)
+    fig, axes = plt.subplots(len(cases), 1 + len(labels), figsize=(5.0, 1.9 * len(cases) + 0.45), squeeze=False)
     for k, (row, (what, case)) in enumerate(zip(axes, cases.items())):
         image, truth = arrays["case_image"][k], arrays["case_truth"][k]
         masks = [arrays[f"case_pred_{n}"][k] for n in range(len(labels))]
@@ -308,8 +308,7 @@ def boundary_crops(cases: dict[str, dict], arrays: dict[str, np.ndarray], labels
             ax.imshow(image[window], interpolation="nearest")
             ax.contour(truth[window], levels=[0.5], colors="white", linewidths=2.4)
             ax.contour(mask[window], levels=[0.5], colors=[color], linewidths=2.0)
-            ax.set_title(f"{label}\nF1 (2 px) {case['boundary_f1_2px'][n]:.2f}, HD95 {case['hd95'][n]:.0f} px",
-                         fontsize=8.5)
+            ax.set_title(f"{label}\nF1 (2 px) {case['boundary_f1_2px'][n]:.2f}", fontsize=8.5)
         for ax in row:
             ax.set(xticks=[], yticks=[])
             ax.grid(False)

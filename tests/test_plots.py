@@ -217,7 +217,7 @@ def test_boundary_crops_title_each_network_with_its_scores(seg, captured):
     plots.boundary_crops(crops, evaluation.case_arrays(splits, [0], preds), ["plain", "skips"], None)
     axes = captured[0].axes
     assert axes[0].get_title() == "best for skips:\nimage_01.png"
-    assert [ax.get_title() for ax in axes[1:]] == ["plain\nF1 (2 px) 0.50, HD95 2 px", "skips\nF1 (2 px) 0.60, HD95 3 px"]
+    assert [ax.get_title() for ax in axes[1:]] == ["plain\nF1 (2 px) 0.50", "skips\nF1 (2 px) 0.60"]
 
 
 def test_residual_grid_draws_one_row_per_group(captured):
