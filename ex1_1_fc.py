@@ -11,7 +11,6 @@ in turn on the same batches (round-robin, TIMING), at the training batch size an
 
 Run:  python ex1_1_fc.py --device cuda     (or --device cpu; --quick: a smoke test in seconds)
 """
-import math
 from pathlib import Path
 
 import torch
@@ -53,11 +52,15 @@ def main(argv=None) -> list[train.Runs]:
     for batch_size in sorted({args.batch_size, *TIMING_BATCH_SIZES}):
         twins = timing.twin_learners(train.build_model(config), args.lr, [cpu, ctx.device])
         steps[str(batch_size)] = timing.time_train_steps(
-            twins, *splits.train, batch_size=batch_size, reference="PyTorch (CPU)",
-            steps_per_epoch=math.ceil(len(splits.train[1]) / batch_size), **(QUICK_TIMING if ctx.quick else TIMING))
+            twins, *splits.train, batch_size=batch_size, reference="PyTorch (CPU)", **(QUICK_TIMING if ctx.quick else TIMING))
     accuracy = evaluation.compare_runs(fc_torch, fc_numpy, splits.test[1])
     findings = {"step_timing": steps, "training_batch_size": args.batch_size, "numpy_vs_torch_accuracy": accuracy}
-    numbers = {"numpy_vs_torch": text.outcome(accuracy), "numpy_minus_torch": text.difference(accuracy)}
+    numbers = text.cells("accuracy", accuracy)  # a: PyTorch, b: NumPy
+    numbers["gpu"] = ("No GPU was available for these runs." if ctx.device.type == "cpu" else
+                      f"PyTorch on the GPU ({ctx.device.type}) is in Table 1.")
+    small, large = (text.speed(steps[str(b)]["NumPy"]["versus"], relation=True) for b in (args.batch_size, max(steps, key=int)))
+    numbers["speed"] = (f"{small} PyTorch at batch {args.batch_size} and {large} it at batch {max(steps, key=int)}"
+                        if small != large else f"{small} PyTorch at every batch size timed")
     for batch, timed in steps.items():
         numbers.update({f"numpy_ms_{batch}": text.ms(timed["NumPy"]["per_batch_s"]),
                         f"torch_ms_{batch}": text.ms(timed["PyTorch (CPU)"]["per_batch_s"]),
@@ -68,7 +71,7 @@ def main(argv=None) -> list[train.Runs]:
 
 
 def draw(record: dict, arrays: dict, figures: Path) -> None:
-    plots.curves(record["configs"], figures / "ex1_1_fc_curves")
+    plots.curves(record["configs"], figures / "ex1_1_fc_curves", coinciding=True)  # same weights, same batches
 
 
 if __name__ == "__main__":

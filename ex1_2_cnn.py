@@ -12,16 +12,18 @@ Run:  python ex1_2_cnn.py --device cuda     (or --device cpu; --quick: a smoke t
 """
 from pathlib import Path
 
-from common import cli, mnist, models, plots, results, train
+from common import cli, mnist, models, plots, results, text, train
 
 CNN = {"class": "MnistCNN", "channels": (8, 16, 32), "activation": "relu", "pool_first": False,
        "batch_norm": False, "dropout": 0.0}  # common/models.py MnistCNN: the network above
 LOSS = {"class": "CrossEntropyLoss"}  # the softmax of layer 10 and the cross-entropy of layer 11
-LR = 0.1  # plain SGD; the smallest budget among the best plateaus (tuning/convergence.py)
+LR = 0.1  # plain SGD; of the rates tried, the one that reaches the best validation plateau soonest (tuning/)
 BATCH_SIZE = 64  # chosen with the learning rate (tuning/convergence.py)
 EPOCHS = 16  # the Ex 1.2 family's budget, converged on validation (tuning/convergence.py)
 SEEDS = 5  # enough for the paired comparisons to resolve differences of the size that matters
 FC = {"class": "MLP", "in_features": 784, "hidden": (128, 64), "num_classes": 10, "activation": "relu"}  # Ex 1.1's
+
+TARGET = 0.98  # "You are expected to reach above 98% accuracy on the test data"
 
 EXERCISE = "ex1_2_cnn"  # its results file and figures
 
@@ -42,7 +44,8 @@ def main(argv=None) -> train.Runs:
     findings = {"cnn_weights": cnn.num_weights, "fc_weights": fc_weights,
                 "fc_to_cnn_weight_ratio": fc_weights / cnn.num_weights,
                 "cnn_weights_per_layer": {name: p.numel() for name, p in cnn.model().named_parameters()}}
-    numbers = {"cnn_weights": f"{cnn.num_weights:,}", "fc_weights": f"{fc_weights:,}",
+    numbers = {"vs_target": text.against_target("accuracy", [r["test"]["accuracy"] for r in cnn.records], TARGET),
+               "cnn_weights": f"{cnn.num_weights:,}", "fc_weights": f"{fc_weights:,}",
                "weight_ratio": f"{fc_weights / cnn.num_weights:.1f}",
                **{f"weights_{name.replace('.', '_')}": f"{n:,}" for name, n in findings["cnn_weights_per_layer"].items()}}
     draw(results.write(ctx, EXERCISE, [cnn], splits, findings, numbers=numbers), {}, ctx.figures_dir)

@@ -17,8 +17,8 @@ from common import cli, evaluation, mnist, plots, results, text, train
 CNN = {"class": "MnistCNN", "channels": (8, 16, 32), "activation": "relu", "pool_first": False,
        "batch_norm": False, "dropout": 0.0}
 LOSS = {"class": "CrossEntropyLoss"}
-SGD_LR = 0.1  # plain SGD; the smallest budget among the best plateaus (tuning/convergence.py)
-ADAM_LR = 0.001  # Adam's own learning rate, chosen on validation (tuning/convergence.py)
+SGD_LR = 0.1  # plain SGD; of the rates tried, the one that reaches the best validation plateau soonest (tuning/)
+ADAM_LR = 0.001  # PyTorch's default, as the exercise allows; no rate tried on validation did better (tuning/)
 BATCH_SIZE = 64  # chosen with the learning rate (tuning/convergence.py)
 EPOCHS = 16  # the Ex 1.2 family's budget, converged on validation (tuning/convergence.py)
 SEEDS = 5  # enough for the paired comparisons to resolve differences of the size that matters
@@ -42,21 +42,16 @@ def main(argv=None) -> list[train.Runs]:
     adam = train.run("cnn_adam", {**config, "optimizer": {"class": "Adam", "lr": args.adam_lr}}, splits, ctx,
                      f"Adam, lr {args.adam_lr:g}")
 
-    target = results.summary(sgd)["final_val_accuracy"]["mean"]  # SGD's final validation accuracy, mean over seeds
+    # "faster": the epoch at which each run first reaches a validation accuracy every SGD run reaches
+    target = min(r["history"]["epochs"][-1]["val_score"] for r in sgd.records)
     test = evaluation.compare_runs(sgd, adam, splits.test[1])
     sooner = evaluation.paired_epochs_to_threshold(sgd, adam, target)
-    findings = {"adam_vs_sgd": test, "epochs_to_sgd_final_val_accuracy": sooner,
-                "to_reach_sgd_final_val_accuracy": {"target": target, **{
-                    r.name: evaluation.speed_of_learning(r, target) for r in (sgd, adam)}}}
-    reach = findings["to_reach_sgd_final_val_accuracy"]
-    numbers = {"adam_vs_sgd": text.outcome(test), "adam_minus_sgd": text.difference(test),
-               "target": text.score("accuracy", target),
-               **{f"{r.name}_reaching": f"{reach[r.name]['seeds_reaching']} of {reach[r.name]['seeds']}" for r in (sgd, adam)},
-               **{f"{r.name}_epoch": f"{reach[r.name]['mean_epoch']:.1f}" if reach[r.name]["mean_epoch"] else "never"
-                  for r in (sgd, adam)},
-               "adam_first": f"{sooner['b_first']} of {sooner['pairs']}", "sgd_first": f"{sooner['a_first']} of {sooner['pairs']}",
-               "first_p": text.p_value(sooner["sign_test_p"])}
-    draw(results.write(ctx, EXERCISE, [sgd, adam], splits, findings, numbers=numbers), {}, ctx.figures_dir)
+    findings = {"adam_vs_sgd": test, "epochs_to_target": sooner}
+    table = [text.row("test accuracy", test), text.epochs_row("epochs to reach the target", sooner)]
+    numbers = {"target": text.score("accuracy", target), "adam_vs_sgd": text.relation(test),
+               "adam_when": text.when(sooner, "SGD")}
+    draw(results.write(ctx, EXERCISE, [sgd, adam], splits, findings, numbers=numbers, table=table), {},
+         ctx.figures_dir)
     return [sgd, adam]
 
 

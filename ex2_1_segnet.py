@@ -9,8 +9,9 @@ connected layer (a 1x1 convolution instead), softmax over the channels, a pixel-
 The network (common/models.py SegNet) is the Ex 1.2 CNN's conv 3x3 / ReLU / max-pool encoder, widths
 8, 16, 32 and one more level of 64, without the fully connected layer; per level a 4x4/2 transposed
 convolution + ReLU and a conv 3x3 + ReLU back up to 128x128; a 1x1 convolution to 2 classes. Batch
-norm after every convolution, He initialisation, random flips and 90-degree rotations of image and
-mask: chosen on validation Dice (15 held-out training images); Exercise 2.2 removes each.
+norm after every convolution, He-style initialisation ("kaiming": N(0, 2/fan-in), a transposed
+convolution's fan-in taken as in_channels*k*k), random flips and 90-degree rotations of image and mask:
+chosen on validation Dice (held-out training images); Exercise 2.2 removes two of them.
 
 Run:  python ex2_1_segnet.py --device cuda     (or --device cpu; --quick: a smoke test)
 """
@@ -28,6 +29,8 @@ LR = 0.01  # Adam, annealed to 0 over the epochs along a cosine; chosen with EPO
 BATCH_SIZE = 10
 EPOCHS = 80  # with LR: the shortest schedule within 0.008 of the best (tuning/convergence.py, stage 3)
 SEEDS = 5  # enough for the paired comparisons to resolve differences of the size that matters
+
+TARGET = 0.7  # "you are expected to reach an average DSC score above 0.7"
 
 EXERCISE = "ex2_1_segnet"  # its results file and figures
 
@@ -52,18 +55,16 @@ def main(argv=None) -> train.Runs:
     names, norm = splits.info["names"]["test"], splits.info["normalisation"]
     cases = {what: evaluation.describe_case(i, dice, inputs, targets, pred, names, norm)
              for what, i in (("worst", worst), ("median", median))}
-    findings = {**cases, "per_image_test_dice": dice.round(5).tolist(),
-                "red_share": evaluation.red_share_summary(splits)}
+    findings = {**cases, "per_image_test_dice": dice.round(5).tolist()}
     arrays = evaluation.case_arrays(splits, [worst, median], [pred])
-    red = findings["red_share"]
-    numbers = {**{f"{what}_{k}": v for what, case in cases.items() for k, v in (
-                   ("name", case["name"].split("/")[-1]), ("dice", text.score("dice", case["dice_mean"])),
-                   ("glands", f"{100 * case['stats']['gland_fraction']:.0f} %"),
-                   ("false_gland", f"{100 * case['stats']['false_positive_fraction']:.0f} %"),
-                   ("red_share", f"{case['stats']['red_share']:.2f}"))},
-               "median_glands_all": f"{100 * cases['worst']['median_stats']['gland_fraction']:.0f} %",
-               "red_train_max": f"{red['training']['max']:.2f}", "red_test_max": f"{red['test']['max']:.2f}",
-               "test_redder_than_training": red["test"]["above_training_max"]}
+    numbers = {"vs_target": text.against_target("dice", [r["test"]["dice"] for r in segnet.records], TARGET)}
+    for what, case in cases.items():
+        stats = case["stats"]
+        numbers.update({f"{what}_name": case["name"].split("/")[-1], f"{what}_dice": text.score("dice", case["dice_mean"]),
+                        f"{what}_glands": f"{100 * stats['gland_fraction']:.0f}",
+                        f"{what}_largest_found": f"{100 * stats['largest_gland_found']:.0f}",
+                        f"{what}_missed": f"{100 * stats['false_negative_fraction']:.0f}",
+                        f"{what}_false": f"{100 * stats['false_positive_fraction']:.0f}"})
     draw(results.write(ctx, EXERCISE, [segnet], splits, findings, arrays, numbers), arrays, ctx.figures_dir)
     return segnet
 

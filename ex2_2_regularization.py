@@ -52,9 +52,12 @@ def main(argv=None) -> list[train.Runs]:
     findings = {"versus_baseline": {c.name: {"test": evaluation.compare_runs(baseline, c, splits.test[1]),
                                              "validation": evaluation.compare_runs(baseline, c, on="validation")}
                                     for c in configs[1:]}}
-    numbers = {f"{name}_{on}_{k}": f(v[on]) for name, v in findings["versus_baseline"].items()
-               for on in ("test", "validation") for k, f in (("vs_baseline", text.outcome), ("minus_baseline", text.difference))}
-    draw(results.write(ctx, EXERCISE, configs, splits, findings, numbers=numbers), {}, ctx.figures_dir)
+    subjects = {"no_augmentation": "the network without augmentation", "no_batch_norm": "the network without batch norm",
+                "weight_decay": "the network with weight decay"}
+    numbers = {"changes": text.grouped([(subjects[name], f"{text.relation(v['test'])} the baseline")
+                                        for name, v in findings["versus_baseline"].items()])}
+    table = [text.row(c.label, findings["versus_baseline"][c.name]["test"]) for c in configs[1:]]
+    draw(results.write(ctx, EXERCISE, configs, splits, findings, numbers=numbers, table=table), {}, ctx.figures_dir)
     return configs
 
 

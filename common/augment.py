@@ -38,11 +38,10 @@ class RandomAffine:
     """A random rotation, scaling and translation of every image, drawn independently per image.
 
     Angle ~ U(-``max_rotation_deg``, +``max_rotation_deg``) degrees, scale ~ U(1 - ``max_scale``,
-    1 + ``max_scale``), shift ~ U(-``max_shift``, +``max_shift``) pixels along each axis. The image
-    is resampled bilinearly with ``F.affine_grid``/``F.grid_sample``; pixels from outside the
-    image repeat the border (MNIST's border is background, whatever the normalisation).
-    Random numbers come from ``generator`` (on the inputs' device) or, by default, from torch's
-    global generator, which ``common.train`` seeds with the run's seed.
+    1 + ``max_scale``), shift ~ U(-``max_shift``, +``max_shift``) pixels along each axis; resampled
+    bilinearly, pixels from outside the image repeating the border (MNIST's border is background,
+    whatever the normalisation). Random numbers come from ``generator`` (on the inputs' device), by
+    default from torch's global one.
     """
 
     max_rotation_deg: float = 10.0

@@ -83,7 +83,6 @@ class Context:
     device: torch.device
     data_dir: Path
     out_dir: Path
-    cache_dir: Path
     seeds: list[int]
     started: float
 
@@ -145,7 +144,7 @@ def setup(parser: argparse.ArgumentParser, argv: list[str] | None, script: str) 
             parser.error(f"cannot write into the {what} {shown_path(folder)}: {reason}")
     ctx = Context(args=args, argv=argv, script=Path(script).resolve(), device=device,
                   data_dir=args.data_dir or Path(os.environ.get(DATA_DIR_ENV, REPO_ROOT / "data")), out_dir=out_dir,
-                  cache_dir=cache_dir(), seeds=[args.seed + k for k in range(args.num_seeds)], started=time.time())
+                  seeds=[args.seed + k for k in range(args.num_seeds)], started=time.time())
     print(f"{ctx.script.name}: {device_name(device)}, data {ctx.data_dir}, output {ctx.out_dir}, "
           f"seeds {ctx.seeds}" + (" [quick]" if args.quick else ""), flush=True)
     return ctx

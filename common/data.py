@@ -81,11 +81,8 @@ class TensorLoader:
         n = len(self.inputs)
         order = torch.randperm(n, generator=self.generator).to(self.inputs.device) if self.shuffle else None
         for start in range(0, n, self.batch_size):
-            if order is None:
-                inputs, targets = self.inputs[start:start + self.batch_size], self.targets[start:start + self.batch_size]
-            else:
-                idx = order[start:start + self.batch_size]
-                inputs, targets = self.inputs[idx], self.targets[idx]
+            idx = slice(start, start + self.batch_size) if order is None else order[start:start + self.batch_size]
+            inputs, targets = self.inputs[idx], self.targets[idx]
             if self.transform is not None:
                 inputs, targets = self.transform(inputs, targets)
             yield inputs, targets

@@ -1,6 +1,6 @@
 """Evaluating trained runs beyond their recorded scores: per-image segmentation metrics from the
 stored test logits, test-time augmentation from the stored weights, how fast a run reaches a
-validation score, and a description, from numbers, of what sets a test image apart.
+validation score, and the numbers that set a test image apart.
 
 Conventions: a configuration's score for one seed is the mean over the test images; per-image
 values averaged over the seeds pick example images and feed the paired tests over images.
@@ -18,11 +18,8 @@ from torch import Tensor, nn
 from . import metrics, results, warwick
 from .train import Runs
 
-METRIC_LABELS = {"dice": "Dice", "boundary_f1_1px": "boundary F1 (1 px)", "boundary_f1_2px": "boundary F1 (2 px)",
-                 "hd95": "HD95 (px)"}
 LOWER_IS_BETTER = ("hd95",)
 DIHEDRAL = [(flip, k) for flip in (False, True) for k in range(4)]  # the 8 symmetries of the square
-TTA_TEXT = f"test-time augmentation: the mean probability over the {len(DIHEDRAL)} flips/rotations of each image"
 
 
 def gland_masks(logits: Tensor) -> Tensor:
@@ -75,14 +72,11 @@ def dihedral_tta_logits(model: nn.Module, inputs: Tensor, batch_size: int = 64) 
 
 def tta_logits(runs: Runs, inputs: Tensor) -> list[Tensor]:
     """Per seed, :func:`dihedral_tta_logits` (on the CPU) of that run's stored weights on ``inputs``."""
-    out = []
-    for k in range(len(runs.records)):
-        out.append(dihedral_tta_logits(runs.model(k).to(inputs.device), inputs).cpu())
-    return out
+    return [dihedral_tta_logits(runs.model(k).to(inputs.device), inputs).cpu() for k in range(len(runs.records))]
 
 
 def with_test_prediction(runs: Runs, logits: list[Tensor], targets: Tensor, name: str, label: str, how: str) -> dict:
-    """The results-file form of ``runs`` (``Runs.as_dict``) renamed ``name`` (shown as ``label``),
+    """The results-file form of ``runs`` (``results.entry``) renamed ``name`` (shown as ``label``),
     with each run's test scores from another prediction (``how``) of the same weights: per seed the
     loss of ``logits`` and the Dice of their arg-max. Curves and validation scores stay those of
     the runs."""
@@ -119,19 +113,17 @@ def speed_of_learning(runs: Runs | dict, threshold: float) -> dict:
 
 def paired_epochs_to_threshold(a: Runs, b: Runs, threshold: float) -> dict:
     """How much sooner ``b`` reaches a validation ``threshold`` than ``a``, seed k against seed k: the paired
-    difference of the epochs (b - a) over the pairs where both reach it, and a sign test over every pair
-    (a run that never reaches it counts as later than one that does; pairs that tie or never reach it are
-    left out)."""
+    difference of the epochs (b - a) over the pairs where both reach it with its 95 % interval, and ``outcome``
+    "sooner" or "later" only where that interval excludes 0 (else "unresolved")."""
     first = [[s["epoch"] for s in speed_of_learning(x, threshold)["per_seed"]] for x in (a, b)]
     both = [(ea, eb) for ea, eb in zip(*first) if ea is not None and eb is not None]
-    later = [ea is None or (eb is not None and eb < ea) for ea, eb in zip(*first)
-             if (ea, eb) != (None, None) and ea != eb]  # True: b reaches it first
-    out = {"threshold": threshold, "pairs": len(first[0]), "both_reach": len(both),
-           "b_first": sum(later), "a_first": len(later) - sum(later),
-           "sign_test_p": metrics.sign_test(sum(later), len(later)) if later else 1.0}
+    out = {"threshold": threshold, "pairs": len(first[0]), "both_reach": len(both), "a_epochs": first[0],
+           "b_epochs": first[1], "difference": math.nan, "ci_low": math.nan, "ci_high": math.nan, "outcome": "unresolved"}
     if both:
         d = metrics.paired_difference([ea for ea, _ in both], [eb for _, eb in both])
         out.update(difference=d["difference"], ci_low=d["ci_low"], ci_high=d["ci_high"], per_pair=d["per_pair"])
+        if d["ci_low"] > 0 or d["ci_high"] < 0:  # nan (one pair) compares False: unresolved
+            out["outcome"] = "sooner" if d["difference"] < 0 else "later"
     return out
 
 
@@ -156,17 +148,13 @@ def case_arrays(splits, indices: list[int], preds: list) -> dict[str, np.ndarray
 
 def describe_case(index: int, dice: np.ndarray, inputs: Tensor, truth: Tensor, pred: Tensor, names: list[str],
                   normalisation: dict) -> dict:
-    """What sets test image ``index`` apart, in numbers and one paragraph: its gland area and its
-    largest gland (with how much of that gland the prediction finds), the errors of the prediction
-    shown (``pred``, the first seed's), the gland/background contrast (Cohen's d, mean over the
-    stains) and the red stain's share of the staining (``warwick.red_share``), each with its rank
-    among the images, and the rank correlation of Dice with each over all images. ``dice``: (seeds, images)."""
+    """Test image ``index`` in numbers, beside the median of all test images: the share of its pixels that are
+    gland, its largest gland's share and how much of that gland the prediction ``pred`` (the first seed's, as
+    drawn) finds, the prediction's false and missed gland pixels, and the red stain's share of the staining
+    (``warwick.red_share``). ``dice``: (seeds, images); ``truth``, ``pred``: (images, H, W)."""
     from scipy import ndimage
-    from scipy.stats import spearmanr
 
     t, p = truth.cpu().bool().numpy(), pred.cpu().bool().numpy()
-    x = inputs.detach().float().cpu()
-    area = t[0].size
 
     def largest_gland(mask: np.ndarray) -> np.ndarray:  # the largest connected gland, as a mask
         labels, count = ndimage.label(mask)
@@ -174,38 +162,15 @@ def describe_case(index: int, dice: np.ndarray, inputs: Tensor, truth: Tensor, p
 
     stats = {"gland_fraction": t.reshape(len(t), -1).mean(1),
              "largest_gland_fraction": np.array([largest_gland(m).mean() for m in t]),
-             "false_positive_fraction": (p & ~t).reshape(len(t), -1).sum(1) / area,
-             "false_negative_fraction": (~p & t).reshape(len(t), -1).sum(1) / area,
-             "contrast": np.array([_contrast(x[i], torch.from_numpy(t[i])) for i in range(len(x))]),
+             "false_positive_fraction": (p & ~t).reshape(len(t), -1).mean(1),
+             "false_negative_fraction": (~p & t).reshape(len(t), -1).mean(1),
              "red_share": warwick.red_share(warwick.unnormalise(inputs, normalisation))}
-    mean_dice = dice.mean(axis=0)
     own = {k: float(v[index]) for k, v in stats.items()}
     gland = largest_gland(t[index])
     own["largest_gland_found"] = float(p[index][gland].mean()) if gland.any() else math.nan
-    rank = {k: int((v < v[index]).sum()) + 1 for k, v in stats.items()}  # 1 = lowest
-    median = {k: float(np.nanmedian(v)) for k, v in stats.items()}
-    rho = {k: float(spearmanr(mean_dice, stats[k], nan_policy="omit").statistic)
-           for k in ("gland_fraction", "largest_gland_fraction", "contrast", "red_share")}
-    fp, fn = own["false_positive_fraction"], own["false_negative_fraction"]
-    n = len(mean_dice)
-    errors = ("it makes few errors" if fp + fn < 0.05 else
-              f"it misses much gland ({fn:.0%} of the pixels are missed gland, {fp:.0%} false gland)" if fn > 2 * fp else
-              f"it marks much background as gland ({fp:.0%} of the pixels false gland, {fn:.0%} missed)" if fp > 2 * fn else
-              f"its errors are false gland ({fp:.0%} of the pixels) and missed gland ({fn:.0%}) alike")
-
-    def level(k: str) -> str:  # where the image ranks among the test images
-        return "in the lowest third" if rank[k] <= n / 3 else "in the highest third" if rank[k] > 2 * n / 3 else \
-            "in the middle third"
-
-    text = (f"glands cover {own['gland_fraction']:.0%} of it ({median['gland_fraction']:.0%} in the median test image); "
-            f"its largest gland alone covers {own['largest_gland_fraction']:.0%} (rank {rank['largest_gland_fraction']} "
-            f"of {n} from the smallest; median {median['largest_gland_fraction']:.0%}), and the network finds "
-            f"{own['largest_gland_found']:.0%} of that gland; {errors}. Its gland/background contrast is "
-            f"{level('contrast')} ({own['contrast']:.2f}, rank {rank['contrast']} of {n}), its red-stain share "
-            f"{level('red_share')} ({own['red_share']:.2f}, rank {rank['red_share']} of {n}).")
-    return {"index": index, "name": names[index], "dice_mean": float(mean_dice[index]),
-            "dice_per_seed": dice[:, index].tolist(), "median_dice": float(np.median(mean_dice)), "stats": own,
-            "median_stats": median, "ranks_from_lowest": rank, "spearman_dice_vs": rho, "description": text}
+    return {"index": index, "name": names[index], "dice_mean": float(dice[:, index].mean()),
+            "dice_per_seed": dice[:, index].tolist(), "median_dice": float(np.median(dice.mean(axis=0))),
+            "stats": own, "median_stats": {k: float(np.nanmedian(v)) for k, v in stats.items()}}
 
 
 def red_share_summary(splits, index: int | None = None) -> dict:
@@ -223,15 +188,6 @@ def red_share_summary(splits, index: int | None = None) -> dict:
         summary["case"] = {"index": index, "red_share": float(test[index]), "training_as_red": int((train >= test[index]).sum()),
                            "training_images": len(train)}
     return summary
-
-
-def _contrast(image: Tensor, truth: Tensor) -> float:
-    """|mean inside - mean outside| / pooled within-class std, averaged over channels (nan: one class)."""
-    inside, outside = image[:, truth], image[:, ~truth]
-    if inside.shape[1] < 2 or outside.shape[1] < 2:
-        return math.nan
-    pooled = ((inside.var(1) + outside.var(1)) / 2).sqrt()
-    return ((inside.mean(1) - outside.mean(1)).abs() / pooled).mean().item()
 
 
 def compare_runs(a: Runs, b: Runs, targets: Tensor | None = None, *, on: str = "test") -> dict:
@@ -264,13 +220,6 @@ def curve_differences(a: Runs, b: Runs) -> dict:
             "val_loss": largest(lambda r: [e["val_loss"] for e in r["history"]["epochs"]]),
             "val_score": largest(lambda r: [e["val_score"] for e in r["history"]["epochs"]]),
             "test_score": largest(lambda r: [r["test"][a.score]])}
-
-
-@torch.no_grad()
-def logits(model: nn.Module, inputs: Tensor, batch_size: int = 1000) -> Tensor:
-    """``model``'s logits for ``inputs`` in evaluation mode, on the CPU."""
-    model = model.to(inputs.device).eval()
-    return torch.cat([model(batch) for batch in inputs.split(batch_size)]).cpu()
 
 
 def classification_errors(logits: Tensor, targets: Tensor, top: int = 4) -> dict:

@@ -134,6 +134,7 @@ THRESHOLDS = {
     "accuracy": {"late_gain": (0.0015, 0.0005), "gap": (0.01, 0.0025), "rise": (0.10, 0.025), "floor": (0.95, 0.005)},
     "dice": {"late_gain": (0.008, 0.002), "gap": (0.03, 0.0075), "rise": (0.10, 0.025), "floor": (0.70, 0.02)},
 }
+ALPHA = 0.05  # every test of this project calls p < ALPHA significant
 DIVERGED_FACTOR = 2.0  # a final training loss above this multiple of the loss at the start: diverged
 ONE_CLASS_SHARE = 0.99  # a network predicting one class for this share of the validation images (pixels)
 
@@ -180,7 +181,6 @@ def fit_verdict(history: dict, *, score: str) -> dict:
         return "exceeded" if distance > margin else "borderline" if distance >= -margin else "clear"
 
     states = {c: state(c) for c in limits}
-    text = _fit_text(values, train_late_gain, score)
     if not math.isfinite(final) or final > DIVERGED_FACTOR * start:
         verdict, why = "diverged", f"training loss {final:.3g} at the end, {start:.3g} at the start"
     elif share >= ONE_CLASS_SHARE:
@@ -189,7 +189,7 @@ def fit_verdict(history: dict, *, score: str) -> dict:
         verdict = next((v for c, v in (("floor", "under-fitting"), ("late_gain", "not converged"),
                                        ("rise", "over-fitting"), ("gap", "over-fitting")) if states[c] == "exceeded"),
                        "borderline" if "borderline" in states.values() else "good fit")
-        why = text
+        why = _fit_text(values, train_late_gain, score)
     return {"verdict": verdict, "why": why, **values, "train_late_gain": train_late_gain, "states": states,
             "borderline": [c for c, v in states.items() if v == "borderline"], "best_val_loss_epoch": best + 1,
             "majority_share": share}
@@ -207,11 +207,11 @@ def _fit_text(values: dict, train_late_gain: float, score: str) -> str:
 
 
 def configuration_verdict(verdicts: list[str]) -> str:
-    """One verdict for a configuration's seeds: the most frequent, with its count, and the others' counts:
-    "good fit (5 of 5)", "good fit (3 of 5; borderline 2)"."""
+    """One verdict for a configuration's seeds: the verdict all seeds share ("good fit"), or the most frequent
+    with its count and the others' counts ("good fit (3 of 5; borderline 2)")."""
     order = sorted(dict.fromkeys(verdicts), key=lambda v: -verdicts.count(v))
     rest = "; ".join(f"{v} {verdicts.count(v)}" for v in order[1:])
-    return f"{order[0]} ({verdicts.count(order[0])} of {len(verdicts)}" + (f"; {rest})" if rest else ")")
+    return f"{order[0]} ({verdicts.count(order[0])} of {len(verdicts)}; {rest})" if rest else order[0]
 
 
 # --- comparisons -----------------------------------------------------------------------------
@@ -226,11 +226,11 @@ def mean_interval(values, confidence: float = 0.95) -> dict:
     return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "n": n}
 
 
-def paired_difference(a, b, confidence: float = 0.95) -> dict:
+def paired_difference(a, b) -> dict:
     """``b - a`` over pairs (seed k of ``b`` against seed k of ``a``: same split, batches and, where the
     architecture allows, initial weights): the mean difference and its t confidence interval."""
     d = np.asarray(b, float) - np.asarray(a, float)
-    interval = mean_interval(d, confidence)
+    interval = mean_interval(d)
     return {"difference": interval["mean"], "ci_low": interval["ci_low"], "ci_high": interval["ci_high"],
             "pairs": len(d), "per_pair": d.tolist()}
 
@@ -266,13 +266,14 @@ def compare(a_seeds, b_seeds, a_images=None, b_images=None, *, score: str, lower
     outcome = direction if resolved else "unresolved"
     if a_images is not None:
         per_seed = [wilcoxon_images(a, b) for a, b in zip(np.atleast_2d(a_images), np.atleast_2d(b_images), strict=True)]
-        significant = [sign * w["signed_rank_sum"] > 0 for w in per_seed if w["p"] < 0.05]  # True: b better
+        significant = [sign * w["signed_rank_sum"] > 0 for w in per_seed if w["p"] < ALPHA]  # True: b better
         agree = sum(s == (direction == "better") for s in significant)
         out["images"] = {"seeds": len(per_seed), "images": per_seed[0]["images"], "agree": agree,
                          "disagree": len(significant) - agree, "per_seed": per_seed}
         if resolved and len(significant) - agree > len(per_seed) / 2:
             outcome = "unresolved"  # the seeds' interval and most seeds' images point opposite ways
     out["score"], out["lower_is_better"], out["outcome"] = score, lower_is_better, outcome
+    out["a"], out["b"] = [float(x) for x in a_seeds], [float(x) for x in b_seeds]
     return out
 
 

@@ -31,9 +31,7 @@ IMAGE_SIZE = (28, 28)
 VAL_SIZE = 5000  # of the 60,000 training images, held out for validation
 QUICK_SUBSET = {"train": 2000, "val": 500, "test": 1000}  # --quick: sizes of each split
 IDX_MAGIC = {1: 0x00000801, 3: 0x00000803}  # unsigned byte data with 1 or 3 dimensions
-# The PNG tree has no order of its own; it is shuffled once with this fixed seed so that, like the
-# IDX files, the order mixes the classes (the same images in the same order on every machine).
-PNG_ORDER_SEED = 0
+PNG_ORDER_SEED = 0  # the PNG tree's fixed shuffle: the same images in the same order on every machine
 
 
 @dataclass(frozen=True)
@@ -89,9 +87,8 @@ def _describe_missing(root: Path, missing: list[str]) -> str:
 def load_mnist(data_dir: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """``{"train": (images, labels), "test": (images, labels)}`` as uint8 / int64 tensors."""
     source = find_mnist(data_dir)
-    if source.kind == "png":
-        return {split: _read_png_split(source.root, split) for split in SPLITS}
-    return {split: _read_idx_split(source.root, split) for split in SPLITS}
+    read = _read_png_split if source.kind == "png" else _read_idx_split
+    return {split: read(source.root, split) for split in SPLITS}
 
 
 def load_splits(data_dir: Path, device: torch.device, *, seed: int, val_size: int = VAL_SIZE,
@@ -147,10 +144,8 @@ def _shown_split(source: Source, split: str) -> str:
 # --- IDX -------------------------------------------------------------------------------------
 
 def _idx_path(folder: Path, stem: str) -> Path | None:
-    for name in (stem, stem + ".gz"):
-        if (folder / name).is_file():
-            return folder / name
-    return None
+    """The IDX file ``stem`` in ``folder``, or its ``.gz``; None if neither is there."""
+    return next((folder / name for name in (stem, stem + ".gz") if (folder / name).is_file()), None)
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -191,19 +186,10 @@ def _read_idx_split(raw: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
 # --- PNG folders -----------------------------------------------------------------------------
 
 def _read_png_split(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The images and labels of ``root/<Train|Test>/<digit>/*.png`` in a fixed order that mixes
-    the classes: the class-ordered tensors of :func:`_decode_png_split`, permuted with a
-    generator seeded with ``PNG_ORDER_SEED``."""
-    images, labels = _decode_png_split(root, split)
-    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(PNG_ORDER_SEED))
-    return images[order], labels[order]
-
-
-def _decode_png_split(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The decoded PNG tree ordered by class, then file name; cached on disk in that order (the
-    shuffle of :func:`_read_png_split` is applied after every read, cached or not). A training
-    digit folder without PNG files is a DataError naming it (the network would silently learn nine
-    classes); a test folder may lack a digit (a small test subset can), but not all of them."""
+    """The images and labels of ``root/<Train|Test>/<digit>/*.png``, decoded once and cached on disk in
+    class order, then shuffled with ``PNG_ORDER_SEED``. A training digit folder without PNG files is a
+    DataError naming it (the network would silently learn nine classes); a test folder may lack a digit
+    (a small test subset can), but not all of them."""
     folder = root / SPLITS[split][0]
     by_class = {c: sorted((folder / c).glob("*.png")) for c in CLASSES}
     empty = [shown_path(folder / c) for c, paths in by_class.items() if not paths]
@@ -214,25 +200,26 @@ def _decode_png_split(root: Path, split: str) -> tuple[torch.Tensor, torch.Tenso
     files = [(int(c), p) for c, paths in by_class.items() for p in paths]
     key = stable_hash([str(folder.resolve())] + [(p.name, c, *_stat(p)) for c, p in files])
     cached = cache_dir() / "mnist" / f"{split}-{key}.pt"
+    images = None
     if cached.is_file():
         try:
             images, labels = torch.load(cached)
-            return images, labels
         except Exception:  # a damaged cache entry is simply rebuilt
-            pass
-    from tqdm import tqdm
+            images = None
+    if images is None:
+        from tqdm import tqdm
 
-    images = np.empty((len(files), *IMAGE_SIZE), dtype=np.uint8)
-    print(f"decoding {len(files)} PNG files in {shown_path(folder)} (once; cached in {shown_path(cached.parent)})",
-          file=sys.stderr, flush=True)
-    for i, (_, path) in enumerate(tqdm(files, unit="img", leave=False, disable=not sys.stderr.isatty())):
-        images[i] = _read_png(path)
-    labels = torch.tensor([c for c, _ in files], dtype=torch.int64)
-    result = (torch.from_numpy(images), labels)
-    buffer = io.BytesIO()
-    torch.save(result, buffer)
-    atomic_write_bytes(cached, buffer.getvalue())
-    return result
+        decoded = np.empty((len(files), *IMAGE_SIZE), dtype=np.uint8)
+        print(f"decoding {len(files)} PNG files in {shown_path(folder)} (once; cached in {shown_path(cached.parent)})",
+              file=sys.stderr, flush=True)
+        for i, (_, path) in enumerate(tqdm(files, unit="img", leave=False, disable=not sys.stderr.isatty())):
+            decoded[i] = _read_png(path)
+        images, labels = torch.from_numpy(decoded), torch.tensor([c for c, _ in files], dtype=torch.int64)
+        buffer = io.BytesIO()
+        torch.save((images, labels), buffer)
+        atomic_write_bytes(cached, buffer.getvalue())
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(PNG_ORDER_SEED))
+    return images[order], labels[order]
 
 
 def _stat(path: Path) -> tuple[int, int]:

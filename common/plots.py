@@ -14,7 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib import ticker  # noqa: E402
+from matplotlib import patheffects, ticker  # noqa: E402
 
 from . import timing  # noqa: E402
 
@@ -48,20 +48,33 @@ def smooth(values: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
-def _records(config: dict) -> list[dict]:
-    return config["runs"]
+def _style_handles() -> list:
+    """Legend entries for the line styles every curve figure shares."""
+    return [plt.Line2D([], [], color="black", linewidth=0.9, label="training"),
+            plt.Line2D([], [], color="black", linestyle="--", linewidth=1.1, label="validation")]
+
+
+def _as_markers(lines) -> None:
+    """Draw ``lines`` as hollow circles, so that a curve lying on another stays visible."""
+    for line in lines:
+        line.set(linestyle="none", marker="o", markersize=4.5, markerfacecolor="none", markeredgewidth=1.0,
+                 markevery=max(1, len(line.get_xdata()) // 12))
+
+
+def _epoch_axis(ax) -> None:
+    ax.xaxis.set_major_locator(ticker.MaxNLocator(nbins=5, integer=True))
 
 
 def _epochs(runs, key: str) -> np.ndarray:
     """(seeds, epochs) of a per-epoch value."""
-    return np.array([[e[key] for e in r["history"]["epochs"]] for r in _records(runs)])
+    return np.array([[e[key] for e in r["history"]["epochs"]] for r in runs["runs"]])
 
 
 def _loss_lines(ax, runs, color, label: str | None, x: str = "epoch", validation: bool = True) -> list[float]:
     """Training loss per iteration (mean over seeds, smoothed over a fifth of an epoch; solid) and
     validation loss per epoch (mean over seeds; dashed, circles) against epochs or training seconds.
     Returns the values drawn, for the axis limits."""
-    records = _records(runs)
+    records = runs["runs"]
     n = min(len(r["history"]["iter_loss"]) for r in records)
     epochs = len(records[0]["history"]["epochs"])
     per_epoch = max(1, n // epochs)
@@ -79,16 +92,33 @@ def _loss_lines(ax, runs, color, label: str | None, x: str = "epoch", validation
     return drawn
 
 
-def _score_lines(ax, runs, color, label: str | None = None) -> None:
-    """Validation score (mean over seeds, range shaded; solid) and training-subset score (dashed)."""
+def _score_lines(ax, runs, color, label: str | None = None) -> list[float]:
+    """Training-subset score (mean over seeds; solid) and validation score (mean over seeds, dashed, its range
+    over seeds shaded), as the loss: training solid, validation dashed. Returns the means drawn after the
+    first epoch, for the axis limits."""
     val = _epochs(runs, "val_score")
+    train = _epochs(runs, "train_eval_score").mean(0)
     x = np.arange(1, val.shape[1] + 1)
-    ax.plot(x, _epochs(runs, "train_eval_score").mean(0), "--", color=color, linewidth=0.8)
-    ax.plot(x, val.mean(0), color=color, label=label)
+    ax.plot(x, train, color=color, linewidth=0.9, label=label)
+    ax.plot(x, val.mean(0), "--", color=color, linewidth=1.1)
     if len(val) > 1:  # the range over seeds: a light fill with its edges drawn, so that two ranges stay apart
         ax.fill_between(x, val.min(0), val.max(0), color=color, alpha=0.12, linewidth=0)
         for edge in (val.min(0), val.max(0)):
             ax.plot(x, edge, color=color, linewidth=0.5, alpha=0.7)
+    return [*train[1:], *val.mean(0)[1:]] if len(x) > 1 else [*train, *val.mean(0)]
+
+
+def _score_axis(ax, drawn: list[float], name: str) -> None:
+    """The score axis over the mean curves drawn (a seed's dip may leave it); accuracy in %."""
+    low, high = min(drawn), max(drawn)
+    pad = max(0.1 * (high - low), 0.002)
+    ax.set_ylim(low - pad, min(1.0, high + pad) if high < 1.0 else high + pad)
+    _epoch_axis(ax)
+    if name == "accuracy":
+        ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{100 * v:g}"))
+        ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    else:
+        ax.set(xlabel="epoch", ylabel="Dice", title="Dice")
 
 
 def _log_loss_axis(ax, drawn: list[float], xlabel: str) -> None:
@@ -96,46 +126,49 @@ def _log_loss_axis(ax, drawn: list[float], xlabel: str) -> None:
     the range allows without crowding."""
     positive = [v for v in drawn if v > 0 and np.isfinite(v)]
     ax.set(yscale="log", xlabel=xlabel, ylabel="cross-entropy loss")
+    if xlabel == "epoch":
+        _epoch_axis(ax)
     if positive:
         low, high = 0.7 * min(positive), 1.3 * max(positive)
         ax.set_ylim(low, high)
-        subs = (1.0, 2.0, 5.0) if high / low > 20 else (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
+        subs = (1.0, 2.0, 5.0) if high / low > 8 else (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
         ax.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=subs))
         ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_formatter(ticker.NullFormatter())
 
 
-def _score_name(config: dict) -> str:
-    return config["score_name"].replace("dice", "Dice")
-
-
-def _label(config: dict) -> str:
-    return config["label"]
-
-
-def curves(configs: list, path: Path, *, against_time: bool = False, colors: list | None = None) -> list[Path]:
+def curves(configs: list, path: Path, *, against_time: bool = False, coinciding: bool = False) -> list[Path]:
     """Per configuration (mean over seeds): the loss against epochs (and, ``against_time``, against
     training seconds), and the validation and training-subset score, unless the validation images
-    were trained on."""
-    held_out = all(r.get("validation_held_out", True) for c in configs for r in _records(c))
+    were trained on. ``coinciding``: the configurations after the first as circles on their lines, where the
+    curves lie on one another."""
+    held_out = all(r.get("validation_held_out", True) for c in configs for r in c["runs"])
     panels = 1 + against_time + held_out
-    fig, axes = plt.subplots(1, panels, figsize=(6.4, 2.4), squeeze=False)
+    fig, axes = plt.subplots(1, panels, figsize=(6.4 if panels > 1 else 3.0, 2.4), squeeze=False)
     axes = list(axes[0])
-    colors = colors or COLORS
     for x, ax in zip(("epoch", "seconds")[:1 + against_time], axes):
         drawn = []
         for k, c in enumerate(configs):
-            drawn += _loss_lines(ax, c, colors[k % len(colors)], _label(c), x, validation=held_out)
-        _log_loss_axis(ax, drawn, "epoch" if x == "epoch" else "training time (s; as recorded, unpaired)")
-    axes[0].set_title("loss: training (line), validation (dashed, circles)" if held_out else "training loss")
+            lines_before = len(ax.lines)
+            drawn += _loss_lines(ax, c, COLORS[k % len(COLORS)], c["label"], x, validation=held_out)
+            if coinciding and k:
+                _as_markers(ax.lines[lines_before:])
+        _log_loss_axis(ax, drawn, "epoch" if x == "epoch" else "training time (s)")
+    axes[0].set_title("loss" if held_out else "training loss")
     if held_out:
-        ax = axes[-1]
+        drawn = []
         for k, c in enumerate(configs):
-            _score_lines(ax, c, colors[k % len(colors)], _label(c))
-        ax.set(xlabel="epoch", ylabel=_score_name(configs[0]),
-               title=f"{_score_name(configs[0])}: validation (line), training (dashed)")
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=len(configs))  # below, clear of the curves
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+            lines_before = len(axes[-1].lines)
+            drawn += _score_lines(axes[-1], c, COLORS[k % len(COLORS)], c["label"])
+            if coinciding and k:
+                _as_markers(axes[-1].lines[lines_before:lines_before + 2])
+        _score_axis(axes[-1], drawn, configs[0]["score_name"])
+    handles = axes[0].get_legend_handles_labels()[0] if len(configs) > 1 else []  # one configuration: the caption names it
+    if held_out:
+        handles += _style_handles()
+    if handles:
+        fig.legend(handles=handles, loc="lower center", ncol=len(handles))  # below the curves
+    fig.tight_layout(rect=(0, 0.08 if handles else 0, 1, 1))
     return save(fig, path)
 
 
@@ -150,13 +183,13 @@ def variant_grid(configs: list, path: Path, ncols: int = 4) -> list[Path]:
     for k, (ax, c) in enumerate(zip(axes.flat, variants)):
         drawn += _loss_lines(ax, baseline, GREY, None)
         drawn += _loss_lines(ax, c, COLORS[k % len(COLORS)], None)
-        ax.set_title(_label(c))
+        ax.set_title(c["label"])
     for ax in axes.flat[len(variants):]:
         ax.set_visible(False)
     for ax in axes.flat[:len(variants)]:
         _log_loss_axis(ax, drawn, "epoch")
         ax.label_outer()
-    fig.suptitle(f"training loss (line) and validation loss (dashed); grey: {_label(baseline)}", fontsize=9)
+    fig.suptitle(f"loss (training solid, validation dashed); grey: {baseline['label']}", fontsize=9)
     fig.tight_layout()
     return save(fig, path)
 
@@ -165,24 +198,20 @@ def pool_order(configs: list, timings: dict, path: Path) -> list[Path]:
     """Left: the training loss of each order: activation first as a line, pool first as markers on it
     (the two orders' curves coincide, and a line on a line would hide one).
     Right: per paired repeat, the speed-up (a ratio of forward+backward times, as ``timing.versus``)
-    of pool first over activation first, for ReLU and for tanh, and of tanh over ReLU (activation
-    first); above 1, the first-named is faster."""
+    of pool first over activation first, for ReLU and for tanh; above 1, pool first is faster."""
     fig, (ax_loss, ax_time) = plt.subplots(1, 2, figsize=(6.4, 2.5), gridspec_kw={"width_ratios": [1.5, 1]})
     drawn = []
     for c in configs:
         color = COLORS[0] if c["name"].startswith("relu") else COLORS[1]
         lines_before = len(ax_loss.lines)
-        drawn += _loss_lines(ax_loss, c, color, _label(c), validation=False)
+        drawn += _loss_lines(ax_loss, c, color, c["label"], validation=False)
         if "pool_first" in c["name"]:
-            for line in ax_loss.lines[lines_before:]:
-                line.set(linestyle="none", marker="o", markersize=4.5, markerfacecolor="none", markeredgewidth=1.0,
-                         markevery=max(1, len(line.get_xdata()) // 12))
+            _as_markers(ax_loss.lines[lines_before:])
     _log_loss_axis(ax_loss, drawn, "epoch")
     ax_loss.set_title("training loss (pool first: circles)")
-    ax_loss.legend(loc="upper right")
-    ratios = {"ReLU:\npool first": (("relu_pool_after", "relu_pool_first"), COLORS[0]),
-              "tanh:\npool first": (("tanh_pool_after", "tanh_pool_first"), COLORS[1]),
-              "act first:\ntanh": (("relu_pool_after", "tanh_pool_after"), GREY)}
+    fig.legend(*ax_loss.get_legend_handles_labels(), loc="lower center", ncol=4)  # below, clear of the curves
+    ratios = {"ReLU": (("relu_pool_after", "relu_pool_first"), COLORS[0]),
+              "tanh": (("tanh_pool_after", "tanh_pool_first"), COLORS[1])}
     ratios = {label: (np.array(timing.paired_speedups(timings, *pair)), color) for label, (pair, color) in ratios.items()}
     for k, (ratio, color) in enumerate(ratios.values()):
         jitter = np.linspace(-0.15, 0.15, len(ratio))
@@ -190,9 +219,9 @@ def pool_order(configs: list, timings: dict, path: Path) -> list[Path]:
         ax_time.plot([k - 0.25, k + 0.25], [np.median(ratio)] * 2, color="black", linewidth=1.2)
     ax_time.axhline(1.0, color=GREY, linewidth=0.8, linestyle="--")
     ax_time.set_xticks(range(len(ratios)), list(ratios))
-    ax_time.set(ylabel="speed-up over activation first\n(tanh: over ReLU)", title="per paired repeat (bar: median)")
+    ax_time.set(ylabel="speed-up of pool first", title="per paired repeat (bar: median)")
     ax_time.grid(axis="x", visible=False)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     return save(fig, path)
 
 
@@ -216,7 +245,7 @@ def confusion_and_errors(errors: dict, images: np.ndarray, path: Path, title: st
     ax.set_xticks(range(n))
     ax.set_yticks(range(n))
     ax.set(xlabel="predicted class", ylabel="true class",
-           title=f"{title}: {errors['errors']} errors in {errors['images']:,} test images\n(errors per cell; diagonal: correct)")
+           title=f"{title}: {errors['errors']} errors in {errors['images']:,} test images\n(errors per cell; the diagonal, correct, in grey)")
     ax.grid(False)
     for k, (w, image) in enumerate(zip(errors["misclassified"], images)):
         sub = fig.add_axes((0.52 + (k % 5) * 0.096, 0.52 - (k // 5) * 0.4, 0.085, 0.3))
@@ -247,7 +276,7 @@ def segmentation_cases(cases: dict[str, dict], arrays: dict[str, np.ndarray], pa
             ax.imshow(picture, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             ax.set(xticks=[], yticks=[])
             ax.grid(False)
-        row[0].set_ylabel(f"{what}: {Path(case['name']).name}\nDice {case['dice']:.2f} (mean {case['mean']:.2f})",
+        row[0].set_ylabel(f"{what}: {Path(case['name']).name}\nDice {case['mean']:.2f} (shown: {case['dice']:.2f})",
                           fontsize=8.5)
     for ax, title in zip(axes[0], ("image", "ground truth", "prediction", "errors")):
         ax.set_title(title)
@@ -265,7 +294,7 @@ def boundary_crops(cases: dict[str, dict], arrays: dict[str, np.ndarray], labels
     differ most) enlarged, with the true boundary (white) and each network's (its colour, ``labels``)
     drawn thick. Predictions: the first seed's."""
     colors = [COLORS[4], COLORS[0]]
-    fig, axes = plt.subplots(len(cases), 1 + len(labels), figsize=(6.4, 2.0 * len(cases) + 0.4), squeeze=False)
+    fig, axes = plt.subplots(len(cases), 1 + len(labels), figsize=(5.0, 1.9 * len(cases) + 0.45), squeeze=False)
     for k, (row, (what, case)) in enumerate(zip(axes, cases.items())):
         image, truth = arrays["case_image"][k], arrays["case_truth"][k]
         masks = [arrays[f"case_pred_{n}"][k] for n in range(len(labels))]
@@ -279,15 +308,14 @@ def boundary_crops(cases: dict[str, dict], arrays: dict[str, np.ndarray], labels
             ax.imshow(image[window], interpolation="nearest")
             ax.contour(truth[window], levels=[0.5], colors="white", linewidths=2.4)
             ax.contour(mask[window], levels=[0.5], colors=[color], linewidths=2.0)
-            ax.set_title(f"{label}\nF1 (2 px) {case['boundary_f1_2px'][n]:.2f}, HD95 {case['hd95'][n]:.0f} px",
-                         fontsize=8.5)
+            ax.set_title(f"{label}\nF1 (2 px) {case['boundary_f1_2px'][n]:.2f}", fontsize=8.5)
         for ax in row:
             ax.set(xticks=[], yticks=[])
             ax.grid(False)
-    handles = [plt.Line2D([], [], color=c, linewidth=2.5) for c in ["white", *colors]]
-    legend = fig.legend(handles, ["true boundary", *labels], loc="lower center", ncol=3, facecolor="0.3", frameon=True)
-    for text in legend.get_texts():
-        text.set_color("white")
+    outlined = [patheffects.withStroke(linewidth=4, foreground="black")]  # white on the white page
+    handles = [plt.Line2D([], [], color="white", linewidth=2.5, path_effects=outlined),
+               *[plt.Line2D([], [], color=c, linewidth=2.5) for c in colors]]
+    fig.legend(handles, ["true boundary", *labels], loc="lower center", ncol=3)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     return save(fig, path)
 
@@ -302,22 +330,21 @@ def _window(changed: np.ndarray, size: int) -> tuple[int, int]:
 
 
 def residual_grid(groups: dict[str, list], path: Path) -> list[Path]:
-    """One row per group (label -> [plain, residual]): the loss against epochs and against training
-    seconds, and the validation Dice against epochs; plain grey, residual coloured."""
-    fig, axes = plt.subplots(len(groups), 3, figsize=(6.4, 1.9 * len(groups) + 0.3), squeeze=False)
+    """One row per group (label -> [plain, residual]): the loss and the validation Dice against epochs; plain
+    grey, residual coloured. (Time per step is measured apart, in pairs: a run's recorded seconds shared
+    the machine with another run.)"""
+    fig, axes = plt.subplots(len(groups), 2, figsize=(6.4, 1.8 * len(groups) + 0.3), squeeze=False)
     for row, (group, pair) in zip(axes, groups.items()):
-        for x, ax in zip(("epoch", "seconds"), row):
-            drawn = []
-            for runs, color in zip(pair, (GREY, COLORS[0])):
-                drawn += _loss_lines(ax, runs, color, _label(runs).split(", ")[1], x)
-            _log_loss_axis(ax, drawn, "epoch" if x == "epoch" else "training time (s; as recorded, unpaired)")
-        row[1].set_ylim(row[0].get_ylim())
+        drawn = []
         for runs, color in zip(pair, (GREY, COLORS[0])):
-            _score_lines(row[2], runs, color)
-        row[2].set(xlabel="epoch", ylabel="Dice", ylim=(0, 1))
+            drawn += _loss_lines(row[0], runs, color, runs["label"].split(", ")[1], "epoch")
+            _score_lines(row[1], runs, color)
+        _log_loss_axis(row[0], drawn, "epoch")
+        row[1].set(xlabel="epoch", ylabel="Dice", ylim=(0, 1))
+        _epoch_axis(row[1])
         row[0].set_title(f"{group}: loss", loc="left")
-        row[1].set_title("loss against training time", loc="left")
-        row[2].set_title("validation Dice (line), training (dashed)", loc="left")
+        row[1].set_title("Dice", loc="left")
         row[0].legend(loc="upper right")
-    fig.tight_layout()
+    fig.legend(handles=_style_handles(), loc="lower center", ncol=2)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return save(fig, path)

@@ -4,7 +4,8 @@
 
 Reads the results files of the same scripts run twice (e.g. ``make results OUT=scratch/seed100
 SCRIPT_ARGS="--seed 100"``) and lists every outcome in their findings: each comparison of two
-configurations (``metrics.compare``: better, worse or not distinguishable), each paired timing
+configurations (``metrics.compare``: better, worse or not distinguishable; ``evaluation.paired_epochs_to_threshold``:
+sooner, later or not distinguishable), each paired timing
 (``timing.versus``: faster, slower or about as fast) and each comparison of counts (Fisher's test).
 Prints the outcomes that differ, and how many were compared; exits 1 if any differ.
 """
@@ -15,16 +16,18 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
+from .metrics import ALPHA
+
 
 def outcomes(findings, path: str = "") -> Iterator[tuple[str, str]]:
     """(where, outcome) of every comparison, timing and count comparison below ``findings``."""
     if isinstance(findings, dict):
-        if "outcome" in findings and "difference" in findings:
+        if "outcome" in findings and "difference" in findings:  # a comparison, or epochs to a threshold
             yield path, findings["outcome"]
         elif "speedup" in findings and "p" in findings:
-            yield path, ("about as fast" if findings["p"] >= 0.05 else "faster" if findings["speedup"] > 1 else "slower")
+            yield path, ("about as fast" if findings["p"] >= ALPHA else "faster" if findings["speedup"] > 1 else "slower")
         elif {"a_runs", "b_runs", "p"} <= set(findings):
-            yield path, ("a difference" if findings["p"] < 0.05 else "no difference")
+            yield path, ("a difference" if findings["p"] < ALPHA else "no difference")
         for key, value in findings.items():
             yield from outcomes(value, f"{path}.{key}" if path else str(key))
 

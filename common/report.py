@@ -2,11 +2,12 @@
 typed by hand.
 
 ``python -m common.report latex --root report`` reads ``<root>/results/*.json`` and writes into
-``<root>/generated/``: ``results.tex``, one macro per value, used in the text as ``\\R{key}`` (keys
-``<ex>.<config>.<field>`` per configuration, ``<ex>.f.<path>`` per finding, ``env.*``), with a
-sentence for every comparison (``<path>.text``) chosen from its statistic; ``hyper.tex``, compact
-tables of every hyperparameter; ``paths.tex``, the figures folder. An unknown key stops the LaTeX build
-with an error naming it. ``python -m common.report readme`` rewrites the README's results table.
+``<root>/generated/``: ``results.tex``, one macro per value, used in the text as ``\\R{key}``: per
+configuration ``<ex>.<config>.<field>`` (test score, seeds, epochs, fit, ...), per exercise ``<ex>.<name>``
+for each number its script recorded by name, and ``env.*``; ``<ex>_table.tex``, the rows of each
+exercise's comparison table; ``summary.tex``, Table 1; ``hyper.tex``, every hyperparameter; ``paths.tex``,
+the figures folder. An unknown key stops the LaTeX build with an error naming it.
+``python -m common.report readme`` rewrites the README's results table.
 """
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ import json
 import math
 import re
 import sys
+import time
 from pathlib import Path
-from typing import Any, Iterable
-
+from typing import Any
 
 from . import text
-from .data import REPO_ROOT, atomic_write_bytes
+from .cli import environment, resolve_device
+from .data import REPO_ROOT, atomic_write_bytes, cache_dir
 
 SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
            "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\ensuremath{<}",
@@ -51,206 +53,64 @@ def key(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]+", "_", str(text)).strip("_")
 
 
-def number(x: float, digits: int = 3) -> str:
-    """``x`` to ``digits`` significant digits (no exponent for ordinary magnitudes; thousands separated;
-    a negative number with a minus sign, not a hyphen)."""
-    if isinstance(x, (int, float)) and not isinstance(x, bool) and x < 0:
-        return r"\ensuremath{-}" + number(-x, digits)
-    if isinstance(x, bool):
-        return "yes" if x else "no"
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "n/a"
-    if isinstance(x, int):
-        return f"{x:,}".replace(",", "{,}")
-    if x == 0:
-        return "0"
-    if abs(x) < 1e-3:
-        mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
-        return rf"\ensuremath{{{mantissa}\times 10^{{{int(exponent)}}}}}"
-    if abs(round(x)) >= 10 ** (digits - 1):  # a whole number of at least ``digits`` digits
-        return f"{round(x):,}".replace(",", "{,}")
-    if float(x).is_integer():  # a whole number (a mean epoch of 3.0) reads as one: 3, not 3.00
-        return f"{int(x):,}".replace(",", "{,}")
-    x = float(f"{x:.{digits}g}")  # round first: 9.9996 is 10.0, not 10.00
-    decimals = max(0, digits - 1 - math.floor(math.log10(abs(x))))
-    return f"{x:.{decimals}f}"
-
-
-def p_value(p: float) -> str:
-    return r"$p<0.001$" if p < 0.001 else f"$p={p:.2g}$"  # two significant digits: p=0.046, p=0.5, p=1
-
-
-class Score:
-    """How a score prints: accuracy in percent with 2 decimals, Dice and F1 with 3, HD95 in pixels."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.scale, self.decimals, self.unit, self.diff_unit = {
-            "accuracy": (100, 2, r"\,\%", " points"), "hd95": (1, 1, r"\,px", r"\,px")}.get(name, (1, 3, "", ""))
-
-    def value(self, x: float) -> str:
-        return f"{self.scale * x:.{self.decimals}f}"
-
-    def signed(self, x: float) -> str:
-        return ("+" if x >= 0 else r"\ensuremath{-}") + self.value(abs(x))
-
-    def mean_std(self, s: dict) -> str:
-        if s.get("n", 1) < 2:
-            return f"{self.value(s['mean'])}{self.unit}"
-        return rf"{self.value(s['mean'])}\,$\pm$\,{self.value(s['std'])}{self.unit}"
-
-
-OUTCOME_WORDS = {  # metrics.compare's outcome: (relation, verdict)
-    "better": ("better than", "better"), "worse": ("worse than", "worse"),
-    "better on the test images": ("better on these test images than", "better on these test images"),  # older results
-    "worse on the test images": ("worse on these test images than", "worse on these test images"),
-    "unresolved": ("not distinguishable from", "not distinguishable"),
-}
-
-
-def comparison_text(c: dict) -> dict[str, str]:
-    """A comparison of ``metrics.compare`` (b against a) in words chosen by its outcome: ``relation``
-    ("better than", "worse than", "not distinguishable from"), ``verdict`` (the same, for a table cell),
-    ``detail`` (the difference, its 95 % interval and, over images, on how many b scores higher and
-    lower, and the Wilcoxon test), ``short`` (the difference) and ``ci``. Differences are taken between
-    unrounded means, so they can differ in the last digit from the difference of the printed means."""
-    score = Score(c["score"])
-    d, low, high = c["difference"], c["ci_low"], c["ci_high"]
-    interval = (f"95\\,\\% CI {score.signed(low)} to {score.signed(high)}" if math.isfinite(low)
-                else f"{c['pairs']} seed pair")
-    detail = f"{score.signed(d)}{score.diff_unit}, {interval}"
-    if "wilcoxon" in c:  # results made before the per-seed image tests
-        w = c["wilcoxon"]
-        detail += (f"; better on {number(w['better'])} and worse on {number(w['worse'])} of the {number(w['images'])} "
-                   f"test images, Wilcoxon {p_value(w['p'])}")
-    if "images" in c:
-        i = c["images"]
-        detail += (f"; over the test images (Wilcoxon, each seed's pair): {i['agree']} of {i['seeds']} seeds "
-                   f"significant the same way, {i['disagree']} the other")
-    relation, verdict = OUTCOME_WORDS[c["outcome"]]
-    return {"relation": relation, "verdict": verdict, "detail": detail, "short": score.signed(d),
-            "ci": f"{score.signed(low)} to {score.signed(high)}" if math.isfinite(low) else "n/a"}
-
-
-def timing_text(v: dict) -> dict[str, str]:
-    """A paired timing comparison (``common.timing.versus``) in words: ``relation`` ("1.23× faster
-    than" or "slower than") and ``detail`` (the repeats that agree, the sign test)."""
-    speedup = v["speedup"]
-    relation = ("about as fast as" if v["p"] >= 0.05 else
-                f"{speedup:.2f}$\\times$ faster than" if speedup >= 1 else f"{1 / speedup:.2f}$\\times$ slower than")
-    short = "about as fast" if v["p"] >= 0.05 else relation.removesuffix(" than")
-    return {"relation": relation, "short": short, "speedup": f"{speedup:.2f}",
-            "detail": f"median speed-up {speedup:.2f}, {v['agreeing_repeats']} of {v['repeats']} paired repeats "
-                      f"{'above' if speedup > 1 else 'below'} 1, sign test {p_value(v['p'])}"}
-
-
-def verdict_cell(verdicts: list[str]) -> str:
-    """The fit verdicts of a configuration's seeds: "good fit" where they agree, else each with its
-    count, the most frequent first ("good fit 2, over-fitting 1")."""
-    counts = sorted(dict.fromkeys(verdicts), key=lambda v: -verdicts.count(v))
-    return counts[0] if len(counts) == 1 else ", ".join(f"{v} {verdicts.count(v)}" for v in counts)
-
-
-SCORE_KEYS = ("target", "threshold")  # findings that are values of the exercise's score, printed as one
-
-
-def flatten(prefix: str, value: Any, score: Score | None = None) -> Iterable[tuple[str, str]]:
-    """Every scalar below ``value`` as (key, LaTeX text); short lists of scalars joined by commas;
-    comparisons and timings also as text; with ``score``, the values under SCORE_KEYS in its units."""
-    if isinstance(value, dict):
-        if {"difference", "ci_low", "outcome"} <= set(value):
-            yield from ((f"{prefix}.{k}", v) for k, v in comparison_text(value).items())
-            if "images" in value:  # the cells of the report's tables until it is rewritten on the retrained results
-                i = value["images"]
-                yield f"{prefix}.wilcoxon.p_text", f"{i['agree']}/{i['seeds']} seeds"
-                yield f"{prefix}.wilcoxon.better", f"{i['agree']}/{i['seeds']} seeds"
-        if {"speedup", "agreeing_repeats"} <= set(value):
-            yield from ((f"{prefix}.{k}", v) for k, v in timing_text(value).items())
-        if {"a_runs", "b_runs", "p"} <= set(value):  # counts compared by Fisher's exact test
-            yield f"{prefix}.text", (f"{value['a']} of {value['a_runs']} runs, against {value['b']} of {value['b_runs']} "
-                                     f"(Fisher's exact test {p_value(value['p'])})")
-            yield f"{prefix}.resolved", ("a difference" if value["p"] < 0.05 else
-                                         "too few runs to call it a difference")
-        if {"larger", "agreeing_repeats", "p"} <= set(value):  # which of two savings is larger (timing.compare_savings)
-            counts = f"in {value['agreeing_repeats']} of {value['repeats']} paired repeats, sign test {p_value(value['p'])}"
-            yield f"{prefix}.text", (f"larger with {value['larger']} ({counts})" if value["p"] < 0.05 else
-                                     f"not distinguishable between the two (larger with {value['larger']} {counts})")
-        if {"p", "images", "higher", "lower"} <= set(value):  # a Wilcoxon test over images
-            yield f"{prefix}.p_text", p_value(value["p"])
-        for k, v in value.items():
-            if score is not None and k in SCORE_KEYS and isinstance(v, float):
-                yield f"{prefix}.{key(k)}", f"{score.value(v)}{score.unit}"
-            elif k == "std" and isinstance(v, float):  # a spread: two significant digits say all it can
-                yield f"{prefix}.std", number(v, digits=2)
-            else:
-                yield from flatten(f"{prefix}.{key(k)}", v, score)
-    elif isinstance(value, (list, tuple)):
-        if len(value) <= 12 and all(not isinstance(v, (dict, list)) for v in value):
-            yield prefix, ", ".join(number(v) if isinstance(v, (int, float)) else tex(v) for v in value)
-        else:
-            for i, v in enumerate(value[:20]):
-                if isinstance(v, (dict, list)):
-                    yield from flatten(f"{prefix}.{i}", v, score)
-    elif value is None:
-        yield prefix, "never"
-    elif isinstance(value, (int, float)):
-        yield prefix, number(value)
-        if prefix.endswith("_s") and isinstance(value, float) and value < 1:  # seconds of a step: also in ms
-            yield prefix[:-2] + "_ms", number(1000 * value)
-    else:
-        yield prefix, tex(value)
-
-
 def config_macros(ex: str, config: dict) -> dict[str, str]:
-    score = Score(config["score_name"])
-    s = config["summary"]
-    test, val = s[f"test_{score.name}"], s.get(f"final_val_{score.name}")
-    hyper = config["runs"][0]["hyperparameters"]
+    """What the report quotes of one configuration: its test score (mean ± std over seeds), seeds, epochs,
+    batch, learning rate (or its peak), weights, model and fit."""
+    name, s = config["score_name"], config["summary"]
+    runs, hyper = config["runs"], config["runs"][0]["hyperparameters"]
+    out = {"test": text.mean_std(name, [r["test"][name] for r in runs]), "seeds": len(runs),
+           "epochs": hyper["num_epochs"], "batch": hyper["batch_size"], "lr": f"{_peak_lr(hyper):g}",
+           "weights": f"{config['num_weights']:,}", "label": config["label"], "model": model_short(hyper),
+           "fit": s["verdict"]}
+    return {f"{ex}.{key(config['name'])}.{k}": tex(v) for k, v in out.items()}
+
+
+def _peak_lr(hyper: dict) -> float:
+    """A run's learning rate, or a schedule's peak (one-cycle's max_lr), as its optimizer recorded it."""
     group = hyper["optimizer"]["param_groups"][0]
-    lr = group.get("max_lr", group.get("initial_lr", group["lr"]))
-    out = {"test": score.mean_std(test), "test_mean": score.value(test["mean"]), "test_std": score.value(test["std"]),
-           "val": score.mean_std(val) if val else "---", "weights": number(config["num_weights"]),
-           "epoch_s": f"{s['train_time_per_epoch_s']['mean']:.2g}", "verdict": verdict_cell(s["verdicts"]),
-           "seeds": str(test["n"]), "epochs": str(hyper["num_epochs"]), "batch": str(hyper["batch_size"]),
-           "lr": f"{lr:g}", "label": tex(config["label"]), "model": tex(model_short(hyper)),
-           "weight_decay": f"{group.get('weight_decay', 0.0):g}"}
-    runs = config["runs"]
-    out["test_seeds"] = ", ".join(score.value(r["test"][score.name]) for r in runs) + score.unit  # seed by seed
-    if all(r.get("validation_held_out", True) for r in runs):  # the lowest validation score of any seed and epoch
-        seed, epoch, low = min(((r["seed"], e + 1, h["val_score"]) for r in runs
-                                for e, h in enumerate(r["history"]["epochs"])), key=lambda t: t[2])
-        out.update(val_low=f"{score.value(low)}{score.unit}", val_low_epoch=str(epoch), val_low_seed=str(seed))
-    top = max(dict.fromkeys(s["verdicts"]), key=s["verdicts"].count)
-    out["why"] = tex(next((d["why"] for d in s.get("verdict_details", []) if d["verdict"] == top), ""))
-    limits = s.get("verdict_tolerances") or {  # the current rule's thresholds under the older rule's names
-        {"late_gain": "improve"}.get(k, k): v[0] if isinstance(v, list) else v
-        for k, v in s.get("verdict_thresholds", {}).items()}
-    for k, v in {"annealed": math.nan, **limits}.items():  # the fit rule's margins, in the score's units
-        out[f"tol_{k}"] = ("n/a" if not math.isfinite(v) else f"{100 * v:g}\\,\\%" if k in ("rise", "one_class", "annealed")
-                           else f"{v:g}" if k == "diverged" else f"{score.value(v)}{score.unit}")
-    return {f"{ex}.{key(config['name'])}.{k}": v for k, v in out.items()}
+    return group.get("max_lr", group.get("initial_lr", group["lr"]))
 
 
 def exercise_macros(record: dict) -> dict[str, str]:
+    """A results file's macros: each configuration's, the numbers its script chose to quote
+    (``<ex>.<name>``) and the data's sizes."""
     ex = exercise_id(record["exercise"])
-    macros: dict[str, str] = {}
+    macros = {f"{ex}.{k}": tex(v) for k, v in record.get("numbers", {}).items()}
     for config in record["configs"]:
         macros.update(config_macros(ex, config))
-    macros.update(dict(flatten(f"{ex}.f", record.get("findings", {}), Score(record["configs"][0]["score_name"]))))
+    macros.update({f"{ex}.data.{key(split)}": f"{n:,}" for split, n in record["data"].get("sizes", {}).items()})
     macros[f"{ex}.minutes"] = f"{training_minutes([record]):.1f}"
-    macros[f"{ex}.command"] = tex(record["command"])
-    for split, n in record["data"].get("sizes", {}).items():
-        macros[f"{ex}.data.{key(split)}"] = number(n)
-    for field in ("normalisation", "split_seed"):
-        macros.update(dict(flatten(f"{ex}.data.{field}", record["data"].get(field))))
     return macros
+
+
+def comparison_table(record: dict) -> str:
+    """The body of an exercise's comparison table: one row per ``text.row`` its script recorded (the image tests
+    stay in the results file: the interval over seeds decides, and the page has no room for what only supports)."""
+    cells = ("row", "a", "b", "difference", "ci", "outcome")
+    return "".join(" & ".join(tex(row[c]) for c in cells) + " \\\\\n" for row in record.get("table", []))
+
+
+def rule_macros(records: list[dict]) -> dict[str, str]:
+    """The fit rule's thresholds with their margins as the runs recorded them (``metrics.THRESHOLDS``), per
+    score: ``rule.<score>.<criterion>`` ("0.15 ± 0.05 points", "0.008 ± 0.002", "10 ± 2.5 %"),
+    ``rule.one_class`` and ``rule.diverged``."""
+    def with_margin(fmt, limit: tuple[float, float]) -> str:  # "0.15 points", "0.05 points" -> "0.15 ± 0.05 points"
+        return f"{fmt(limit[0]).split(' ')[0]} ± {fmt(limit[1])}"
+
+    macros = {}
+    for name, config in {c["score_name"]: c for r in records for c in r["configs"]}.items():  # one per score
+        limits = config["summary"]["verdict_thresholds"]
+        macros[f"rule.{name}.floor"] = with_margin(lambda v: text.score(name, v), limits["floor"])
+        macros.update({f"rule.{name}.{k}": with_margin(lambda v: text.signed(name, v).lstrip("+"), limits[k])
+                       for k in ("late_gain", "gap")})
+        macros[f"rule.{name}.rise"] = with_margin(lambda v: f"{100 * v:g} %", limits["rise"])
+        macros["rule.one_class"], macros["rule.diverged"] = f"{100 * limits['one_class']:g} %", f"{limits['diverged']:g}"
+    return {k: tex(v) for k, v in macros.items()}
 
 
 def environment_macros(records: list[dict]) -> dict[str, str]:
     env = records[0]["environment"]
-    macros = {f"env.{key(k)}": tex(v) for k, v in env.items()}
-    macros["env.training_minutes"] = f"{training_minutes(records):.0f}"
-    return macros
+    return {f"env.{key(k)}": tex(v) for k, v in env.items()} | rule_macros(records)
 
 
 def training_minutes(records: list[dict]) -> float:
@@ -270,7 +130,7 @@ def _value(v: Any) -> str:
     return str(v)
 
 
-INIT_NAMES = {"default": "", "kaiming": "He init", "he": "He init (true fan-in)"}  # models.INIT_SCHEMES in words
+INIT_NAMES = {"default": "PyTorch init", "kaiming": "He init", "he": "He init (true fan-in)"}  # models.INIT_SCHEMES in words
 
 
 def model_short(h: dict) -> str:
@@ -348,8 +208,10 @@ def _differences(settings: dict, reference: dict) -> str:
 def hyper_tables(records: list[dict]) -> str:
     """Table A1, every setting of each optimizer and loss class the first time a configuration uses it
     (PyTorch's defaults, save the learning rate); Table A2, one row per distinct configuration (one that
-    several exercises share appears once, with all of them): model, learning rate, schedule and what
-    differs from Table A1, augmentation, epochs, batch and seeds."""
+    several exercises share appears once, with all of them, under its name in the first): model, learning rate,
+    schedule and what differs from Table A1, augmentation, epochs and batch (the seeds: Table 1). Per data set
+    (score), the configuration most exercises share comes first, in full; the others leave blank what they
+    share with it."""
     references: dict[str, dict] = {}
     rows: dict[str, list] = {}
     for record in records:
@@ -359,37 +221,54 @@ def hyper_tables(records: list[dict]) -> str:
             opt, loss = h["optimizer"], {k: v for k, v in h["loss"].items() if k != "class"}
             opt_ref = references.setdefault(opt["class"], _settings(opt))
             loss_ref = references.setdefault(h["loss"]["class"], loss)
-            group = opt["param_groups"][0]
-            lr = group.get("max_lr", group.get("initial_lr", group["lr"]))
-            training = "; ".join(p for p in [f"{opt['class']}, lr {_value(lr)}", _differences(_settings(opt), opt_ref),
+            training = "; ".join(p for p in [f"{opt['class']}, lr {_value(_peak_lr(h))}", _differences(_settings(opt), opt_ref),
                                              _schedule_text(h), _differences(loss, loss_ref)] if p)
             augment = augmentation_text(h["augmentation"])
-            cells = [model_short(h), training, augment, f"{h['num_epochs']} / {h['batch_size']}",
-                     ", ".join(str(r["seed"]) for r in config["runs"])]
-            key_ = json.dumps(cells)
-            row = rows.setdefault(key_, [[ex], [], cells])
+            cells = [model_short(h), training, augment, f"{h['num_epochs']} / {h['batch_size']}"]
+            row = rows.setdefault(json.dumps(cells), [[ex], config["label"], cells, config["score_name"]])
             if ex not in row[0]:
                 row[0].append(ex)
-            if ex == row[0][0] and config["label"] not in row[1]:  # its names in the exercise that trains it
-                row[1].append(config["label"])
+            elif ex == row[0][0] and config["label"] not in row[1].split(" and "):  # Ex 1.1's two, Ex 2.5's two
+                row[1] += f" and {config['label']}"
+    parts = []
+    for score in dict.fromkeys(row[3] for row in rows.values()):
+        group = [row for row in rows.values() if row[3] == score]
+        base = max(group, key=lambda row: len(row[0]))  # the first of those most exercises share
+        lines = [[", ".join(base[0]), base[1], *base[2]]]
+        lines += [[", ".join(exs), label, *(_differing(c, b, sep) for c, b, sep in zip(cells, base[2], (", ", "; ", "; ", "")))]
+                  for exs, label, cells, _ in group if cells is not base[2]]
+        parts.append("\n".join(" & ".join(tex(c) for c in line) + r" \\" for line in lines))
     table_a1 = "\n".join(rf"{tex(name)} & {tex(_value(settings))} \\" for name, settings in references.items())
-    table_a2 = "\n".join(" & ".join([", ".join(exs), tex("; ".join(labels)), *(tex(c) for c in cells)]) + r" \\"
-                         for exs, labels, cells in rows.values())
-    return HYPER.replace("%A1", table_a1).replace("%A2", table_a2)
+    return HYPER.replace("%A1", table_a1).replace("%A2", "\n\\midrule\n".join(parts))
+
+
+def _differing(cell: str, base: str, sep: str) -> str:
+    """What of a Table A2 ``cell`` differs from the ``base`` row's: blank if equal; the whole cell if its first
+    part (the architecture, the optimizer) differs; else its parts (split at ``sep``) that the base lacks, and
+    for a model (``sep`` ", ") "no <part>" for each base part it drops without a replacement sharing a word
+    ("He init" dropped: "no He init"; replaced by "PyTorch init" or "BN" by "no BN": just the new part)."""
+    if cell == base or not sep:
+        return "" if cell == base else cell
+    parts, base_parts = cell.split(sep), base.split(sep)
+    if parts[0] != base_parts[0]:
+        return cell
+    added = [p for p in parts if p not in base_parts]
+    dropped = [p for p in base_parts if p not in parts and not any(set(p.split()) & set(a.split()) for a in added)]
+    return sep.join(added + [f"no {p}" for p in dropped] * (sep == ", "))
 
 
 HYPER = r"""% Generated by python -m common.report latex. Do not edit.
 \begin{table}[ht]\centering\footnotesize
-\caption{PyTorch's settings of every optimizer and loss used (their defaults, save the learning rate); Table~\ref{tab:hyper} gives what a configuration changes.}\label{tab:defaults}
+\caption{PyTorch's settings (its defaults) of every optimizer and loss used, save the learning rate.}\label{tab:defaults}
 \begin{tabularx}{\linewidth}{@{}l>{\raggedright\arraybackslash}X@{}}\toprule
 class & settings \\\midrule
 %A1
 \bottomrule\end{tabularx}\end{table}
 {\footnotesize\setlength{\tabcolsep}{3pt}
-\begin{longtable}{@{}>{\raggedright\arraybackslash}p{0.07\linewidth}>{\raggedright\arraybackslash}p{0.12\linewidth}>{\raggedright\arraybackslash}p{0.20\linewidth}>{\raggedright\arraybackslash}p{0.26\linewidth}>{\raggedright\arraybackslash}p{0.15\linewidth}>{\raggedright\arraybackslash}p{0.06\linewidth}>{\raggedright\arraybackslash}p{0.06\linewidth}@{}}
-\caption{Every configuration, as recorded in \texttt{report/results/*.json}: model, training (optimizer, learning rate or its peak, what differs from Table~\ref{tab:defaults}, schedule), augmentation of the training batches, epochs / batch size, seeds.}\label{tab:hyper}\\
-\toprule Ex. & configuration & model & training & augmentation & epochs / batch & seeds \\ \midrule \endfirsthead
-\toprule Ex. & configuration & model & training & augmentation & epochs / batch & seeds \\ \midrule \endhead
+\begin{longtable}{@{}>{\raggedright\arraybackslash}p{0.08\linewidth}>{\raggedright\arraybackslash}p{0.15\linewidth}>{\raggedright\arraybackslash}p{0.24\linewidth}>{\raggedright\arraybackslash}p{0.29\linewidth}>{\raggedright\arraybackslash}p{0.13\linewidth}>{\raggedright\arraybackslash}p{0.06\linewidth}@{}}
+\caption{Every configuration (learning rate: its peak; seeds $0,\ldots,n-1$, $n$ in Table~\ref{tab:summary}). Below a data set's first row, only what differs from it; settings not listed are Table~\ref{tab:defaults}'s.}\label{tab:hyper}\\
+\toprule Ex. & configuration & model & training & augmentation & epochs / batch \\ \midrule \endfirsthead
+\toprule Ex. & configuration & model & training & augmentation & epochs / batch \\ \midrule \endhead
 %A2
 \bottomrule
 \end{longtable}}
@@ -403,10 +282,6 @@ def write_all(root: Path) -> list[Path]:
         raise FileNotFoundError(f"no results files (*.json) in {root / 'results'}: run the exercises first")
     records = [json.loads(p.read_text()) for p in files]
     macros = environment_macros(records)
-    if MAKE_REPORT.is_file() and root.resolve() == (REPO_ROOT / "report").resolve():
-        made = json.loads(MAKE_REPORT.read_text())
-        macros.update({"env.make_report_minutes": f"{made['minutes']:.0f}", "env.make_report_workers": str(made.get("jobs", made.get("workers"))),
-                       "env.make_report_date": tex(made["date"])})
     for record in records:
         macros.update(exercise_macros(record))
     lines = [PREAMBLE] + [rf"\@namedef{{res@{k}}}{{{v}}}" for k, v in sorted(macros.items())] + [r"\makeatother", ""]
@@ -415,6 +290,8 @@ def write_all(root: Path) -> list[Path]:
                out / "paths.tex": f"% Generated. Do not edit.\n\\graphicspath{{{{{(root / 'figures').resolve().as_posix()}/}}}}\n"}
     written[out / "hyper.tex"] = hyper_tables(records)
     written[out / "summary.tex"] = summary_table(records)
+    for record in records:
+        written[out / f"{exercise_id(record['exercise'])}_table.tex"] = comparison_table(record)
     for path, content in written.items():
         atomic_write_bytes(path, content.encode())
     return list(written)
@@ -426,34 +303,39 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def summary_rows(records: list[dict]) -> list[dict]:
-    """One row per distinct configuration (runs that several exercises share listed once, under the first):
+    """One row per distinct configuration (runs that several exercises share listed once, under the first, unless
+    scored otherwise):
     exercise, label, test score (mean ± std over seeds), seeds, epochs, weights and fit."""
     rows, shown = [], set()
     for record in records:
         for c in record["configs"]:
-            keys = tuple(r.get("cache_key") for r in c["runs"])
-            if all(keys) and keys in shown:
+            s, name = c["summary"], c["score_name"]
+            keys = (tuple(r.get("cache_key") for r in c["runs"]), tuple(r["test"][name] for r in c["runs"]))
+            if all(keys[0]) and keys in shown:  # the same runs, scored the same (Ex 2.5's TTA: scored otherwise)
                 continue
             shown.add(keys)
-            s, name = c["summary"], c["score_name"]
             rows.append({"exercise": exercise_id(record["exercise"])[2:].replace("_", "."), "label": c["label"],
                          "test": text.mean_std(name, [r["test"][name] for r in c["runs"]]), "seeds": len(c["runs"]),
                          "epochs": c["runs"][0]["hyperparameters"]["num_epochs"], "weights": c["num_weights"],
-                         "fit": s.get("verdict") or verdict_cell(s["verdicts"])})
+                         "fit": s["verdict"]})
     return rows
 
 
+def _majority(verdict: str) -> str:
+    """"over-fitting (3 of 5; good fit 2)" -> "over-fitting (3 of 5)"; a unanimous verdict as it is."""
+    return verdict.split("; ")[0] + ")" if "; " in verdict else verdict
+
+
 def summary_table(records: list[dict]) -> str:
-    """Table 1 of the report: every configuration's test score, seeds, epochs and fit (``summary_rows``)."""
-    body = "\n".join(rf"{r['exercise']} & {tex(r['label'])} & {tex(r['test'])} & {r['seeds']} & {r['epochs']} & "
-                      rf"{tex(r['fit'])} \\" for r in summary_rows(records))
+    """Table 1 of the report: every configuration's test score, seeds and fit (``summary_rows``; epochs: Table A2)."""
+    body = "\n".join(rf"{r['exercise']} & {tex(r['label'])} & {tex(r['test'])} & {r['seeds']} & "
+                      rf"{tex(_majority(r['fit']))} \\" for r in summary_rows(records))
     return ("% Generated by python -m common.report latex. Do not edit.\n"
-            "\\begin{table}[tbp]\\centering\\footnotesize\n"
-            "\\caption{Every configuration: test score (mean\\,$\\pm$\\,standard deviation over the seeds), seeds, "
-            "epochs and fit (the verdict of most seeds, with the count of each; Appendix~\\ref{app:hyper}). A "
-            "configuration several exercises use appears once, under the first.}\\label{tab:summary}\n"
-            "\\begin{tabularx}{\\linewidth}{@{}l>{\\raggedright\\arraybackslash}Xlrr>{\\raggedright\\arraybackslash}p{0.3\\linewidth}@{}}"
-            "\\toprule\nEx. & configuration & test score & seeds & epochs & fit \\\\\\midrule\n"
+            "\\begin{table}[!h]\\centering\\footnotesize\n"
+            "\\caption{Every configuration, under the first exercise that trains it: test score (mean\\,$\\pm$\\,std "
+            "over the seeds) and fit (Appendix~\\ref{app:hyper}; where the seeds differ, the most frequent verdict).}\\label{tab:summary}\n"
+            "\\begin{tabularx}{\\linewidth}{@{}l>{\\raggedright\\arraybackslash}Xlr>{\\raggedright\\arraybackslash}p{0.3\\linewidth}@{}}"
+            "\\toprule\nEx. & configuration & test score & seeds & fit \\\\\\midrule\n"
             + body + "\n\\bottomrule\\end{tabularx}\\end{table}\n")
 
 
@@ -473,7 +355,8 @@ def readme_table(results_dir: Path) -> str:
              for r in summary_rows(records)]
     device = records[0]["environment"]["device_name"]
     rows += ["", f"Each configuration once, under the first exercise that trains it. Generated by "
-                 f"`python -m common.report readme` from report/results/*.json; trained on {device}."]
+                 f"`python -m common.report readme` from report/results/*.json; trained on {device}, the runs "
+                 f"taking {training_minutes(records):.0f} minutes of training in all (each run once, as recorded)."]
     if MAKE_REPORT.is_file():
         made = json.loads(MAKE_REPORT.read_text())
         rows[-1] += (f" `make report` from an empty run cache took {made['minutes']:.0f} minutes on "
@@ -498,10 +381,6 @@ TIMER = REPO_ROOT / "scratch" / "make_report_timer.json"
 def timer(action: str, jobs: int, device: str = "cpu") -> None:
     """``start``: note the time, and whether the run cache is empty; ``stop``: print the minutes since, and
     record them in MAKE_REPORT (for the README and the report) if the cache was empty at the start."""
-    import time
-
-    from .data import cache_dir
-
     if action == "start":
         empty = not any((cache_dir() / "runs").glob("*/record.json"))
         atomic_write_bytes(TIMER, json.dumps({"started": time.time(), "empty_cache": empty}).encode())
@@ -510,8 +389,6 @@ def timer(action: str, jobs: int, device: str = "cpu") -> None:
     minutes = (time.time() - started["started"]) / 60
     print(f"make report: {minutes:.1f} min" + (" from an empty run cache" if started["empty_cache"] else ""))
     if started["empty_cache"]:
-        from .cli import environment, resolve_device
-
         atomic_write_bytes(MAKE_REPORT, json.dumps({
             "command": "make report", "from_empty_cache": True, "minutes": minutes, "jobs": jobs,
             "environment": environment(resolve_device(device)), "date": time.strftime("%Y-%m-%d")}, indent=1).encode())
@@ -529,7 +406,6 @@ def main(argv: list[str] | None = None) -> int:
     clock.add_argument("--jobs", type=int, default=1, help="scripts run at once")
     clock.add_argument("--device", default="cpu", help="the scripts' --device")
     args = parser.parse_args(argv)
-    results_dir = REPO_ROOT / "report" / "results"
     if args.command == "latex":
         try:
             paths = write_all(args.root)
@@ -540,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "timer":
         timer(args.action, args.jobs, args.device)
     else:
-        update_readme(REPO_ROOT / "README.md", results_dir)
+        update_readme(REPO_ROOT / "README.md", REPO_ROOT / "report" / "results")
     return 0
 
 

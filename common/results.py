@@ -50,12 +50,14 @@ def entry(runs: Runs) -> dict:
 
 
 def write(ctx: Context, exercise: str, configs: list, splits: Splits, findings: dict | None = None,
-          arrays: dict[str, np.ndarray] | None = None, numbers: dict[str, str | int] | None = None) -> dict:
+          arrays: dict[str, np.ndarray] | None = None, numbers: dict[str, str | int] | None = None, table: list[dict] | None = None) -> dict:
     """Write ``<out>/results/<exercise>.json`` (``configs``: ``Runs``, or their results-file form) and,
     if given, the ``arrays`` a figure needs (test images shown, their predictions) beside it as
     ``<exercise>.npz``; print one line per configuration. ``numbers``: what the report's section quotes,
-    by names the script chose, as text (``common.text``). Returns the record written."""
+    by names the script chose, as text (``common.text``; "fit", the configurations' fit in words, is added); ``table``: the rows of its comparison table
+    (``text.row``). Returns the record written."""
     entries = [entry(c) if isinstance(c, Runs) else c for c in configs]
+    numbers = {"fit": text.fit_comment([(e["label"], e["summary"], e["score_name"]) for e in entries]), **(numbers or {})}
     record = {
         "exercise": exercise,
         "command": shlex.join(["python", ctx.script.name, *ctx.argv]),
@@ -68,7 +70,8 @@ def write(ctx: Context, exercise: str, configs: list, splits: Splits, findings: 
         "wall_time_s": time.time() - ctx.started,
         "configs": entries,
         "findings": plain(findings or {}),
-        "numbers": plain(numbers or {}),
+        "numbers": plain(numbers),
+        "table": table or [],
     }
     path = ctx.results_dir / f"{exercise}.json"
     atomic_write_json(path, record)

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import math
 
+from .metrics import ALPHA
+
 FORMATS = {"accuracy": (100, 2, " %", " points"), "hd95": (1, 1, " px", " px")}  # scale, decimals, unit, of a difference
 OUTCOMES = {"better": "better", "worse": "worse", "unresolved": "not distinguishable"}
+RELATIONS = {"better": "better than", "worse": "worse than", "unresolved": "not distinguishable from"}
 
 
 def score(name: str, x: float) -> str:
     """``x`` of the score ``name``: "97.12 %", "0.348", "12.3 px"."""
     scale, decimals, unit, _ = FORMATS.get(name, (1, 3, "", ""))
-    return f"{scale * x:.{decimals}f}{unit}"
+    return f"{scale * x:.{decimals}f}{unit}".replace("-", "−")  # a minus sign, not a hyphen
 
 
 def signed(name: str, x: float, unit: bool = True) -> str:
@@ -42,26 +45,150 @@ def outcome(comparison: dict) -> str:
     return OUTCOMES[comparison["outcome"]]
 
 
-def difference(comparison: dict) -> str:
-    """The paired difference and its 95 % interval: "+0.31 points (95 % CI +0.12 to +0.50)"."""
+def relation(comparison: dict) -> str:
+    """"better than", "worse than" or "not distinguishable from", for a sentence."""
+    return RELATIONS[comparison["outcome"]]
+
+
+def row(label: str, comparison: dict) -> dict[str, str]:
+    """One row of an exercise's comparison table (``common.report``): b against a, each as mean ± std over the
+    seeds, their paired difference b − a with its 95 % interval, the seeds whose test over the test images
+    (p < 0.05) agrees / disagrees with the difference's sign, and the outcome."""
     name, c = comparison["score"], comparison
-    if not math.isfinite(c["ci_low"]):
-        return signed(name, c["difference"])
-    return (f"{signed(name, c['difference'])} (95 % CI {signed(name, c['ci_low'], unit=False)} to "
-            f"{signed(name, c['ci_high'], unit=False)})")
+    images = c.get("images")
+    return {"row": label, "a": mean_std(name, c["a"]), "b": mean_std(name, c["b"]), "difference": signed(name, c["difference"], unit=False),
+            "ci": (f"{signed(name, c['ci_low'], unit=False)} to {signed(name, c['ci_high'], unit=False)}"
+                   if math.isfinite(c["ci_low"]) else "–"),
+            "images": f"{images['agree']} / {images['disagree']}" if images else "–", "outcome": outcome(c)}
 
 
-def p_value(p: float) -> str:
-    return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
+def cells(prefix: str, comparison: dict) -> dict[str, str]:
+    """``row``'s cells and the ``relation`` as numbers named ``<prefix>_a``, ``<prefix>_difference``, ...,
+    for a table or sentence the report writes itself."""
+    return {f"{prefix}_{k}": v for k, v in {**row("", comparison), "relation": relation(comparison)}.items() if k != "row"}
 
 
-def speed(versus: dict) -> str:
+def epochs_row(label: str, sooner: dict) -> dict[str, str]:
+    """A table row for ``evaluation.paired_epochs_to_threshold``: the first epoch each reaches the threshold
+    (mean over the seeds that reach it, with their count), b − a over the pairs that both reach it with its
+    95 % interval, and its outcome: "sooner", "later" or "not distinguishable" (b against a)."""
+    def reach(side: str) -> str:
+        epochs = [e for e in sooner[f"{side}_epochs"] if e is not None]
+        mean = f"{sum(epochs) / len(epochs):.1f}" if epochs else "never"
+        return f"{mean} ({len(epochs)} of {len(sooner[f'{side}_epochs'])})"
+
+    finite = sooner["both_reach"] > 1 and math.isfinite(sooner["ci_low"])
+    return {"row": label, "a": reach("a"), "b": reach("b"),
+            "difference": f"{sooner['difference']:+.1f}".replace("-", "−") if sooner["both_reach"] else "–",
+            "ci": f"{sooner['ci_low']:+.1f} to {sooner['ci_high']:+.1f}".replace("-", "−") if finite else "–",
+            "images": "–", "outcome": OUTCOMES.get(sooner["outcome"], sooner["outcome"])}
+
+
+def when(sooner: dict, other: str) -> str:
+    """The outcome of ``evaluation.paired_epochs_to_threshold`` in words, against ``other``: "in fewer epochs
+    than SGD", "in more epochs than SGD" or "in a number of epochs not distinguishable from SGD's"."""
+    return {"sooner": f"in fewer epochs than {other}", "later": f"in more epochs than {other}",
+            "unresolved": f"in a number of epochs not distinguishable from {other}'s"}[sooner["outcome"]]
+
+
+def against_target(name: str, seeds: list[float], target: float) -> str:
+    """Where the seeds' scores lie against the ``target`` an exercise asks for: "above the 98.00 % asked for
+    (every seed)", "above the 98.00 % asked for on average (3 of 5 seeds)", "below the 98.00 % asked for"."""
+    above, shown = sum(s > target for s in seeds), score(name, target)
+    if sum(seeds) / len(seeds) <= target:
+        return f"below the {shown} asked for"
+    return f"above the {shown} asked for " + ("(every seed)" if above == len(seeds) else
+                                               f"on average ({above} of {len(seeds)} seeds)")
+
+
+def join(items: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def grouped(pairs: list[tuple[str, str]]) -> str:
+    """(subject, predicate) pairs as one sentence, the subjects of one predicate together, in the order the
+    predicates first appear: [("batch norm", "better than the baseline"), ("tanh", "not distinguishable from
+    the baseline"), ("augmentation", "better than the baseline")] -> "batch norm and augmentation are better
+    than the baseline, and tanh is not distinguishable from the baseline" (clauses joined by ", and ")."""
+    predicates = dict.fromkeys(p for _, p in pairs)
+    clauses = []
+    for p in predicates:
+        subjects = [s for s, q in pairs if q == p]
+        clauses.append(f"{join(subjects)} {'is' if len(subjects) == 1 else 'are'} {p}")
+    return clauses[0] if len(clauses) == 1 else f"{', '.join(clauses[:-1])}, and {clauses[-1]}"
+
+
+# a fit verdict (metrics.fit_verdict) as a verb: plural, singular
+FIT_VERBS = {"over-fitting": ("over-fit", "over-fits"), "under-fitting": ("under-fit", "under-fits"),
+             "good fit": ("fit well", "fits well"), "not converged": ("have not converged", "has not converged"),
+             "borderline": ("are borderline", "is borderline"), "diverged": ("diverged", "diverged"),
+             "one class": ("predict one class", "predicts one class"),
+             "no hold-out": ("trained on their validation images", "trained on its validation images")}
+
+
+def fit_comment(configs: list[tuple[str, dict, str]]) -> str:
+    """The configurations' fit (label, ``results.summary``, score name) as a clause, by each one's most
+    frequent verdict over its seeds (Table 1 gives the counts), with the reason (``fit_reason``, over the
+    seeds of that verdict) unless it is a good fit: "both networks over-fit (the validation loss ends 33 %
+    above its minimum)"; "batch norm fits well; tanh and augmentation over-fit (...)"."""
+    groups: dict[str, list] = {}
+    for label, summary, score_name in configs:
+        verdicts = summary["verdicts"]
+        groups.setdefault(max(dict.fromkeys(verdicts), key=verdicts.count), []).append((label, summary, score_name))
+    clauses = []
+    for verdict, members in groups.items():
+        if len(groups) == 1:
+            subject = {1: "the network", 2: "both networks"}.get(len(members), f"all {len(members)} networks")
+        else:
+            subject = join([f"“{label}”" if "," in label else label for label, _, _ in members])
+        pooled = {"verdicts": [v for _, s, _ in members for v in s["verdicts"]],
+                  "verdict_details": [d for _, s, _ in members for d in s["verdict_details"]]}
+        reason = "" if verdict in ("good fit", "no hold-out") else f" ({fit_reason(pooled, members[0][2])})"
+        clauses.append(f"{subject} {FIT_VERBS[verdict][len(members) == 1]}{reason}")
+    return "; ".join(clauses)
+
+
+CRITERIA = {"floor": "the training score", "gap": "the training-validation gap", "late_gain": "the late gain",
+            "rise": "the rise of the validation loss"}  # metrics.THRESHOLDS in words
+
+
+def fit_reason(summary: dict, score_name: str) -> str:
+    """Why a configuration got its fit verdict (``results.summary``), in a few words, from the values of the seeds
+    that share the most frequent verdict (means): "the validation loss ends 34 % above its minimum" for
+    over-fitting, the training score for under-fitting, the late gain for not converged; for a good fit, that
+    no criterion of the rule applies."""
+    verdicts = summary["verdicts"]
+    top = max(dict.fromkeys(verdicts), key=verdicts.count)
+    details = [d for d in summary["verdict_details"] if d["verdict"] == top]
+
+    def mean(key: str) -> float:
+        return sum(d[key] for d in details) / len(details)
+
+    if top == "over-fitting":
+        if sum(d["states"]["rise"] == "exceeded" for d in details) * 2 >= len(details):
+            return f"the validation loss ends {100 * mean('rise'):.0f} % above its minimum"
+        return f"the training score exceeds the validation score by {signed(score_name, mean('gap'))}"
+    if top == "under-fitting":
+        return f"the training score ends at {score(score_name, mean('floor'))}"
+    if top == "not converged":
+        return f"the validation score still gains {signed(score_name, mean('late_gain'))} in the last quarter"
+    if top in ("good fit", "borderline"):
+        if top == "good fit":
+            return "no criterion of the rule applies"
+        near = sorted({CRITERIA[c] for d in details for c in d["borderline"]})
+        return f"within the margin of its threshold{'s' * (len(near) > 1)} for {join(near)}"
+    return details[0]["why"]
+
+
+def speed(versus: dict, relation: bool = False) -> str:
     """A paired timing (``timing.versus``: the median speed-up over paired repeats and its sign test):
-    "1.33× faster", "1.25× slower" or "about as fast"."""
+    "1.33× faster", "1.25× slower" or "about as fast"; with ``relation``, for a sentence: "1.33× faster
+    than", "about as fast as"."""
     s = versus["speedup"]
-    if versus["p"] >= 0.05:
-        return "about as fast"
-    return f"{s:.2f}× faster" if s >= 1 else f"{1 / s:.2f}× slower"
+    if versus["p"] >= ALPHA:
+        return "about as fast" + (" as" if relation else "")
+    return (f"{s:.2f}× faster" if s >= 1 else f"{1 / s:.2f}× slower") + (" than" if relation else "")
 
 
 def ms(seconds: float) -> str:

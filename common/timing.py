@@ -1,15 +1,13 @@
 """Timing of training steps, for comparing architectures that compute the same thing differently.
 
-:func:`time_forward_backward` measures forward + loss + backward of each model on the same
-batches; :func:`time_train_steps` whole training steps (with the update) of each learner, e.g. the
-same network in NumPy and in PyTorch. Both time them in turn within every repeat (round-robin,
-the order reversed every other repeat so that none always goes first), so that a slow-down of the
-machine during the measurement (other processes) hits all of them alike, and the median over
-repeats discards the outliers.
+Every timing runs its candidates in turn within every repeat (round-robin, the order reversed every other
+repeat so that none always goes first), so that a slow-down of the machine during the measurement (other
+processes) hits all of them alike, and the median over repeats discards the outliers.
 """
 from __future__ import annotations
 
 import copy
+import functools
 import statistics
 import time
 from typing import Callable
@@ -24,16 +22,12 @@ from .train import TorchLearner, synchronize
 
 def time_forward_backward(models: dict[str, nn.Module], inputs: Tensor, targets: Tensor, *,
                           batch_size: int, loss_fn: nn.Module | None = None, num_batches: int = 20,
-                          warmup: int = 3, repeats: int = 5, steps_per_epoch: int | None = None,
-                          channels_last: bool = True, reference: str | None = None) -> dict[str, dict]:
-    """Seconds for forward + loss + backward of each model, per batch and (optionally) per epoch.
-
-    Each repeat times ``num_batches`` consecutive batches of ``batch_size`` taken from
-    ``inputs``/``targets`` (cycling if needed) after ``warmup`` untimed batches. No optimizer
-    step is taken, so the weights (and hence the work) stay the same throughout. Returns, per
-    model name, the median and all repeats of the time per batch, the time per epoch
-    (median x ``steps_per_epoch``) when that is given, and the ratio to the fastest model.
-    """
+                          warmup: int = 3, repeats: int = 5, channels_last: bool = True,
+                          reference: str | None = None) -> dict[str, dict]:
+    """Seconds per batch for forward + loss + backward of each model: per model name, the median and all
+    repeats, and against ``reference`` (if given) the paired comparison of :func:`versus`. Each repeat times
+    ``num_batches`` batches of ``batch_size`` after ``warmup`` untimed ones. No optimizer step is taken, so
+    the weights (and hence the work) stay the same throughout."""
     if not models:
         raise ValueError("time_forward_backward() needs at least one model")
     _check_counts(num_batches, warmup, repeats)
@@ -47,25 +41,22 @@ def time_forward_backward(models: dict[str, nn.Module], inputs: Tensor, targets:
         if channels_last:
             model.to(memory_format=torch.channels_last)
 
-    def step(model: nn.Module) -> Callable[[Tensor, Tensor], None]:
-        def forward_backward(x: Tensor, y: Tensor) -> None:
-            model.zero_grad(set_to_none=True)
-            loss_fn(model(x), y).backward()
-        return forward_backward
+    def forward_backward(model: nn.Module, x: Tensor, y: Tensor) -> None:
+        model.zero_grad(set_to_none=True)
+        loss_fn(model(x), y).backward()
 
-    return _round_robin({name: (step(model), batches, device) for name, model in models.items()},
+    return _round_robin({name: (functools.partial(forward_backward, model), batches, device)
+                         for name, model in models.items()},
                         batch_size=batch_size, num_batches=num_batches, warmup=warmup, repeats=repeats,
-                        steps_per_epoch=steps_per_epoch, reference=reference)
+                        reference=reference)
 
 
 def time_train_steps(learners: dict, inputs: Tensor, targets: Tensor, *, batch_size: int,
-                     num_batches: int = 20, warmup: int = 3, repeats: int = 5, steps_per_epoch: int | None = None,
+                     num_batches: int = 20, warmup: int = 3, repeats: int = 5,
                      reference: str | None = None) -> dict[str, dict]:
-    """Seconds per training step (forward, loss, backward, update: ``learner.train_step``) of each
-    learner (``common.train.TorchLearner``, ``common.numpy_mlp.NumpyLearner``), e.g. the same network in NumPy and in PyTorch, on the same batches,
-    each on its own ``learner.device``. Timed round-robin like :func:`time_forward_backward`,
-    which also gives the returned fields. The learners' weights change as they train; the work per
-    step does not."""
+    """Seconds per training step (``learner.train_step``: forward, loss, backward, update) of each learner
+    (``TorchLearner``, ``NumpyLearner``), each on its own ``learner.device``, on the same batches; as
+    :func:`time_forward_backward` otherwise. The weights change as they train; the work per step does not."""
     if not learners:
         raise ValueError("time_train_steps() needs at least one learner")
     _check_counts(num_batches, warmup, repeats)
@@ -76,7 +67,7 @@ def time_train_steps(learners: dict, inputs: Tensor, targets: Tensor, *, batch_s
         steps[name] = (learner.train_step, [(x.to(learner.device), y.to(learner.device)) for x, y in batches],
                        learner.device)
     return _round_robin(steps, batch_size=batch_size, num_batches=num_batches, warmup=warmup, repeats=repeats,
-                        steps_per_epoch=steps_per_epoch, reference=reference)
+                        reference=reference)
 
 
 def _check_counts(num_batches: int, warmup: int, repeats: int) -> None:
@@ -94,10 +85,9 @@ def _batches(inputs: Tensor, targets: Tensor, batch_size: int, count: int) -> li
 
 def _round_robin(steps: dict[str, tuple[Callable[[Tensor, Tensor], object], list, torch.device]], *,
                  batch_size: int, num_batches: int, warmup: int, repeats: int,
-                 steps_per_epoch: int | None, reference: str | None = None) -> dict[str, dict]:
-    """Time each ``name -> (step, batches, device)``: in every repeat, each step in turn (the order
-    reversed every other repeat, so that none always goes first) runs over its first ``warmup``
-    batches untimed, then over the next ``num_batches`` timed (counts checked by ``_check_counts``)."""
+                 reference: str | None = None) -> dict[str, dict]:
+    """Time each ``name -> (step, batches, device)``: in every repeat, each step in turn runs over its first
+    ``warmup`` batches untimed, then over the next ``num_batches`` timed."""
     per_batch: dict[str, list[float]] = {name: [] for name in steps}
     for repeat in range(repeats):
         order = list(steps.items())
@@ -112,7 +102,6 @@ def _round_robin(steps: dict[str, tuple[Callable[[Tensor, Tensor], object], list
             per_batch[name].append((time.perf_counter() - start) / num_batches)
     medians = {name: statistics.median(times) for name, times in per_batch.items()}
     out = {name: {"per_batch_s": medians[name], "per_batch_repeats_s": per_batch[name],
-                  **({"per_epoch_s": medians[name] * steps_per_epoch} if steps_per_epoch else {}),
                   "batch_size": batch_size, "num_batches": num_batches, "warmup": warmup, "repeats": repeats}
            for name in steps}
     for name in out:
@@ -155,9 +144,8 @@ def versus(timings: dict[str, dict], reference: str, name: str) -> dict:
 
 
 def twin_learners(model: nn.Module, lr: float, devices: list[torch.device]) -> dict:
-    """``model`` (a ReLU ``MLP``) as plain-SGD learners from the same weights: in NumPy ("NumPy")
-    and in PyTorch on each of ``devices`` ("PyTorch (CPU)", ...), e.g. for
-    ``common.timing.time_train_steps``."""
+    """``model`` (a ReLU ``MLP``) as plain-SGD learners from the same weights: in NumPy ("NumPy") and in
+    PyTorch on each of ``devices`` ("PyTorch (CPU)", ...)."""
     learners = {"NumPy": NumpyLearner(NumpyMLP.from_torch(model), lr=lr)}
     for device in dict.fromkeys(devices):
         twin = copy.deepcopy(model).to(device)

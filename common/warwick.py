@@ -14,6 +14,7 @@ Every image is decoded once per process (145 small PNGs take well under a second
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import zipfile
@@ -49,12 +50,7 @@ class Source:
 
 
 def _is_junk(name: str) -> bool:
-    parts = name.split("/")
-    return any(p == "__MACOSX" or p == ".DS_Store" or p.startswith("._") for p in parts)
-
-
-def _folder_has_splits(root: Path) -> bool:
-    return all(any((root / folder).glob("image_*.png")) for folder in SPLITS.values())
+    return any(p in ("__MACOSX", ".DS_Store") or p.startswith("._") for p in name.split("/"))
 
 
 def find_warwick(data_dir: Path) -> Source:
@@ -63,7 +59,7 @@ def find_warwick(data_dir: Path) -> Source:
     if data_dir.is_file() and data_dir.suffix.lower() == ".zip":
         return _zip_source(data_dir)
     for root in (data_dir / "WARWICK", data_dir):
-        if _folder_has_splits(root):
+        if all(any((root / folder).glob("image_*.png")) for folder in SPLITS.values()):
             return Source("folder", root)
     for zip_path in (data_dir / "WARWICK.zip", data_dir / "warwick.zip"):
         if zip_path.is_file():
@@ -131,26 +127,18 @@ def load_warwick(data_dir: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor, 
     """``{split: (images uint8 (N, 2, 128, 128), masks int64 (N, 128, 128) of 0/1, names)}``."""
     source = find_warwick(data_dir)
     out = {}
-    zf = zipfile.ZipFile(source.path) if source.kind == "zip" else None
-    try:
+    with zipfile.ZipFile(source.path) if source.kind == "zip" else contextlib.nullcontext() as zf:
         for split, folder in SPLITS.items():
+            def read(name: str) -> bytes:
+                return (source.path / folder / name).read_bytes() if zf is None else zf.read(
+                    f"{source.prefix}{folder}/{name}")
+
             images, masks, names = [], [], []
-            for number, (image_name, label_name) in _list_files(source, split).items():
-                if zf is None:
-                    image_path, label_path = source.path / folder / image_name, source.path / folder / label_name
-                    image_bytes, label_bytes = image_path.read_bytes(), label_path.read_bytes()
-                else:
-                    inner = f"{source.prefix}{folder}/"
-                    image_bytes, label_bytes = zf.read(inner + image_name), zf.read(inner + label_name)
-                image_where = f"{_shown_folder(source, folder)}/{image_name}"
-                label_where = f"{_shown_folder(source, folder)}/{label_name}"
-                images.append(_decode_image(image_bytes, image_where))
-                masks.append(_decode_label(label_bytes, label_where))
+            for image_name, label_name in _list_files(source, split).values():
+                images.append(_decode_image(read(image_name), f"{_shown_folder(source, folder)}/{image_name}"))
+                masks.append(_decode_label(read(label_name), f"{_shown_folder(source, folder)}/{label_name}"))
                 names.append(f"{folder}/{image_name}")
             out[split] = (torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(masks)), names)
-    finally:
-        if zf is not None:
-            zf.close()
     return out
 
 

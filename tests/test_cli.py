@@ -22,7 +22,6 @@ def test_defaults_and_seeds():
     assert ctx.seed == 7 and ctx.out_dir == cli.REPORT_DIR and ctx.device == torch.device("cpu")
     assert ctx.figures_dir == cli.REPORT_DIR / "figures" and ctx.results_dir == cli.REPORT_DIR / "results"
     assert ctx.use_cache and ctx.show_progress and not ctx.quick and not ctx.args.figures_only
-    assert ctx.cache_dir == cli.cache_dir()  # the tests' own (conftest.isolated_cache)
     assert torch.get_num_threads() == 1  # one thread per process: the numbers do not depend on the cores
     from threadpoolctl import threadpool_info
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from common import cli, metrics, models, results, train
+from common import cli, metrics, models, results, text, train
 from common.data import DataError
 from helpers import epoch, fake_ctx, history, toy_config, toy_runs, toy_splits
 
@@ -38,13 +38,17 @@ def test_write_records_the_command_environment_data_configurations_and_findings(
     assert record["configs"][0]["label"] == "toy net" and len(record["configs"][0]["runs"]) == 2
     assert record["configs"][0]["runs"][0]["config"] == json.loads(json.dumps(toy_config()))  # each run's own
     assert record["findings"] == {"ratio": 2.5, "per_image": [1, 2], "3": "three"}  # NumPy values as plain JSON
-    assert record["numbers"] == {"gain": "+0.31 points", "seeds": 2}  # what the report quotes, as the script wrote it
+    # what the report quotes, as the script wrote it, and every configuration's fit in a few words
+    fits = [(c["label"], c["summary"], c["score_name"]) for c in record["configs"]]
+    assert record["numbers"] == {"fit": text.fit_comment(fits), "gain": "+0.31 points", "seeds": 2}
     assert record["configs"][0]["summary"]["verdict"] == metrics.configuration_verdict(
         record["configs"][0]["summary"]["verdicts"])
     out = capsys.readouterr().out
     assert out.count("\n") == 3 and out.startswith("toy: test accuracy") and f"results: {path}" in out
     assert "\nextra: test accuracy" in out
-    assert results.write(ctx, "ex9_8_other", [trained], toy_splits())["numbers"] == {}  # none given
+    other = results.write(ctx, "ex9_8_other", [trained], toy_splits())  # no numbers given: the fit only
+    assert other["numbers"] == {"fit": "the network under-fits (the training score ends at 81.25 %)"}
+    assert other["configs"][0]["summary"]["verdict"] == "under-fitting" and other["table"] == []
 
 
 def test_write_saves_the_arrays_of_a_figure_beside_the_record_and_read_gives_both_back(ctx, trained):
@@ -127,7 +131,7 @@ def test_the_configurations_late_gain_is_the_mean_of_its_seeds_late_gains():
     # runs that trained on their validation images: no verdict from their curves, no convergence check
     refit = results.summary(toy_runs([{**r, "validation_held_out": False} for r in records]))
     assert "late_val_gain" not in refit and "final_val_accuracy" not in refit
-    assert refit["verdicts"] == ["no hold-out"] * 2 and refit["verdict"] == "no hold-out (2 of 2)"
+    assert refit["verdicts"] == ["no hold-out"] * 2 and refit["verdict"] == "no hold-out"
 
 
 # --- saved models ----------------------------------------------------------------------------

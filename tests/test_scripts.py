@@ -29,17 +29,17 @@ FIGURES = {
     "ex2_4_residual": ["ex2_4_residual"],
     "ex2_5_best": ["ex2_5_best_curves", "ex2_5_best_cases"],
 }
-# script -> the findings it records, which the report's macros are made from
+# script -> the findings it records (the report quotes its "numbers" and "table", made from them)
 FINDINGS = {
     "ex1_1_fc": {"step_timing", "training_batch_size", "numpy_vs_torch_accuracy"},
     "ex1_2_cnn": {"cnn_weights", "fc_weights", "fc_to_cnn_weight_ratio", "cnn_weights_per_layer"},
     "ex1_3_pool_order": {"timing", "pool_first_vs_after", "tanh_vs_relu", "saving_tanh_vs_relu", "curve_differences"},
-    "ex1_4_adam": {"adam_vs_sgd", "to_reach_sgd_final_val_accuracy", "epochs_to_sgd_final_val_accuracy"},
+    "ex1_4_adam": {"adam_vs_sgd", "epochs_to_target"},
     "ex1_5_variants": {"versus_baseline", "chosen_on_validation", "chosen_label", "saved_seed", "best_model_test"},
-    "ex2_1_segnet": {"worst", "median", "per_image_test_dice", "red_share"},
+    "ex2_1_segnet": {"worst", "median", "per_image_test_dice"},
     "ex2_2_regularization": {"versus_baseline"},
     "ex2_3_skip": {"metrics", "skip_vs_plain", "shown_cases"},
-    "ex2_4_residual": {"dice_threshold", "timing", "groups", "versus_ex2_1", "figure_groups"},
+    "ex2_4_residual": {"dice_threshold", "timing", "groups", "versus_ex2_1", "score_std_at_init_no_bn", "figure_groups"},
     "ex2_5_best": {"test_dice", "tta_vs_single_pass", "validation_dice_when_chosen", "best_case", "worst_case",
                    "red_share", "per_image_test_dice"},
 }
@@ -194,8 +194,9 @@ def test_ex1_1_numpy_and_torch_start_alike_and_are_both_timed(part1):
     assert comparison["pairs"] == 1 and comparison["outcome"] == "unresolved"
     assert comparison["images"]["seeds"] == 1 and comparison["images"]["images"] == record["data"]["sizes"]["test"]
     numbers = record["numbers"]
-    assert numbers["numpy_vs_torch"] == text.outcome(comparison) == "not distinguishable"
-    assert numbers["numpy_minus_torch"] == text.difference(comparison)
+    assert numbers["accuracy_outcome"] == text.outcome(comparison) == "not distinguishable"
+    assert numbers["accuracy_relation"] == "not distinguishable from"
+    assert numbers["accuracy_difference"] == text.row("", comparison)["difference"]
     for batch, timed in findings["step_timing"].items():
         assert numbers[f"numpy_speed_{batch}"] == text.speed(timed["NumPy"]["versus"])
         assert numbers[f"torch_ms_{batch}"] == text.ms(timed["PyTorch (CPU)"]["per_batch_s"])
@@ -208,14 +209,18 @@ def test_ex1_4_reuses_the_ex1_2_run_and_trains_adam_with_its_defaults(part1):
     adam = ex14["cnn_adam"]["runs"][0]["hyperparameters"]["optimizer"]
     assert adam["class"] == "Adam" and list(adam["param_groups"][0]["betas"]) == [0.9, 0.999]
     assert adam["param_groups"][0]["lr"] == 1e-3 and adam["param_groups"][0]["eps"] == 1e-8
-    reach = part1("ex1_4_adam")[1]["findings"]["to_reach_sgd_final_val_accuracy"]
-    assert reach["target"] == ex14["cnn_sgd"]["summary"]["final_val_accuracy"]["mean"]
-    assert reach["cnn_sgd"]["per_seed"][0]["epoch"] == 1  # SGD reaches its own final score at its last epoch
-    sooner = part1("ex1_4_adam")[1]["findings"]["epochs_to_sgd_final_val_accuracy"]  # seed k against seed k
-    expected = evaluation.paired_epochs_to_threshold(ex14["cnn_sgd"], ex14["cnn_adam"], reach["target"])
-    assert {k: sooner[k] for k in expected if k != "per_pair"} == pytest.approx(
-        {k: v for k, v in expected.items() if k != "per_pair"}, nan_ok=True)
-    assert sooner["threshold"] == reach["target"] and sooner["pairs"] == 1
+    record = part1("ex1_4_adam")[1]
+    # the target: the lowest final validation accuracy of any SGD seed, so every SGD run reaches it
+    target = min(r["history"]["epochs"][-1]["val_score"] for r in ex14["cnn_sgd"]["runs"])
+    sooner = record["findings"]["epochs_to_target"]  # seed k against seed k
+    expected = evaluation.paired_epochs_to_threshold(ex14["cnn_sgd"], ex14["cnn_adam"], target)
+    lists = ("per_pair", "a_epochs", "b_epochs")
+    assert {k: sooner[k] for k in expected if k not in lists} == pytest.approx(
+        {k: v for k, v in expected.items() if k not in lists}, nan_ok=True)
+    assert (sooner["a_epochs"], sooner["b_epochs"]) == (expected["a_epochs"], expected["b_epochs"])
+    assert sooner["threshold"] == target and sooner["pairs"] == 1 and sooner["a_epochs"] == [1]
+    assert [row["row"] for row in record["table"]] == ["test accuracy", "epochs to reach the target"]
+    assert record["table"][1] == text.epochs_row("epochs to reach the target", sooner)
 
 
 def test_ex1_3_reuses_the_ex1_2_run_and_ex1_5_the_ex1_3_tanh_run(part1):
@@ -277,7 +282,9 @@ def test_ex1_5_chooses_on_validation_and_saves_the_chosen_weights(part1, mnist_d
     saved = results.load_model(weights, models.MnistCNN)
     assert (saved["name"], saved["seed"]) == (findings["chosen_label"], findings["saved_seed"])
     splits = mnist.load_splits(mnist_dir, torch.device("cpu"), seed=0, quick=True)
-    errors = evaluation.classification_errors(evaluation.logits(saved["model"], splits.test[0]), splits.test[1])
+    with torch.no_grad():
+        logits = saved["model"].eval()(splits.test[0])
+    errors = evaluation.classification_errors(logits, splits.test[1])
     assert errors["confusion_matrix"] == best["confusion_matrix"] and errors["errors"] == best["errors"]
     recomputed = errors["wrong"][:len(shown)]
     assert [(w["index"], w["true"], w["predicted"]) for w in recomputed] == [(w["index"], w["true"], w["predicted"])
@@ -301,7 +308,7 @@ def test_the_same_seed_gives_the_same_numbers_for_the_cnn(part1, tmp_path):
 # --- Part 2 --------------------------------------------------------------------------------------
 
 def test_ex2_1_describes_its_worst_and_median_test_images(part2, warwick_dir):
-    from common import evaluation, warwick
+    from common import warwick
 
     _, record, _ = part2("ex2_1_segnet")
     findings = record["findings"]
@@ -309,18 +316,12 @@ def test_ex2_1_describes_its_worst_and_median_test_images(part2, warwick_dir):
     assert dice.shape == (1, record["data"]["sizes"]["test"])
     assert findings["worst"]["dice_mean"] == pytest.approx(dice.mean(0).min(), abs=1e-5)
     assert findings["median"]["dice_mean"] == pytest.approx(np.sort(dice.mean(0))[(dice.shape[1] - 1) // 2], abs=1e-5)
-    n = dice.shape[1]
-    for case in (findings["worst"], findings["median"]):
-        ranks, stats = case["ranks_from_lowest"], case["stats"]
-        assert f"glands cover {stats['gland_fraction']:.0%} of it" in case["description"]
-        assert f"({stats['contrast']:.2f}, rank {ranks['contrast']} of {n})" in case["description"]
-        assert f"({stats['red_share']:.2f}, rank {ranks['red_share']} of {n})" in case["description"]
-    share = findings["red_share"]
-    for split in ("training", "test"):
-        assert 0 < share[split]["min"] <= share[split]["median"] <= share[split]["max"] < 1
-    assert share == evaluation.red_share_summary(warwick.load_splits(warwick_dir, torch.device("cpu"), seed=0,
-                                                                     quick=True))
-    assert (share["test"]["above_training_max"] > 0) == (share["test"]["max"] > share["training"]["max"])
+    truth = warwick.load_splits(warwick_dir, torch.device("cpu"), seed=0, quick=True).test[1]
+    for what in ("worst", "median"):
+        assert record["numbers"][f"{what}_dice"] == text.score("dice", findings[what]["dice_mean"])
+        assert findings[what]["stats"]["gland_fraction"] == pytest.approx(
+            float((truth[findings[what]["index"]] == 1).float().mean()), abs=1e-6)
+    assert record["numbers"]["worst_glands"] == f"{100 * findings['worst']['stats']['gland_fraction']:.0f}"  # % in the table's header
     # the network tabulated in tests/test_models.py: 79,690 weights + 232 of batch norm
     assert record["configs"][0]["num_weights"] == 79_922
 
@@ -355,7 +356,7 @@ def test_ex2_3_compares_the_ex2_1_network_with_skips(part2):
         assert summary["dice"]["n"] == 1 and 0 <= summary["boundary_f1_2px"]["mean"] <= 1
     assert set(findings["skip_vs_plain"]) == {"dice", "boundary_f1_1px", "boundary_f1_2px", "hd95"}
     assert findings["skip_vs_plain"]["hd95"]["lower_is_better"]
-    assert set(findings["shown_cases"]) == {"largest gain", "median gain", "largest loss"}
+    assert set(findings["shown_cases"]) == {"best for skips", "worst for skips"}
 
 
 def test_ex2_4_pairs_plain_and_residual_blocks(part2):
@@ -374,8 +375,10 @@ def test_ex2_4_pairs_plain_and_residual_blocks(part2):
         assert group["residual_vs_plain"]["images"]["images"] == record["data"]["sizes"]["test"]
         # the epoch each first reaches the threshold, seed k against seed k
         expected = evaluation.paired_epochs_to_threshold(plain, residual, findings["dice_threshold"])
-        assert {k: group["epochs_to_threshold"][k] for k in expected if k != "per_pair"} == pytest.approx(
-            {k: v for k, v in expected.items() if k != "per_pair"}, nan_ok=True)
+        lists = ("per_pair", "a_epochs", "b_epochs")
+        assert {k: group["epochs_to_threshold"][k] for k in expected if k not in lists} == pytest.approx(
+            {k: v for k, v in expected.items() if k not in lists}, nan_ok=True)
+        assert group["epochs_to_threshold"]["a_epochs"] == expected["a_epochs"]
         assert group["epochs_to_threshold"]["pairs"] == len(plain["runs"]) == len(residual["runs"])
         # runs stuck at one class, plain against residual, by Fisher's exact test
         counts = [c["summary"]["verdicts"].count("one class") for c in (plain, residual)]
@@ -453,10 +456,10 @@ def test_ex2_5_refits_on_every_training_image_and_predicts_with_tta(part2, warwi
 
 # --- the report reads what the scripts write -------------------------------------------------------
 
-def test_every_number_the_report_uses_is_made_by_a_script(part1, part2, tmp_path, monkeypatch):
+def test_every_number_the_report_uses_is_made_by_a_script(part1, part2, tmp_path):
     """Every \\R{key} of report/main.tex and report/sections/*.tex is a macro that the quick runs' results
-    define, as `make report` makes them: report/ is the folder (here a stand-in) whose make_report.json
-    gives the env.make_report_* macros."""
+    define, and every comparison table the report inputs (\\comparisons{ex...}) is generated, as `make report`
+    makes them."""
     from common import report
 
     root = tmp_path / "report"
@@ -464,14 +467,26 @@ def test_every_number_the_report_uses_is_made_by_a_script(part1, part2, tmp_path
         out, _, _ = part1(script) if script in PART1 else part2(script)
         (root / "results").mkdir(parents=True, exist_ok=True)
         (root / "results" / f"{script}.json").write_text((out / "results" / f"{script}.json").read_text())
-    made = root / "make_report.json"
-    made.write_text(json.dumps({"minutes": 28.0, "workers": 2, "date": "2026-12-06"}))
-    monkeypatch.setattr(report, "REPO_ROOT", tmp_path)
-    monkeypatch.setattr(report, "MAKE_REPORT", made)
     report.write_all(root)
     defined = set(re.findall(r"\\@namedef\{res@(.+?)\}", (root / "generated" / "results.tex").read_text()))
-    used = set()
+    used, tables = set(), set()
     for tex in [REPO_ROOT / "report" / "main.tex", *(REPO_ROOT / "report" / "sections").glob("*.tex")]:
         used |= set(re.findall(r"\\R\{([^}#.]+\.[^}]*)\}", tex.read_text()))
-    assert len(used) > 100 and {"env.make_report_minutes", "env.make_report_workers"} <= defined
+        tables |= set(re.findall(r"\\comparisons\{(ex\d_\d)\}", tex.read_text()))
+    assert len(used) > 100 and len(tables) >= 5
+    assert all((root / "generated" / f"{ex}_table.tex").read_text().count("\\\\") >= 1 for ex in tables)
     assert not sorted(used - defined), "\n".join(sorted(used - defined))
+
+
+@pytest.mark.parametrize("base, variants, names", [
+    ("ex1_2_cnn", ["ex1_3_pool_order", "ex1_4_adam", "ex1_5_variants"], ["CNN", "LOSS", "BATCH_SIZE", "EPOCHS", "SEEDS"]),
+    ("ex2_1_segnet", ["ex2_2_regularization", "ex2_3_skip", "ex2_4_residual"],
+     ["SEGNET", "DIHEDRAL", "LOSS", "LR", "BATCH_SIZE", "EPOCHS", "SEEDS"])])
+def test_the_scripts_that_vary_a_baseline_restate_its_constants_exactly(base, variants, names):
+    """Each variant script writes its baseline's configuration out again (a grader reads one script); the
+    shared runs come from the cache only if the copies are identical."""
+    reference = importlib.import_module(base)
+    for name in variants:
+        module = importlib.import_module(name)
+        assert {n: getattr(module, n) for n in names} == {n: getattr(reference, n) for n in names}, name
+        assert (module.SGD_LR if hasattr(module, "SGD_LR") else module.LR) == reference.LR, name

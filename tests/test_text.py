@@ -35,25 +35,48 @@ def test_mean_and_std_print_to_the_same_decimals():
     assert text.mean_std("dice", [0.7]) == "0.700" and text.mean_std("accuracy", [0.9864]) == "98.64 %"  # one seed
 
 
-def test_a_comparison_prints_as_its_outcome_and_its_difference_with_the_interval():
+def test_a_comparison_prints_as_its_outcome_and_a_table_row_with_the_interval():
     better = metrics.compare(A, B, score="accuracy")  # +1.38 points, interval +0.58 to +2.18
-    assert text.outcome(better) == "better"
-    assert text.difference(better) == "+1.38 points (95 % CI +0.58 to +2.18)"
+    assert text.outcome(better) == "better" and text.relation(better) == "better than"
+    assert text.row("B vs A", better) == {"row": "B vs A", "a": "81.26 ± 1.11 %", "b": "82.64 ± 1.11 %",
+                                          "difference": "+1.38", "ci": "+0.58 to +2.18", "images": "–",
+                                          "outcome": "better"}
     worse = metrics.compare(B, A, score="dice")
-    assert text.outcome(worse) == "worse"
-    assert text.difference(worse) == f"{MINUS}0.014 (95 % CI {MINUS}0.022 to {MINUS}0.006)"
+    assert text.outcome(worse) == "worse" and text.relation(worse) == "worse than"
+    assert (text.row("", worse)["difference"], text.row("", worse)["ci"]) == (f"{MINUS}0.014", f"{MINUS}0.022 to {MINUS}0.006")
     unresolved = metrics.compare(A, [0.83, 0.79, 0.83, 0.81, 0.80], score="dice")  # -0.001, -0.015 to +0.014
-    assert text.outcome(unresolved) == "not distinguishable"
-    assert text.difference(unresolved) == f"{MINUS}0.001 (95 % CI {MINUS}0.015 to +0.014)"
+    assert text.relation(unresolved) == "not distinguishable from"
+    assert text.row("", unresolved)["ci"] == f"{MINUS}0.015 to +0.014"
     single = metrics.compare([0.8], [0.9], score="accuracy")  # one seed pair: no interval
-    assert text.outcome(single) == "not distinguishable" and text.difference(single) == "+10.00 points"
+    assert text.outcome(single) == "not distinguishable" and text.row("", single)["ci"] == "–"
     hd95 = metrics.compare([10.0, 12.0, 11.0], [8.0, 10.1, 8.9], score="hd95", lower_is_better=True)
-    assert text.outcome(hd95) == "better" and text.difference(hd95).startswith(f"{MINUS}2.0 px (95 % CI ")
+    assert text.outcome(hd95) == "better" and text.row("", hd95)["difference"] == f"{MINUS}2.0"
+    cells = text.cells("acc", better)
+    assert cells["acc_relation"] == "better than" and cells["acc_ci"] == "+0.58 to +2.18" and "acc_row" not in cells
 
 
-def test_p_values_have_two_significant_digits():
-    assert text.p_value(0.0004) == "p < 0.001" and text.p_value(0.0123) == "p = 0.012"
-    assert text.p_value(0.5) == "p = 0.5" and text.p_value(0.001) == "p = 0.001" and text.p_value(1.0) == "p = 1"
+def test_a_table_row_counts_the_seeds_whose_image_test_agrees_and_disagrees():
+    a_images = [[0.8] * 20, [0.8] * 20]  # seed 0: b higher on every image; seed 1: lower on every image
+    b_images = [[0.9] * 10 + [0.85] * 10, [0.7] * 20]
+    c = metrics.compare([0.80, 0.80], [0.875, 0.70], a_images, b_images, score="dice")
+    assert text.row("", c)["images"] == "1 / 1"  # the mean difference's sign: +; one seed for, one against
+
+
+def test_epochs_to_a_threshold_print_with_their_count_and_outcome():
+    sooner = {"a_epochs": [9, 10, 12, None], "b_epochs": [3, 4, 4, 5], "both_reach": 3, "difference": -6.667,
+              "ci_low": -9.5, "ci_high": -3.8, "outcome": "sooner"}
+    row = text.epochs_row("epochs", sooner)
+    assert (row["a"], row["b"], row["difference"], row["ci"]) == ("10.3 (3 of 4)", "4.0 (4 of 4)", f"{MINUS}6.7",
+                                                                   f"{MINUS}9.5 to {MINUS}3.8")
+    assert row["outcome"] == "sooner" and text.when(sooner, "SGD") == "in fewer epochs than SGD"
+    wide = {**sooner, "ci_low": -15.0, "ci_high": 1.2, "outcome": "unresolved"}
+    assert text.epochs_row("", wide)["outcome"] == "not distinguishable"
+    assert text.when(wide, "SGD") == "in a number of epochs not distinguishable from SGD's"
+    never = {"a_epochs": [None, None], "b_epochs": [None, 7], "both_reach": 0, "difference": float("nan"),
+             "ci_low": float("nan"), "ci_high": float("nan"), "outcome": "unresolved"}
+    row = text.epochs_row("", never)
+    assert (row["a"], row["b"], row["difference"], row["outcome"]) == ("never (0 of 2)", "7.0 (1 of 2)", "–",
+                                                                       "not distinguishable")
 
 
 def test_a_timing_is_faster_or_slower_only_where_the_sign_test_says_so():
@@ -61,6 +84,8 @@ def test_a_timing_is_faster_or_slower_only_where_the_sign_test_says_so():
     assert text.speed({"speedup": 0.8, "p": 0.0156}) == "1.25× slower"  # 1 / 0.8
     assert text.speed({"speedup": 2.0, "p": 0.05}) == "about as fast"  # p < 0.05 is needed
     assert text.speed({"speedup": 0.5, "p": 0.45}) == "about as fast"
+    assert text.speed({"speedup": 1.333, "p": 0.0156}, relation=True) == "1.33× faster than"
+    assert text.speed({"speedup": 0.5, "p": 0.45}, relation=True) == "about as fast as"
 
 
 @pytest.mark.parametrize("seconds, expected", [(0.00096, "0.96"), (0.012, "12"), (0.0123, "12"), (0.0456, "46"),
@@ -72,3 +97,61 @@ def test_milliseconds_have_two_significant_digits_three_from_100_on(seconds, exp
 @pytest.mark.parametrize("seconds", [0.0997, 1.5])
 def test_milliseconds_never_print_in_exponent_notation(seconds):
     assert "e" not in text.ms(seconds)
+
+
+def test_outcomes_of_several_subjects_read_as_one_sentence():
+    assert text.join(["a"]) == "a" and text.join(["a", "b"]) == "a and b" and text.join(["a", "b", "c"]) == "a, b and c"
+    pairs = [("batch norm", "better than the baseline"), ("tanh", "not distinguishable from the baseline"),
+             ("augmentation", "better than the baseline")]
+    assert text.grouped(pairs) == ("batch norm and augmentation are better than the baseline, and tanh is not "
+                                   "distinguishable from the baseline")
+    assert text.grouped([("a", "x"), ("b", "x")]) == "a and b are x" and text.grouped([("a", "x")]) == "a is x"
+    assert text.grouped([("a", "x"), ("b", "y"), ("c", "z")]) == "a is x, b is y, and c is z"
+
+
+def test_fit_comment_names_each_verdict_once_with_its_reason():
+    def summary(*verdicts, rise=0.3):
+        return {"verdicts": list(verdicts), "verdict_details": [
+            {"verdict": v, "rise": rise, "states": {"rise": "exceeded"}, "borderline": [], "why": v} for v in verdicts]}
+
+    over = summary("over-fitting", "over-fitting")
+    good = summary("good fit", "good fit", "over-fitting")  # the most frequent verdict counts
+    assert text.fit_comment([("a", over, "accuracy")]) == "the network over-fits (the validation loss ends 30 % above its minimum)"
+    assert text.fit_comment([("a", good, "accuracy"), ("b", good, "accuracy")]) == "both networks fit well"
+    assert text.fit_comment([("a", good, "dice")] * 3) == "all 3 networks fit well"
+    assert text.fit_comment([("a", good, "accuracy"), ("b, c", over, "accuracy"), ("d", summary("over-fitting", rise=0.5),
+                                                                                   "accuracy")]) == \
+        "a fits well; “b, c” and d over-fit (the validation loss ends 37 % above its minimum)"  # (0.3 + 0.3 + 0.5) / 3
+    near = {"verdicts": ["borderline"], "verdict_details": [{"verdict": "borderline", "borderline": ["gap", "floor"]}]}
+    assert text.fit_comment([("a", near, "dice")]) == \
+        "the network is borderline (within the margin of its thresholds for the training score and the training-validation gap)"
+
+
+def test_a_score_against_the_target_an_exercise_asks_for():
+    assert text.against_target("accuracy", [0.985, 0.99], 0.98) == "above the 98.00 % asked for (every seed)"
+    assert text.against_target("accuracy", [0.975, 0.99, 0.99], 0.98) == \
+        "above the 98.00 % asked for on average (2 of 3 seeds)"
+    assert text.against_target("dice", [0.6, 0.7], 0.7) == "below the 0.700 asked for"  # a mean at the target: not above
+
+
+def test_the_reason_for_a_fit_verdict_is_the_mean_over_the_seeds_that_share_the_most_frequent_verdict():
+    def detail(verdict, rise=0.0, gap=0.0, floor=0.99, late_gain=0.0, borderline=()):
+        states = {"rise": "exceeded" if rise > 0.1 else "clear", "gap": "exceeded" if gap > 0.01 else "clear"}
+        return {"verdict": verdict, "rise": rise, "gap": gap, "floor": floor, "late_gain": late_gain,
+                "states": states, "borderline": list(borderline), "why": "..."}
+
+    over = [detail("over-fitting", rise=0.3), detail("over-fitting", rise=0.5), detail("good fit")]
+    summary = {"verdicts": [d["verdict"] for d in over], "verdict_details": over}
+    assert text.fit_reason(summary, "accuracy") == "the validation loss ends 40 % above its minimum"  # (0.3 + 0.5) / 2
+    gap = [detail("over-fitting", gap=0.02)]
+    assert text.fit_reason({"verdicts": ["over-fitting"], "verdict_details": gap}, "accuracy") == \
+        "the training score exceeds the validation score by +2.00 points"
+    under = [detail("under-fitting", floor=0.65)]
+    assert text.fit_reason({"verdicts": ["under-fitting"], "verdict_details": under}, "dice") == \
+        "the training score ends at 0.650"
+    rising = [detail("not converged", late_gain=0.012)]
+    assert text.fit_reason({"verdicts": ["not converged"], "verdict_details": rising}, "dice") == \
+        "the validation score still gains +0.012 in the last quarter"
+    good = [detail("good fit"), detail("borderline", borderline=["gap"]), detail("good fit")]
+    assert text.fit_reason({"verdicts": ["good fit", "borderline", "good fit"], "verdict_details": good}, "dice") == \
+        "no criterion of the rule applies"
