@@ -130,8 +130,9 @@ FIT_VERBS = {"over-fitting": ("over-fit", "over-fits"), "under-fitting": ("under
 def fit_comment(configs: list[tuple[str, dict, str]]) -> str:
     """The configurations' fit (label, ``results.summary``, score name) as a clause, by each one's most
     frequent verdict over its seeds (Table 1 gives the counts), with the reason (``fit_reason``, over the
-    seeds of that verdict) unless it is a good fit: "both networks over-fit (the validation loss ends 33 %
-    above its minimum)"; "batch norm fits well; tanh and augmentation over-fit (...)"."""
+    seeds of that verdict) where one network has that verdict and it is not a good fit: "the network
+    over-fits (the validation loss ends 33 % above its minimum)"; "batch norm fits well; tanh and augmentation
+    over-fit"."""
     groups: dict[str, list] = {}
     for label, summary, score_name in configs:
         verdicts = summary["verdicts"]
@@ -144,7 +145,8 @@ def fit_comment(configs: list[tuple[str, dict, str]]) -> str:
             subject = join([f"“{label}”" if "," in label else label for label, _, _ in members])
         pooled = {"verdicts": [v for _, s, _ in members for v in s["verdicts"]],
                   "verdict_details": [d for _, s, _ in members for d in s["verdict_details"]]}
-        reason = "" if verdict in ("good fit", "no hold-out") else f" ({fit_reason(pooled, members[0][2])})"
+        # the reason's number for one network only: pooled over several, it would differ from each one's
+        reason = "" if verdict in ("good fit", "no hold-out") or len(members) > 1 else f" ({fit_reason(pooled, members[0][2])})"
         clauses.append(f"{subject} {FIT_VERBS[verdict][len(members) == 1]}{reason}")
     return "; ".join(clauses)
 

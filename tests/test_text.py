@@ -117,11 +117,13 @@ def test_fit_comment_names_each_verdict_once_with_its_reason():
     over = summary("over-fitting", "over-fitting")
     good = summary("good fit", "good fit", "over-fitting")  # the most frequent verdict counts
     assert text.fit_comment([("a", over, "accuracy")]) == "the network over-fits (the validation loss ends 30 % above its minimum)"
+    assert text.fit_comment([("a", over, "accuracy"), ("b", good, "accuracy")]) == \
+        "a over-fits (the validation loss ends 30 % above its minimum); b fits well"
     assert text.fit_comment([("a", good, "accuracy"), ("b", good, "accuracy")]) == "both networks fit well"
     assert text.fit_comment([("a", good, "dice")] * 3) == "all 3 networks fit well"
     assert text.fit_comment([("a", good, "accuracy"), ("b, c", over, "accuracy"), ("d", summary("over-fitting", rise=0.5),
                                                                                    "accuracy")]) == \
-        "a fits well; “b, c” and d over-fit (the validation loss ends 37 % above its minimum)"  # (0.3 + 0.3 + 0.5) / 3
+        "a fits well; “b, c” and d over-fit"  # several networks: no one number for all
     near = {"verdicts": ["borderline"], "verdict_details": [{"verdict": "borderline", "borderline": ["gap", "floor"]}]}
     assert text.fit_comment([("a", near, "dice")]) == \
         "the network is borderline (within the margin of its thresholds for the training score and the training-validation gap)"
