@@ -81,11 +81,12 @@ def score_std_at_init(config: dict, images: torch.Tensor, seeds: list[int]) -> f
     return sum(stds) / len(stds)
 
 
-def group_rows(group_label: str, group: dict, timings: dict, names: tuple[str, str], batch_norm: bool) -> list[dict]:
+def group_rows(group: dict, timings: dict, names: tuple[str, str], batch_norm: bool) -> list[dict]:
     """The rows of the exercise's table for one group's comparison (``residual_against_plain``), residual (b)
     against plain (a): test Dice, epochs to the threshold, and time per step (with batch norm) or runs stuck
     at one class (without, where runs can fail)."""
     fails, time = group["one_class_runs"], group["time_residual_vs_plain"]
+    group_label = "with BN" if batch_norm else "no BN"
     rows = [text.row(f"{group_label}: test Dice", group["residual_vs_plain"]),
             text.epochs_row(f"{group_label}: epochs to {text.score('dice', DICE_THRESHOLD)}",
                                    group["epochs_to_threshold"])]
@@ -134,8 +135,8 @@ def main(argv=None) -> list[train.Runs]:
                 "score_std_at_init_no_bn": init_std,
                 "figure_groups": {group: [r.name for r in pair] for group, pair in runs.items()}}
     table = [row for group, (plain, residual) in runs.items()
-             for row in group_rows("with BN" if group == f"depth {DEPTH}" else "no BN", findings["groups"][group], timings,
-                                   (plain.name, residual.name), batch_norm=group == f"depth {DEPTH}")]
+             for row in group_rows(findings["groups"][group], timings, (plain.name, residual.name),
+                                   batch_norm=group == f"depth {DEPTH}")]
     table += [text.row(f"depth 1 → {DEPTH}, {kind}: test Dice", findings["versus_ex2_1"][r.name])
               for kind, r in zip(("plain", "residual"), with_bn)]
     numbers = {"threshold": text.score("dice", DICE_THRESHOLD), "depth": DEPTH, "nobn_seeds": len(no_bn_seeds),

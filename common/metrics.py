@@ -206,6 +206,11 @@ def _fit_text(values: dict, train_late_gain: float, score: str) -> str:
             f"{values['rise']:+.0%} above its minimum")
 
 
+def most_frequent(verdicts: list[str]) -> str:
+    """The verdict most seeds share (of a tie, the one that comes first)."""
+    return max(dict.fromkeys(verdicts), key=verdicts.count)
+
+
 def configuration_verdict(verdicts: list[str]) -> str:
     """One verdict for a configuration's seeds: the verdict all seeds share ("good fit"), or the most frequent
     with its count and the others' counts ("good fit (3 of 5; borderline 2)")."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from .metrics import ALPHA
+from .metrics import ALPHA, most_frequent
 
 FORMATS = {"accuracy": (100, 2, " %", " points"), "hd95": (1, 1, " px", " px")}  # scale, decimals, unit, of a difference
 OUTCOMES = {"better": "better", "worse": "worse", "unresolved": "not distinguishable"}
@@ -135,18 +135,16 @@ def fit_comment(configs: list[tuple[str, dict, str]]) -> str:
     over-fit"."""
     groups: dict[str, list] = {}
     for label, summary, score_name in configs:
-        verdicts = summary["verdicts"]
-        groups.setdefault(max(dict.fromkeys(verdicts), key=verdicts.count), []).append((label, summary, score_name))
+        groups.setdefault(most_frequent(summary["verdicts"]), []).append((label, summary, score_name))
     clauses = []
     for verdict, members in groups.items():
         if len(groups) == 1:
             subject = {1: "the network", 2: "both networks"}.get(len(members), f"all {len(members)} networks")
         else:
             subject = join([f"“{label}”" if "," in label else label for label, _, _ in members])
-        pooled = {"verdicts": [v for _, s, _ in members for v in s["verdicts"]],
-                  "verdict_details": [d for _, s, _ in members for d in s["verdict_details"]]}
         # the reason's number for one network only: pooled over several, it would differ from each one's
-        reason = "" if verdict in ("good fit", "no hold-out") or len(members) > 1 else f" ({fit_reason(pooled, members[0][2])})"
+        _, summary, score_name = members[0]
+        reason = "" if verdict in ("good fit", "no hold-out") or len(members) > 1 else f" ({fit_reason(summary, score_name)})"
         clauses.append(f"{subject} {FIT_VERBS[verdict][len(members) == 1]}{reason}")
     return "; ".join(clauses)
 
@@ -160,8 +158,7 @@ def fit_reason(summary: dict, score_name: str) -> str:
     that share the most frequent verdict (means): "the validation loss ends 34 % above its minimum" for
     over-fitting, the training score for under-fitting, the late gain for not converged; for a good fit, that
     no criterion of the rule applies."""
-    verdicts = summary["verdicts"]
-    top = max(dict.fromkeys(verdicts), key=verdicts.count)
+    top = most_frequent(summary["verdicts"])
     details = [d for d in summary["verdict_details"] if d["verdict"] == top]
 
     def mean(key: str) -> float:
@@ -175,9 +172,9 @@ def fit_reason(summary: dict, score_name: str) -> str:
         return f"the training score ends at {score(score_name, mean('floor'))}"
     if top == "not converged":
         return f"the validation score still gains {signed(score_name, mean('late_gain'))} in the last quarter"
-    if top in ("good fit", "borderline"):
-        if top == "good fit":
-            return "no criterion of the rule applies"
+    if top == "good fit":
+        return "no criterion of the rule applies"
+    if top == "borderline":
         near = sorted({CRITERIA[c] for d in details for c in d["borderline"]})
         return f"within the margin of its threshold{'s' * (len(near) > 1)} for {join(near)}"
     return details[0]["why"]
