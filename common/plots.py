@@ -123,13 +123,14 @@ def _score_axis(ax, drawn: list[float], name: str) -> None:
 
 def _log_loss_axis(ax, drawn: list[float], xlabel: str) -> None:
     """A log loss axis over the values drawn, its ticks plain numbers (0.05, 0.1, 0.2), as many as
-    the range allows without crowding."""
+    the range allows without crowding. A lone spike (a validation loss far above the 99th percentile of
+    the values drawn) leaves the axis, so that it does not squash the curves."""
     positive = [v for v in drawn if v > 0 and np.isfinite(v)]
     ax.set(yscale="log", xlabel=xlabel, ylabel="cross-entropy loss")
     if xlabel == "epoch":
         _epoch_axis(ax)
     if positive:
-        low, high = 0.7 * min(positive), 1.3 * max(positive)
+        low, high = 0.7 * min(positive), 1.3 * min(max(positive), 5 * np.quantile(positive, 0.99))
         ax.set_ylim(low, high)
         subs = (1.0, 2.0, 5.0) if high / low > 8 else (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
         ax.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=subs))
@@ -178,7 +179,7 @@ def variant_grid(configs: list, path: Path, ncols: int = 4) -> list[Path]:
     baseline, variants = configs[0], configs[1:]
     ncols = min(ncols, len(variants))
     nrows = -(-len(variants) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(6.4, 2.0 * nrows + 0.4), sharex=True, sharey=True, squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.4, 1.7 * nrows + 0.4), sharex=True, sharey=True, squeeze=False)
     drawn = []
     for k, (ax, c) in enumerate(zip(axes.flat, variants)):
         drawn += _loss_lines(ax, baseline, GREY, None)
@@ -231,7 +232,7 @@ def confusion_and_errors(errors: dict, images: np.ndarray, path: Path, title: st
     predicted (probability)."""
     cm = np.asarray(errors["confusion_matrix"])
     n = len(cm)
-    fig = plt.figure(figsize=(6.4, 2.9))
+    fig = plt.figure(figsize=(6.4, 2.3))
     ax = fig.add_axes((0.04, 0.1, 0.42, 0.8))
     off = np.where(np.eye(n, dtype=bool) | (cm == 0), np.nan, cm.astype(float))
     ax.imshow(np.where(np.eye(n, dtype=bool), 1.0, np.nan), cmap="Greys", vmin=0, vmax=5)

@@ -141,12 +141,13 @@ def test_augmentation_text_of_each_configured_augmentation():
     assert report.augmentation_text(stain) == "flips, 90° rotations; stain contrast ×e^±0.25, brightness ±0.5"
 
 
-def _hyper(optimizer: str = "SGD", lr: float = 0.1, loss=None, **settings) -> dict:
+def _hyper(optimizer: str = "SGD", lr: float = 0.1, loss=None, layers=("linear 784→128", "ReLU"), **settings) -> dict:
     defaults = {"SGD": {"lr": lr, "momentum": 0, "dampening": 0, "weight_decay": 0, "nesterov": False,
                         "maximize": False, "foreach": None},
                 "Adam": {"lr": lr, "betas": (0.9, 0.999), "eps": 1e-08, "weight_decay": 0, "amsgrad": False,
                          "maximize": False, "foreach": None}}[optimizer]
     return {"model": "MLP", "model_options": {"in_features": 784, "hidden": [128, 64], "num_classes": 10},
+            "layers": list(layers),
             "optimizer": {"class": optimizer, "defaults": {**defaults, **settings}, "param_groups": [{"lr": lr}]},
             "scheduler": None, "loss": {"class": "CrossEntropyLoss", "reduction": "mean", "label_smoothing": 0.0,
                                         **(loss or {})},
@@ -162,18 +163,21 @@ def test_hyper_tables_give_each_class_once_and_each_configuration_once():
     base = ("fc", "MLP, SGD", _hyper())
     first = _record("ex1_1_fc", base, ("fc_adam", "MLP, Adam", _hyper("Adam", 1e-3)), ("fc_twin", "twin", _hyper()))
     second = _record("ex1_5_variants", base, ("tuned", "tuned", _hyper(momentum=0.9, nesterov=True,
-                                                                       loss={"label_smoothing": 0.1})))
+                                                                       loss={"label_smoothing": 0.1},
+                                                                       layers=("linear 784→128", "BN", "ReLU"))))
     defaults, rows = _hyper_tables(report.hyper_tables([first, second]))
     # Table A1: each class's settings the first time it is used (the learning rate is in Table A2)
     assert defaults == [r"SGD & momentum=0, dampening=0, weight\_decay=0, nesterov=False \\",
                         r"CrossEntropyLoss & reduction=mean, label\_smoothing=0.0 \\",
-                        r"Adam & betas=(0.9, 0.999), eps=1e-08, weight\_decay=0, amsgrad=False \\"]
+                        r"Adam & betas=(0.9, 0.999), eps=1e-08, weight\_decay=0, amsgrad=False \\",
+                        # batch norm: not recorded by the runs, read from PyTorch (one run uses it)
+                        r"BatchNorm2d & eps=1e-05, momentum=0.1, affine=True, track\_running\_stats=True \\"]
     # Table A2: the shared configuration once, with both exercises, under the names it has in the exercise that
     # trains it (its twin there: "and twin"), in full and first (the most exercises share it); the others only with what differs from it
-    # (a training cell whole where the optimizer or its rate differs, else its differing parts); what differs
+    # (a training cell's differing parts: the optimizer and its rate alone where only they differ); what differs
     # from Table A1 spelled out
     assert rows == [["1.1, 1.5", "MLP, SGD and twin", "MLP 784-128-64-10", "SGD, lr 0.1; constant", "none", "5 / 64"],
-                    ["1.1", "MLP, Adam", "", "Adam, lr 0.001; constant", "", ""],
+                    ["1.1", "MLP, Adam", "", "Adam, lr 0.001", "", ""],
                     ["1.5", "tuned", "", r"momentum=0.9, nesterov=True; label\_smoothing=0.1", "", ""]]
 
 
@@ -196,6 +200,7 @@ def test_differing_cells_of_table_a2_by_hand():
     assert report._differing("MLP 784-128-64-10", "CNN 8-16-32", ", ") == "MLP 784-128-64-10"  # another model: whole
     assert report._differing("Adam, lr 0.01; weight decay=0.001; constant", "Adam, lr 0.01; constant", "; ") == \
         "weight decay=0.001"
+    assert report._differing("Adam, lr 0.001; cosine", "Adam, lr 0.01; cosine", "; ") == "Adam, lr 0.001"
     assert report._differing("10 / 64", "16 / 64", "") == "10 / 64"
 
 
