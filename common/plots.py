@@ -270,15 +270,15 @@ def segmentation_cases(cases: dict[str, dict], arrays: dict[str, np.ndarray], pa
     """One row per test image of ``cases`` (label -> {"name", "dice": the shown prediction's, "mean": over the
     seeds}, in the order of the arrays' rows): the image (``arrays["case_image"]``, RGB), the ground truth
     (``case_truth``), the first seed's prediction (``case_pred``) and its errors."""
-    fig, axes = plt.subplots(len(cases), 4, figsize=(6.4, 1.65 * len(cases) + 0.3), squeeze=False)
+    fig, axes = plt.subplots(len(cases), 4, figsize=(5.8, 1.5 * len(cases) + 0.3), squeeze=False)
     for k, (row, (what, case)) in enumerate(zip(axes, cases.items())):
         image, truth, p = arrays["case_image"][k], arrays["case_truth"][k], arrays["case_pred"][k]
         for ax, picture in zip(row, (image, truth, p, error_map(p, truth))):
             ax.imshow(picture, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             ax.set(xticks=[], yticks=[])
             ax.grid(False)
-        row[0].set_ylabel(f"{what}: {Path(case['name']).name}\nDice {case['mean']:.2f} (shown: {case['dice']:.2f})",
-                          fontsize=8.5)
+        row[0].set_ylabel(f"{what}:\n{Path(case['name']).name}\nDice {case['mean']:.2f}\n(shown: {case['dice']:.2f})",
+                          fontsize=8.5, rotation=0, ha="right", va="center")  # level: a row is too short for it
     for ax, title in zip(axes[0], ("image", "ground truth", "prediction", "errors")):
         ax.set_title(title)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in ERROR_COLORS.values()]
@@ -295,7 +295,7 @@ def boundary_crops(cases: dict[str, dict], arrays: dict[str, np.ndarray], labels
     differ most) enlarged, with the true boundary (white) and each network's (its colour, ``labels``)
     drawn thick. Predictions: the first seed's."""
     colors = [COLORS[4], COLORS[0]]
-    fig, axes = plt.subplots(len(cases), 1 + len(labels), figsize=(4.6, 1.7 * len(cases) + 0.4), squeeze=False)
+    fig, axes = plt.subplots(len(cases), 1 + len(labels), figsize=(4.6, 2.0 * len(cases) + 0.4), squeeze=False)
     for k, (row, (what, case)) in enumerate(zip(axes, cases.items())):
         image, truth = arrays["case_image"][k], arrays["case_truth"][k]
         masks = [arrays[f"case_pred_{n}"][k] for n in range(len(labels))]

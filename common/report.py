@@ -247,18 +247,25 @@ def hyper_tables(records: list[dict]) -> str:
 
 
 def _unrecorded_defaults(records: list[dict]) -> dict:
-    """The settings of batch norm and of the one-cycle schedule, which the runs construct with PyTorch's defaults
-    but do not record: read from the installed PyTorch (the runs' version, Appendix: Environment), for the
+    """The settings of batch norm and of the schedules, which the runs construct with PyTorch's defaults but do
+    not record: read from the installed PyTorch (the runs' version, Appendix: Environment), for the
     classes some run uses."""
     hypers = [config["runs"][0]["hyperparameters"] for record in records for config in record["configs"]]
     out = {}
     if any("BN" in h["layers"] for h in hypers):
         bn = torch.nn.BatchNorm2d(1)
         out["BatchNorm2d"] = {k: getattr(bn, k) for k in ("eps", "momentum", "affine", "track_running_stats")}
-    if any((h["scheduler"] or {}).get("class") == "OneCycleLR" for h in hypers):
-        parameters = inspect.signature(torch.optim.lr_scheduler.OneCycleLR).parameters
-        out["OneCycleLR"] = {k: parameters[k].default for k in ("pct_start", "anneal_strategy", "three_phase")}
+    schedules = {(h["scheduler"] or {}).get("class") for h in hypers}
+    for name, (schedule, keys) in SCHEDULE_DEFAULTS.items():
+        if name in schedules:
+            parameters = inspect.signature(schedule).parameters
+            out[name] = {k: parameters[k].default for k in keys}
     return out
+
+
+# the schedules' settings that common.train.build leaves at PyTorch's defaults (Table A1)
+SCHEDULE_DEFAULTS = {"CosineAnnealingLR": (torch.optim.lr_scheduler.CosineAnnealingLR, ("eta_min",)),
+                     "OneCycleLR": (torch.optim.lr_scheduler.OneCycleLR, ("pct_start", "anneal_strategy", "three_phase"))}
 
 
 def _differing(cell: str, base: str, sep: str) -> str:

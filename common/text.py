@@ -129,23 +129,29 @@ FIT_VERBS = {"over-fitting": ("over-fit", "over-fits"), "under-fitting": ("under
 
 def fit_comment(configs: list[tuple[str, dict, str]]) -> str:
     """The configurations' fit (label, ``results.summary``, score name) as a clause, by each one's most
-    frequent verdict over its seeds (Table 1 gives the counts), with the reason (``fit_reason``, over the
-    seeds of that verdict) where one network has that verdict and it is not a good fit: "the network
-    over-fits (the validation loss ends 33 % above its minimum)"; "batch norm fits well; tanh and augmentation
-    over-fit"."""
-    groups: dict[str, list] = {}
+    frequent verdict over its seeds, with its count where the seeds differ (as Table 1), and the reason
+    (``fit_reason``) where one network has that verdict in all its seeds and it is not a good fit: "the
+    network over-fits (the validation loss ends 33 % above its minimum)"; "batch norm fits well; tanh and
+    augmentation over-fit"; "a over-fits; b over-fits in 2 of 5 seeds"."""
+    groups: dict[tuple[str, int, int], list] = {}
     for label, summary, score_name in configs:
-        groups.setdefault(most_frequent(summary["verdicts"]), []).append((label, summary, score_name))
+        verdict = most_frequent(summary["verdicts"])
+        count, seeds = summary["verdicts"].count(verdict), len(summary["verdicts"])
+        key = (verdict, count, seeds) if count < seeds else (verdict, 0, 0)  # unanimous networks together
+        groups.setdefault(key, []).append((label, summary, score_name))
     clauses = []
-    for verdict, members in groups.items():
+    for (verdict, count, seeds), members in groups.items():
         if len(groups) == 1:
             subject = {1: "the network", 2: "both networks"}.get(len(members), f"all {len(members)} networks")
         else:
             subject = join([f"“{label}”" if "," in label else label for label, _, _ in members])
-        # the reason's number for one network only: pooled over several, it would differ from each one's
+        # the reason's number for one network whose seeds agree: pooled over several networks, or over some
+        # seeds of one, it would not be any one run's
         _, summary, score_name = members[0]
-        reason = "" if verdict in ("good fit", "no hold-out") or len(members) > 1 else f" ({fit_reason(summary, score_name)})"
-        clauses.append(f"{subject} {FIT_VERBS[verdict][len(members) == 1]}{reason}")
+        reason = ("" if verdict in ("good fit", "no hold-out") or len(members) > 1 or count
+                  else f" ({fit_reason(summary, score_name)})")
+        share = f" in {count} of {seeds} seeds" if count else ""
+        clauses.append(f"{subject} {FIT_VERBS[verdict][len(members) == 1]}{share}{reason}")
     return "; ".join(clauses)
 
 
@@ -191,6 +197,6 @@ def speed(versus: dict, relation: bool = False) -> str:
 
 
 def ms(seconds: float) -> str:
-    """Milliseconds to 2 significant digits, whole numbers from 10 on: "0.96", "4.2", "12", "153", "1530"."""
+    """Milliseconds to a tenth below 100 (close times stay apart), else whole: "0.96", "4.2", "12.4", "153"."""
     v = 1000 * seconds
-    return f"{v:.0f}" if v >= 9.95 else f"{v:.1f}" if v >= 0.995 else f"{v:.2f}"
+    return f"{v:.0f}" if v >= 99.95 else f"{v:.1f}" if v >= 0.995 else f"{v:.2f}"
