@@ -277,7 +277,7 @@ def segmentation_cases(cases: dict[str, dict], arrays: dict[str, np.ndarray], pa
             ax.imshow(picture, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             ax.set(xticks=[], yticks=[])
             ax.grid(False)
-        row[0].set_ylabel(f"{what}:\n{Path(case['name']).name}\nDice {case['mean']:.2f}\n(shown: {case['dice']:.2f})",
+        row[0].set_ylabel(f"{what}:\n{Path(case['name']).name}\nDice {case['mean']:.2f} (mean),\n{case['dice']:.2f} (shown)",
                           fontsize=8.5, rotation=0, ha="right", va="center")  # level: a row is too short for it
     for ax, title in zip(axes[0], ("image", "ground truth", "prediction", "errors")):
         ax.set_title(title)

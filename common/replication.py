@@ -8,6 +8,12 @@ configurations (``metrics.compare``: better, worse or not distinguishable; ``eva
 sooner, later or not distinguishable), each paired timing
 (``timing.versus``: faster, slower or about as fast) and each comparison of counts (Fisher's test).
 Prints the outcomes that differ, and how many were compared; exits 1 if any differ.
+
+    python -m common.replication report/results scratch/seed100/results --write report/replication.json
+
+also writes, for the report, every direction the report's comparison tables state (a row's outcome "better",
+"worse", "sooner", "later", "fewer", "more"; timings aside: they do not depend on the seeds) with its outcome
+in the second folder, for the rows both hold: ``common.report`` marks those that did not hold.
 """
 from __future__ import annotations
 
@@ -39,10 +45,44 @@ def read(folder: Path) -> dict[str, str]:
     return out
 
 
+DIRECTIONS = ("better", "worse", "sooner", "later", "fewer", "more")  # a table row's outcome that states one
+
+
+def table_outcomes(folder: Path) -> dict[str, dict[str, str]]:
+    """Per results file (its stem), the outcome of each row of its comparison table, by the row's label."""
+    return {file.stem: {row["row"]: row["outcome"] for row in json.loads(file.read_text()).get("table", [])}
+            for file in sorted(Path(folder).glob("*.json"))}
+
+
+def seeds_of(folder: Path) -> list[int]:
+    """Every seed the runs in ``folder``'s results files trained with."""
+    return sorted({run["seed"] for file in Path(folder).glob("*.json")
+                   for config in json.loads(file.read_text())["configs"] for run in config["runs"]})
+
+
+def stated_directions(reference: Path, other: Path) -> dict:
+    """Each direction ``reference``'s tables state, with the same row's outcome in ``other`` (rows both hold):
+    {"seeds": other's seeds, "rows": {results stem: {row label: {"original": ..., "replication": ...}}}}."""
+    ours, theirs = table_outcomes(reference), table_outcomes(other)
+    rows = {stem: {label: {"original": outcome, "replication": theirs[stem][label]}
+                   for label, outcome in table.items() if outcome in DIRECTIONS and label in theirs[stem]}
+            for stem, table in ours.items() if stem in theirs}
+    return {"seeds": seeds_of(other), "rows": {stem: r for stem, r in rows.items() if r}}
+
+
 def main(argv: list[str]) -> int:
+    write = None
+    if "--write" in argv:
+        at = argv.index("--write")
+        write, argv = Path(argv[at + 1]), argv[:at] + argv[at + 2:]
     if len(argv) < 2:
         print(__doc__, file=sys.stderr)
         return 2
+    if write:
+        check = stated_directions(Path(argv[0]), Path(argv[1]))
+        write.write_text(json.dumps(check, indent=1, ensure_ascii=False) + "\n")
+        held = [r["original"] == r["replication"] for rows in check["rows"].values() for r in rows.values()]
+        print(f"{write}: {sum(held)} of {len(held)} stated directions hold in {argv[1]}")
     reference = read(Path(argv[0]))
     changed = 0
     for folder in argv[1:]:

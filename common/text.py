@@ -22,9 +22,13 @@ def score(name: str, x: float) -> str:
 
 
 def signed(name: str, x: float, unit: bool = True) -> str:
-    """A difference of the score ``name``: "+0.31 points", "−0.012"."""
+    """A difference of the score ``name``: "+0.31 points", "−0.012"; one that rounds to zero with up to two more
+    decimals, so that an interval's bound keeps its side of zero: "+0.0004", not "+0.000"."""
     scale, decimals, _, diff_unit = FORMATS.get(name, (1, 3, "", ""))
     shown = f"{abs(scale * x):.{decimals}f}"
+    for more in (1, 2):
+        if float(shown) == 0 and x != 0:
+            shown = f"{abs(scale * x):.{decimals + more}f}"
     sign = "−" if x < 0 and float(shown) != 0 else "+"  # never "−0.000"
     return f"{sign}{shown}" + (diff_unit if unit else "")
 
@@ -71,7 +75,8 @@ def cells(prefix: str, comparison: dict) -> dict[str, str]:
 def epochs_row(label: str, sooner: dict) -> dict[str, str]:
     """A table row for ``evaluation.paired_epochs_to_threshold``: the first epoch each reaches the threshold
     (mean over the seeds that reach it, with their count), b − a over the pairs that both reach it with its
-    95 % interval, and its outcome: "sooner", "later" or "not distinguishable" (b against a)."""
+    95 % interval, and its outcome: "sooner", "later" or "not distinguishable" (b against a), or "too few pairs"
+    where fewer than two pairs both reach it (no interval)."""
     def reach(side: str) -> str:
         epochs = [e for e in sooner[f"{side}_epochs"] if e is not None]
         mean = f"{sum(epochs) / len(epochs):.1f}" if epochs else "never"
@@ -81,12 +86,15 @@ def epochs_row(label: str, sooner: dict) -> dict[str, str]:
     return {"row": label, "a": reach("a"), "b": reach("b"),
             "difference": f"{sooner['difference']:+.1f}".replace("-", "−") if sooner["both_reach"] else "–",
             "ci": f"{sooner['ci_low']:+.1f} to {sooner['ci_high']:+.1f}".replace("-", "−") if finite else "–",
-            "images": "–", "outcome": OUTCOMES.get(sooner["outcome"], sooner["outcome"])}
+            "images": "–", "outcome": OUTCOMES.get(sooner["outcome"], sooner["outcome"]) if finite else "too few pairs"}
 
 
 def when(sooner: dict, other: str) -> str:
     """The outcome of ``evaluation.paired_epochs_to_threshold`` in words, against ``other``: "in fewer epochs
-    than SGD", "in more epochs than SGD" or "in a number of epochs not distinguishable from SGD's"."""
+    than SGD", "in more epochs than SGD", "in a number of epochs not distinguishable from SGD's", or, where
+    fewer than two pairs of seeds both reach it, "too rarely alongside SGD to compare the epochs (1 of 8 pairs)"."""
+    if sooner["both_reach"] < 2:
+        return f"too rarely alongside {other} to compare the epochs ({sooner['both_reach']} of {sooner['pairs']} pairs)"
     return {"sooner": f"in fewer epochs than {other}", "later": f"in more epochs than {other}",
             "unresolved": f"in a number of epochs not distinguishable from {other}'s"}[sooner["outcome"]]
 

@@ -205,8 +205,8 @@ def test_segmentation_cases_label_each_row_and_show_the_errors(seg, captured):
     arrays = evaluation.case_arrays(splits, [2, 1], preds[:1])
     plots.segmentation_cases(cases, arrays, None)
     axes = captured[0].axes
-    assert [axes[k].get_ylabel() for k in (0, 4)] == ["worst:\nimage_03.png\nDice 0.65\n(shown: 0.70)",
-                                                      "median:\nimage_02.png\nDice 0.85\n(shown: 0.80)"]
+    assert [axes[k].get_ylabel() for k in (0, 4)] == ["worst:\nimage_03.png\nDice 0.65 (mean),\n0.70 (shown)",
+                                                      "median:\nimage_02.png\nDice 0.85 (mean),\n0.80 (shown)"]
     np.testing.assert_array_equal(axes[3].get_images()[0].get_array(),
                                   plots.error_map(arrays["case_pred"][0], arrays["case_truth"][0]))
 

@@ -92,3 +92,30 @@ def test_only_outcomes_both_runs_hold_are_compared(tmp_path, capsys):
 def test_main_without_two_folders_prints_its_usage(capsys):
     assert replication.main(["report/results"]) == 2
     assert "python -m common.replication" in capsys.readouterr().err
+
+
+def tables(folder, seeds: list[int], **files) -> str:
+    """A results folder: one <script>.json per keyword, holding its comparison table rows (label -> outcome) and
+    one configuration trained with ``seeds``."""
+    folder.mkdir(parents=True)
+    for script, rows in files.items():
+        record = {"findings": {}, "configs": [{"runs": [{"seed": s} for s in seeds]}],
+                  "table": [{"row": label, "outcome": outcome} for label, outcome in rows.items()]}
+        (folder / f"{script}.json").write_text(json.dumps(record))
+    return str(folder)
+
+
+def test_written_check_holds_each_stated_direction_with_its_outcome_in_the_rerun(tmp_path, capsys):
+    reference = tables(tmp_path / "reference", [0, 1, 2], ex9_9={
+        "batch norm": "better", "tanh": "not distinguishable", "epochs": "sooner", "ms per step": "1.07× slower"},
+        ex9_8={"no skips": "not distinguishable"})
+    other = tables(tmp_path / "seed100", [100, 101, 102], ex9_9={
+        "batch norm": "better", "tanh": "worse", "epochs": "not distinguishable", "ms per step": "1.10× slower"})
+    out = tmp_path / "replication.json"
+    assert replication.main([reference, other, "--write", str(out)]) == 0  # the findings (none here) all agree
+    # only the directions the tables state; timings (seed-independent) and "not distinguishable" rows left out;
+    # an exercise without a direction, or not rerun, absent
+    assert json.loads(out.read_text()) == {"seeds": [100, 101, 102], "rows": {"ex9_9": {
+        "batch norm": {"original": "better", "replication": "better"},
+        "epochs": {"original": "sooner", "replication": "not distinguishable"}}}}
+    assert capsys.readouterr().out.startswith(f"{out}: 1 of 2 stated directions hold in {other}\n")

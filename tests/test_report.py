@@ -345,3 +345,24 @@ def test_the_worst_image_the_text_describes_is_the_worst_image_of_the_committed_
     described = re.search(r"% describes: (\S+)", (REPO_ROOT / "report" / "sections" / "part2.tex").read_text()).group(1)
     record = json.loads((REPO_ROOT / "report" / "results" / "ex2_1_segnet.json").read_text())
     assert record["findings"]["worst"]["name"].split("/")[-1] == described
+
+
+def test_a_direction_that_did_not_hold_with_other_seeds_is_marked_and_named():
+    rows = [{"row": "batch norm", "a": "1", "b": "2", "difference": "+1", "ci": "+0.5 to +1.5", "outcome": "better"},
+            {"row": "tanh", "a": "1", "b": "1", "difference": "0", "ci": "−1 to +1", "outcome": "not distinguishable"},
+            {"row": "augmentation", "a": "1", "b": "0", "difference": "−1", "ci": "−2 to −0.5", "outcome": "worse"}]
+    records = [{"exercise": "ex1_5_variants", "table": rows}, {"exercise": "ex2_3_skip", "table": []}]
+    check = {"seeds": [100, 101, 102], "rows": {"ex1_5_variants": {
+        "batch norm": {"original": "better", "replication": "better"},
+        "augmentation": {"original": "worse", "replication": "not distinguishable"}}}}
+    body = report.comparison_table(records[0], check).splitlines()
+    assert body[0].endswith("better \\\\") and body[2].endswith(r"worse\ensuremath{^\dagger} \\")  # only the one
+    macros = report.replication_macros(records, check)
+    assert macros["ex1_5.replication"] == " With seeds 100--102, the direction of “augmentation” did not hold " \
+                                          r"(\ensuremath{^\dagger})."
+    assert macros["ex2_3.replication"] == ""  # all held, or nothing stated
+    assert macros["replication.summary"].startswith("Rerun with seeds 100--102, 1 of the 2 directions stated held")
+    # no replication run: no marks, and page 1 says so
+    assert report.comparison_table(records[0], {}) == report.comparison_table(records[0], {"rows": {}})
+    assert report.replication_macros(records, {})["replication.summary"] == \
+        "The comparisons have not been rerun with other seeds."

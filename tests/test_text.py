@@ -20,7 +20,9 @@ def test_a_score_prints_at_the_reports_precision(name, value, expected):
 @pytest.mark.parametrize("name, value, expected", [
     ("accuracy", 0.0031, "+0.31 points"), ("accuracy", -0.0031, f"{MINUS}0.31 points"), ("accuracy", 0.0, "+0.00 points"),
     ("dice", 0.012, "+0.012"), ("dice", -0.012, f"{MINUS}0.012"), ("hd95", -2.04, f"{MINUS}2.0 px"),
-    ("hd95", 1.26, "+1.3 px")])
+    ("hd95", 1.26, "+1.3 px"),
+    # a difference that rounds to zero keeps its side with more decimals (an interval's bound near 0)
+    ("dice", 0.00042, "+0.0004"), ("dice", -0.000042, f"{MINUS}0.00004"), ("dice", 0.0000004, "+0.00000")])
 def test_a_difference_is_signed_in_the_scores_units(name, value, expected):
     assert text.signed(name, value) == expected
     assert "-" not in text.signed(name, value)  # a minus sign, not a hyphen
@@ -72,11 +74,14 @@ def test_epochs_to_a_threshold_print_with_their_count_and_outcome():
     wide = {**sooner, "ci_low": -15.0, "ci_high": 1.2, "outcome": "unresolved"}
     assert text.epochs_row("", wide)["outcome"] == "not distinguishable"
     assert text.when(wide, "SGD") == "in a number of epochs not distinguishable from SGD's"
-    never = {"a_epochs": [None, None], "b_epochs": [None, 7], "both_reach": 0, "difference": float("nan"),
+    never = {"a_epochs": [None, None], "b_epochs": [None, 7], "both_reach": 0, "pairs": 2, "difference": float("nan"),
              "ci_low": float("nan"), "ci_high": float("nan"), "outcome": "unresolved"}
     row = text.epochs_row("", never)
     assert (row["a"], row["b"], row["difference"], row["outcome"]) == ("never (0 of 2)", "7.0 (1 of 2)", "–",
-                                                                       "not distinguishable")
+                                                                       "too few pairs")
+    assert text.when(never, "SGD") == "too rarely alongside SGD to compare the epochs (0 of 2 pairs)"
+    one_pair = {**never, "a_epochs": [5, None], "both_reach": 1, "difference": 2.0}  # a difference, no interval
+    assert (text.epochs_row("", one_pair)["difference"], text.epochs_row("", one_pair)["outcome"]) == ("+2.0", "too few pairs")
 
 
 def test_a_timing_is_faster_or_slower_only_where_the_sign_test_says_so():
