@@ -130,6 +130,8 @@ def _log_loss_axis(ax, drawn: list[float], xlabel: str) -> None:
     if xlabel == "epoch":
         _epoch_axis(ax)
     if positive:
+        # a spike: 5x above the values 99 % of the drawn points stay under (a lone validation epoch is far fewer
+        # than 1 % of the points beside a per-iteration training curve)
         low, high = 0.7 * min(positive), 1.3 * min(max(positive), 5 * np.quantile(positive, 0.99))
         ax.set_ylim(low, high)
         subs = (1.0, 2.0, 5.0) if high / low > 8 else (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)

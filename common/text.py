@@ -29,7 +29,7 @@ def signed(name: str, x: float, unit: bool = True) -> str:
     for more in (1, 2):
         if float(shown) == 0 and x != 0:
             shown = f"{abs(scale * x):.{decimals + more}f}"
-    sign = "−" if x < 0 and float(shown) != 0 else "+"  # never "−0.000"
+    sign = "−" if x < 0 else "+"  # the side of zero, however small
     return f"{sign}{shown}" + (diff_unit if unit else "")
 
 
@@ -141,14 +141,14 @@ def fit_comment(configs: list[tuple[str, dict, str]]) -> str:
     (``fit_reason``) where one network has that verdict in all its seeds and it is not a good fit: "the
     network over-fits (the validation loss ends 33 % above its minimum)"; "batch norm fits well; tanh and
     augmentation over-fit"; "a over-fits; b over-fits in 2 of 5 seeds"."""
-    groups: dict[tuple[str, int, int], list] = {}
+    groups: dict[tuple[str, str], list] = {}
     for label, summary, score_name in configs:
-        verdict = most_frequent(summary["verdicts"])
-        count, seeds = summary["verdicts"].count(verdict), len(summary["verdicts"])
-        key = (verdict, count, seeds) if count < seeds else (verdict, 0, 0)  # unanimous networks together
-        groups.setdefault(key, []).append((label, summary, score_name))
+        verdicts = summary["verdicts"]
+        verdict = most_frequent(verdicts)
+        share = f" in {verdicts.count(verdict)} of {len(verdicts)} seeds" if len(set(verdicts)) > 1 else ""
+        groups.setdefault((verdict, share), []).append((label, summary, score_name))
     clauses = []
-    for (verdict, count, seeds), members in groups.items():
+    for (verdict, share), members in groups.items():
         if len(groups) == 1:
             subject = {1: "the network", 2: "both networks"}.get(len(members), f"all {len(members)} networks")
         else:
@@ -156,9 +156,8 @@ def fit_comment(configs: list[tuple[str, dict, str]]) -> str:
         # the reason's number for one network whose seeds agree: pooled over several networks, or over some
         # seeds of one, it would not be any one run's
         _, summary, score_name = members[0]
-        reason = ("" if verdict in ("good fit", "no hold-out") or len(members) > 1 or count
+        reason = ("" if verdict in ("good fit", "no hold-out") or len(members) > 1 or share
                   else f" ({fit_reason(summary, score_name)})")
-        share = f" in {count} of {seeds} seeds" if count else ""
         clauses.append(f"{subject} {FIT_VERBS[verdict][len(members) == 1]}{share}{reason}")
     return "; ".join(clauses)
 

@@ -244,3 +244,16 @@ def test_log_loss_axis_ticks_are_plain_numbers_inside_the_drawn_range():
         assert labels == ["0.05", "0.1", "0.2", "0.5", "1", "2"]  # plain, no 10^-1 notation
     finally:
         plots.plt.close(fig)
+
+
+def test_a_lone_loss_spike_leaves_the_axis_and_ordinary_values_do_not():
+    fig, ax = plots.plt.subplots()
+    try:
+        curve = list(np.linspace(1.0, 0.2, 300))  # a training loss, and one validation spike of 500
+        plots._log_loss_axis(ax, curve + [500.0], "epoch")
+        # the top: 1.3 x (5 x the 99th percentile of what is drawn), not 1.3 x 500
+        assert ax.get_ylim()[1] == pytest.approx(1.3 * 5 * np.quantile(curve + [500.0], 0.99))
+        plots._log_loss_axis(ax, curve + [3.0], "epoch")  # 3 x the rest: inside 5 x, kept
+        assert ax.get_ylim()[1] == pytest.approx(1.3 * 3.0)
+    finally:
+        plots.plt.close(fig)

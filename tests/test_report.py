@@ -350,19 +350,29 @@ def test_the_worst_image_the_text_describes_is_the_worst_image_of_the_committed_
 def test_a_direction_that_did_not_hold_with_other_seeds_is_marked_and_named():
     rows = [{"row": "batch norm", "a": "1", "b": "2", "difference": "+1", "ci": "+0.5 to +1.5", "outcome": "better"},
             {"row": "tanh", "a": "1", "b": "1", "difference": "0", "ci": "−1 to +1", "outcome": "not distinguishable"},
-            {"row": "augmentation", "a": "1", "b": "0", "difference": "−1", "ci": "−2 to −0.5", "outcome": "worse"}]
-    records = [{"exercise": "ex1_5_variants", "table": rows}, {"exercise": "ex2_3_skip", "table": []}]
-    check = {"seeds": [100, 101, 102], "rows": {"ex1_5_variants": {
-        "batch norm": {"original": "better", "replication": "better"},
-        "augmentation": {"original": "worse", "replication": "not distinguishable"}}}}
+            {"row": "augmentation", "a": "1", "b": "0", "difference": "−1", "ci": "−2 to −0.5", "outcome": "worse"},
+            {"row": "ms per step", "a": "5", "b": "4", "difference": "–", "ci": "–", "outcome": "1.25× faster"}]
+    records = [{"exercise": "ex1_5_variants", "table": rows}, {"exercise": "ex2_3_skip", "table": []},
+               {"exercise": "ex2_2_regularization", "table": [{**rows[0], "row": "no augmentation"}]}]  # not rerun
+    # the rerun's outcome of every row; only the stated directions count (tanh: none stated; a timing: no seed)
+    check = {"seeds": [100, 101, 102], "outcomes": {"ex1_5_variants": {
+        "batch norm": "better", "tanh": "worse", "augmentation": "not distinguishable", "ms per step": "1.10× faster"}}}
     body = report.comparison_table(records[0], check).splitlines()
-    assert body[0].endswith("better \\\\") and body[2].endswith(r"worse\ensuremath{^\dagger} \\")  # only the one
+    assert [line.endswith(r"\textsuperscript{\textdagger} \\") for line in body] == [False, False, True, False]
     macros = report.replication_macros(records, check)
     assert macros["ex1_5.replication"] == " With seeds 100--102, the direction of “augmentation” did not hold " \
-                                          r"(\ensuremath{^\dagger})."
-    assert macros["ex2_3.replication"] == ""  # all held, or nothing stated
-    assert macros["replication.summary"].startswith("Rerun with seeds 100--102, 1 of the 2 directions stated held")
-    # no replication run: no marks, and page 1 says so
-    assert report.comparison_table(records[0], {}) == report.comparison_table(records[0], {"rows": {}})
+                                          r"(\textdagger{})."
+    assert macros["ex2_3.replication"] == macros["ex2_2.replication"] == ""  # nothing stated; not rerun
+    assert macros["replication.summary"] == "We reran 2 of the 3 directions stated with seeds 100--102: 1 held; " \
+        r"\textdagger{} marks each one that did not, which is therefore not resolved."
+    # a mark follows the rows as they are now: a result recomputed to "worse" in the rerun's terms holds
+    again = {**records[0], "table": [rows[0], rows[1], {**rows[2], "outcome": "not distinguishable"}, rows[3]]}
+    assert report.not_held(again, check) == []
+    # one seed; everything held: no dagger clause
+    held = {"seeds": [100], "outcomes": {"ex1_5_variants": {"batch norm": "better", "augmentation": "worse"}}}
+    assert report.replication_macros(records[:1], held)["replication.summary"] == \
+        "We reran all 2 directions stated with seeds 100: 2 held."
+    # no rerun: no marks, and page 1 says so
+    assert "textdagger" not in report.comparison_table(records[0], {})
     assert report.replication_macros(records, {})["replication.summary"] == \
         "The comparisons have not been rerun with other seeds."

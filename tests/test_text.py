@@ -22,7 +22,8 @@ def test_a_score_prints_at_the_reports_precision(name, value, expected):
     ("dice", 0.012, "+0.012"), ("dice", -0.012, f"{MINUS}0.012"), ("hd95", -2.04, f"{MINUS}2.0 px"),
     ("hd95", 1.26, "+1.3 px"),
     # a difference that rounds to zero keeps its side with more decimals (an interval's bound near 0)
-    ("dice", 0.00042, "+0.0004"), ("dice", -0.000042, f"{MINUS}0.00004"), ("dice", 0.0000004, "+0.00000")])
+    ("dice", 0.00042, "+0.0004"), ("dice", -0.000042, f"{MINUS}0.00004"), ("dice", 0.0000004, "+0.00000"),
+    ("dice", -0.0000004, f"{MINUS}0.00000"), ("hd95", -0.0004, f"{MINUS}0.000 px")])
 def test_a_difference_is_signed_in_the_scores_units(name, value, expected):
     assert text.signed(name, value) == expected
     assert "-" not in text.signed(name, value)  # a minus sign, not a hyphen
@@ -114,7 +115,7 @@ def test_outcomes_of_several_subjects_read_as_one_sentence():
     assert text.grouped([("a", "x"), ("b", "y"), ("c", "z")]) == "a is x, b is y, and c is z"
 
 
-def test_fit_comment_names_each_verdict_once_with_its_reason():
+def test_fit_comment_names_each_verdict_and_its_count_once_with_its_reason():
     def summary(*verdicts, rise=0.3):
         return {"verdicts": list(verdicts), "verdict_details": [
             {"verdict": v, "rise": rise, "states": {"rise": "exceeded"}, "borderline": [], "why": v} for v in verdicts]}
@@ -136,6 +137,13 @@ def test_fit_comment_names_each_verdict_once_with_its_reason():
     assert text.fit_comment([("a", over, "accuracy"), ("b", summary("over-fitting", "good fit", "over-fitting"), "accuracy"),
                              ("c", summary("over-fitting", "borderline", "over-fitting"), "accuracy")]) == \
         "a over-fits (the validation loss ends 30 % above its minimum); b and c over-fit in 2 of 3 seeds"
+    # one network whose seeds disagree: its count, no reason (a mean over some seeds is no run's); two networks
+    # with the same verdict but different counts apart
+    assert text.fit_comment([("a", summary("over-fitting", "good fit", "over-fitting"), "accuracy")]) == \
+        "the network over-fits in 2 of 3 seeds"
+    assert text.fit_comment([("a", summary("over-fitting", "good fit", "over-fitting"), "accuracy"),
+                             ("b", summary("over-fitting", "good fit", "over-fitting", "over-fitting"), "accuracy")]) == \
+        "a over-fits in 2 of 3 seeds; b over-fits in 3 of 4 seeds"
 
 
 def test_a_score_against_the_target_an_exercise_asks_for():
