@@ -80,7 +80,7 @@ def draw(record: dict, arrays: dict, figures: Path) -> None:
     findings = record["findings"]
     plots.variant_grid(record["configs"], figures / "ex1_5_variants")
     plots.confusion_and_errors(findings["best_model_test"], arrays["misclassified"], figures / "ex1_5_best_test",
-                               title=findings["chosen_label"])
+                               title=f"{findings['chosen_label']}, seed {findings['saved_seed']}")
 
 
 if __name__ == "__main__":

@@ -123,13 +123,16 @@ def _score_axis(ax, drawn: list[float], name: str) -> None:
 
 def _log_loss_axis(ax, drawn: list[float], xlabel: str) -> None:
     """A log loss axis over the values drawn, its ticks plain numbers (0.05, 0.1, 0.2), as many as
-    the range allows without crowding."""
+    the range allows without crowding. A lone spike (a validation loss far above the 99th percentile of
+    the values drawn) leaves the axis, so that it does not squash the curves."""
     positive = [v for v in drawn if v > 0 and np.isfinite(v)]
     ax.set(yscale="log", xlabel=xlabel, ylabel="cross-entropy loss")
     if xlabel == "epoch":
         _epoch_axis(ax)
     if positive:
-        low, high = 0.7 * min(positive), 1.3 * max(positive)
+        # a spike: 5x above the values 99 % of the drawn points stay under (a lone validation epoch is far fewer
+        # than 1 % of the points beside a per-iteration training curve)
+        low, high = 0.7 * min(positive), 1.3 * min(max(positive), 5 * np.quantile(positive, 0.99))
         ax.set_ylim(low, high)
         subs = (1.0, 2.0, 5.0) if high / low > 8 else (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
         ax.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=subs))
@@ -178,7 +181,7 @@ def variant_grid(configs: list, path: Path, ncols: int = 4) -> list[Path]:
     baseline, variants = configs[0], configs[1:]
     ncols = min(ncols, len(variants))
     nrows = -(-len(variants) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(6.4, 2.0 * nrows + 0.4), sharex=True, sharey=True, squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.4, 1.7 * nrows + 0.4), sharex=True, sharey=True, squeeze=False)
     drawn = []
     for k, (ax, c) in enumerate(zip(axes.flat, variants)):
         drawn += _loss_lines(ax, baseline, GREY, None)
@@ -231,7 +234,7 @@ def confusion_and_errors(errors: dict, images: np.ndarray, path: Path, title: st
     predicted (probability)."""
     cm = np.asarray(errors["confusion_matrix"])
     n = len(cm)
-    fig = plt.figure(figsize=(6.4, 2.9))
+    fig = plt.figure(figsize=(6.4, 2.3))
     ax = fig.add_axes((0.04, 0.1, 0.42, 0.8))
     off = np.where(np.eye(n, dtype=bool) | (cm == 0), np.nan, cm.astype(float))
     ax.imshow(np.where(np.eye(n, dtype=bool), 1.0, np.nan), cmap="Greys", vmin=0, vmax=5)
@@ -269,15 +272,15 @@ def segmentation_cases(cases: dict[str, dict], arrays: dict[str, np.ndarray], pa
     """One row per test image of ``cases`` (label -> {"name", "dice": the shown prediction's, "mean": over the
     seeds}, in the order of the arrays' rows): the image (``arrays["case_image"]``, RGB), the ground truth
     (``case_truth``), the first seed's prediction (``case_pred``) and its errors."""
-    fig, axes = plt.subplots(len(cases), 4, figsize=(6.4, 1.65 * len(cases) + 0.3), squeeze=False)
+    fig, axes = plt.subplots(len(cases), 4, figsize=(5.8, 1.5 * len(cases) + 0.3), squeeze=False)
     for k, (row, (what, case)) in enumerate(zip(axes, cases.items())):
         image, truth, p = arrays["case_image"][k], arrays["case_truth"][k], arrays["case_pred"][k]
         for ax, picture in zip(row, (image, truth, p, error_map(p, truth))):
             ax.imshow(picture, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             ax.set(xticks=[], yticks=[])
             ax.grid(False)
-        row[0].set_ylabel(f"{what}: {Path(case['name']).name}\nDice {case['mean']:.2f} (shown: {case['dice']:.2f})",
-                          fontsize=8.5)
+        row[0].set_ylabel(f"{what}:\n{Path(case['name']).name}\nDice {case['mean']:.2f} (mean),\n{case['dice']:.2f} (shown)",
+                          fontsize=8.5, rotation=0, ha="right", va="center")  # level: a row is too short for it
     for ax, title in zip(axes[0], ("image", "ground truth", "prediction", "errors")):
         ax.set_title(title)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in ERROR_COLORS.values()]
@@ -294,7 +297,7 @@ def boundary_crops(cases: dict[str, dict], arrays: dict[str, np.ndarray], labels
     differ most) enlarged, with the true boundary (white) and each network's (its colour, ``labels``)
     drawn thick. Predictions: the first seed's."""
     colors = [COLORS[4], COLORS[0]]
-    fig, axes = plt.subplots(len(cases), 1 + len(labels), figsize=(4.6, 1.7 * len(cases) + 0.4), squeeze=False)
+    fig, axes = plt.subplots(len(cases), 1 + len(labels), figsize=(4.6, 2.0 * len(cases) + 0.4), squeeze=False)
     for k, (row, (what, case)) in enumerate(zip(axes, cases.items())):
         image, truth = arrays["case_image"][k], arrays["case_truth"][k]
         masks = [arrays[f"case_pred_{n}"][k] for n in range(len(labels))]

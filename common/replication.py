@@ -8,6 +8,13 @@ configurations (``metrics.compare``: better, worse or not distinguishable; ``eva
 sooner, later or not distinguishable), each paired timing
 (``timing.versus``: faster, slower or about as fast) and each comparison of counts (Fisher's test).
 Prints the outcomes that differ, and how many were compared; exits 1 if any differ.
+
+    python -m common.replication report/results scratch/seed100/results --write report/replication.json
+
+also writes, for the report, the seeds of the second folder and the outcome of each row of its comparison
+tables; ``common.report`` checks each direction its own tables state (a row's outcome in DIRECTIONS; timings
+aside: they do not depend on the seeds) against the same row there, and marks those that did not hold. With
+--write it exits 0 (a record, not a gate).
 """
 from __future__ import annotations
 
@@ -16,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
+from .data import atomic_write_bytes
 from .metrics import ALPHA
 
 
@@ -39,10 +47,39 @@ def read(folder: Path) -> dict[str, str]:
     return out
 
 
+DIRECTIONS = ("better", "worse", "sooner", "later", "fewer", "more")  # a table row's outcome that states one
+
+
+def table_outcomes(folder: Path) -> dict[str, dict[str, str]]:
+    """Per results file (its stem), the outcome of each row of its comparison table, by the row's label."""
+    return {file.stem: {row["row"]: row["outcome"] for row in json.loads(file.read_text()).get("table", [])}
+            for file in sorted(Path(folder).glob("*.json"))}
+
+
+def seeds_of(folder: Path) -> list[int]:
+    """Every seed the runs in ``folder``'s results files trained with."""
+    return sorted({run["seed"] for file in Path(folder).glob("*.json")
+                   for config in json.loads(file.read_text())["configs"] for run in config["runs"]})
+
+
+def rerun_outcomes(other: Path) -> dict:
+    """What the report needs to check its directions against a rerun: the rerun's seeds and the outcome of each
+    row of its comparison tables, {"seeds": [...], "outcomes": {results stem: {row label: outcome}}}. The report
+    compares them with its own rows when it is built (``common.report.not_held``), so a mark never goes stale."""
+    return {"seeds": seeds_of(other), "outcomes": table_outcomes(other)}
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) < 2:
+    write = None
+    if "--write" in argv[:-1]:
+        at = argv.index("--write")
+        write, argv = Path(argv[at + 1]), argv[:at] + argv[at + 2:]
+    if len(argv) < 2 or (write and len(argv) != 2) or "--write" in argv:
         print(__doc__, file=sys.stderr)
         return 2
+    if write:  # a record for the report, not a gate: outcomes that differ are what it is for
+        atomic_write_bytes(write, (json.dumps(rerun_outcomes(Path(argv[1])), indent=1, ensure_ascii=False) + "\n").encode())
+        print(f"wrote {write}")
     reference = read(Path(argv[0]))
     changed = 0
     for folder in argv[1:]:
@@ -53,7 +90,7 @@ def main(argv: list[str]) -> int:
         print(f"{folder}: {len(differ)} of {len(common)} outcomes differ from {argv[0]}")
         for k in differ:
             print(f"  {k}: {reference[k]} -> {other[k]}")
-    return 1 if changed else 0
+    return 1 if changed and not write else 0
 
 
 if __name__ == "__main__":

@@ -22,10 +22,14 @@ def score(name: str, x: float) -> str:
 
 
 def signed(name: str, x: float, unit: bool = True) -> str:
-    """A difference of the score ``name``: "+0.31 points", "−0.012"."""
+    """A difference of the score ``name``: "+0.31 points", "−0.012"; one that rounds to zero with up to two more
+    decimals, so that an interval's bound keeps its side of zero: "+0.0004", not "+0.000"."""
     scale, decimals, _, diff_unit = FORMATS.get(name, (1, 3, "", ""))
     shown = f"{abs(scale * x):.{decimals}f}"
-    sign = "−" if x < 0 and float(shown) != 0 else "+"  # never "−0.000"
+    for more in (1, 2):
+        if float(shown) == 0 and x != 0:
+            shown = f"{abs(scale * x):.{decimals + more}f}"
+    sign = "−" if x < 0 else "+"  # the side of zero, however small
     return f"{sign}{shown}" + (diff_unit if unit else "")
 
 
@@ -71,7 +75,8 @@ def cells(prefix: str, comparison: dict) -> dict[str, str]:
 def epochs_row(label: str, sooner: dict) -> dict[str, str]:
     """A table row for ``evaluation.paired_epochs_to_threshold``: the first epoch each reaches the threshold
     (mean over the seeds that reach it, with their count), b − a over the pairs that both reach it with its
-    95 % interval, and its outcome: "sooner", "later" or "not distinguishable" (b against a)."""
+    95 % interval, and its outcome: "sooner", "later" or "not distinguishable" (b against a), or "too few pairs"
+    where fewer than two pairs both reach it (no interval)."""
     def reach(side: str) -> str:
         epochs = [e for e in sooner[f"{side}_epochs"] if e is not None]
         mean = f"{sum(epochs) / len(epochs):.1f}" if epochs else "never"
@@ -81,12 +86,15 @@ def epochs_row(label: str, sooner: dict) -> dict[str, str]:
     return {"row": label, "a": reach("a"), "b": reach("b"),
             "difference": f"{sooner['difference']:+.1f}".replace("-", "−") if sooner["both_reach"] else "–",
             "ci": f"{sooner['ci_low']:+.1f} to {sooner['ci_high']:+.1f}".replace("-", "−") if finite else "–",
-            "images": "–", "outcome": OUTCOMES.get(sooner["outcome"], sooner["outcome"])}
+            "images": "–", "outcome": OUTCOMES.get(sooner["outcome"], sooner["outcome"]) if finite else "too few pairs"}
 
 
 def when(sooner: dict, other: str) -> str:
     """The outcome of ``evaluation.paired_epochs_to_threshold`` in words, against ``other``: "in fewer epochs
-    than SGD", "in more epochs than SGD" or "in a number of epochs not distinguishable from SGD's"."""
+    than SGD", "in more epochs than SGD", "in a number of epochs not distinguishable from SGD's", or, where
+    fewer than two pairs of seeds both reach it, "too rarely alongside SGD to compare the epochs (1 of 8 pairs)"."""
+    if sooner["both_reach"] < 2:
+        return f"too rarely alongside {other} to compare the epochs ({sooner['both_reach']} of {sooner['pairs']} pairs)"
     return {"sooner": f"in fewer epochs than {other}", "later": f"in more epochs than {other}",
             "unresolved": f"in a number of epochs not distinguishable from {other}'s"}[sooner["outcome"]]
 
@@ -129,23 +137,28 @@ FIT_VERBS = {"over-fitting": ("over-fit", "over-fits"), "under-fitting": ("under
 
 def fit_comment(configs: list[tuple[str, dict, str]]) -> str:
     """The configurations' fit (label, ``results.summary``, score name) as a clause, by each one's most
-    frequent verdict over its seeds (Table 1 gives the counts), with the reason (``fit_reason``, over the
-    seeds of that verdict) where one network has that verdict and it is not a good fit: "the network
-    over-fits (the validation loss ends 33 % above its minimum)"; "batch norm fits well; tanh and augmentation
-    over-fit"."""
-    groups: dict[str, list] = {}
+    frequent verdict over its seeds, with its count where the seeds differ (as Table 1), and the reason
+    (``fit_reason``) where one network has that verdict in all its seeds and it is not a good fit: "the
+    network over-fits (the validation loss ends 33 % above its minimum)"; "batch norm fits well; tanh and
+    augmentation over-fit"; "a over-fits; b over-fits in 2 of 5 seeds"."""
+    groups: dict[tuple[str, str], list] = {}
     for label, summary, score_name in configs:
-        groups.setdefault(most_frequent(summary["verdicts"]), []).append((label, summary, score_name))
+        verdicts = summary["verdicts"]
+        verdict = most_frequent(verdicts)
+        share = f" in {verdicts.count(verdict)} of {len(verdicts)} seeds" if len(set(verdicts)) > 1 else ""
+        groups.setdefault((verdict, share), []).append((label, summary, score_name))
     clauses = []
-    for verdict, members in groups.items():
+    for (verdict, share), members in groups.items():
         if len(groups) == 1:
             subject = {1: "the network", 2: "both networks"}.get(len(members), f"all {len(members)} networks")
         else:
             subject = join([f"“{label}”" if "," in label else label for label, _, _ in members])
-        # the reason's number for one network only: pooled over several, it would differ from each one's
+        # the reason's number for one network whose seeds agree: pooled over several networks, or over some
+        # seeds of one, it would not be any one run's
         _, summary, score_name = members[0]
-        reason = "" if verdict in ("good fit", "no hold-out") or len(members) > 1 else f" ({fit_reason(summary, score_name)})"
-        clauses.append(f"{subject} {FIT_VERBS[verdict][len(members) == 1]}{reason}")
+        reason = ("" if verdict in ("good fit", "no hold-out") or len(members) > 1 or share
+                  else f" ({fit_reason(summary, score_name)})")
+        clauses.append(f"{subject} {FIT_VERBS[verdict][len(members) == 1]}{share}{reason}")
     return "; ".join(clauses)
 
 
@@ -191,6 +204,6 @@ def speed(versus: dict, relation: bool = False) -> str:
 
 
 def ms(seconds: float) -> str:
-    """Milliseconds to 2 significant digits, whole numbers from 10 on: "0.96", "4.2", "12", "153", "1530"."""
+    """Milliseconds to a tenth below 100 (close times stay apart), else whole: "0.96", "4.2", "12.4", "153"."""
     v = 1000 * seconds
-    return f"{v:.0f}" if v >= 9.95 else f"{v:.1f}" if v >= 0.995 else f"{v:.2f}"
+    return f"{v:.0f}" if v >= 99.95 else f"{v:.1f}" if v >= 0.995 else f"{v:.2f}"

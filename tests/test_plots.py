@@ -205,8 +205,8 @@ def test_segmentation_cases_label_each_row_and_show_the_errors(seg, captured):
     arrays = evaluation.case_arrays(splits, [2, 1], preds[:1])
     plots.segmentation_cases(cases, arrays, None)
     axes = captured[0].axes
-    assert [axes[k].get_ylabel() for k in (0, 4)] == ["worst: image_03.png\nDice 0.65 (shown: 0.70)",
-                                                      "median: image_02.png\nDice 0.85 (shown: 0.80)"]
+    assert [axes[k].get_ylabel() for k in (0, 4)] == ["worst:\nimage_03.png\nDice 0.65 (mean),\n0.70 (shown)",
+                                                      "median:\nimage_02.png\nDice 0.85 (mean),\n0.80 (shown)"]
     np.testing.assert_array_equal(axes[3].get_images()[0].get_array(),
                                   plots.error_map(arrays["case_pred"][0], arrays["case_truth"][0]))
 
@@ -242,5 +242,18 @@ def test_log_loss_axis_ticks_are_plain_numbers_inside_the_drawn_range():
         fig.canvas.draw()
         labels = [t.get_text() for t in ax.get_yticklabels() if low <= t.get_position()[1] <= high]
         assert labels == ["0.05", "0.1", "0.2", "0.5", "1", "2"]  # plain, no 10^-1 notation
+    finally:
+        plots.plt.close(fig)
+
+
+def test_a_lone_loss_spike_leaves_the_axis_and_ordinary_values_do_not():
+    fig, ax = plots.plt.subplots()
+    try:
+        curve = list(np.linspace(1.0, 0.2, 300))  # a training loss, and one validation spike of 500
+        plots._log_loss_axis(ax, curve + [500.0], "epoch")
+        # the top: 1.3 x (5 x the 99th percentile of what is drawn), not 1.3 x 500
+        assert ax.get_ylim()[1] == pytest.approx(1.3 * 5 * np.quantile(curve + [500.0], 0.99))
+        plots._log_loss_axis(ax, curve + [3.0], "epoch")  # 3 x the rest: inside 5 x, kept
+        assert ax.get_ylim()[1] == pytest.approx(1.3 * 3.0)
     finally:
         plots.plt.close(fig)

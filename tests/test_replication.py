@@ -92,3 +92,31 @@ def test_only_outcomes_both_runs_hold_are_compared(tmp_path, capsys):
 def test_main_without_two_folders_prints_its_usage(capsys):
     assert replication.main(["report/results"]) == 2
     assert "python -m common.replication" in capsys.readouterr().err
+
+
+def tables(folder, seeds: list[int], **files) -> str:
+    """A results folder: one <script>.json per keyword, holding its comparison table rows (label -> outcome) and
+    one configuration trained with ``seeds``."""
+    folder.mkdir(parents=True)
+    for script, rows in files.items():
+        record = {"findings": {}, "configs": [{"runs": [{"seed": s} for s in seeds]}],
+                  "table": [{"row": label, "outcome": outcome} for label, outcome in rows.items()]}
+        (folder / f"{script}.json").write_text(json.dumps(record))
+    return str(folder)
+
+
+def test_written_record_holds_the_reruns_seeds_and_table_outcomes_and_exits_0(tmp_path, capsys):
+    reference = tables(tmp_path / "reference", [0, 1, 2], ex9_9={"batch norm": "better", "epochs": "sooner"})
+    reference_findings = json.loads((tmp_path / "reference" / "ex9_9.json").read_text())
+    (tmp_path / "reference" / "ex9_9.json").write_text(json.dumps({**reference_findings, "findings": {
+        "versus": metrics.compare(A, B, score="dice")}}))  # better
+    other = tables(tmp_path / "seed100", [100, 101, 102], ex9_9={"batch norm": "better", "epochs": "not distinguishable"})
+    other_findings = json.loads((tmp_path / "seed100" / "ex9_9.json").read_text())
+    (tmp_path / "seed100" / "ex9_9.json").write_text(json.dumps({**other_findings, "findings": {
+        "versus": metrics.compare(A, [0.83, 0.79, 0.83, 0.81, 0.80], score="dice")}}))  # unresolved
+    out = tmp_path / "replication.json"
+    assert replication.main([reference, other]) == 1  # a gate: an outcome differs
+    assert replication.main([reference, other, "--write", str(out)]) == 0  # a record for the report
+    assert json.loads(out.read_text()) == {"seeds": [100, 101, 102], "outcomes": {
+        "ex9_9": {"batch norm": "better", "epochs": "not distinguishable"}}}
+    assert replication.main([reference, "--write"]) == 2  # no path

@@ -141,12 +141,13 @@ def test_augmentation_text_of_each_configured_augmentation():
     assert report.augmentation_text(stain) == "flips, 90° rotations; stain contrast ×e^±0.25, brightness ±0.5"
 
 
-def _hyper(optimizer: str = "SGD", lr: float = 0.1, loss=None, **settings) -> dict:
+def _hyper(optimizer: str = "SGD", lr: float = 0.1, loss=None, layers=("linear 784→128", "ReLU"), **settings) -> dict:
     defaults = {"SGD": {"lr": lr, "momentum": 0, "dampening": 0, "weight_decay": 0, "nesterov": False,
                         "maximize": False, "foreach": None},
                 "Adam": {"lr": lr, "betas": (0.9, 0.999), "eps": 1e-08, "weight_decay": 0, "amsgrad": False,
                          "maximize": False, "foreach": None}}[optimizer]
     return {"model": "MLP", "model_options": {"in_features": 784, "hidden": [128, 64], "num_classes": 10},
+            "layers": list(layers),
             "optimizer": {"class": optimizer, "defaults": {**defaults, **settings}, "param_groups": [{"lr": lr}]},
             "scheduler": None, "loss": {"class": "CrossEntropyLoss", "reduction": "mean", "label_smoothing": 0.0,
                                         **(loss or {})},
@@ -162,18 +163,21 @@ def test_hyper_tables_give_each_class_once_and_each_configuration_once():
     base = ("fc", "MLP, SGD", _hyper())
     first = _record("ex1_1_fc", base, ("fc_adam", "MLP, Adam", _hyper("Adam", 1e-3)), ("fc_twin", "twin", _hyper()))
     second = _record("ex1_5_variants", base, ("tuned", "tuned", _hyper(momentum=0.9, nesterov=True,
-                                                                       loss={"label_smoothing": 0.1})))
+                                                                       loss={"label_smoothing": 0.1},
+                                                                       layers=("linear 784→128", "BN", "ReLU"))))
     defaults, rows = _hyper_tables(report.hyper_tables([first, second]))
     # Table A1: each class's settings the first time it is used (the learning rate is in Table A2)
     assert defaults == [r"SGD & momentum=0, dampening=0, weight\_decay=0, nesterov=False \\",
                         r"CrossEntropyLoss & reduction=mean, label\_smoothing=0.0 \\",
-                        r"Adam & betas=(0.9, 0.999), eps=1e-08, weight\_decay=0, amsgrad=False \\"]
+                        r"Adam & betas=(0.9, 0.999), eps=1e-08, weight\_decay=0, amsgrad=False \\",
+                        # batch norm: not recorded by the runs, read from PyTorch (one run uses it)
+                        r"BatchNorm2d & eps=1e-05, momentum=0.1, affine=True, track\_running\_stats=True \\"]
     # Table A2: the shared configuration once, with both exercises, under the names it has in the exercise that
     # trains it (its twin there: "and twin"), in full and first (the most exercises share it); the others only with what differs from it
-    # (a training cell whole where the optimizer or its rate differs, else its differing parts); what differs
+    # (a training cell's differing parts: the optimizer and its rate alone where only they differ); what differs
     # from Table A1 spelled out
     assert rows == [["1.1, 1.5", "MLP, SGD and twin", "MLP 784-128-64-10", "SGD, lr 0.1; constant", "none", "5 / 64"],
-                    ["1.1", "MLP, Adam", "", "Adam, lr 0.001; constant", "", ""],
+                    ["1.1", "MLP, Adam", "", "Adam, lr 0.001", "", ""],
                     ["1.5", "tuned", "", r"momentum=0.9, nesterov=True; label\_smoothing=0.1", "", ""]]
 
 
@@ -196,6 +200,7 @@ def test_differing_cells_of_table_a2_by_hand():
     assert report._differing("MLP 784-128-64-10", "CNN 8-16-32", ", ") == "MLP 784-128-64-10"  # another model: whole
     assert report._differing("Adam, lr 0.01; weight decay=0.001; constant", "Adam, lr 0.01; constant", "; ") == \
         "weight decay=0.001"
+    assert report._differing("Adam, lr 0.001; cosine", "Adam, lr 0.01; cosine", "; ") == "Adam, lr 0.001"
     assert report._differing("10 / 64", "16 / 64", "") == "10 / 64"
 
 
@@ -340,3 +345,34 @@ def test_the_worst_image_the_text_describes_is_the_worst_image_of_the_committed_
     described = re.search(r"% describes: (\S+)", (REPO_ROOT / "report" / "sections" / "part2.tex").read_text()).group(1)
     record = json.loads((REPO_ROOT / "report" / "results" / "ex2_1_segnet.json").read_text())
     assert record["findings"]["worst"]["name"].split("/")[-1] == described
+
+
+def test_a_direction_that_did_not_hold_with_other_seeds_is_marked_and_named():
+    rows = [{"row": "batch norm", "a": "1", "b": "2", "difference": "+1", "ci": "+0.5 to +1.5", "outcome": "better"},
+            {"row": "tanh", "a": "1", "b": "1", "difference": "0", "ci": "−1 to +1", "outcome": "not distinguishable"},
+            {"row": "augmentation", "a": "1", "b": "0", "difference": "−1", "ci": "−2 to −0.5", "outcome": "worse"},
+            {"row": "ms per step", "a": "5", "b": "4", "difference": "–", "ci": "–", "outcome": "1.25× faster"}]
+    records = [{"exercise": "ex1_5_variants", "table": rows}, {"exercise": "ex2_3_skip", "table": []},
+               {"exercise": "ex2_2_regularization", "table": [{**rows[0], "row": "no augmentation"}]}]  # not rerun
+    # the rerun's outcome of every row; only the stated directions count (tanh: none stated; a timing: no seed)
+    check = {"seeds": [100, 101, 102], "outcomes": {"ex1_5_variants": {
+        "batch norm": "better", "tanh": "worse", "augmentation": "not distinguishable", "ms per step": "1.10× faster"}}}
+    body = report.comparison_table(records[0], check).splitlines()
+    assert [line.endswith(r"\textsuperscript{\textdagger} \\") for line in body] == [False, False, True, False]
+    macros = report.replication_macros(records, check)
+    assert macros["ex1_5.replication"] == " With seeds 100--102, the direction of “augmentation” did not hold " \
+                                          r"(\textdagger{})."
+    assert macros["ex2_3.replication"] == macros["ex2_2.replication"] == ""  # nothing stated; not rerun
+    assert macros["replication.summary"] == "We reran 2 of the 3 directions stated with seeds 100--102: 1 held; " \
+        r"\textdagger{} marks each one that did not, which is therefore not resolved."
+    # a mark follows the rows as they are now: a result recomputed to "worse" in the rerun's terms holds
+    again = {**records[0], "table": [rows[0], rows[1], {**rows[2], "outcome": "not distinguishable"}, rows[3]]}
+    assert report.not_held(again, check) == []
+    # one seed; everything held: no dagger clause
+    held = {"seeds": [100], "outcomes": {"ex1_5_variants": {"batch norm": "better", "augmentation": "worse"}}}
+    assert report.replication_macros(records[:1], held)["replication.summary"] == \
+        "We reran all 2 directions stated with seeds 100: 2 held."
+    # no rerun: no marks, and page 1 says so
+    assert "textdagger" not in report.comparison_table(records[0], {})
+    assert report.replication_macros(records, {})["replication.summary"] == \
+        "The comparisons have not been rerun with other seeds."

@@ -20,7 +20,10 @@ def test_a_score_prints_at_the_reports_precision(name, value, expected):
 @pytest.mark.parametrize("name, value, expected", [
     ("accuracy", 0.0031, "+0.31 points"), ("accuracy", -0.0031, f"{MINUS}0.31 points"), ("accuracy", 0.0, "+0.00 points"),
     ("dice", 0.012, "+0.012"), ("dice", -0.012, f"{MINUS}0.012"), ("hd95", -2.04, f"{MINUS}2.0 px"),
-    ("hd95", 1.26, "+1.3 px")])
+    ("hd95", 1.26, "+1.3 px"),
+    # a difference that rounds to zero keeps its side with more decimals (an interval's bound near 0)
+    ("dice", 0.00042, "+0.0004"), ("dice", -0.000042, f"{MINUS}0.00004"), ("dice", 0.0000004, "+0.00000"),
+    ("dice", -0.0000004, f"{MINUS}0.00000"), ("hd95", -0.0004, f"{MINUS}0.000 px")])
 def test_a_difference_is_signed_in_the_scores_units(name, value, expected):
     assert text.signed(name, value) == expected
     assert "-" not in text.signed(name, value)  # a minus sign, not a hyphen
@@ -72,11 +75,14 @@ def test_epochs_to_a_threshold_print_with_their_count_and_outcome():
     wide = {**sooner, "ci_low": -15.0, "ci_high": 1.2, "outcome": "unresolved"}
     assert text.epochs_row("", wide)["outcome"] == "not distinguishable"
     assert text.when(wide, "SGD") == "in a number of epochs not distinguishable from SGD's"
-    never = {"a_epochs": [None, None], "b_epochs": [None, 7], "both_reach": 0, "difference": float("nan"),
+    never = {"a_epochs": [None, None], "b_epochs": [None, 7], "both_reach": 0, "pairs": 2, "difference": float("nan"),
              "ci_low": float("nan"), "ci_high": float("nan"), "outcome": "unresolved"}
     row = text.epochs_row("", never)
     assert (row["a"], row["b"], row["difference"], row["outcome"]) == ("never (0 of 2)", "7.0 (1 of 2)", "–",
-                                                                       "not distinguishable")
+                                                                       "too few pairs")
+    assert text.when(never, "SGD") == "too rarely alongside SGD to compare the epochs (0 of 2 pairs)"
+    one_pair = {**never, "a_epochs": [5, None], "both_reach": 1, "difference": 2.0}  # a difference, no interval
+    assert (text.epochs_row("", one_pair)["difference"], text.epochs_row("", one_pair)["outcome"]) == ("+2.0", "too few pairs")
 
 
 def test_a_timing_is_faster_or_slower_only_where_the_sign_test_says_so():
@@ -88,9 +94,9 @@ def test_a_timing_is_faster_or_slower_only_where_the_sign_test_says_so():
     assert text.speed({"speedup": 0.5, "p": 0.45}, relation=True) == "about as fast as"
 
 
-@pytest.mark.parametrize("seconds, expected", [(0.00096, "0.96"), (0.012, "12"), (0.0123, "12"), (0.0456, "46"),
-                                               (0.153, "153"), (0.1234, "123")])
-def test_milliseconds_have_two_significant_digits_three_from_100_on(seconds, expected):
+@pytest.mark.parametrize("seconds, expected", [(0.00096, "0.96"), (0.0042, "4.2"), (0.012, "12.0"), (0.0123, "12.3"),
+                                               (0.0456, "45.6"), (0.0997, "99.7"), (0.09996, "100"), (0.153, "153"), (0.1234, "123")])
+def test_milliseconds_to_a_tenth_below_100_whole_from_100_on(seconds, expected):
     assert text.ms(seconds) == expected
 
 
@@ -109,7 +115,7 @@ def test_outcomes_of_several_subjects_read_as_one_sentence():
     assert text.grouped([("a", "x"), ("b", "y"), ("c", "z")]) == "a is x, b is y, and c is z"
 
 
-def test_fit_comment_names_each_verdict_once_with_its_reason():
+def test_fit_comment_names_each_verdict_and_its_count_once_with_its_reason():
     def summary(*verdicts, rise=0.3):
         return {"verdicts": list(verdicts), "verdict_details": [
             {"verdict": v, "rise": rise, "states": {"rise": "exceeded"}, "borderline": [], "why": v} for v in verdicts]}
@@ -118,15 +124,26 @@ def test_fit_comment_names_each_verdict_once_with_its_reason():
     good = summary("good fit", "good fit", "over-fitting")  # the most frequent verdict counts
     assert text.fit_comment([("a", over, "accuracy")]) == "the network over-fits (the validation loss ends 30 % above its minimum)"
     assert text.fit_comment([("a", over, "accuracy"), ("b", good, "accuracy")]) == \
-        "a over-fits (the validation loss ends 30 % above its minimum); b fits well"
-    assert text.fit_comment([("a", good, "accuracy"), ("b", good, "accuracy")]) == "both networks fit well"
-    assert text.fit_comment([("a", good, "dice")] * 3) == "all 3 networks fit well"
+        "a over-fits (the validation loss ends 30 % above its minimum); b fits well in 2 of 3 seeds"
+    assert text.fit_comment([("a", good, "accuracy"), ("b", good, "accuracy")]) == "both networks fit well in 2 of 3 seeds"
+    assert text.fit_comment([("a", good, "dice")] * 3) == "all 3 networks fit well in 2 of 3 seeds"
     assert text.fit_comment([("a", good, "accuracy"), ("b, c", over, "accuracy"), ("d", summary("over-fitting", rise=0.5),
                                                                                    "accuracy")]) == \
-        "a fits well; “b, c” and d over-fit"  # several networks: no one number for all
+        "a fits well in 2 of 3 seeds; “b, c” and d over-fit"  # several networks: no one number for all
     near = {"verdicts": ["borderline"], "verdict_details": [{"verdict": "borderline", "borderline": ["gap", "floor"]}]}
     assert text.fit_comment([("a", near, "dice")]) == \
         "the network is borderline (within the margin of its thresholds for the training score and the training-validation gap)"
+    # where the seeds differ, the most frequent verdict's count (as Table 1), and networks with different counts apart
+    assert text.fit_comment([("a", over, "accuracy"), ("b", summary("over-fitting", "good fit", "over-fitting"), "accuracy"),
+                             ("c", summary("over-fitting", "borderline", "over-fitting"), "accuracy")]) == \
+        "a over-fits (the validation loss ends 30 % above its minimum); b and c over-fit in 2 of 3 seeds"
+    # one network whose seeds disagree: its count, no reason (a mean over some seeds is no run's); two networks
+    # with the same verdict but different counts apart
+    assert text.fit_comment([("a", summary("over-fitting", "good fit", "over-fitting"), "accuracy")]) == \
+        "the network over-fits in 2 of 3 seeds"
+    assert text.fit_comment([("a", summary("over-fitting", "good fit", "over-fitting"), "accuracy"),
+                             ("b", summary("over-fitting", "good fit", "over-fitting", "over-fitting"), "accuracy")]) == \
+        "a over-fits in 2 of 3 seeds; b over-fits in 3 of 4 seeds"
 
 
 def test_a_score_against_the_target_an_exercise_asks_for():
