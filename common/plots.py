@@ -234,7 +234,7 @@ def confusion_and_errors(errors: dict, images: np.ndarray, path: Path, title: st
     predicted (probability)."""
     cm = np.asarray(errors["confusion_matrix"])
     n = len(cm)
-    fig = plt.figure(figsize=(6.4, 2.3))
+    fig = plt.figure(figsize=(6.4, 2.2))
     ax = fig.add_axes((0.04, 0.1, 0.42, 0.8))
     off = np.where(np.eye(n, dtype=bool) | (cm == 0), np.nan, cm.astype(float))
     ax.imshow(np.where(np.eye(n, dtype=bool), 1.0, np.nan), cmap="Greys", vmin=0, vmax=5)

@@ -111,10 +111,18 @@ def not_held(record: dict, replication: dict) -> list[str]:
     return [label for label, outcome in rerun_rows(record, replication).items() if outcome != ours[label]]
 
 
+def found_in_rerun(record: dict, replication: dict) -> dict[str, str]:
+    """The rows of ``record``'s table that are not distinguishable here but have a direction in the rerun:
+    row label -> that direction (one seed set shows it, so it is not a finding either)."""
+    theirs = replication.get("outcomes", {}).get(record["exercise"], {})
+    return {row["row"]: theirs[row["row"]] for row in record.get("table", [])
+            if row["outcome"] == "not distinguishable" and theirs.get(row["row"]) in DIRECTIONS}
+
+
 def replication_macros(records: list[dict], replication: dict) -> dict[str, str]:
     """``replication.summary``, for page 1: of the directions the tables state, how many were rerun with other
-    seeds and how many held; per exercise ``<ex>.replication``, a sentence naming the rows whose direction did not
-    hold (else empty)."""
+    seeds and how many held; per exercise ``<ex>.replication``, sentences naming the rows whose direction did
+    not hold, and the rows not distinguishable here that have a direction in the rerun (else empty)."""
     stated = sum(row["outcome"] in DIRECTIONS for r in records for row in r.get("table", []))
     rerun = sum(len(rerun_rows(r, replication)) for r in records)
     missed = {exercise_id(r["exercise"]): not_held(r, replication) for r in records}
@@ -126,11 +134,18 @@ def replication_macros(records: list[dict], replication: dict) -> dict[str, str]
              else ", ".join(map(str, seeds)))
     failed = sum(len(m) for m in missed.values())
     lead = f"all {stated}" if rerun == stated else f"{rerun} of the {stated}"
-    summary = (f"We reran {lead} directions stated with seeds {shown}: {rerun - failed} held"
-               + ("; † marks each one that did not, which is therefore not resolved." if failed else "."))
-    return {"replication.summary": tex(summary)} | {
-        f"{ex}.replication": tex(f" With seeds {shown}, the direction of {text.join([f'“{m}”' for m in m_])} did not "
-                                 f"hold (†).") if m_ else "" for ex, m_ in missed.items()}
+    summary = (f"We reran {lead} directions stated here with seeds {shown}, and {rerun - failed} held"
+               + ("; one that did not (marked †) is not resolved." if failed else "."))
+    macros = {"replication.summary": tex(summary)}
+    for record in records:
+        ex, m_, found = exercise_id(record["exercise"]), missed[exercise_id(record["exercise"])], found_in_rerun(record, replication)
+        sentence = (f" With seeds {shown} the direction of {text.join([f'“{m}”' for m in m_])} did not hold (†), so "
+                    f"{'it is' if len(m_) == 1 else 'they are'} not resolved." if m_ else "")
+        if found:
+            sentence += (f" With seeds {shown} {text.grouped([(f'“{label}”', outcome) for label, outcome in found.items()])}"
+                         f": a direction only that seed set shows.")
+        macros[f"{ex}.replication"] = tex(sentence)
+    return macros
 
 
 def rule_macros(records: list[dict]) -> dict[str, str]:

@@ -360,18 +360,19 @@ def test_a_direction_that_did_not_hold_with_other_seeds_is_marked_and_named():
     body = report.comparison_table(records[0], check).splitlines()
     assert [line.endswith(r"\textsuperscript{\textdagger} \\") for line in body] == [False, False, True, False]
     macros = report.replication_macros(records, check)
-    assert macros["ex1_5.replication"] == " With seeds 100--102, the direction of “augmentation” did not hold " \
-                                          r"(\textdagger{})."
+    assert macros["ex1_5.replication"] == " With seeds 100--102 the direction of “augmentation” did not hold " \
+                                          r"(\textdagger{}), so it is not resolved. With seeds 100--102 “tanh” is worse: a " \
+                                          "direction only that seed set shows."  # tanh: not distinguishable here
     assert macros["ex2_3.replication"] == macros["ex2_2.replication"] == ""  # nothing stated; not rerun
-    assert macros["replication.summary"] == "We reran 2 of the 3 directions stated with seeds 100--102: 1 held; " \
-        r"\textdagger{} marks each one that did not, which is therefore not resolved."
+    assert macros["replication.summary"] == "We reran 2 of the 3 directions stated here with seeds 100--102, and 1 " \
+        r"held; one that did not (marked \textdagger{}) is not resolved."
     # a mark follows the rows as they are now: a result recomputed to "worse" in the rerun's terms holds
     again = {**records[0], "table": [rows[0], rows[1], {**rows[2], "outcome": "not distinguishable"}, rows[3]]}
     assert report.not_held(again, check) == []
     # one seed; everything held: no dagger clause
     held = {"seeds": [100], "outcomes": {"ex1_5_variants": {"batch norm": "better", "augmentation": "worse"}}}
     assert report.replication_macros(records[:1], held)["replication.summary"] == \
-        "We reran all 2 directions stated with seeds 100: 2 held."
+        "We reran all 2 directions stated here with seeds 100, and 2 held."
     # no rerun: no marks, and page 1 says so
     assert "textdagger" not in report.comparison_table(records[0], {})
     assert report.replication_macros(records, {})["replication.summary"] == \
