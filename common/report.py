@@ -90,11 +90,12 @@ def exercise_macros(record: dict) -> dict[str, str]:
 def comparison_table(record: dict, replication: dict) -> str:
     """The body of an exercise's comparison table: one row per ``text.row`` its script recorded (the image tests
     stay in the results file: the interval over seeds decides, and the page has no room for what only supports);
-    a direction that did not hold with other seeds (``not_held``) marked †."""
-    cells = ("row", "a", "b", "difference", "ci", "outcome")
+    a direction that did not hold with other seeds (``not_held``): "not resolved†"."""
+    cells = ("row", "a", "b", "difference", "ci")
     missed = not_held(record, replication)
-    return "".join(" & ".join(tex(row[c]) for c in cells) + (r"\textsuperscript{\textdagger}" if row["row"] in missed else "")
-                   + " \\\\\n" for row in record.get("table", []))
+    return "".join(" & ".join([*(tex(row[c]) for c in cells), tex(row["outcome"]) if row["row"] not in missed
+                               else r"not resolved\textsuperscript{\textdagger}"]) + " \\\\\n"
+                   for row in record.get("table", []))
 
 
 def rerun_rows(record: dict, replication: dict) -> dict[str, str]:
@@ -135,7 +136,8 @@ def replication_macros(records: list[dict], replication: dict) -> dict[str, str]
     failed = sum(len(m) for m in missed.values())
     lead = f"all {stated}" if rerun == stated else f"{rerun} of the {stated}"
     summary = (f"We reran {lead} directions stated here with seeds {shown}, and {rerun - failed} held"
-               + ("; one that did not (marked †) is not resolved." if failed else "."))
+               + (f"; {'the one' if failed == 1 else f'the {failed}'} that did not (marked †) "
+                  f"{'is' if failed == 1 else 'are'} not resolved." if failed else "."))
     macros = {"replication.summary": tex(summary)}
     for record in records:
         ex, m_, found = exercise_id(record["exercise"]), missed[exercise_id(record["exercise"])], found_in_rerun(record, replication)
