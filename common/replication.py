@@ -50,23 +50,14 @@ def read(folder: Path) -> dict[str, str]:
 DIRECTIONS = ("better", "worse", "sooner", "later", "fewer", "more")  # a table row's outcome that states one
 
 
-def table_outcomes(folder: Path) -> dict[str, dict[str, str]]:
-    """Per results file (its stem), the outcome of each row of its comparison table, by the row's label."""
-    return {file.stem: {row["row"]: row["outcome"] for row in json.loads(file.read_text()).get("table", [])}
-            for file in sorted(Path(folder).glob("*.json"))}
-
-
-def seeds_of(folder: Path) -> list[int]:
-    """Every seed the runs in ``folder``'s results files trained with."""
-    return sorted({run["seed"] for file in Path(folder).glob("*.json")
-                   for config in json.loads(file.read_text())["configs"] for run in config["runs"]})
-
-
 def rerun_outcomes(other: Path) -> dict:
     """What the report needs to check its directions against a rerun: the rerun's seeds and the outcome of each
-    row of its comparison tables, {"seeds": [...], "outcomes": {results stem: {row label: outcome}}}. The report
-    compares them with its own rows when it is built (``common.report.not_held``), so a mark never goes stale."""
-    return {"seeds": seeds_of(other), "outcomes": table_outcomes(other)}
+    row of its comparison tables, {"seeds": [...], "outcomes": {results stem: {row label: outcome}}}, each
+    results file read once. The report compares them with its own rows when it is built
+    (``common.report.not_held``), so a mark never goes stale."""
+    records = {file.stem: json.loads(file.read_text()) for file in sorted(Path(other).glob("*.json"))}
+    return {"seeds": sorted({run["seed"] for r in records.values() for config in r["configs"] for run in config["runs"]}),
+            "outcomes": {stem: {row["row"]: row["outcome"] for row in r.get("table", [])} for stem, r in records.items()}}
 
 
 def main(argv: list[str]) -> int:

@@ -98,10 +98,16 @@ def comparison_table(record: dict, replication: dict) -> str:
                    for row in record.get("table", []))
 
 
+def _rerun_table(record: dict, replication: dict) -> dict[str, str]:
+    """The rerun's outcome of each row of ``record``'s table, by label (``replication.rerun_outcomes``; {} where
+    none was run)."""
+    return replication.get("outcomes", {}).get(record["exercise"], {})
+
+
 def rerun_rows(record: dict, replication: dict) -> dict[str, str]:
     """The directions ``record``'s table states (a row's outcome in ``replication.DIRECTIONS``) that the rerun
-    (``replication.rerun_outcomes``; {} where none was run) also holds: row label -> the rerun's outcome."""
-    theirs = replication.get("outcomes", {}).get(record["exercise"], {})
+    also holds: row label -> the rerun's outcome."""
+    theirs = _rerun_table(record, replication)
     return {row["row"]: theirs[row["row"]] for row in record.get("table", [])
             if row["outcome"] in DIRECTIONS and row["row"] in theirs}
 
@@ -115,7 +121,7 @@ def not_held(record: dict, replication: dict) -> list[str]:
 def found_in_rerun(record: dict, replication: dict) -> dict[str, str]:
     """The rows of ``record``'s table that are not distinguishable here but have a direction in the rerun:
     row label -> that direction (one seed set shows it, so it is not a finding either)."""
-    theirs = replication.get("outcomes", {}).get(record["exercise"], {})
+    theirs = _rerun_table(record, replication)
     return {row["row"]: theirs[row["row"]] for row in record.get("table", [])
             if row["outcome"] == "not distinguishable" and theirs.get(row["row"]) in DIRECTIONS}
 
@@ -140,9 +146,10 @@ def replication_macros(records: list[dict], replication: dict) -> dict[str, str]
                   f"{'is' if failed == 1 else 'are'} not resolved." if failed else "."))
     macros = {"replication.summary": tex(summary)}
     for record in records:
-        ex, m_, found = exercise_id(record["exercise"]), missed[exercise_id(record["exercise"])], found_in_rerun(record, replication)
-        sentence = (f" With seeds {shown} the direction of {text.join([f'“{m}”' for m in m_])} did not hold (†), so "
-                    f"{'it is' if len(m_) == 1 else 'they are'} not resolved." if m_ else "")
+        ex = exercise_id(record["exercise"])
+        labels, found = missed[ex], found_in_rerun(record, replication)
+        sentence = (f" With seeds {shown} the direction of {text.join([f'“{m}”' for m in labels])} did not hold (†), "
+                    f"so {'it is' if len(labels) == 1 else 'they are'} not resolved." if labels else "")
         if found:
             sentence += (f" With seeds {shown} {text.grouped([(f'“{label}”', outcome) for label, outcome in found.items()])}"
                          f": a direction only that seed set shows.")

@@ -72,6 +72,11 @@ def cells(prefix: str, comparison: dict) -> dict[str, str]:
     return {f"{prefix}_{k}": v for k, v in {**row("", comparison), "relation": relation(comparison)}.items() if k != "row"}
 
 
+def _compared(sooner: dict) -> bool:
+    """Whether ``evaluation.paired_epochs_to_threshold`` had the two pairs (or more) an interval needs."""
+    return sooner["both_reach"] > 1 and math.isfinite(sooner["ci_low"])
+
+
 def epochs_row(label: str, sooner: dict) -> dict[str, str]:
     """A table row for ``evaluation.paired_epochs_to_threshold``: the first epoch each reaches the threshold
     (mean over the seeds that reach it, with their count), b − a over the pairs that both reach it with its
@@ -82,7 +87,7 @@ def epochs_row(label: str, sooner: dict) -> dict[str, str]:
         mean = f"{sum(epochs) / len(epochs):.1f}" if epochs else "never"
         return f"{mean} ({len(epochs)} of {len(sooner[f'{side}_epochs'])})"
 
-    finite = sooner["both_reach"] > 1 and math.isfinite(sooner["ci_low"])
+    finite = _compared(sooner)
     return {"row": label, "a": reach("a"), "b": reach("b"),
             "difference": f"{sooner['difference']:+.1f}".replace("-", "−") if sooner["both_reach"] else "–",
             "ci": f"{sooner['ci_low']:+.1f} to {sooner['ci_high']:+.1f}".replace("-", "−") if finite else "–",
@@ -93,7 +98,7 @@ def when(sooner: dict, other: str) -> str:
     """The outcome of ``evaluation.paired_epochs_to_threshold`` in words, against ``other``: "in fewer epochs
     than SGD", "in more epochs than SGD", "in a number of epochs not distinguishable from SGD's", or, where
     fewer than two pairs of seeds both reach it, "too rarely alongside SGD to compare the epochs (1 of 8 pairs)"."""
-    if sooner["both_reach"] < 2:
+    if not _compared(sooner):
         return f"too rarely alongside {other} to compare the epochs ({sooner['both_reach']} of {sooner['pairs']} pairs)"
     return {"sooner": f"in fewer epochs than {other}", "later": f"in more epochs than {other}",
             "unresolved": f"in a number of epochs not distinguishable from {other}'s"}[sooner["outcome"]]
