@@ -40,6 +40,9 @@ NO_BN_INIT = "he"
 # (Fisher's exact test), which needs more seeds than a difference of means
 NO_BN_SEEDS = 8
 NO_BN_LR = 0.001  # Adam without batch norm, chosen on validation for both kinds (tuning/convergence.py)
+# The depth-1 reference without batch norm: Ex 2.2's network without it, at the rate chosen for it on validation
+# (ex2_2_regularization.NO_BN_LR; tuning/convergence.py, stage 4), with as many seeds as the deep ones
+DEPTH1_NO_BN_LR = 0.003
 DICE_THRESHOLD = 0.75  # validation Dice: above the 0.64 of predicting gland everywhere, below Ex 2.1's final 0.8
 TIMING = {"num_batches": 1, "warmup": 1, "repeats": 30}  # short paired repeats share the machine's drift
 QUICK_TIMING = {"num_batches": 1, "warmup": 1, "repeats": 1}  # --quick: a smoke test of the timing
@@ -49,11 +52,12 @@ EXERCISE = "ex2_4_residual"  # its results file and figures
 
 def deeper(config: dict, depth: int, residual: bool, batch_norm: bool = True) -> dict:
     """Exercise 2.1's configuration with blocks of ``depth`` pairs, plain or residual; without batch norm,
-    with the NO_BN_INIT initialisation and the NO_BN_LR learning rate."""
+    with the NO_BN_INIT initialisation and the learning rate chosen for it (depth 1: Ex 2.2's network)."""
     if batch_norm:
         return {**config, "model": {**SEGNET, "block_depth": depth, "residual": residual}}
     return {**config, "model": {**SEGNET, "block_depth": depth, "residual": residual, "batch_norm": False,
-                                "init": NO_BN_INIT}, "optimizer": {**config["optimizer"], "lr": NO_BN_LR}}
+                                "init": NO_BN_INIT},
+            "optimizer": {**config["optimizer"], "lr": DEPTH1_NO_BN_LR if depth == 1 else NO_BN_LR}}
 
 
 def residual_against_plain(plain: train.Runs, residual: train.Runs, timings: dict, test_targets) -> dict:
@@ -81,20 +85,32 @@ def score_std_at_init(config: dict, images: torch.Tensor, seeds: list[int]) -> f
     return sum(stds) / len(stds)
 
 
+EPOCHS_ROW = f"epochs to {text.score('dice', DICE_THRESHOLD)}"
+
+
+def row_label(batch_norm: bool, what: str) -> str:
+    """A row of the exercise's table: "with BN: test Dice". The answer's sentences name the rows they state."""
+    return f"{'with BN' if batch_norm else 'no BN'}: {what}"
+
+
+def depth_label(kind: str, batch_norm: bool) -> str:
+    """A row of the table: a deep network against the depth-1 network (with batch norm Ex 2.1's, without it
+    Ex 2.2's)."""
+    return f"depth 1 → {DEPTH}, {kind}{'' if batch_norm else ', no BN'}: test Dice"
+
+
 def group_rows(group: dict, timings: dict, names: tuple[str, str], batch_norm: bool) -> list[dict]:
     """The rows of the exercise's table for one group's comparison (``residual_against_plain``), residual (b)
     against plain (a): test Dice, epochs to the threshold, and time per step (with batch norm) or runs stuck
     at one class (without, where runs can fail)."""
     fails, time = group["one_class_runs"], group["time_residual_vs_plain"]
-    group_label = "with BN" if batch_norm else "no BN"
-    rows = [text.row(f"{group_label}: test Dice", group["residual_vs_plain"]),
-            text.epochs_row(f"{group_label}: epochs to {text.score('dice', DICE_THRESHOLD)}",
-                                   group["epochs_to_threshold"])]
+    rows = [text.row(row_label(batch_norm, "test Dice"), group["residual_vs_plain"]),
+            text.epochs_row(row_label(batch_norm, EPOCHS_ROW), group["epochs_to_threshold"])]
     if batch_norm:
-        return rows + [{"row": f"{group_label}: ms per step", "a": text.ms(timings[names[0]]["per_batch_s"]),
+        return rows + [{"row": row_label(batch_norm, "ms per step"), "a": text.ms(timings[names[0]]["per_batch_s"]),
                         "b": text.ms(timings[names[1]]["per_batch_s"]), "difference": "–", "ci": "–", "images": "–",
                         "outcome": text.speed(time)}]
-    return rows + [{"row": f"{group_label}: runs stuck at one class", "a": f"{fails['a']} of {fails['a_runs']}",
+    return rows + [{"row": row_label(batch_norm, "runs stuck at one class"), "a": f"{fails['a']} of {fails['a_runs']}",
                     "b": f"{fails['b']} of {fails['b_runs']}", "difference": "–", "ci": "–", "images": "–",
                     "outcome": ("fewer" if fails["b"] < fails["a"] else "more") if fails["p"] < metrics.ALPHA
                     else "not distinguishable"}]
@@ -119,6 +135,9 @@ def main(argv=None) -> list[train.Runs]:
                             deeper(config, DEPTH, kind == "residual", batch_norm=False), splits, ctx,
                             f"depth {DEPTH}, {kind}, no BN", seeds=no_bn_seeds) for kind in ("plain", "residual")]
     runs = {f"depth {DEPTH}": with_bn, f"depth {DEPTH}, no BN": without_bn}  # group -> [plain, residual]
+    # Ex 2.2's network without batch norm (its first seeds are Ex 2.2's runs): does depth pay off without it?
+    reference_no_bn = train.run("no_batch_norm", deeper(config, 1, False, batch_norm=False), splits, ctx,
+                                "depth 1, no BN (Ex 2.2)", seeds=no_bn_seeds)
 
     images = splits.train[0][:args.batch_size]
     init_std = {kind: score_std_at_init(deeper(config, DEPTH, kind == "residual", batch_norm=False), images, no_bn_seeds)
@@ -130,25 +149,31 @@ def main(argv=None) -> list[train.Runs]:
     findings = {"dice_threshold": DICE_THRESHOLD, "timing": timings,
                 "groups": {group: residual_against_plain(plain, residual, timings, splits.test[1])
                            for group, (plain, residual) in runs.items()},
-                # does depth pay off? Each deep network with batch norm against the Ex 2.1 network
+                # does depth pay off? Each deep network against the depth-1 network: with batch norm Ex 2.1's,
+                # without it Ex 2.2's
                 "versus_ex2_1": {r.name: evaluation.compare_runs(reference, r, splits.test[1]) for r in with_bn},
+                "versus_depth1_no_bn": {r.name: evaluation.compare_runs(reference_no_bn, r, splits.test[1])
+                                        for r in without_bn},
                 "score_std_at_init_no_bn": init_std,
                 "figure_groups": {group: [r.name for r in pair] for group, pair in runs.items()}}
     table = [row for group, (plain, residual) in runs.items()
              for row in group_rows(findings["groups"][group], timings, (plain.name, residual.name),
                                    batch_norm=group == f"depth {DEPTH}")]
-    table += [text.row(f"depth 1 → {DEPTH}, {kind}: test Dice", findings["versus_ex2_1"][r.name])
-              for kind, r in zip(("plain", "residual"), with_bn)]
+    table += [text.row(depth_label(kind, bn), findings[key][r.name]) for key, bn, pair in
+              (("versus_ex2_1", True, with_bn), ("versus_depth1_no_bn", False, without_bn))
+              for kind, r in zip(("plain", "residual"), pair)]
     numbers = {"threshold": text.score("dice", DICE_THRESHOLD), "depth": DEPTH, "nobn_seeds": len(no_bn_seeds),
                **{f"init_std_{kind}": f"{std:.2g}" for kind, std in init_std.items()}}
-    for key, group in (("bn", f"depth {DEPTH}"), ("nobn", f"depth {DEPTH}, no BN")):
+    for key, group, bn in (("bn", f"depth {DEPTH}", True), ("nobn", f"depth {DEPTH}, no BN", False)):
         g = findings["groups"][group]
-        numbers[f"{key}_dice"] = text.relation(g["residual_vs_plain"])
-        numbers[f"{key}_when"] = text.when(g["epochs_to_threshold"], "the plain network")
-    numbers["versus_depth1"] = text.grouped([(f"the deeper {kind} network",
-                                              f"{text.relation(findings['versus_ex2_1'][r.name])} the Exercise 2.1 network")
-                                             for kind, r in zip(("plain", "residual"), with_bn)])
-    configs = [reference, *with_bn, *without_bn]
+        numbers[f"{key}_dice"] = text.relation(g["residual_vs_plain"], row_label(bn, "test Dice"))
+        numbers[f"{key}_when"] = text.when(g["epochs_to_threshold"], "the plain network", row_label(bn, EPOCHS_ROW))
+    for key, findings_key, bn, pair in (("versus_depth1", "versus_ex2_1", True, with_bn),
+                                        ("versus_depth1_no_bn", "versus_depth1_no_bn", False, without_bn)):
+        numbers[key] = text.grouped([(f"the deeper {kind} network",
+                                      f"{text.relation(findings[findings_key][r.name], depth_label(kind, bn))} "
+                                      f"the depth-1 network") for kind, r in zip(("plain", "residual"), pair)])
+    configs = [reference, *with_bn, reference_no_bn, *without_bn]
     draw(results.write(ctx, EXERCISE, configs, splits, findings, numbers=numbers, table=table), {}, ctx.figures_dir)
     return configs
 

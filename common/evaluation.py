@@ -111,6 +111,13 @@ def speed_of_learning(runs: Runs | dict, threshold: float) -> dict:
             "mean_seconds": float(np.mean(seconds)) if seconds else None}
 
 
+def late_swing(runs: Runs) -> float:
+    """The largest change of the validation score from one epoch to the next in the last quarter of the epochs
+    (the fit rule's late phase; each step into or within it), over the seeds of ``runs``."""
+    curves = [np.array([e["val_score"] for e in r["history"]["epochs"]]) for r in runs.records]
+    return max(float(np.abs(np.diff(c[-(len(c) // 4 + 1):])).max(initial=0.0)) for c in curves)
+
+
 def paired_epochs_to_threshold(a: Runs, b: Runs, threshold: float) -> dict:
     """How much sooner ``b`` reaches a validation ``threshold`` than ``a``, seed k against seed k: the paired
     difference of the epochs (b - a) over the pairs where both reach it with its 95 % interval, and ``outcome``
@@ -175,7 +182,7 @@ def describe_case(index: int, dice: np.ndarray, inputs: Tensor, truth: Tensor, p
 
 def red_share_summary(splits, index: int | None = None) -> dict:
     """The red-stain share (``warwick.red_share``) of the training and the test images: min, median and
-    max of each, how many test images lie above every training image, and for test image ``index`` its
+    max of each, how many test images lie above every training image and which, and for test image ``index`` its
     share and how many training images are as red or redder."""
     def share(inputs: torch.Tensor) -> np.ndarray:
         return warwick.red_share(warwick.unnormalise(inputs, splits.info["normalisation"]))
@@ -184,6 +191,7 @@ def red_share_summary(splits, index: int | None = None) -> dict:
     summary = {name: {"min": float(v.min()), "median": float(np.median(v)), "max": float(v.max())}
                for name, v in (("training", train), ("test", test))}
     summary["test"]["above_training_max"] = int((test > train.max()).sum())
+    summary["test"]["beyond_training"] = np.flatnonzero(test > train.max()).tolist()  # which test images
     if index is not None:
         summary["case"] = {"index": index, "red_share": float(test[index]), "training_as_red": int((train >= test[index]).sum()),
                            "training_images": len(train)}

@@ -234,28 +234,30 @@ def confusion_and_errors(errors: dict, images: np.ndarray, path: Path, title: st
     predicted (probability)."""
     cm = np.asarray(errors["confusion_matrix"])
     n = len(cm)
-    fig = plt.figure(figsize=(6.4, 2.2))
+    fig = plt.figure(figsize=(6.4, 2.0))
     ax = fig.add_axes((0.04, 0.1, 0.42, 0.8))
     off = np.where(np.eye(n, dtype=bool) | (cm == 0), np.nan, cm.astype(float))
     ax.imshow(np.where(np.eye(n, dtype=bool), 1.0, np.nan), cmap="Greys", vmin=0, vmax=5)
     top = max(2.0, np.nanmax(off, initial=0.0))
     ax.imshow(off, cmap="Reds", vmin=0, vmax=top)
-    for i in range(n):  # the errors; the diagonal's counts (about a thousand each) would not fit a cell legibly
+    for i in range(n):  # the errors in their cells; the diagonal's counts (about a thousand each) beside the row
         for j in range(n):
             if cm[i, j] and i != j:
                 ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8.5,
                         color="white" if cm[i, j] > 0.55 * top else "black")  # white on the darkest reds
+        ax.text(n - 0.3, i, f"{cm[i, i]:,}", ha="left", va="center", fontsize=8, color="dimgrey")
+    ax.text(n - 0.3, n - 0.2, "correct", ha="left", va="top", fontsize=8, color="dimgrey")
     ax.set_xticks(range(n))
     ax.set_yticks(range(n))
     ax.set(xlabel="predicted class", ylabel="true class",
-           title=f"{title}: {errors['errors']} errors in {errors['images']:,} test images\n(errors per cell; the diagonal, correct, in grey)")
+           title=f"{title}: {errors['errors']} errors in {errors['images']:,} test images")
     ax.grid(False)
     for k, (w, image) in enumerate(zip(errors["misclassified"], images)):
-        sub = fig.add_axes((0.52 + (k % 5) * 0.096, 0.52 - (k // 5) * 0.4, 0.085, 0.3))
+        sub = fig.add_axes((0.52 + (k % 5) * 0.096, 0.47 - (k // 5) * 0.45, 0.085, 0.28))
         sub.imshow(image, cmap="gray_r")
         sub.set_title(f"{w['true']} → {w['predicted']}\n({w['probability']:.2f})", fontsize=8.5, pad=2)
         sub.axis("off")
-    fig.text(0.76, 0.93, "misclassified: true → predicted (probability)", ha="center", fontsize=8)
+    fig.text(0.76, 0.97, "misclassified: true → predicted (probability)", ha="center", va="bottom", fontsize=8)
     return save(fig, path)
 
 

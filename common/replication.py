@@ -18,6 +18,7 @@ aside: they do not depend on the seeds) against the same row there, and marks th
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -61,27 +62,28 @@ def rerun_outcomes(other: Path) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    write = None
-    if "--write" in argv[:-1]:
-        at = argv.index("--write")
-        write, argv = Path(argv[at + 1]), argv[:at] + argv[at + 2:]
-    if len(argv) < 2 or (write and len(argv) != 2) or "--write" in argv:
-        print(__doc__, file=sys.stderr)
-        return 2
-    if write:  # a record for the report, not a gate: outcomes that differ are what it is for
-        atomic_write_bytes(write, (json.dumps(rerun_outcomes(Path(argv[1])), indent=1, ensure_ascii=False) + "\n").encode())
-        print(f"wrote {write}")
-    reference = read(Path(argv[0]))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("reference", type=Path, help="the report's results folder")
+    parser.add_argument("others", type=Path, nargs="+", help="the same scripts' results, rerun")
+    parser.add_argument("--write", type=Path, help="write the rerun's seeds and table outcomes here (one rerun)")
+    args = parser.parse_args(argv)
+    if args.write and len(args.others) != 1:
+        parser.error("--write takes one rerun folder")
+    if args.write:  # a record for the report, not a gate: outcomes that differ are what it is for
+        atomic_write_bytes(args.write, (json.dumps(rerun_outcomes(args.others[0]), indent=1, ensure_ascii=False)
+                                        + "\n").encode())
+        print(f"wrote {args.write}")
+    reference = read(args.reference)
     changed = 0
-    for folder in argv[1:]:
-        other = read(Path(folder))
+    for folder in args.others:
+        other = read(folder)
         common = sorted(set(reference) & set(other))
         differ = [k for k in common if reference[k] != other[k]]
         changed += len(differ)
-        print(f"{folder}: {len(differ)} of {len(common)} outcomes differ from {argv[0]}")
+        print(f"{folder}: {len(differ)} of {len(common)} outcomes differ from {args.reference}")
         for k in differ:
             print(f"  {k}: {reference[k]} -> {other[k]}")
-    return 1 if changed and not write else 0
+    return 1 if changed and not args.write else 0
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from . import metrics, text
+from . import metrics, text, train
 from .replication import DIRECTIONS
 from .cli import environment, resolve_device
 from .data import REPO_ROOT, atomic_write_bytes, cache_dir
@@ -75,11 +75,15 @@ def _peak_lr(hyper: dict) -> float:
     return group.get("max_lr", group.get("initial_lr", group["lr"]))
 
 
-def exercise_macros(record: dict) -> dict[str, str]:
+def exercise_macros(record: dict, replication: dict | None = None) -> dict[str, str]:
     """A results file's macros: each configuration's, the numbers its script chose to quote
-    (``<ex>.<name>``) and the data's sizes."""
+    (``<ex>.<name>``, their claims resolved against the rerun: ``resolve_claims``) and the data's sizes."""
     ex = exercise_id(record["exercise"])
-    macros = {f"{ex}.{k}": tex(v) for k, v in record.get("numbers", {}).items()}
+    macros = {f"{ex}.{k}": tex(resolve_claims(str(v), record, replication or {}))
+              for k, v in record.get("numbers", {}).items()}
+    fit = record.get("numbers", {}).get("fit")
+    if fit:  # the fit comment opening a sentence
+        macros[f"{ex}.Fit"] = tex(fit[0].upper() + fit[1:])
     for config in record["configs"]:
         macros.update(config_macros(ex, config))
     macros.update({f"{ex}.data.{key(split)}": f"{n:,}" for split, n in record["data"].get("sizes", {}).items()})
@@ -126,19 +130,37 @@ def found_in_rerun(record: dict, replication: dict) -> dict[str, str]:
             if row["outcome"] == "not distinguishable" and theirs.get(row["row"]) in DIRECTIONS}
 
 
+CLAIM = re.compile(r"⟨([^⟩]*)⟩")  # text.claim's mark
+
+
+def resolve_claims(sentence: str, record: dict, replication: dict) -> str:
+    """``sentence`` with each ``text.claim`` mark resolved: dropped, or, before a direction of ``record``'s table
+    that the rerun did not give (``not_held``), "(with seeds 0–4, not 100–104†) ", so that the sentence states
+    the direction and, in the same breath, that it is not resolved."""
+    missed = not_held(record, replication)
+    note = (f"(with seeds {seed_range(record['seeds'])}, not {seed_range(replication['seeds'])}†) "
+            if missed else "")
+    return CLAIM.sub(lambda m: note if m.group(1) in missed else "", sentence)
+
+
+def seed_range(seeds: list[int]) -> str:
+    """"100–104" for consecutive seeds, else "0, 2, 5"."""
+    return (f"{seeds[0]}–{seeds[-1]}" if len(seeds) > 1 and seeds == list(range(seeds[0], seeds[-1] + 1))
+            else ", ".join(map(str, seeds)))
+
+
 def replication_macros(records: list[dict], replication: dict) -> dict[str, str]:
     """``replication.summary``, for page 1: of the directions the tables state, how many were rerun with other
-    seeds and how many held; per exercise ``<ex>.replication``, sentences naming the rows whose direction did
-    not hold, and the rows not distinguishable here that have a direction in the rerun (else empty)."""
+    seeds and how many held; per exercise ``<ex>.replication``, a sentence naming the rows not distinguishable
+    here that have a direction in the rerun (else empty). A direction that did not hold is marked where it is
+    stated: in its table row (``comparison_table``) and its sentence (``resolve_claims``)."""
     stated = sum(row["outcome"] in DIRECTIONS for r in records for row in r.get("table", []))
     rerun = sum(len(rerun_rows(r, replication)) for r in records)
     missed = {exercise_id(r["exercise"]): not_held(r, replication) for r in records}
     if not rerun:
         return {"replication.summary": "The comparisons have not been rerun with other seeds."} | {
             f"{ex}.replication": "" for ex in missed}
-    seeds = replication["seeds"]
-    shown = (f"{seeds[0]}–{seeds[-1]}" if len(seeds) > 1 and seeds == list(range(seeds[0], seeds[-1] + 1))
-             else ", ".join(map(str, seeds)))
+    shown = seed_range(replication["seeds"])
     failed = sum(len(m) for m in missed.values())
     lead = f"all {stated}" if rerun == stated else f"{rerun} of the {stated}"
     summary = (f"We reran {lead} directions stated here with seeds {shown}, and {rerun - failed} held"
@@ -147,12 +169,9 @@ def replication_macros(records: list[dict], replication: dict) -> dict[str, str]
     macros = {"replication.summary": tex(summary)}
     for record in records:
         ex = exercise_id(record["exercise"])
-        labels, found = missed[ex], found_in_rerun(record, replication)
-        sentence = (f" With seeds {shown} the direction of {text.join([f'“{m}”' for m in labels])} did not hold (†), "
-                    f"so {'it is' if len(labels) == 1 else 'they are'} not resolved." if labels else "")
-        if found:
-            sentence += (f" With seeds {shown} {text.grouped([(f'“{label}”', outcome) for label, outcome in found.items()])}"
-                         f": a direction only that seed set shows.")
+        found = found_in_rerun(record, replication)
+        sentence = (f" With seeds {shown} {text.grouped([(f'“{label}”', outcome) for label, outcome in found.items()])}: "
+                    f"one seed set is not enough to claim {'it' if len(found) == 1 else 'them'}." if found else "")
         macros[f"{ex}.replication"] = tex(sentence)
     return macros
 
@@ -306,6 +325,9 @@ def hyper_tables(records: list[dict]) -> str:
                   for exs, labels, cells, _ in group if cells is not base[2]]
         parts.append("\n".join(" & ".join(tex(c) for c in line) + r" \\" for line in lines))
     references.update(_unrecorded_defaults(records))
+    references.update(_layer_settings(records))
+    for h in (config["runs"][0]["hyperparameters"] for record in records for config in record["configs"]):
+        references.setdefault(INIT_NAMES[h.get("model_options", {}).get("init", "default")], h["init"])
     table_a1 = "\n".join(rf"{tex(name)} & {tex(_value(settings))} \\" for name, settings in references.items())
     return HYPER.replace("%A1", table_a1).replace("%A2", "\n\\midrule\n".join(parts))
 
@@ -325,6 +347,33 @@ def _unrecorded_defaults(records: list[dict]) -> dict:
             parameters = inspect.signature(schedule).parameters
             out[name] = {k: parameters[k].default for k in keys}
     return out
+
+
+# the layers' settings that Table A2's models leave out (their kernel sizes and widths are there)
+LAYER_SETTINGS = {torch.nn.Conv2d: ("stride", "padding", "dilation", "padding_mode"),
+                  torch.nn.ConvTranspose2d: ("stride", "padding", "output_padding"),
+                  torch.nn.MaxPool2d: ("kernel_size", "stride", "padding")}
+
+
+def _layer_settings(records: list[dict]) -> dict:
+    """The settings of the convolution and pooling layers, read from the models as the runs build them (from
+    their recorded configurations): per class, each setting's values, a convolution's padding with its kernel
+    ("1 (3×3) or 0 (1×1)"); a square pair as one number."""
+    seen: dict[str, dict[str, list]] = {}
+    configs = {json.dumps(c["runs"][0]["config"]["model"], sort_keys=True): c["runs"][0]["config"]
+               for record in records for c in record["configs"]}
+    for config in configs.values():
+        for module in train.build_model(config).modules():
+            keys = LAYER_SETTINGS.get(type(module), ())
+            values = seen.setdefault(type(module).__name__, {k: [] for k in keys}) if keys else {}
+            for k in keys:
+                v = getattr(module, k)
+                v = v[0] if isinstance(v, tuple) and len(set(v)) == 1 else v  # (1, 1) -> 1
+                if k == "padding" and not isinstance(module, torch.nn.MaxPool2d):
+                    v = f"{v} ({module.kernel_size[0]}×{module.kernel_size[1]})"
+                if v not in values[k]:
+                    values[k].append(v)
+    return {name: {k: " or ".join(_value(v) for v in vs) for k, vs in values.items()} for name, values in seen.items()}
 
 
 # the schedules' settings that common.train.build leaves at PyTorch's defaults (Table A1)
@@ -349,12 +398,12 @@ def _differing(cell: str, base: str, sep: str) -> str:
 
 
 HYPER = r"""% Generated by python -m common.report latex. Do not edit.
-\begin{table}[ht]\centering\footnotesize
-\caption{PyTorch's settings (its defaults) of every optimizer, loss, layer and schedule used, save the learning rate.}\label{tab:defaults}
+{\centering\footnotesize% in place (no float), before Table A2, which refers to it
+\captionof{table}{PyTorch's settings of every optimizer, loss, layer and schedule used (its defaults, save the learning rate), and the initialisations.}\label{tab:defaults}
 \begin{tabularx}{\linewidth}{@{}l>{\raggedright\arraybackslash}X@{}}\toprule
 class & settings \\\midrule
 %A1
-\bottomrule\end{tabularx}\end{table}
+\bottomrule\end{tabularx}\par}
 {\footnotesize\setlength{\tabcolsep}{3pt}
 \begin{longtable}{@{}>{\raggedright\arraybackslash}p{0.08\linewidth}>{\raggedright\arraybackslash}p{0.15\linewidth}>{\raggedright\arraybackslash}p{0.24\linewidth}>{\raggedright\arraybackslash}p{0.29\linewidth}>{\raggedright\arraybackslash}p{0.13\linewidth}>{\raggedright\arraybackslash}p{0.06\linewidth}@{}}
 \caption{Every configuration (learning rate: its peak; seeds $0,\ldots,n-1$, $n$ in Table~\ref{tab:summary}). Below a data set's first row, only what differs from it; settings not listed are Table~\ref{tab:defaults}'s.}\label{tab:hyper}\\
@@ -376,7 +425,7 @@ def write_all(root: Path) -> list[Path]:
     replication = json.loads(replication_file.read_text()) if replication_file.exists() else {}
     macros = environment_macros(records) | replication_macros(records, replication)
     for record in records:
-        macros.update(exercise_macros(record))
+        macros.update(exercise_macros(record, replication))
     lines = [PREAMBLE] + [rf"\@namedef{{res@{k}}}{{{v}}}" for k, v in sorted(macros.items())] + [r"\makeatother", ""]
     out = root / "generated"
     written = {out / "results.tex": "\n".join(lines),

@@ -44,14 +44,25 @@ def mean_std(name: str, values) -> str:
     return f"{scale * mean:.{decimals}f} ± {scale * std:.{decimals}f}{unit}"
 
 
-def outcome(comparison: dict) -> str:
-    """"better", "worse" or "not distinguishable" (``metrics.compare``'s outcome)."""
-    return OUTCOMES[comparison["outcome"]]
+def outcome(comparison: dict, row: str | None = None) -> str:
+    """"better", "worse" or "not distinguishable" (``metrics.compare``'s outcome); with ``row``, marked as the
+    table row's outcome (``claim``)."""
+    return claim(OUTCOMES[comparison["outcome"]], row, comparison["outcome"])
 
 
-def relation(comparison: dict) -> str:
-    """"better than", "worse than" or "not distinguishable from", for a sentence."""
-    return RELATIONS[comparison["outcome"]]
+def relation(comparison: dict, row: str | None = None) -> str:
+    """"better than", "worse than" or "not distinguishable from", for a sentence; with ``row``, the label of the
+    table row that states the same comparison, marked (``claim``)."""
+    return claim(RELATIONS[comparison["outcome"]], row, comparison["outcome"])
+
+
+def claim(phrase: str, row: str | None, outcome: str) -> str:
+    """``phrase``, stating ``outcome``, marked where it states a direction as the outcome of the table row ``row``:
+    "⟨row⟩phrase" ("not distinguishable" has nothing to confirm, and stays unmarked, so that such clauses still
+    group). The report resolves the mark when it is built (``common.report.resolve_claims``): to nothing, or,
+    where other seeds did not give the row's direction, to a note saying so, so that a sentence never states a
+    direction the report leaves open without saying so."""
+    return phrase if row is None or outcome == "unresolved" else f"⟨{row}⟩{phrase}"
 
 
 def row(label: str, comparison: dict) -> dict[str, str]:
@@ -94,14 +105,16 @@ def epochs_row(label: str, sooner: dict) -> dict[str, str]:
             "images": "–", "outcome": OUTCOMES.get(sooner["outcome"], sooner["outcome"]) if finite else "too few pairs"}
 
 
-def when(sooner: dict, other: str) -> str:
+def when(sooner: dict, other: str, row: str | None = None) -> str:
     """The outcome of ``evaluation.paired_epochs_to_threshold`` in words, against ``other``: "in fewer epochs
     than SGD", "in more epochs than SGD", "in a number of epochs not distinguishable from SGD's", or, where
-    fewer than two pairs of seeds both reach it, "too rarely alongside SGD to compare the epochs (1 of 8 pairs)"."""
+    fewer than two pairs of seeds both reach it, "too rarely alongside SGD to compare the epochs (1 of 8 pairs)";
+    with ``row``, marked as the table row's outcome (``claim``)."""
     if not _compared(sooner):
         return f"too rarely alongside {other} to compare the epochs ({sooner['both_reach']} of {sooner['pairs']} pairs)"
-    return {"sooner": f"in fewer epochs than {other}", "later": f"in more epochs than {other}",
-            "unresolved": f"in a number of epochs not distinguishable from {other}'s"}[sooner["outcome"]]
+    return claim({"sooner": f"in fewer epochs than {other}", "later": f"in more epochs than {other}",
+                  "unresolved": f"in a number of epochs not distinguishable from {other}'s"}[sooner["outcome"]], row,
+                 sooner["outcome"])
 
 
 def against_target(name: str, seeds: list[float], target: float) -> str:

@@ -178,6 +178,13 @@ def test_speed_of_learning_finds_the_first_epoch_reaching_the_threshold():
     assert evaluation.speed_of_learning({"runs": [_run([0.75])]}, 0.75)["mean_epoch"] == 1.0  # reaching: >=
 
 
+def test_late_swing_is_the_largest_change_between_consecutive_epochs_of_the_last_quarter():
+    # 8 epochs: the last 2 and the step into them; the early jump of 0.5 does not count
+    runs = toy_runs([_run([0.1, 0.6, 0.6, 0.6, 0.6, 0.7, 0.9, 0.8]), _run([0.5, 0.5, 0.5, 0.6, 0.6, 0.6, 0.6, 0.45])])
+    assert evaluation.late_swing(runs) == pytest.approx(0.2)  # 0.7 -> 0.9 (seed 0); seed 1's fall is 0.15
+    assert evaluation.late_swing(toy_runs([_run([0.7])])) == 0.0  # one epoch: nothing changes
+
+
 def test_paired_epochs_to_threshold_pairs_seed_k_with_seed_k():
     """Threshold 0.75; seed by seed, the first epochs of a and b: (3, 1), (2, 2), (never, 2), (3, never), (2, 1)."""
     a = toy_runs([_run([0.3, 0.74, 0.76, 0.9]), _run([0.3, 0.8, 0.9]), _run([0.1, 0.2]), _run([0.5, 0.6, 0.8]),
@@ -380,4 +387,6 @@ def test_red_share_summary_by_hand():
                     info={"normalisation": norm})
     summary = evaluation.red_share_summary(splits)
     assert summary["training"] == pytest.approx({"min": 0.25, "median": 0.375, "max": 0.5})
+    beyond = summary["test"].pop("beyond_training")
     assert summary["test"] == pytest.approx({"min": 0.4, "median": 0.575, "max": 0.75, "above_training_max": 1})
+    assert beyond == [1]  # the second test image

@@ -129,10 +129,9 @@ def test_confusion_and_errors_shows_the_matrix_and_the_most_confident_errors(cap
     images = np.random.default_rng(0).random((2, 28, 28)).astype(np.float16)  # those two images, as saved
     plots.confusion_and_errors(errors, images, None, title="best")
     fig = captured[0]
-    assert len(fig.axes) == 1 + 2 and fig.axes[0].get_title() == ("best: 3 errors in 15 test images\n"
-                                                                    "(errors per cell; the diagonal, correct, in grey)")
+    assert len(fig.axes) == 1 + 2 and fig.axes[0].get_title() == "best: 3 errors in 15 test images"
     cells = [t.get_text() for t in fig.axes[0].texts]
-    assert sorted(cells) == ["1", "2"]  # the errors; the diagonal's counts are not printed
+    assert sorted(cells) == ["1", "2", "5", "7", "correct"]  # the errors in their cells, the diagonal beside them
     assert [ax.get_title() for ax in fig.axes[1:]] == ["1 → 0\n(0.90)", "1 → 0\n(0.80)"]
     np.testing.assert_array_equal(fig.axes[2].get_images()[0].get_array(), images[1])
 

@@ -2,6 +2,8 @@
 another CPU), compared; the exit status says whether any differs. Hand-made findings and results folders."""
 import json
 
+import pytest
+
 from common import metrics, replication
 
 A, B = [0.812, 0.804, 0.829, 0.817, 0.801], [0.829, 0.811, 0.842, 0.826, 0.824]  # b higher in every pair
@@ -90,8 +92,9 @@ def test_only_outcomes_both_runs_hold_are_compared(tmp_path, capsys):
 
 
 def test_main_without_two_folders_prints_its_usage(capsys):
-    assert replication.main(["report/results"]) == 2
-    assert "python -m common.replication" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stopped:
+        replication.main(["report/results"])
+    assert stopped.value.code == 2 and "usage:" in capsys.readouterr().err
 
 
 def tables(folder, seeds: list[int], **files) -> str:
@@ -119,4 +122,7 @@ def test_written_record_holds_the_reruns_seeds_and_table_outcomes_and_exits_0(tm
     assert replication.main([reference, other, "--write", str(out)]) == 0  # a record for the report
     assert json.loads(out.read_text()) == {"seeds": [100, 101, 102], "outcomes": {
         "ex9_9": {"batch norm": "better", "epochs": "not distinguishable"}}}
-    assert replication.main([reference, "--write"]) == 2  # no path
+    for wrong in ([reference, "--write"], [reference, other, other, "--write", str(out)]):  # no path; two reruns
+        with pytest.raises(SystemExit) as stopped:
+            replication.main(wrong)
+        assert stopped.value.code == 2

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from common import cli, report, results, train
+from common import cli, models, report, results, text, train
 from common.data import REPO_ROOT
 from helpers import toy_config, toy_splits
 
@@ -74,7 +74,8 @@ def test_write_all_defines_a_macro_for_every_result(results_root):
     assert report.tex(text.row("", versus)["outcome"]) in row
     defaults, rows = _hyper_tables((root / "generated" / "hyper.tex").read_text())
     assert defaults == [r"SGD & momentum=0, dampening=0, weight\_decay=0, nesterov=False \\",
-                        r"CrossEntropyLoss & reduction=mean, ignore\_index=-100, label\_smoothing=0.0 \\"]
+                        r"CrossEntropyLoss & reduction=mean, ignore\_index=-100, label\_smoothing=0.0 \\",
+                        "PyTorch init & " + report.tex(models.INIT_SCHEMES["default"]) + r" \\"]
     assert rows == [["9.9", "toy net", "MLP 16-8-2", "SGD, lr 0.1; constant", "none", "2 / 16"],
                     ["9.9", r"wide\_50\%", "", "", "", "3 / 16"]]  # blank: as in the first row
 
@@ -151,12 +152,25 @@ def _hyper(optimizer: str = "SGD", lr: float = 0.1, loss=None, layers=("linear 7
             "optimizer": {"class": optimizer, "defaults": {**defaults, **settings}, "param_groups": [{"lr": lr}]},
             "scheduler": None, "loss": {"class": "CrossEntropyLoss", "reduction": "mean", "label_smoothing": 0.0,
                                         **(loss or {})},
-            "augmentation": None, "num_epochs": 5, "batch_size": 64}
+            "augmentation": None, "num_epochs": 5, "batch_size": 64, "init": "PyTorch's"}
 
 
 def _record(exercise: str, *configs) -> dict:
     return {"exercise": exercise, "configs": [{"name": name, "label": label, "score_name": "accuracy", "runs": [
-        {"seed": s, "hyperparameters": h} for s in (0, 1, 2)]} for name, label, h in configs]}
+        {"seed": s, "hyperparameters": h, "config": {"model": {"class": "MLP"}}} for s in (0, 1, 2)]}
+        for name, label, h in configs]}
+
+
+def test_table_a1_reads_the_layers_settings_from_the_models_the_runs_build():
+    segnet = {"class": "SegNet", "channels": (8, 16), "up_kernel": 4, "block_depth": 2, "residual": True}
+    records = [{"configs": [{"runs": [{"config": {"model": segnet}}]}, {"runs": [{"config": {"model": {
+        **segnet, "up_kernel": 2}}}]}, {"runs": [{"config": {"model": {"class": "MLP"}}}]}]}]
+    assert report._layer_settings(records) == {
+        # 3x3 convolutions padded to keep the size; the residual projection (2 -> 8 channels) is 1x1
+        "Conv2d": {"stride": "1", "padding": "1 (3×3) or 0 (1×1)", "dilation": "1", "padding_mode": "zeros"},
+        "MaxPool2d": {"kernel_size": "2", "stride": "2", "padding": "0"},
+        # a 4x4 kernel with stride 2 needs padding 1 to double the size; a 2x2 kernel none
+        "ConvTranspose2d": {"stride": "2", "padding": "1 (4×4) or 0 (2×2)", "output_padding": "0"}}
 
 
 def test_hyper_tables_give_each_class_once_and_each_configuration_once():
@@ -171,7 +185,8 @@ def test_hyper_tables_give_each_class_once_and_each_configuration_once():
                         r"CrossEntropyLoss & reduction=mean, label\_smoothing=0.0 \\",
                         r"Adam & betas=(0.9, 0.999), eps=1e-08, weight\_decay=0, amsgrad=False \\",
                         # batch norm: not recorded by the runs, read from PyTorch (one run uses it)
-                        r"BatchNorm2d & eps=1e-05, momentum=0.1, affine=True, track\_running\_stats=True \\"]
+                        r"BatchNorm2d & eps=1e-05, momentum=0.1, affine=True, track\_running\_stats=True \\",
+                        r"PyTorch init & PyTorch's \\"]  # the initialisation, as the runs record it
     # Table A2: the shared configuration once, with both exercises, under the names it has in the exercise that
     # trains it (its twin there: "and twin"), in full and first (the most exercises share it); the others only with what differs from it
     # (a training cell's differing parts: the optimizer and its rate alone where only they differ); what differs
@@ -352,17 +367,23 @@ def test_a_direction_that_did_not_hold_with_other_seeds_is_marked_and_named():
             {"row": "tanh", "a": "1", "b": "1", "difference": "0", "ci": "−1 to +1", "outcome": "not distinguishable"},
             {"row": "augmentation", "a": "1", "b": "0", "difference": "−1", "ci": "−2 to −0.5", "outcome": "worse"},
             {"row": "ms per step", "a": "5", "b": "4", "difference": "–", "ci": "–", "outcome": "1.25× faster"}]
-    records = [{"exercise": "ex1_5_variants", "table": rows}, {"exercise": "ex2_3_skip", "table": []},
-               {"exercise": "ex2_2_regularization", "table": [{**rows[0], "row": "no augmentation"}]}]  # not rerun
+    records = [{"exercise": "ex1_5_variants", "table": rows, "seeds": [0, 1, 2]},
+               {"exercise": "ex2_3_skip", "table": [], "seeds": [0, 1, 2]},
+               {"exercise": "ex2_2_regularization", "table": [{**rows[0], "row": "no augmentation"}],
+                "seeds": [0, 1, 2]}]  # not rerun
     # the rerun's outcome of every row; only the stated directions count (tanh: none stated; a timing: no seed)
     check = {"seeds": [100, 101, 102], "outcomes": {"ex1_5_variants": {
         "batch norm": "better", "tanh": "worse", "augmentation": "not distinguishable", "ms per step": "1.10× faster"}}}
     body = report.comparison_table(records[0], check).splitlines()
     assert [line.endswith(r"not resolved\textsuperscript{\textdagger} \\") for line in body] == [False, False, True, False]
     macros = report.replication_macros(records, check)
-    assert macros["ex1_5.replication"] == " With seeds 100--102 the direction of “augmentation” did not hold " \
-                                          r"(\textdagger{}), so it is not resolved. With seeds 100--102 “tanh” is worse: a " \
-                                          "direction only that seed set shows."  # tanh: not distinguishable here
+    assert macros["ex1_5.replication"] == " With seeds 100--102 “tanh” is worse: one seed set is not enough to " \
+                                          "claim it."  # tanh: not distinguishable here
+    # the sentences that state a row's direction say, where it is stated, that the rerun did not give it
+    claims = f"{text.relation({'outcome': 'better'}, 'augmentation')} the baseline; {text.outcome({'outcome': 'better'}, 'batch norm')}"
+    assert report.resolve_claims(claims, records[0], check) == \
+        "(with seeds 0–2, not 100–102†) better than the baseline; better"
+    assert report.resolve_claims(claims, records[0], {}) == "better than the baseline; better"  # no rerun
     assert macros["ex2_3.replication"] == macros["ex2_2.replication"] == ""  # nothing stated; not rerun
     assert macros["replication.summary"] == "We reran 2 of the 3 directions stated here with seeds 100--102, and 1 " \
         r"held; the one that did not (marked \textdagger{}) is not resolved."

@@ -39,7 +39,8 @@ FINDINGS = {
     "ex2_1_segnet": {"worst", "median", "per_image_test_dice"},
     "ex2_2_regularization": {"versus_baseline"},
     "ex2_3_skip": {"metrics", "skip_vs_plain", "shown_cases"},
-    "ex2_4_residual": {"dice_threshold", "timing", "groups", "versus_ex2_1", "score_std_at_init_no_bn", "figure_groups"},
+    "ex2_4_residual": {"dice_threshold", "timing", "groups", "versus_ex2_1", "versus_depth1_no_bn",
+                       "score_std_at_init_no_bn", "figure_groups"},
     "ex2_5_best": {"test_dice", "tta_vs_single_pass", "validation_dice_when_chosen", "best_case", "worst_case",
                    "red_share", "per_image_test_dice"},
 }
@@ -342,6 +343,11 @@ def test_ex2_2_changes_one_thing_at_a_time_against_the_ex2_1_run(part2):
     assert configs["no_augmentation"]["runs"][0]["hyperparameters"]["augmentation"] is None
     # without batch norm: 7 convolutions and 3 transposed convolutions get their biases back, lose 2 per channel
     assert configs["baseline"]["num_weights"] - configs["no_batch_norm"]["num_weights"] == 232
+    # without batch norm: its own initialisation and learning rate (ex2_2_regularization.NO_BN_*); --lr is the rest's
+    ex2_2 = importlib.import_module("ex2_2_regularization")
+    nobn = configs["no_batch_norm"]["runs"][0]["config"]
+    assert (nobn["model"]["init"], nobn["optimizer"]["lr"]) == (ex2_2.NO_BN_INIT, ex2_2.NO_BN_LR)
+    assert configs["baseline"]["runs"][0]["config"]["optimizer"]["lr"] == record["args"]["lr"] != ex2_2.NO_BN_LR
 
 
 def test_ex2_3_compares_the_ex2_1_network_with_skips(part2):
@@ -398,6 +404,14 @@ def test_ex2_4_pairs_plain_and_residual_blocks(part2):
     versus = findings["versus_ex2_1"]  # the deep networks with batch norm against the Ex 2.1 network's runs
     assert set(versus) == {"segnet_depth3_plain", "segnet_depth3_residual"}
     assert all(v["images"]["images"] == record["data"]["sizes"]["test"] for v in versus.values())
+    # without batch norm against Ex 2.2's network without it: its runs (the same cache keys), seed for seed
+    versus = findings["versus_depth1_no_bn"]
+    assert set(versus) == {"segnet_depth3_plain_nobn_he", "segnet_depth3_residual_nobn_he"}
+    depth1 = configs["no_batch_norm"]
+    ex2_2 = {c["name"]: c for c in part2("ex2_2_regularization")[1]["configs"]}["no_batch_norm"]
+    assert [r["cache_key"] for r in depth1["runs"]][:len(ex2_2["runs"])] == [r["cache_key"] for r in ex2_2["runs"]]
+    assert len(depth1["runs"]) == len(configs["segnet_depth3_plain_nobn_he"]["runs"])
+    assert all(v["pairs"] == len(depth1["runs"]) for v in versus.values())
     from common.models import INIT_SCHEMES
 
     inits = {c["runs"][0]["hyperparameters"]["model_options"].get("init"): c["runs"][0]["hyperparameters"]["init"]

@@ -41,6 +41,9 @@ def test_mean_and_std_print_to_the_same_decimals():
 def test_a_comparison_prints_as_its_outcome_and_a_table_row_with_the_interval():
     better = metrics.compare(A, B, score="accuracy")  # +1.38 points, interval +0.58 to +2.18
     assert text.outcome(better) == "better" and text.relation(better) == "better than"
+    # naming the table row it states: marked, for the report to resolve (common.report.resolve_claims)
+    assert text.relation(better, "B vs A") == "⟨B vs A⟩better than" and text.outcome(better, "x") == "⟨x⟩better"
+    assert text.relation(metrics.compare(A, A, score="dice"), "same") == "not distinguishable from"  # nothing to confirm
     assert text.row("B vs A", better) == {"row": "B vs A", "a": "81.26 ± 1.11 %", "b": "82.64 ± 1.11 %",
                                           "difference": "+1.38", "ci": "+0.58 to +2.18", "images": "–",
                                           "outcome": "better"}

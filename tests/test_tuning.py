@@ -12,8 +12,11 @@ import pytest
 import torch
 from torch import nn
 
+import ex2_2_regularization
+import ex2_4_residual
 import ex2_5_best
 from common import evaluation, train
+from common.data import REPO_ROOT
 from common.models import SegNet, count_weights
 from helpers import stored_runs
 from tuning import prediction, selection, sweep
@@ -45,6 +48,17 @@ def ex2_5_best_config(tmp_path_factory) -> dict:
         with pytest.raises(Trained) as trained:
             ex2_5_best.main(["--device", "cpu", "--out-dir", str(tmp_path_factory.mktemp("ex2_5")), "--no-progress"])
     return trained.value.args[0]
+
+
+@pytest.mark.parametrize("script, family", [(ex2_2_regularization, "segnet_nobn"), (ex2_4_residual, "segnet_depth3_nobn")])
+def test_the_networks_without_batch_norm_train_at_the_learning_rate_chosen_for_them(script, family):
+    """The convergence sweep's choice (tuning/convergence_report.py, committed in choices.json) is what the
+    script configures."""
+    choices = json.loads((REPO_ROOT / "tuning" / "convergence" / "choices.json").read_text())
+    assert script.NO_BN_LR == choices[family]["lr"] and script.NO_BN_INIT == "he"
+    assert ex2_4_residual.DEPTH1_NO_BN_LR == ex2_2_regularization.NO_BN_LR  # Ex 2.4's depth-1 reference is Ex 2.2's
+    finals = choices[family]["mean_final_over_kinds"]
+    assert max(finals, key=finals.get) == f"{script.NO_BN_LR:g}"
 
 
 # --- the sweeps train ex2_5_best.py's configuration ----------------------------------------------------

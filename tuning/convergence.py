@@ -13,7 +13,8 @@ tuning/convergence/runs/<family>/<candidate>_seed<k>.json as it finishes (a reru
 
 The variants of Ex 1.3 and Ex 1.5 change one thing against Ex 1.2's network, so they train at the learning
 rate and batch this sweep picks for it (stage 2 runs after stage 1 has chosen them); stage 3 compares the
-encoder-decoder's learning rates at the length stage 1 chose for it.
+encoder-decoder's learning rates at the length stage 1 chose for it; stage 4 gives the encoder-decoder without
+batch norm (Ex 2.2) a learning rate of its own, at the length stage 3 chose.
 
 Run:  python -m tuning.convergence              (both cores; about 2.5 hours on this 2-core CPU)
       python -m tuning.convergence --quick      (a smoke test into scratch/convergence)
@@ -94,6 +95,15 @@ def stage3(epochs: int) -> dict:
            "augment": "dihedral", "data": "warwick"}
     return {"segnet_lr": {f"lr{lr:g}_e{e}": {**seg, "lr": lr, "epochs": e} for lr in (1e-3, 1e-2)
                           for e in (epochs // 2, epochs)}}
+
+
+def stage4(epochs: int) -> dict:
+    """The encoder-decoder without batch norm (Ex 2.2): at the batch-norm network's rate of 1e-2 it predicts one
+    class, so four rates at the length chosen for the network with batch norm. He initialisation by true fan-in,
+    as Ex 2.4's networks without batch norm."""
+    seg = {"model": "SegNet", "optimizer": "adam", "batch": 10, "schedule": "cosine", "seeds": 2,
+           "augment": "dihedral", "data": "warwick", "net": {"batch_norm": False, "init": "he"}}
+    return {"segnet_nobn": {f"lr{lr:g}": {**seg, "lr": lr, "epochs": epochs} for lr in (3e-4, 1e-3, 3e-3, 1e-2)}}
 
 
 def build(c: dict, steps_per_epoch: int):
@@ -177,7 +187,7 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="small data, 2 epochs, one seed, into scratch/")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("DLIA_DATA_DIR", REPO_ROOT / "data")))
-    parser.add_argument("--stage", type=int, choices=(1, 2, 3), default=None, help="only this stage")
+    parser.add_argument("--stage", type=int, choices=(1, 2, 3, 4), default=None, help="only this stage")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     threadpool_limits(1, user_api="blas")
@@ -200,6 +210,12 @@ def main(argv=None) -> None:
         epochs = choose_annealed(out / "segnet")["epochs"]
         print(f"stage 3: the encoder-decoder's learning rate at {epochs} epochs", flush=True)
         run(stage3(epochs), out, args.quick, args.workers)
+    if args.stage in (None, 4):
+        from tuning.convergence_report import choose_lr
+
+        epochs = choose_lr(out / "segnet_lr")["epochs"]
+        print(f"stage 4: the encoder-decoder without batch norm, learning rate at {epochs} epochs", flush=True)
+        run(stage4(epochs), out, args.quick, args.workers)
 
 
 if __name__ == "__main__":

@@ -133,7 +133,8 @@ def fixed_lr(lr: float):
 
 
 def choose_shared_lr(folder: Path) -> dict:
-    """The learning rate of the depth-3 networks without batch norm: candidates "<kind>_lr<lr>"."""
+    """The learning rate of the networks without batch norm: candidates "<kind>_lr<lr>" (depth 3: plain and
+    residual share it) or "lr<lr>" (depth 1); the highest final validation Dice, averaged over the kinds."""
     runs = load(folder)
     rows = {name: {"lr": r[0]["options"]["lr"], "final": float(mean_curve(r)[-1]),
                    "late_gain": seeds_late_gain(r), "seeds": len(r),
@@ -177,7 +178,8 @@ def choose_lr(folder: Path) -> dict:
             "established": name is not None and rows[name]["epochs"] < max(lengths)}
 
 
-RULES = {"segnet_lr": choose_lr, "segnet_depth3_nobn": choose_shared_lr, "cnn_variants": budgets_each, "segnet_depth3": choose_annealed_per_kind,
+RULES = {"segnet_lr": choose_lr, "segnet_depth3_nobn": choose_shared_lr, "segnet_nobn": choose_shared_lr,
+         "cnn_variants": budgets_each, "segnet_depth3": choose_annealed_per_kind,
          "fc": fixed_lr(0.1)}  # Ex 1.1 imitates Assignment 2's learning parameters: its rate stays, its epochs are chosen  # the other families: by their schedule
 
 
@@ -239,6 +241,7 @@ FAMILIES = {  # folder -> what it sets
     "segnet_depth3": "Ex 2.4: blocks of 3, batch norm, plain and residual (schedule length)",
     "segnet_depth3_nobn": "Ex 2.4: blocks of 3 without batch norm (learning rate, 80 epochs)",
     "segnet_lr": "Ex 2.1-2.4: the encoder-decoder's learning rate at its chosen length",
+    "segnet_nobn": "Ex 2.2: the encoder-decoder without batch norm (learning rate, at that length)",
 }
 
 
