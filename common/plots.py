@@ -274,7 +274,7 @@ def segmentation_cases(cases: dict[str, dict], arrays: dict[str, np.ndarray], pa
     """One row per test image of ``cases`` (label -> {"name", "dice": the shown prediction's, "mean": over the
     seeds}, in the order of the arrays' rows): the image (``arrays["case_image"]``, RGB), the ground truth
     (``case_truth``), the first seed's prediction (``case_pred``) and its errors."""
-    fig, axes = plt.subplots(len(cases), 4, figsize=(5.8, 1.5 * len(cases) + 0.3), squeeze=False)
+    fig, axes = plt.subplots(len(cases), 4, figsize=(5.8, 1.4 * len(cases) + 0.3), squeeze=False)
     for k, (row, (what, case)) in enumerate(zip(axes, cases.items())):
         image, truth, p = arrays["case_image"][k], arrays["case_truth"][k], arrays["case_pred"][k]
         for ax, picture in zip(row, (image, truth, p, error_map(p, truth))):
@@ -338,7 +338,7 @@ def residual_grid(groups: dict[str, list], path: Path) -> list[Path]:
     """One row per group (label -> [plain, residual]): the loss and the validation Dice against epochs; plain
     grey, residual coloured. (Time per step is measured apart, in pairs: a run's recorded seconds shared
     the machine with another run.)"""
-    fig, axes = plt.subplots(len(groups), 2, figsize=(6.4, 1.8 * len(groups) + 0.3), squeeze=False)
+    fig, axes = plt.subplots(len(groups), 2, figsize=(6.4, 1.6 * len(groups) + 0.3), squeeze=False)
     for row, (group, pair) in zip(axes, groups.items()):
         drawn = []
         for runs, color in zip(pair, (GREY, COLORS[0])):

@@ -135,11 +135,10 @@ CLAIM = re.compile(r"⟨([^⟩]*)⟩")  # text.claim's mark
 
 def resolve_claims(sentence: str, record: dict, replication: dict) -> str:
     """``sentence`` with each ``text.claim`` mark resolved: dropped, or, before a direction of ``record``'s table
-    that the rerun did not give (``not_held``), "(with seeds 0–4, not 100–104†) ", so that the sentence states
-    the direction and, in the same breath, that it is not resolved."""
+    that the rerun did not give (``not_held``), "(seeds 0–4 only: not resolved†) ", so that the sentence states
+    the direction and, in the same breath, that it is not resolved (as its table row: "not resolved†")."""
     missed = not_held(record, replication)
-    note = (f"(with seeds {seed_range(record['seeds'])}, not {seed_range(replication['seeds'])}†) "
-            if missed else "")
+    note = f"(seeds {seed_range(record['seeds'])} only: not resolved†) " if missed else ""
     return CLAIM.sub(lambda m: note if m.group(1) in missed else "", sentence)
 
 
