@@ -130,16 +130,24 @@ def found_in_rerun(record: dict, replication: dict) -> dict[str, str]:
             if row["outcome"] == "not distinguishable" and theirs.get(row["row"]) in DIRECTIONS}
 
 
-CLAIM = re.compile(r"⟨([^⟩]*)⟩")  # text.claim's mark
+CLAIM = re.compile(r"(\S?)⟨([^⟩]*)⟩")  # text.claim's mark, and the character before it
 
 
 def resolve_claims(sentence: str, record: dict, replication: dict) -> str:
-    """``sentence`` with each ``text.claim`` mark resolved: dropped, or, before a direction of ``record``'s table
-    that the rerun did not give (``not_held``), "(seeds 0–4 only: not resolved†) ", so that the sentence states
-    the direction and, in the same breath, that it is not resolved (as its table row: "not resolved†")."""
+    """``sentence`` with each ``text.claim`` mark resolved: dropped, or, where it marks a direction of ``record``'s
+    table that the rerun did not give (``not_held``), replaced by "(seeds 0–4 only: not resolved†)": after the
+    subject it is attached to ("batch norm⟨row⟩ is better" -> "batch norm (seeds 0–4 only: not resolved†) is
+    better"), or before the phrase it opens ("⟨row⟩in fewer epochs" -> "(...) in fewer epochs"). The sentence
+    states the direction and, in the same breath, that it is not resolved (as its table row: "not resolved†")."""
     missed = not_held(record, replication)
-    note = f"(seeds {seed_range(record['seeds'])} only: not resolved†) " if missed else ""
-    return CLAIM.sub(lambda m: note if m.group(1) in missed else "", sentence)
+    note = f"(seeds {seed_range(record['seeds'])} only: not resolved†)" if missed else ""
+
+    def resolve(m: re.Match) -> str:
+        before, row = m.group(1), m.group(2)
+        if row not in missed:
+            return before
+        return f"{before} {note}" if before else f"{note} "
+    return CLAIM.sub(resolve, sentence)
 
 
 def seed_range(seeds: list[int]) -> str:

@@ -136,11 +136,14 @@ def grouped(pairs: list[tuple[str, str]]) -> str:
     """(subject, predicate) pairs as one sentence, the subjects of one predicate together, in the order the
     predicates first appear: [("batch norm", "better than the baseline"), ("tanh", "not distinguishable from
     the baseline"), ("augmentation", "better than the baseline")] -> "batch norm and augmentation are better
-    than the baseline, and tanh is not distinguishable from the baseline" (clauses joined by ", and ")."""
-    predicates = dict.fromkeys(p for _, p in pairs)
+    than the baseline, and tanh is not distinguishable from the baseline" (clauses joined by ", and "). A
+    predicate marked with the table row it states (``claim``) groups as unmarked, its mark moved onto its
+    subject: "batch norm⟨row⟩ and augmentation are better than the baseline"."""
+    marked = [(f"{s}{q[:q.index('⟩') + 1]}", q[q.index("⟩") + 1:]) if q.startswith("⟨") else (s, q) for s, q in pairs]
+    predicates = dict.fromkeys(p for _, p in marked)
     clauses = []
     for p in predicates:
-        subjects = [s for s, q in pairs if q == p]
+        subjects = [s for s, q in marked if q == p]
         clauses.append(f"{join(subjects)} {'is' if len(subjects) == 1 else 'are'} {p}")
     return clauses[0] if len(clauses) == 1 else f"{', '.join(clauses[:-1])}, and {clauses[-1]}"
 

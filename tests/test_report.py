@@ -384,6 +384,10 @@ def test_a_direction_that_did_not_hold_with_other_seeds_is_marked_and_named():
     assert report.resolve_claims(claims, records[0], check) == \
         "(seeds 0–2 only: not resolved†) better than the baseline; better"
     assert report.resolve_claims(claims, records[0], {}) == "better than the baseline; better"  # no rerun
+    grouped = text.grouped([("batch norm", f"{text.relation({'outcome': 'better'}, 'batch norm')} the baseline"),
+                            ("augmentation", f"{text.relation({'outcome': 'better'}, 'augmentation')} the baseline")])
+    assert report.resolve_claims(grouped, records[0], check) == \
+        "batch norm and augmentation (seeds 0–2 only: not resolved†) are better than the baseline"
     assert macros["ex2_3.replication"] == macros["ex2_2.replication"] == ""  # nothing stated; not rerun
     assert macros["replication.summary"] == "We reran 2 of the 3 directions stated here with seeds 100--102, and 1 " \
         r"held; the one that did not (marked \textdagger{}) is not resolved."

@@ -44,6 +44,10 @@ def test_a_comparison_prints_as_its_outcome_and_a_table_row_with_the_interval():
     # naming the table row it states: marked, for the report to resolve (common.report.resolve_claims)
     assert text.relation(better, "B vs A") == "⟨B vs A⟩better than" and text.outcome(better, "x") == "⟨x⟩better"
     assert text.relation(metrics.compare(A, A, score="dice"), "same") == "not distinguishable from"  # nothing to confirm
+    # grouped with its like; the mark moves onto the subject
+    assert text.grouped([("a", text.relation(better, "row a") + " x"), ("b", text.relation(better, "row b") + " x"),
+                         ("c", "not distinguishable from x")]) == \
+        "a⟨row a⟩ and b⟨row b⟩ are better than x, and c is not distinguishable from x"
     assert text.row("B vs A", better) == {"row": "B vs A", "a": "81.26 ± 1.11 %", "b": "82.64 ± 1.11 %",
                                           "difference": "+1.38", "ci": "+0.58 to +2.18", "images": "–",
                                           "outcome": "better"}
