@@ -130,7 +130,7 @@ def found_in_rerun(record: dict, replication: dict) -> dict[str, str]:
             if row["outcome"] == "not distinguishable" and theirs.get(row["row"]) in DIRECTIONS}
 
 
-CLAIM = re.compile(r"(\S?)⟨([^⟩]*)⟩")  # text.claim's mark, and the character before it
+CLAIM = re.compile(r"(\S?)" + text.CLAIM.pattern)  # text.claim's mark, and the character before it
 
 
 def resolve_claims(sentence: str, record: dict, replication: dict) -> str:

@@ -7,12 +7,14 @@ outcome ("better", "worse", "not distinguishable") and its paired difference wit
 from __future__ import annotations
 
 import math
+import re
 
 from .metrics import ALPHA, most_frequent
 
 FORMATS = {"accuracy": (100, 2, " %", " points"), "hd95": (1, 1, " px", " px")}  # scale, decimals, unit, of a difference
 OUTCOMES = {"better": "better", "worse": "worse", "unresolved": "not distinguishable"}
 RELATIONS = {"better": "better than", "worse": "worse than", "unresolved": "not distinguishable from"}
+CLAIM = re.compile(r"⟨([^⟩]*)⟩")  # ``claim``'s mark: the label of the table row a phrase states
 
 
 def score(name: str, x: float) -> str:
@@ -139,7 +141,8 @@ def grouped(pairs: list[tuple[str, str]]) -> str:
     than the baseline, and tanh is not distinguishable from the baseline" (clauses joined by ", and "). A
     predicate marked with the table row it states (``claim``) groups as unmarked, its mark moved onto its
     subject: "batch norm⟨row⟩ and augmentation are better than the baseline"."""
-    marked = [(f"{s}{q[:q.index('⟩') + 1]}", q[q.index("⟩") + 1:]) if q.startswith("⟨") else (s, q) for s, q in pairs]
+    marks = [CLAIM.match(q) for _, q in pairs]
+    marked = [(s + m.group(0), q[m.end():]) if m else (s, q) for (s, q), m in zip(pairs, marks)]
     predicates = dict.fromkeys(p for _, p in marked)
     clauses = []
     for p in predicates:
