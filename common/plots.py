@@ -72,7 +72,7 @@ def _epochs(runs, key: str) -> np.ndarray:
 
 def _loss_lines(ax, runs, color, label: str | None, x: str = "epoch", validation: bool = True) -> list[float]:
     """Training loss per iteration (mean over seeds, smoothed over a fifth of an epoch; solid) and
-    validation loss per epoch (mean over seeds; dashed, circles) against epochs or training seconds.
+    validation loss per epoch (mean over seeds; dashed, circles on about ten epochs) against epochs or training seconds.
     Returns the values drawn, for the axis limits."""
     records = runs["runs"]
     n = min(len(r["history"]["iter_loss"]) for r in records)
@@ -87,7 +87,8 @@ def _loss_lines(ax, runs, color, label: str | None, x: str = "epoch", validation
     drawn = list(train[len(train) // 20:])  # the axis leaves out the first steps' spikes
     if validation:
         val = _epochs(runs, "val_loss").mean(0)
-        ax.plot(x_epoch, val, "o--", color=color, markersize=2.2, linewidth=0.8)
+        # circles on about ten epochs: one on every epoch of a long run would fill the dashes in
+        ax.plot(x_epoch, val, "o--", color=color, markersize=2.2, linewidth=0.8, markevery=max(1, round(epochs / 10)))
         drawn += list(val[1:] if len(val) > 3 else val)
     return drawn
 

@@ -54,10 +54,9 @@ def write(ctx: Context, exercise: str, configs: list, splits: Splits, findings: 
     """Write ``<out>/results/<exercise>.json`` (``configs``: ``Runs``, or their results-file form) and,
     if given, the ``arrays`` a figure needs (test images shown, their predictions) beside it as
     ``<exercise>.npz``; print one line per configuration. ``numbers``: what the report's section quotes,
-    by names the script chose, as text (``common.text``; "fit", the configurations' fit in words, is added); ``table``: the rows of its comparison table
+    by names the script chose, as text (``common.text``); ``table``: the rows of its comparison table
     (``text.row``). Returns the record written."""
     entries = [entry(c) if isinstance(c, Runs) else c for c in configs]
-    numbers = {"fit": text.fit_comment([(e["label"], e["summary"], e["score_name"]) for e in entries]), **(numbers or {})}
     record = {
         "exercise": exercise,
         "command": shlex.join(["python", ctx.script.name, *ctx.argv]),
@@ -70,7 +69,7 @@ def write(ctx: Context, exercise: str, configs: list, splits: Splits, findings: 
         "wall_time_s": time.time() - ctx.started,
         "configs": entries,
         "findings": plain(findings or {}),
-        "numbers": plain(numbers),
+        "numbers": plain(numbers or {}),
         "table": table or [],
     }
     path = ctx.results_dir / f"{exercise}.json"

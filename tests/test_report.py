@@ -58,6 +58,8 @@ def test_write_all_defines_a_macro_for_every_result(results_root):
     assert macros["ex9_9.toy.label"] == "toy net" and macros["ex9_9.wide_50.epochs"] == "3"  # keys: A-Za-z0-9_
     assert macros["ex9_9.toy.lr"] == "0.1" and macros["ex9_9.toy.model"] == "MLP 16-8-2"
     assert macros["ex9_9.toy.fit"] == summary["verdict"]
+    fit = text.fit_comment([(c.label, results.summary(c), c.score) for c in runs])  # the exercise's, in words
+    assert macros["ex9_9.fit"] == report.tex(fit) and macros["ex9_9.Fit"] == report.tex(fit[0].upper() + fit[1:])
     # the numbers the script chose, by its names, escaped; nothing else of the findings
     assert macros["ex9_9.wide_vs_toy"] == text.relation(versus) and macros["ex9_9.ratio"] == r"2.5\ensuremath{\times}"
     assert not any(k.startswith("ex9_9.f.") for k in macros)
@@ -375,10 +377,11 @@ def test_a_direction_that_did_not_hold_with_other_seeds_is_marked_and_named():
     check = {"seeds": [100, 101, 102], "outcomes": {"ex1_5_variants": {
         "batch norm": "better", "tanh": "worse", "augmentation": "not distinguishable", "ms per step": "1.10× faster"}}}
     body = report.comparison_table(records[0], check).splitlines()
+    assert [line.split(" & ")[1] for line in body] == ["1", "", "", "5"]  # A once while the rows share it
     assert [line.endswith(r"not resolved\textsuperscript{\textdagger} \\") for line in body] == [False, False, True, False]
+    # tanh: not distinguishable here, worse in the rerun: marked in its row, not claimed
+    assert body[1].endswith(r"not distinguishable\textsuperscript{\textdaggerdbl} \\") and body[0].endswith(r"better \\")
     macros = report.replication_macros(records, check)
-    assert macros["ex1_5.replication"] == " With seeds 100--102 “tanh” is worse: one seed set is not enough to " \
-                                          "claim it."  # tanh: not distinguishable here
     # the sentences that state a row's direction say, where it is stated, that the rerun did not give it
     claims = f"{text.relation({'outcome': 'better'}, 'augmentation')} the baseline; {text.outcome({'outcome': 'better'}, 'batch norm')}"
     assert report.resolve_claims(claims, records[0], check) == \
@@ -388,9 +391,9 @@ def test_a_direction_that_did_not_hold_with_other_seeds_is_marked_and_named():
                             ("augmentation", f"{text.relation({'outcome': 'better'}, 'augmentation')} the baseline")])
     assert report.resolve_claims(grouped, records[0], check) == \
         "batch norm and augmentation (seeds 0–2 only: not resolved†) are better than the baseline"
-    assert macros["ex2_3.replication"] == macros["ex2_2.replication"] == ""  # nothing stated; not rerun
-    assert macros["replication.summary"] == "We reran 2 of the 3 directions stated here with seeds 100--102, and 1 " \
-        r"held; the one that did not (marked \textdagger{}) is not resolved."
+    assert macros == {"replication.summary": "We reran 2 of the 3 directions stated here with seeds 100--102, and 1 "
+                      r"held; the one that did not (marked \textdagger{}) is not resolved. \textdaggerdbl{}: not "
+                      "distinguishable here, a direction with seeds 100--102; one seed set cannot settle it."}
     # a mark follows the rows as they are now: a result recomputed to "worse" in the rerun's terms holds
     again = {**records[0], "table": [rows[0], rows[1], {**rows[2], "outcome": "not distinguishable"}, rows[3]]}
     assert report.not_held(again, check) == []

@@ -38,16 +38,14 @@ def test_write_records_the_command_environment_data_configurations_and_findings(
     assert record["configs"][0]["label"] == "toy net" and len(record["configs"][0]["runs"]) == 2
     assert record["configs"][0]["runs"][0]["config"] == json.loads(json.dumps(toy_config()))  # each run's own
     assert record["findings"] == {"ratio": 2.5, "per_image": [1, 2], "3": "three"}  # NumPy values as plain JSON
-    # what the report quotes, as the script wrote it, and every configuration's fit in a few words
-    fits = [(c["label"], c["summary"], c["score_name"]) for c in record["configs"]]
-    assert record["numbers"] == {"fit": text.fit_comment(fits), "gain": "+0.31 points", "seeds": 2}
+    assert record["numbers"] == {"gain": "+0.31 points", "seeds": 2}  # what the report quotes, as the script wrote it
     assert record["configs"][0]["summary"]["verdict"] == metrics.configuration_verdict(
         record["configs"][0]["summary"]["verdicts"])
     out = capsys.readouterr().out
     assert out.count("\n") == 3 and out.startswith("toy: test accuracy") and f"results: {path}" in out
     assert "\nextra: test accuracy" in out
-    other = results.write(ctx, "ex9_8_other", [trained], toy_splits())  # no numbers given: the fit only
-    assert other["numbers"] == {"fit": "the network under-fits (the training score ends at 81.25 %)"}
+    other = results.write(ctx, "ex9_8_other", [trained], toy_splits())  # no numbers given
+    assert other["numbers"] == {}
     assert other["configs"][0]["summary"]["verdict"] == "under-fitting" and other["table"] == []
 
 
