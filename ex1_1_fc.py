@@ -42,11 +42,11 @@ def main(argv=None) -> list[train.Runs]:
 
     cpu = torch.device("cpu")
     fc_numpy = train.run("fc_numpy", {**config, "backend": "numpy"}, splits, ctx, "NumPy (our own)")
-    fc_torch = train.run("fc_torch_cpu", config, splits, ctx, "PyTorch, CPU", device=cpu)
+    fc_torch = train.run("fc_torch_cpu", config, splits, ctx, "PyTorch (CPU)", device=cpu)
     configs = [fc_numpy, fc_torch]
     if ctx.device.type != "cpu":
         configs.append(train.run(f"fc_torch_{ctx.device.type}", config, splits, ctx,
-                                 f"PyTorch, {ctx.device.type.upper()}"))
+                                 f"PyTorch ({ctx.device.type.upper()})"))
 
     steps = {}  # batch size -> step times of NumPy and PyTorch, both from the weights of one new network
     for batch_size in sorted({args.batch_size, *TIMING_BATCH_SIZES}):

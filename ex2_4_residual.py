@@ -9,7 +9,7 @@ Every conv + ReLU of the Exercise 2.1 network (encoder, bottleneck, decoder; its
 reference) becomes a block of 3 pairs (DEPTH), plain or with a shortcut relu(F(x) + x) (a 1x1 convolution
 where the block changes the channel count). Batch norm already keeps deep plain networks trainable, so the
 comparison is repeated without it, where the shortcut is the only help depth gets: with He initialisation
-by true fan-in, a learning rate of its own (chosen on validation, tuning/) and 8 seeds (NO_BN_SEEDS; neither
+by true fan-in, each kind at the learning rate chosen for it on validation (tuning/) and 8 seeds (NO_BN_SEEDS; neither
 --lr nor --num-seeds below 8 changes them). Speed of learning: the epoch at which the validation Dice first
 reaches 0.75 (DICE_THRESHOLD), paired seed by seed, and the time per training step of the two networks
 timed in turn on the same batches.
@@ -39,7 +39,9 @@ NO_BN_INIT = "he"
 # Without batch norm a run can fail (stuck predicting one class); how many runs of each kind fail is compared
 # (Fisher's exact test), which needs more seeds than a difference of means
 NO_BN_SEEDS = 8
-NO_BN_LR = 0.001  # Adam without batch norm, chosen on validation for both kinds (tuning/convergence.py)
+# Adam without batch norm: for each kind the rate with the best validation Dice (tuning/convergence.py, family
+# segnet_depth3_nobn); each prefers a different one, so a shared rate would decide the comparison
+NO_BN_LR = {"plain": 0.001, "residual": 0.003}
 # The depth-1 reference without batch norm: Ex 2.2's network without it, at the rate chosen for it on validation
 # (ex2_2_regularization.NO_BN_LR; tuning/convergence.py, stage 4), with as many seeds as the deep ones
 DEPTH1_NO_BN_LR = 0.003
@@ -52,12 +54,13 @@ EXERCISE = "ex2_4_residual"  # its results file and figures
 
 def deeper(config: dict, depth: int, residual: bool, batch_norm: bool = True) -> dict:
     """Exercise 2.1's configuration with blocks of ``depth`` pairs, plain or residual; without batch norm,
-    with the NO_BN_INIT initialisation and the learning rate chosen for it (depth 1: Ex 2.2's network)."""
+    with the NO_BN_INIT initialisation and the learning rate chosen for its kind (depth 1: Ex 2.2's network)."""
     if batch_norm:
         return {**config, "model": {**SEGNET, "block_depth": depth, "residual": residual}}
     return {**config, "model": {**SEGNET, "block_depth": depth, "residual": residual, "batch_norm": False,
                                 "init": NO_BN_INIT},
-            "optimizer": {**config["optimizer"], "lr": DEPTH1_NO_BN_LR if depth == 1 else NO_BN_LR}}
+            "optimizer": {**config["optimizer"],
+                          "lr": DEPTH1_NO_BN_LR if depth == 1 else NO_BN_LR["residual" if residual else "plain"]}}
 
 
 def residual_against_plain(plain: train.Runs, residual: train.Runs, timings: dict, test_targets) -> dict:

@@ -343,14 +343,15 @@ def residual_grid(groups: dict[str, list], path: Path) -> list[Path]:
     for row, (group, pair) in zip(axes, groups.items()):
         drawn = []
         for runs, color in zip(pair, (GREY, COLORS[0])):
-            drawn += _loss_lines(row[0], runs, color, runs["label"].split(", ")[1], "epoch")
+            drawn += _loss_lines(row[0], runs, color, None, "epoch")
             _score_lines(row[1], runs, color)
         _log_loss_axis(row[0], drawn, "epoch")
         row[1].set(xlabel="epoch", ylabel="Dice", ylim=(0, 1))
         _epoch_axis(row[1])
         row[0].set_title(f"{group}: loss", loc="left")
         row[1].set_title("Dice", loc="left")
-        row[0].legend(loc="upper right")
-    fig.legend(handles=_style_handles(), loc="lower center", ncol=2)
+    kinds = [plt.Line2D([], [], color=color, linewidth=1.1, label=runs["label"].split(", ")[1])
+             for runs, color in zip(next(iter(groups.values())), (GREY, COLORS[0]))]
+    fig.legend(handles=kinds + _style_handles(), loc="lower center", ncol=4)  # below the curves, off them
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return save(fig, path)

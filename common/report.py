@@ -93,14 +93,14 @@ def exercise_macros(record: dict, replication: dict | None = None) -> dict[str, 
 def comparison_table(record: dict, replication: dict) -> str:
     """The body of an exercise's comparison table: one row per ``text.row`` its script recorded (the image tests
     stay in the results file: the interval over seeds decides, and the page has no room for what only supports),
-    A's score left blank where the row above has the same; a direction that did not hold with other seeds (``not_held``): "not resolved†"; not distinguishable here but with a
+    A's score left blank where the row above has the same; a direction that did not hold with other seeds (``not_held``): "not replicated†"; not distinguishable here but with a
     direction in the rerun (``found_in_rerun``): "not distinguishable‡"."""
     cells = ("row", "a", "b", "difference", "ci")
     missed, found = not_held(record, replication), found_in_rerun(record, replication)
 
     def outcome(row: dict) -> str:
         if row["row"] in missed:
-            return r"not resolved\textsuperscript{\textdagger}"
+            return r"not replicated\textsuperscript{\textdagger}"
         return tex(row["outcome"]) + (r"\textsuperscript{\textdaggerdbl}" if row["row"] in found else "")
     rows = record.get("table", [])
     # A's score once where rows in turn share it (the baseline of every row of Ex 1.5's table)
@@ -141,12 +141,12 @@ CLAIM = re.compile(r"(\S?)" + text.CLAIM.pattern)  # text.claim's mark, and the 
 
 def resolve_claims(sentence: str, record: dict, replication: dict) -> str:
     """``sentence`` with each ``text.claim`` mark resolved: dropped, or, where it marks a direction of ``record``'s
-    table that the rerun did not give (``not_held``), replaced by "(seeds 0–4 only: not resolved†)": after the
-    subject it is attached to ("batch norm⟨row⟩ is better" -> "batch norm (seeds 0–4 only: not resolved†) is
+    table that the rerun did not give (``not_held``), replaced by "(not replicated with seeds 100–104†)": after the
+    subject it is attached to ("batch norm⟨row⟩ is better" -> "batch norm (not replicated with seeds 100–104†) is
     better"), or before the phrase it opens ("⟨row⟩in fewer epochs" -> "(...) in fewer epochs"). The sentence
-    states the direction and, in the same breath, that it is not resolved (as its table row: "not resolved†")."""
+    states the direction and, in the same breath, that it did not replicate (as its table row: "not replicated†")."""
     missed = not_held(record, replication)
-    note = f"(seeds {seed_range(record['seeds'])} only: not resolved†)" if missed else ""
+    note = f"(not replicated with seeds {seed_range(replication['seeds'])}†)" if missed else ""
 
     def resolve(m: re.Match) -> str:
         before, row = m.group(1), m.group(2)
@@ -176,10 +176,9 @@ def replication_macros(records: list[dict], replication: dict) -> dict[str, str]
     found = sum(len(found_in_rerun(r, replication)) for r in records)
     lead = f"all {stated}" if rerun == stated else f"{rerun} of the {stated}"
     summary = (f"We reran {lead} directions stated here with seeds {shown}, and {rerun - failed} held"
-               + (f"; {'the one' if failed == 1 else f'the {failed}'} that did not (marked †) "
-                  f"{'is' if failed == 1 else 'are'} not resolved." if failed else ".")
-               + (f" ‡: not distinguishable here, a direction with seeds {shown}; one seed set cannot settle it."
-                  if found else ""))
+               + (f"; {'the one' if failed == 1 else f'the {failed}'} that did not {'is' if failed == 1 else 'are'} "
+                  f"marked “not replicated†”, and we do not claim {'it' if failed == 1 else 'them'}." if failed else ".")
+               + (f" ‡: not distinguishable here but resolved with seeds {shown}; we claim no direction." if found else ""))
     return {"replication.summary": tex(summary)}
 
 

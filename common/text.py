@@ -167,38 +167,30 @@ def prose_name(label: str) -> str:
 
 
 def fit_comment(configs: list[tuple[str, dict, str]]) -> str:
-    """The configurations' fit (label, ``results.summary``, score name) as a clause: the networks of one verdict
-    (each one's most frequent over its seeds, as Table 1) together, with a network's count of seeds where its
-    seeds differ, and the reason (``fit_reason``) where one network alone has a verdict in all its seeds and it
-    is not a good fit: "the network over-fits (the validation loss ends 33 % above its minimum)"; "both networks
-    over-fit (NumPy in 3 of 5 seeds)"; "baseline and tanh (2 of 5 seeds) over-fit; batch norm fits well"."""
-    groups: dict[str, list] = {}
+    """The configurations' fit (label, ``results.summary``, score name) as a clause, by each one's most
+    frequent verdict over its seeds, with its count where the seeds differ (as Table 1), and the reason
+    (``fit_reason``) where one network has that verdict in all its seeds and it is not a good fit: "the
+    network over-fits (the validation loss ends 33 % above its minimum)"; "batch norm fits well; tanh and
+    augmentation over-fit"; "PyTorch over-fits (...); NumPy over-fits in 3 of 5 seeds". Networks are named as in
+    prose (``prose_name``)."""
+    groups: dict[tuple[str, str], list] = {}
     for label, summary, score_name in configs:
-        groups.setdefault(most_frequent(summary["verdicts"]), []).append((label, summary, score_name))
-
-    def seeds(summary: dict, verdict: str) -> str:  # "3 of 5 seeds", or "" where every seed has the verdict
         verdicts = summary["verdicts"]
-        return f"{verdicts.count(verdict)} of {len(verdicts)} seeds" if len(set(verdicts)) > 1 else ""
-
+        verdict = most_frequent(verdicts)
+        share = f" in {verdicts.count(verdict)} of {len(verdicts)} seeds" if len(set(verdicts)) > 1 else ""
+        groups.setdefault((verdict, share), []).append((label, summary, score_name))
     clauses = []
-    for verdict, members in groups.items():
-        verb = FIT_VERBS[verdict][len(members) == 1]
-        counts = [(prose_name(label), seeds(summary, verdict)) for label, summary, _ in members]
-        if len(groups) == 1:  # one verdict for all: the exceptions in brackets
+    for (verdict, share), members in groups.items():
+        if len(groups) == 1:
             subject = {1: "the network", 2: "both networks"}.get(len(members), f"all {len(members)} networks")
-            partly = [name for name, n in counts if n]
-            by_count = {n: [name for name, m in counts if m == n] for _, n in counts if n}
-            note = ("" if not partly else f" (in {counts[0][1]})" if len(members) == 1
-                    else f" ({'; '.join(f'{join(names)} in {n}' for n, names in by_count.items())})")
-            clause = f"{subject} {verb}{note}"
         else:
-            clause = f"{join([name + (f' ({n})' if n else '') for name, n in counts])} {verb}"
-        # the reason's number for one network whose seeds agree: pooled over several networks, or over some seeds
-        # of one, it would not be any one run's
+            subject = join([prose_name(label) for label, _, _ in members])
+        # the reason's number for one network whose seeds agree: pooled over several networks, or over some
+        # seeds of one, it would not be any one run's
         _, summary, score_name = members[0]
-        if len(members) == 1 and not counts[0][1] and verdict not in ("good fit", "no hold-out"):
-            clause += f" ({fit_reason(summary, score_name)})"
-        clauses.append(clause)
+        reason = ("" if verdict in ("good fit", "no hold-out") or len(members) > 1 or share
+                  else f" ({fit_reason(summary, score_name)})")
+        clauses.append(f"{subject} {FIT_VERBS[verdict][len(members) == 1]}{share}{reason}")
     return "; ".join(clauses)
 
 

@@ -228,7 +228,9 @@ def test_residual_grid_draws_one_row_per_group(captured):
     fig = captured[0]
     assert len(fig.axes) == 4 and fig.axes[0].get_title(loc="left") == "depth 2: loss"  # loss and Dice per group
     assert fig.axes[1].get_ylim() == (0.0, 1.0) and fig.axes[2].get_title(loc="left") == "depth 3: loss"
-    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["plain", "residual"]
+    # one legend below the panels, off the curves: the two kinds, then the line styles
+    assert fig.axes[0].get_legend() is None
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["plain", "residual", "training", "validation"]
 
 
 def test_log_loss_axis_ticks_are_plain_numbers_inside_the_drawn_range():

@@ -378,22 +378,22 @@ def test_a_direction_that_did_not_hold_with_other_seeds_is_marked_and_named():
         "batch norm": "better", "tanh": "worse", "augmentation": "not distinguishable", "ms per step": "1.10× faster"}}}
     body = report.comparison_table(records[0], check).splitlines()
     assert [line.split(" & ")[1] for line in body] == ["1", "", "", "5"]  # A once while the rows share it
-    assert [line.endswith(r"not resolved\textsuperscript{\textdagger} \\") for line in body] == [False, False, True, False]
+    assert [line.endswith(r"not replicated\textsuperscript{\textdagger} \\") for line in body] == [False, False, True, False]
     # tanh: not distinguishable here, worse in the rerun: marked in its row, not claimed
     assert body[1].endswith(r"not distinguishable\textsuperscript{\textdaggerdbl} \\") and body[0].endswith(r"better \\")
     macros = report.replication_macros(records, check)
     # the sentences that state a row's direction say, where it is stated, that the rerun did not give it
     claims = f"{text.relation({'outcome': 'better'}, 'augmentation')} the baseline; {text.outcome({'outcome': 'better'}, 'batch norm')}"
     assert report.resolve_claims(claims, records[0], check) == \
-        "(seeds 0–2 only: not resolved†) better than the baseline; better"
+        "(not replicated with seeds 100–102†) better than the baseline; better"
     assert report.resolve_claims(claims, records[0], {}) == "better than the baseline; better"  # no rerun
     grouped = text.grouped([("batch norm", f"{text.relation({'outcome': 'better'}, 'batch norm')} the baseline"),
                             ("augmentation", f"{text.relation({'outcome': 'better'}, 'augmentation')} the baseline")])
     assert report.resolve_claims(grouped, records[0], check) == \
-        "batch norm and augmentation (seeds 0–2 only: not resolved†) are better than the baseline"
+        "batch norm and augmentation (not replicated with seeds 100–102†) are better than the baseline"
     assert macros == {"replication.summary": "We reran 2 of the 3 directions stated here with seeds 100--102, and 1 "
-                      r"held; the one that did not (marked \textdagger{}) is not resolved. \textdaggerdbl{}: not "
-                      "distinguishable here, a direction with seeds 100--102; one seed set cannot settle it."}
+                      r"held; the one that did not is marked “not replicated\textdagger{}”, and we do not claim it. "
+                      r"\textdaggerdbl{}: not distinguishable here but resolved with seeds 100--102; we claim no direction."}
     # a mark follows the rows as they are now: a result recomputed to "worse" in the rerun's terms holds
     again = {**records[0], "table": [rows[0], rows[1], {**rows[2], "outcome": "not distinguishable"}, rows[3]]}
     assert report.not_held(again, check) == []

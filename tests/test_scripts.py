@@ -395,9 +395,9 @@ def test_ex2_4_pairs_plain_and_residual_blocks(part2):
         # only the 1x1 projections where a block changes its width differ: 2->8, 8->16, 16->32, 32->64;
         # with biases 24 + 144 + 544 + 2,112; with batch norm no biases but 2 per channel
         bn = plain["runs"][0]["hyperparameters"]["model_options"]["batch_norm"]
-        # without batch norm, the learning rate chosen for it (ex2_4_residual.NO_BN_LR)
-        assert {c["runs"][0]["config"]["optimizer"]["lr"] for c in (plain, residual)} == {
-            ex2_4_residual.LR if bn else ex2_4_residual.NO_BN_LR}
+        # without batch norm, the learning rate chosen for each kind (ex2_4_residual.NO_BN_LR)
+        assert [c["runs"][0]["config"]["optimizer"]["lr"] for c in (plain, residual)] == (
+            [ex2_4_residual.LR] * 2 if bn else [ex2_4_residual.NO_BN_LR[k] for k in ("plain", "residual")])
         assert residual["num_weights"] - plain["num_weights"] == (32 + 160 + 576 + 2_176 if bn else 2_824)
         for reach in group["reaches_threshold"].values():
             assert reach["threshold"] == findings["dice_threshold"] and len(reach["per_seed"]) == 1

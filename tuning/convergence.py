@@ -71,7 +71,7 @@ def stage1() -> dict:
                           for kind in ("plain", "residual") for e in (40, 80)},
         "segnet_depth3_nobn": {f"{kind}_lr{lr:g}": {**nobn, "lr": lr, "epochs": 80,
                                                     "net": {**nobn["net"], "residual": kind == "residual"}}
-                               for kind in ("plain", "residual") for lr in (1e-4, 3e-4, 1e-3)},
+                               for kind in ("plain", "residual") for lr in (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)},
     }
 
 
