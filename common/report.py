@@ -82,7 +82,7 @@ def exercise_macros(record: dict, replication: dict | None = None) -> dict[str, 
     macros = {f"{ex}.{k}": tex(resolve_claims(str(v), record, replication or {}))
               for k, v in record.get("numbers", {}).items()}
     fit = text.fit_comment([(c["label"], c["summary"], c["score_name"]) for c in record["configs"]])
-    macros[f"{ex}.fit"], macros[f"{ex}.Fit"] = tex(fit), tex(fit[0].upper() + fit[1:])  # the latter opens a sentence
+    macros[f"{ex}.fit"], macros[f"{ex}.Fit"] = tex(fit), tex(text.capitalised(fit))  # the latter opens a sentence
     for config in record["configs"]:
         macros.update(config_macros(ex, config))
     macros.update({f"{ex}.data.{key(split)}": f"{n:,}" for split, n in record["data"].get("sizes", {}).items()})
@@ -93,8 +93,9 @@ def exercise_macros(record: dict, replication: dict | None = None) -> dict[str, 
 def comparison_table(record: dict, replication: dict) -> str:
     """The body of an exercise's comparison table: one row per ``text.row`` its script recorded (the image tests
     stay in the results file: the interval over seeds decides, and the page has no room for what only supports),
-    A's score left blank where the row above has the same; a direction that did not hold with other seeds (``not_held``): "not replicated†"; not distinguishable here but with a
-    direction in the rerun (``found_in_rerun``): "not distinguishable‡"."""
+    A's score left blank where the row above has the same; a direction that did not hold with other seeds
+    (``not_held``): "not replicated†"; not distinguishable here but with a direction in the rerun
+    (``found_in_rerun``): "not distinguishable‡"."""
     cells = ("row", "a", "b", "difference", "ci")
     missed, found = not_held(record, replication), found_in_rerun(record, replication)
 
@@ -169,17 +170,20 @@ def replication_macros(records: list[dict], replication: dict) -> dict[str, str]
     direction in the rerun (``found_in_rerun``) is marked ‡ in its table."""
     stated = sum(row["outcome"] in DIRECTIONS for r in records for row in r.get("table", []))
     rerun = sum(len(rerun_rows(r, replication)) for r in records)
-    if not rerun:
+    found = sum(len(found_in_rerun(r, replication)) for r in records)
+    if not rerun and not found:
         return {"replication.summary": "The comparisons have not been rerun with other seeds."}
     shown = seed_range(replication["seeds"])
     failed = sum(len(not_held(r, replication)) for r in records)
-    found = sum(len(found_in_rerun(r, replication)) for r in records)
-    lead = f"all {stated}" if rerun == stated else f"{rerun} of the {stated}"
-    summary = (f"We reran {lead} directions stated here with seeds {shown}, and {rerun - failed} held"
+    what = {1: "the one direction", 2: "both directions"}.get(stated, f"all {stated} directions")
+    lead = what if rerun == stated else f"{rerun} of the {stated} directions"
+    summary = ("" if not rerun else f"We reran {lead} stated here with seeds {shown}, and {rerun - failed} held"
                + (f"; {'the one' if failed == 1 else f'the {failed}'} that did not {'is' if failed == 1 else 'are'} "
-                  f"marked “not replicated†”, and we do not claim {'it' if failed == 1 else 'them'}." if failed else ".")
-               + (f" ‡: not distinguishable here but resolved with seeds {shown}; we claim no direction." if found else ""))
-    return {"replication.summary": tex(summary)}
+                  f"marked “not replicated†” where stated and {'is' if failed == 1 else 'are'} not {'a finding' if failed == 1 else 'findings'}."
+                  if failed else "."))
+    summary += (f" ‡: not distinguishable here but resolved with seeds {shown}; we claim no direction."
+                if found else "")
+    return {"replication.summary": tex(summary.strip())}
 
 
 def rule_macros(records: list[dict]) -> dict[str, str]:

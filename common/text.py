@@ -159,11 +159,18 @@ FIT_VERBS = {"over-fitting": ("over-fit", "over-fits"), "under-fitting": ("under
              "no hold-out": ("trained on their validation images", "trained on its validation images")}
 
 
-def prose_name(label: str) -> str:
-    """A configuration's label as the subject of a sentence: without its parenthesis ("NumPy (our own)" -> "NumPy",
-    "baseline (Ex 1.2)" -> "baseline"), quoted where a comma would split a list ("“depth 3, plain”")."""
-    name = re.sub(r"\s*\([^)]*\)", "", label).strip()
-    return f"“{name}”" if "," in name else name
+def prose_names(labels: list[str]) -> list[str]:
+    """Configurations' labels as the subjects of a sentence: without a closing bracket ("NumPy (our own)" -> "NumPy",
+    "baseline (Ex 1.2)" -> "baseline") unless two would then read alike ("PyTorch (CPU)", "PyTorch (CUDA)"), quoted
+    where a comma would split a list ("“depth 3, plain”")."""
+    short = [re.sub(r"\s*\([^()]*\)$", "", label) for label in labels]
+    names = short if len(set(short)) == len(short) else labels
+    return [f"“{name}”" if "," in name else name for name in names]
+
+
+def capitalised(phrase: str) -> str:
+    """``phrase`` with its first letter upper-case, after any opening quote or sign: "“b, c” fit" -> "“B, c” fit"."""
+    return re.sub(r"[^\W\d_]", lambda m: m.group(0).upper(), phrase, count=1)
 
 
 def fit_comment(configs: list[tuple[str, dict, str]]) -> str:
@@ -171,20 +178,20 @@ def fit_comment(configs: list[tuple[str, dict, str]]) -> str:
     frequent verdict over its seeds, with its count where the seeds differ (as Table 1), and the reason
     (``fit_reason``) where one network has that verdict in all its seeds and it is not a good fit: "the
     network over-fits (the validation loss ends 33 % above its minimum)"; "batch norm fits well; tanh and
-    augmentation over-fit"; "PyTorch over-fits (...); NumPy over-fits in 3 of 5 seeds". Networks are named as in
-    prose (``prose_name``)."""
+    augmentation over-fit"; "NumPy over-fits in 3 of 5 seeds; PyTorch over-fits (...)". Networks are named as in
+    prose (``prose_names``); no configurations: ""."""
     groups: dict[tuple[str, str], list] = {}
-    for label, summary, score_name in configs:
+    for name, (_, summary, score_name) in zip(prose_names([label for label, _, _ in configs]), configs):
         verdicts = summary["verdicts"]
         verdict = most_frequent(verdicts)
         share = f" in {verdicts.count(verdict)} of {len(verdicts)} seeds" if len(set(verdicts)) > 1 else ""
-        groups.setdefault((verdict, share), []).append((label, summary, score_name))
+        groups.setdefault((verdict, share), []).append((name, summary, score_name))
     clauses = []
     for (verdict, share), members in groups.items():
         if len(groups) == 1:
             subject = {1: "the network", 2: "both networks"}.get(len(members), f"all {len(members)} networks")
         else:
-            subject = join([prose_name(label) for label, _, _ in members])
+            subject = join([name for name, _, _ in members])
         # the reason's number for one network whose seeds agree: pooled over several networks, or over some
         # seeds of one, it would not be any one run's
         _, summary, score_name = members[0]

@@ -392,15 +392,19 @@ def test_a_direction_that_did_not_hold_with_other_seeds_is_marked_and_named():
     assert report.resolve_claims(grouped, records[0], check) == \
         "batch norm and augmentation (not replicated with seeds 100–102†) are better than the baseline"
     assert macros == {"replication.summary": "We reran 2 of the 3 directions stated here with seeds 100--102, and 1 "
-                      r"held; the one that did not is marked “not replicated\textdagger{}”, and we do not claim it. "
+                      r"held; the one that did not is marked “not replicated\textdagger{}” where stated and is not a finding. "
                       r"\textdaggerdbl{}: not distinguishable here but resolved with seeds 100--102; we claim no direction."}
     # a mark follows the rows as they are now: a result recomputed to "worse" in the rerun's terms holds
     again = {**records[0], "table": [rows[0], rows[1], {**rows[2], "outcome": "not distinguishable"}, rows[3]]}
     assert report.not_held(again, check) == []
+    # a rerun that states no direction here, only a ‡ row: the ‡ is still explained
+    only_found = {"seeds": [100], "outcomes": {"ex1_5_variants": {"tanh": "worse"}}}
+    assert report.replication_macros(records[:1], only_found)["replication.summary"] == \
+        r"\textdaggerdbl{}: not distinguishable here but resolved with seeds 100; we claim no direction."
     # one seed; everything held: no dagger clause
     held = {"seeds": [100], "outcomes": {"ex1_5_variants": {"batch norm": "better", "augmentation": "worse"}}}
     assert report.replication_macros(records[:1], held)["replication.summary"] == \
-        "We reran all 2 directions stated here with seeds 100, and 2 held."
+        "We reran both directions stated here with seeds 100, and 2 held."
     # no rerun: no marks, and page 1 says so
     assert "textdagger" not in report.comparison_table(records[0], {})
     assert report.replication_macros(records, {})["replication.summary"] == \

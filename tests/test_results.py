@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from common import cli, metrics, models, results, text, train
+from common import cli, metrics, models, results, train
 from common.data import DataError
 from helpers import epoch, fake_ctx, history, toy_config, toy_runs, toy_splits
 

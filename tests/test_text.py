@@ -151,6 +151,15 @@ def test_fit_comment_names_each_verdict_and_its_count_once_with_its_reason():
     assert text.fit_comment([("NumPy (ours)", summary("over-fitting", "good fit", "over-fitting"), "accuracy"),
                              ("PyTorch", summary("over-fitting", "good fit", "over-fitting", "over-fitting"), "accuracy")]) == \
         "NumPy over-fits in 2 of 3 seeds; PyTorch over-fits in 3 of 4 seeds"  # named without their brackets
+    assert text.fit_comment([]) == ""
+
+
+def test_prose_names_drop_a_closing_bracket_unless_two_would_read_alike():
+    assert text.prose_names(["NumPy (our own)", "baseline (Ex 1.2)", "a (b (c))", "depth 3, plain"]) == \
+        ["NumPy", "baseline", "a (b (c))", "“depth 3, plain”"]
+    assert text.prose_names(["PyTorch (CPU)", "PyTorch (CUDA)"]) == ["PyTorch (CPU)", "PyTorch (CUDA)"]
+    assert text.capitalised("“b, c” fit") == "“B, c” fit" and text.capitalised("+ weight decay") == "+ Weight decay"
+    assert text.capitalised("") == ""
 
 
 def test_a_score_against_the_target_an_exercise_asks_for():

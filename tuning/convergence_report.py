@@ -22,6 +22,7 @@ Run:  python -m tuning.convergence_report     (prints the tables; writes tuning/
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -142,12 +143,12 @@ def choose_lr_per_kind(folder: Path) -> dict:
                    "late_gain": seeds_late_gain(r), "seeds": len(r),
                    "finals": [float(x["epochs"][-1]["val_score"]) for x in r]} for name, r in runs.items()}
     kinds: dict[str, list[str]] = {}
-    for name in rows:
-        kinds.setdefault(name.rpartition("lr")[0].rstrip("_"), []).append(name)
+    for name in rows:  # "plain_lr0.001" -> "plain"; "lr0.003" -> ""
+        kinds.setdefault(re.fullmatch(r"(?:(.+)_)?lr[\d.e+-]+", name).group(1) or "", []).append(name)
     chosen = {kind: max(names, key=lambda n: rows[n]["final"]) for kind, names in kinds.items()}
     lrs = {kind: rows[name]["lr"] for kind, name in chosen.items()}
     one = next(iter(chosen.values())) if len(chosen) == 1 else None
-    return {"candidate": one, **({"lr": lrs[""]} if one else {"chosen_per_kind": chosen, "lr_per_kind": lrs}),
+    return {"candidate": one, **({"lr": rows[one]["lr"]} if one else {"chosen_per_kind": chosen, "lr_per_kind": lrs}),
             "rows": rows, "score": "dice", "tolerance": TOLERANCE["dice"]}
 
 
@@ -254,8 +255,8 @@ def markdown(choices: dict) -> str:
     lines = []
     for family, choice in choices.items():
         scale, unit = (100, " %") if choice["score"] == "accuracy" else (1, "")
-        chosen = choice.get("chosen_per_kind") or choice["candidate"]
-        lines += ["", f"**{family}**: {FAMILIES.get(family, '')}; chosen: `{chosen}`"
+        chosen = ", ".join(f"`{name}`" for name in (choice.get("chosen_per_kind") or {"": choice["candidate"]}).values())
+        lines += ["", f"**{family}**: {FAMILIES.get(family, '')}; chosen: {chosen}"
                   + (f", {choice['budget']} epochs" if choice.get("budget") else "")
                   + ("" if choice.get("established", True) else " (not established: the longest length tried)"), "",
                   "| candidate | seeds | plateau or final | budget | late gain |", "|---|---|---|---|---|"]
