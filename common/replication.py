@@ -52,12 +52,15 @@ DIRECTIONS = ("better", "worse", "sooner", "later", "fewer", "more")  # a table 
 
 
 def rerun_outcomes(other: Path) -> dict:
-    """What the report needs to check its directions against a rerun: the rerun's seeds and the outcome of each
-    row of its comparison tables, {"seeds": [...], "outcomes": {results stem: {row label: outcome}}}, each
-    results file read once. The report compares them with its own rows when it is built
+    """What the report needs to check its directions against a rerun: the rerun's seeds, each configuration's
+    set of them (five seeds for most, eight for Ex 2.4's networks without batch norm) and the outcome of each
+    row of its comparison tables, {"seeds": [...], "seed_sets": [[...], ...], "outcomes": {results stem: {row
+    label: outcome}}}, each results file read once. The report compares them with its own rows when it is built
     (``common.report.not_held``), so a mark never goes stale."""
     records = {file.stem: json.loads(file.read_text()) for file in sorted(Path(other).glob("*.json"))}
+    sets = {tuple(sorted(run["seed"] for run in config["runs"])) for r in records.values() for config in r["configs"]}
     return {"seeds": sorted({run["seed"] for r in records.values() for config in r["configs"] for run in config["runs"]}),
+            "seed_sets": [list(s) for s in sorted(sets, key=lambda s: (len(s), s))],
             "outcomes": {stem: {row["row"]: row["outcome"] for row in r.get("table", [])} for stem, r in records.items()}}
 
 

@@ -142,12 +142,12 @@ CLAIM = re.compile(r"(\S?)" + text.CLAIM.pattern)  # text.claim's mark, and the 
 
 def resolve_claims(sentence: str, record: dict, replication: dict) -> str:
     """``sentence`` with each ``text.claim`` mark resolved: dropped, or, where it marks a direction of ``record``'s
-    table that the rerun did not give (``not_held``), replaced by "(not replicated with seeds 100–104†)": after the
-    subject it is attached to ("batch norm⟨row⟩ is better" -> "batch norm (not replicated with seeds 100–104†) is
+    table that the rerun did not give (``not_held``), replaced by "(not replicated with other seeds†)": after the
+    subject it is attached to ("batch norm⟨row⟩ is better" -> "batch norm (not replicated with other seeds†) is
     better"), or before the phrase it opens ("⟨row⟩in fewer epochs" -> "(...) in fewer epochs"). The sentence
     states the direction and, in the same breath, that it did not replicate (as its table row: "not replicated†")."""
     missed = not_held(record, replication)
-    note = f"(not replicated with seeds {seed_range(replication['seeds'])}†)" if missed else ""
+    note = "(not replicated with other seeds†)" if missed else ""
 
     def resolve(m: re.Match) -> str:
         before, row = m.group(1), m.group(2)
@@ -173,7 +173,9 @@ def replication_macros(records: list[dict], replication: dict) -> dict[str, str]
     found = sum(len(found_in_rerun(r, replication)) for r in records)
     if not rerun and not found:
         return {"replication.summary": "The comparisons have not been rerun with other seeds."}
-    shown = seed_range(replication["seeds"])
+    # the rerun's seed sets: "100–104", or "100–104 or 100–107 (as many as here)" where configurations differ
+    ranges = list(dict.fromkeys(seed_range(s) for s in replication.get("seed_sets", [replication["seeds"]])))
+    shown = ranges[0] if len(ranges) == 1 else f"{' or '.join(ranges)} (as many as here)"
     failed = sum(len(not_held(r, replication)) for r in records)
     what = {1: "the one direction", 2: "both directions"}.get(stated, f"all {stated} directions")
     lead = what if rerun == stated else f"{rerun} of the {stated} directions"
@@ -181,8 +183,8 @@ def replication_macros(records: list[dict], replication: dict) -> dict[str, str]
                + (f"; {'the one' if failed == 1 else f'the {failed}'} that did not {'is' if failed == 1 else 'are'} "
                   f"marked “not replicated†” where stated and {'is' if failed == 1 else 'are'} not {'a finding' if failed == 1 else 'findings'}."
                   if failed else "."))
-    summary += (f" ‡: not distinguishable here but resolved with seeds {shown}; we claim no direction."
-                if found else "")
+    summary += (f" ‡: not distinguishable here but resolved with {'those seeds' if rerun else f'seeds {shown}'}; we claim "
+                "no direction." if found else "")
     return {"replication.summary": tex(summary.strip())}
 
 

@@ -120,7 +120,7 @@ def test_written_record_holds_the_reruns_seeds_and_table_outcomes_and_exits_0(tm
     out = tmp_path / "replication.json"
     assert replication.main([reference, other]) == 1  # a gate: an outcome differs
     assert replication.main([reference, other, "--write", str(out)]) == 0  # a record for the report
-    assert json.loads(out.read_text()) == {"seeds": [100, 101, 102], "outcomes": {
+    assert json.loads(out.read_text()) == {"seeds": [100, 101, 102], "seed_sets": [[100, 101, 102]], "outcomes": {
         "ex9_9": {"batch norm": "better", "epochs": "not distinguishable"}}}
     for wrong in ([reference, "--write"], [reference, other, other, "--write", str(out)]):  # no path; two reruns
         with pytest.raises(SystemExit) as stopped:

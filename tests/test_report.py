@@ -385,18 +385,22 @@ def test_a_direction_that_did_not_hold_with_other_seeds_is_marked_and_named():
     # the sentences that state a row's direction say, where it is stated, that the rerun did not give it
     claims = f"{text.relation({'outcome': 'better'}, 'augmentation')} the baseline; {text.outcome({'outcome': 'better'}, 'batch norm')}"
     assert report.resolve_claims(claims, records[0], check) == \
-        "(not replicated with seeds 100–102†) better than the baseline; better"
+        "(not replicated with other seeds†) better than the baseline; better"
     assert report.resolve_claims(claims, records[0], {}) == "better than the baseline; better"  # no rerun
     grouped = text.grouped([("batch norm", f"{text.relation({'outcome': 'better'}, 'batch norm')} the baseline"),
                             ("augmentation", f"{text.relation({'outcome': 'better'}, 'augmentation')} the baseline")])
     assert report.resolve_claims(grouped, records[0], check) == \
-        "batch norm and augmentation (not replicated with seeds 100–102†) are better than the baseline"
+        "batch norm and augmentation (not replicated with other seeds†) are better than the baseline"
     assert macros == {"replication.summary": "We reran 2 of the 3 directions stated here with seeds 100--102, and 1 "
                       r"held; the one that did not is marked “not replicated\textdagger{}” where stated and is not a finding. "
-                      r"\textdaggerdbl{}: not distinguishable here but resolved with seeds 100--102; we claim no direction."}
+                      r"\textdaggerdbl{}: not distinguishable here but resolved with those seeds; we claim no direction."}
     # a mark follows the rows as they are now: a result recomputed to "worse" in the rerun's terms holds
     again = {**records[0], "table": [rows[0], rows[1], {**rows[2], "outcome": "not distinguishable"}, rows[3]]}
     assert report.not_held(again, check) == []
+    # configurations rerun with different numbers of seeds: each set named
+    mixed = {**check, "seed_sets": [[100, 101, 102], [100, 101, 102, 103]]}
+    assert "with seeds 100--102 or 100--103 (as many as here), and 1 held" in \
+        report.replication_macros(records, mixed)["replication.summary"]
     # a rerun that states no direction here, only a ‡ row: the ‡ is still explained
     only_found = {"seeds": [100], "outcomes": {"ex1_5_variants": {"tanh": "worse"}}}
     assert report.replication_macros(records[:1], only_found)["replication.summary"] == \
