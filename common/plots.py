@@ -286,8 +286,9 @@ def segmentation_cases(cases: dict[str, dict], arrays: dict[str, np.ndarray], pa
                           fontsize=8.5, rotation=0, ha="right", va="center")  # level: a row is too short for it
     for ax, title in zip(axes[0], ("image", "ground truth", "prediction", "errors")):
         ax.set_title(title)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in ERROR_COLORS.values()]
-    fig.legend(handles, list(ERROR_COLORS), loc="lower center", ncol=3)
+    colours = {**ERROR_COLORS, "background found": (0.0, 0.0, 0.0)}  # error_map leaves it black
+    handles = [plt.Rectangle((0, 0), 1, 1, facecolor=c, edgecolor="grey", linewidth=0.5) for c in colours.values()]
+    fig.legend(handles, list(colours), loc="lower center", ncol=4)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     return save(fig, path)
 

@@ -208,6 +208,8 @@ def test_segmentation_cases_label_each_row_and_show_the_errors(seg, captured):
                                                       "median:\nimage_02.png\nDice 0.85 (mean),\n0.80 (shown)"]
     np.testing.assert_array_equal(axes[3].get_images()[0].get_array(),
                                   plots.error_map(arrays["case_pred"][0], arrays["case_truth"][0]))
+    # every colour of the error map in the legend, the black background too
+    assert [t.get_text() for t in captured[0].legends[0].get_texts()] == [*plots.ERROR_COLORS, "background found"]
 
 
 def test_boundary_crops_title_each_network_with_its_scores(seg, captured):

@@ -359,9 +359,14 @@ def test_the_worst_image_the_text_describes_is_the_worst_image_of_the_committed_
     comment. A retrain that changes the worst image must rewrite the sentence."""
     import re
 
-    described = re.search(r"% describes: (\S+)", (REPO_ROOT / "report" / "sections" / "part2.tex").read_text()).group(1)
+    part2 = (REPO_ROOT / "report" / "sections" / "part2.tex").read_text()
+    described = re.search(r"% describes: (\S+)", part2).group(1)
     record = json.loads((REPO_ROOT / "report" / "results" / "ex2_1_segnet.json").read_text())
     assert record["findings"]["worst"]["name"].split("/")[-1] == described
+    # Ex 2.3 describes the image where the skips lose most
+    described = re.search(r"% describes: worst for skips (\S+)", part2).group(1)
+    record = json.loads((REPO_ROOT / "report" / "results" / "ex2_3_skip.json").read_text())
+    assert record["findings"]["shown_cases"]["worst for skips"]["name"].split("/")[-1] == described
 
 
 def test_a_direction_that_did_not_hold_with_other_seeds_is_marked_and_named():

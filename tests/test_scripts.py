@@ -243,6 +243,9 @@ def test_ex1_3_pool_orders_train_identically_and_are_timed_in_pairs(part1):
         assert versus["reference"] == f"{act}_pool_after" and versus["repeats"] == 1
         assert versus == timing.versus(findings["timing"], f"{act}_pool_after", f"{act}_pool_first")
     assert set(findings["timing"]) == configs
+    import ex1_3_pool_order  # how alike the two orders train, in words
+    assert ex1_3_pool_order.same_curves(0.0) == "identically, run for run"
+    assert ex1_3_pool_order.same_curves(0.0081) == "almost alike (training losses at most 0.008 apart)"
     assert set(findings["tanh_vs_relu"]) == {"pool_after", "pool_first"}
     for order, versus in findings["tanh_vs_relu"].items():
         assert versus == timing.versus(findings["timing"], f"relu_{order}", f"tanh_{order}")
