@@ -30,7 +30,7 @@ LR = 0.01  # Adam, annealed to 0 over the epochs along a cosine; chosen with EPO
 BATCH_SIZE = 10
 EPOCHS = 80  # with LR: the shortest schedule within 0.008 of the best (tuning/convergence.py, stage 3)
 SEEDS = 5  # enough for the paired comparisons to resolve differences of the size that matters
-WEIGHT_DECAY = 1e-3  # Adam's L2 penalty
+WEIGHT_DECAY = 1e-3  # Adam's L2 penalty: the best of 1e-4, 1e-3, 1e-2 on validation (tuning/convergence.py, stage 5)
 # Without batch norm, at LR the network predicts one class. It gets Ex 2.4's initialisation for networks without
 # batch norm (He by true fan-in: "kaiming" counts a transposed convolution's fan-in as in_channels*k*k, and the
 # decoder would lose signal at each up-sampling) and the learning rate chosen for it on validation

@@ -70,6 +70,17 @@ def test_the_networks_without_batch_norm_train_at_the_learning_rate_chosen_for_t
     assert ex2_4_residual.DEPTH1_NO_BN_LR == ex2_2_regularization.NO_BN_LR  # Ex 2.4's depth-1 reference is Ex 2.2's
 
 
+def test_ex2_2_weight_decay_is_the_strength_chosen_on_validation():
+    from tuning import convergence_report
+
+    choice = convergence_report.choose(convergence_report.RUNS_DIR / "segnet_wd")
+    committed = json.loads((REPO_ROOT / "tuning" / "convergence" / "choices.json").read_text())["segnet_wd"]
+    assert json.loads(json.dumps(choice, default=float)) == committed
+    assert ex2_2_regularization.WEIGHT_DECAY == choice["weight_decay"]
+    assert choice["rows"][choice["candidate"]]["final"] == max(row["final"] for row in choice["rows"].values())
+    assert len(choice["rows"]) == 3  # three strengths tried
+
+
 # --- the sweeps train ex2_5_best.py's configuration ----------------------------------------------------
 
 def test_sweep_restates_ex2_5_best_configuration(ex2_5_best_config):

@@ -14,7 +14,8 @@ tuning/convergence/runs/<family>/<candidate>_seed<k>.json as it finishes (a reru
 The variants of Ex 1.3 and Ex 1.5 change one thing against Ex 1.2's network, so they train at the learning
 rate and batch this sweep picks for it (stage 2 runs after stage 1 has chosen them); stage 3 compares the
 encoder-decoder's learning rates at the length stage 1 chose for it; stage 4 gives the encoder-decoder without
-batch norm (Ex 2.2) a learning rate of its own, at the length stage 3 chose.
+batch norm (Ex 2.2) a learning rate of its own, at the length stage 3 chose; stage 5 chooses Ex 2.2's weight
+decay at the rate and length stage 3 chose.
 
 Run:  python -m tuning.convergence              (both cores; about 2.5 hours on this 2-core CPU)
       python -m tuning.convergence --quick      (a smoke test into scratch/convergence)
@@ -106,6 +107,14 @@ def stage4(epochs: int) -> dict:
     return {"segnet_nobn": {f"lr{lr:g}": {**seg, "lr": lr, "epochs": epochs} for lr in (3e-4, 1e-3, 3e-3, 1e-2)}}
 
 
+def stage5(lr: float, epochs: int) -> dict:
+    """Ex 2.2's weight decay (Adam's L2 penalty): three strengths for the Ex 2.1 network at the rate and length
+    stage 3 chose for it; with none, it is stage 3's chosen run."""
+    seg = {"model": "SegNet", "optimizer": "adam", "batch": 10, "schedule": "cosine", "seeds": 2,
+           "augment": "dihedral", "data": "warwick", "lr": lr, "epochs": epochs}
+    return {"segnet_wd": {f"wd{wd:g}": {**seg, "weight_decay": wd} for wd in (1e-4, 1e-3, 1e-2)}}
+
+
 def build(c: dict, steps_per_epoch: int):
     """(model, optimizer, scheduler, per_batch, loss, augment) of candidate ``c``."""
     net = {**(SEG_NETWORK if c["model"] == "SegNet" else {}), **c.get("net", {})}
@@ -113,7 +122,7 @@ def build(c: dict, steps_per_epoch: int):
     model.to(memory_format=torch.channels_last)
     params, lr = model.parameters(), c["lr"]
     optimizer = {"sgd": lambda: torch.optim.SGD(params, lr=lr),
-                 "adam": lambda: torch.optim.Adam(params, lr=lr),
+                 "adam": lambda: torch.optim.Adam(params, lr=lr, weight_decay=c.get("weight_decay", 0.0)),
                  "sgd_nesterov": lambda: torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4),
                  }[c["optimizer"]]()
     schedule, per_batch = c.get("schedule"), False
@@ -187,7 +196,7 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="small data, 2 epochs, one seed, into scratch/")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("DLIA_DATA_DIR", REPO_ROOT / "data")))
-    parser.add_argument("--stage", type=int, choices=(1, 2, 3, 4), default=None, help="only this stage")
+    parser.add_argument("--stage", type=int, choices=(1, 2, 3, 4, 5), default=None, help="only this stage")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     threadpool_limits(1, user_api="blas")
@@ -216,6 +225,13 @@ def main(argv=None) -> None:
         epochs = choose_lr(out / "segnet_lr")["epochs"]
         print(f"stage 4: the encoder-decoder without batch norm, learning rate at {epochs} epochs", flush=True)
         run(stage4(epochs), out, args.quick, args.workers)
+    if args.stage in (None, 5):
+        from tuning.convergence_report import choose_lr
+
+        chosen = choose_lr(out / "segnet_lr")
+        print(f"stage 5: the encoder-decoder's weight decay at learning rate {chosen['lr']:g}, {chosen['epochs']} "
+              "epochs", flush=True)
+        run(stage5(chosen["lr"], chosen["epochs"]), out, args.quick, args.workers)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ of a final validation score. Curves are means over seeds; the test split is neve
   plateau).
 * Annealed schedule (one run per length): the shortest length whose final validation score lies within
   TOLERANCE of the longest's and whose curve is converged.
+* Ex 2.2's weight decay: the strength with the highest final validation Dice (mean over the seeds).
 * The networks without batch norm (Ex 2.2's at depth 1; Ex 2.4's at depth 3, plain and residual), at four or
   five learning rates: for each kind the rate with the highest final validation Dice (mean over the seeds), so
   that each kind is compared at the rate that suits it.
@@ -152,6 +153,17 @@ def choose_lr_per_kind(folder: Path) -> dict:
             "rows": rows, "score": "dice", "tolerance": TOLERANCE["dice"]}
 
 
+def choose_weight_decay(folder: Path) -> dict:
+    """Ex 2.2's weight decay: candidates "wd<strength>" at one rate and length; the strength with the highest final
+    validation Dice (mean over seeds)."""
+    runs = load(folder)
+    rows = {name: {"weight_decay": r[0]["options"]["weight_decay"], "final": float(mean_curve(r)[-1]),
+                   "late_gain": seeds_late_gain(r), "seeds": len(r)} for name, r in runs.items()}
+    name = max(rows, key=lambda n: rows[n]["final"])
+    return {"candidate": name, "weight_decay": rows[name]["weight_decay"], "rows": rows, "score": "dice",
+            "tolerance": TOLERANCE["dice"]}
+
+
 def budgets_each(folder: Path) -> dict:
     """The one-change variants of the Ex 1.2 network, at its learning rate and batch: each one's budget and the
     largest of them (the Ex 1.2 family's budget is the larger of that and the network's own, so that every
@@ -183,7 +195,7 @@ def choose_lr(folder: Path) -> dict:
             "established": name is not None and rows[name]["epochs"] < max(lengths)}
 
 
-RULES = {"segnet_lr": choose_lr, "segnet_depth3_nobn": choose_lr_per_kind, "segnet_nobn": choose_lr_per_kind,
+RULES = {"segnet_lr": choose_lr, "segnet_wd": choose_weight_decay, "segnet_depth3_nobn": choose_lr_per_kind, "segnet_nobn": choose_lr_per_kind,
          "cnn_variants": budgets_each, "segnet_depth3": choose_annealed_per_kind,
          "fc": fixed_lr(0.1)}  # Ex 1.1 imitates Assignment 2's learning parameters: its rate stays, its epochs are chosen  # the other families: by their schedule
 
@@ -247,6 +259,7 @@ FAMILIES = {  # folder -> what it sets
     "segnet_depth3_nobn": "Ex 2.4: blocks of 3 without batch norm (learning rate, 80 epochs)",
     "segnet_lr": "Ex 2.1-2.4: the encoder-decoder's learning rate at its chosen length",
     "segnet_nobn": "Ex 2.2: the encoder-decoder without batch norm (learning rate, at that length)",
+    "segnet_wd": "Ex 2.2: the encoder-decoder's weight decay (Adam's L2 penalty, at its rate and length)",
 }
 
 
