@@ -49,12 +49,14 @@ SEG_NETWORK = {"channels": (8, 16, 32, 64), "up_kernel": 4, "init": "kaiming", "
 # family -> {candidate: options}. Options: model (class name), model options, optimizer ("sgd", "adam",
 # "sgd_nesterov"), lr, batch, epochs, schedule (None, "cosine", "onecycle"), loss options, augment, seeds.
 LONG = 30  # constant-rate MNIST runs: 2-6x the budgets tried so far (5-15 epochs)
+# the encoder-decoder's training (Ex 2.1): Adam, cosine schedule, batch 10, flips and rotations; 2 seeds
+SEG = {"model": "SegNet", "optimizer": "adam", "batch": 10, "schedule": "cosine", "seeds": 2, "augment": "dihedral",
+       "data": "warwick"}
 
 
 def stage1() -> dict:
     cnn = {"model": "MnistCNN", "optimizer": "sgd", "batch": 64, "epochs": LONG, "seeds": 2}
-    seg = {"model": "SegNet", "optimizer": "adam", "lr": 3e-3, "batch": 10, "schedule": "cosine", "seeds": 2,
-           "augment": "dihedral", "data": "warwick"}
+    seg = {**SEG, "lr": 3e-3}
     nobn = {**seg, "net": {"batch_norm": False, "init": "he", "block_depth": 3}}
     return {
         "fc": {f"lr{lr:g}": {"model": "MLP", "optimizer": "sgd", "lr": lr, "batch": 64, "epochs": 40, "seeds": 2}
@@ -92,9 +94,7 @@ def stage2(cnn_lr: float, batch: int) -> dict:
 def stage3(epochs: int) -> dict:
     """The encoder-decoder's learning rate (Ex 2.1-2.4): 1e-3 and 1e-2 at the length stage 1 chose for it at 3e-3
     and at half that (stage 1's runs at 3e-3 are the third rate)."""
-    seg = {"model": "SegNet", "optimizer": "adam", "batch": 10, "schedule": "cosine", "seeds": 2,
-           "augment": "dihedral", "data": "warwick"}
-    return {"segnet_lr": {f"lr{lr:g}_e{e}": {**seg, "lr": lr, "epochs": e} for lr in (1e-3, 1e-2)
+    return {"segnet_lr": {f"lr{lr:g}_e{e}": {**SEG, "lr": lr, "epochs": e} for lr in (1e-3, 1e-2)
                           for e in (epochs // 2, epochs)}}
 
 
@@ -102,17 +102,15 @@ def stage4(epochs: int) -> dict:
     """The encoder-decoder without batch norm (Ex 2.2): at the batch-norm network's rate of 1e-2 it predicts one
     class, so four rates at the length chosen for the network with batch norm. He initialisation by true fan-in,
     as Ex 2.4's networks without batch norm."""
-    seg = {"model": "SegNet", "optimizer": "adam", "batch": 10, "schedule": "cosine", "seeds": 2,
-           "augment": "dihedral", "data": "warwick", "net": {"batch_norm": False, "init": "he"}}
-    return {"segnet_nobn": {f"lr{lr:g}": {**seg, "lr": lr, "epochs": epochs} for lr in (3e-4, 1e-3, 3e-3, 1e-2)}}
+    nobn = {**SEG, "net": {"batch_norm": False, "init": "he"}}
+    return {"segnet_nobn": {f"lr{lr:g}": {**nobn, "lr": lr, "epochs": epochs} for lr in (3e-4, 1e-3, 3e-3, 1e-2)}}
 
 
 def stage5(lr: float, epochs: int) -> dict:
     """Ex 2.2's weight decay (Adam's L2 penalty): three strengths for the Ex 2.1 network at the rate and length
     stage 3 chose for it; with none, it is stage 3's chosen run."""
-    seg = {"model": "SegNet", "optimizer": "adam", "batch": 10, "schedule": "cosine", "seeds": 2,
-           "augment": "dihedral", "data": "warwick", "lr": lr, "epochs": epochs}
-    return {"segnet_wd": {f"wd{wd:g}": {**seg, "weight_decay": wd} for wd in (1e-4, 1e-3, 1e-2)}}
+    return {"segnet_wd": {f"wd{wd:g}": {**SEG, "lr": lr, "epochs": epochs, "weight_decay": wd}
+                          for wd in (1e-4, 1e-3, 1e-2)}}
 
 
 def build(c: dict, steps_per_epoch: int):
@@ -219,16 +217,14 @@ def main(argv=None) -> None:
         epochs = choose_annealed(out / "segnet")["epochs"]
         print(f"stage 3: the encoder-decoder's learning rate at {epochs} epochs", flush=True)
         run(stage3(epochs), out, args.quick, args.workers)
-    if args.stage in (None, 4):
-        from tuning.convergence_report import choose_lr
-
-        epochs = choose_lr(out / "segnet_lr")["epochs"]
-        print(f"stage 4: the encoder-decoder without batch norm, learning rate at {epochs} epochs", flush=True)
-        run(stage4(epochs), out, args.quick, args.workers)
-    if args.stage in (None, 5):
+    if args.stage in (None, 4, 5):  # both at the rate and length stage 3 chose for the network with batch norm
         from tuning.convergence_report import choose_lr
 
         chosen = choose_lr(out / "segnet_lr")
+    if args.stage in (None, 4):
+        print(f"stage 4: the encoder-decoder without batch norm, learning rate at {chosen['epochs']} epochs", flush=True)
+        run(stage4(chosen["epochs"]), out, args.quick, args.workers)
+    if args.stage in (None, 5):
         print(f"stage 5: the encoder-decoder's weight decay at learning rate {chosen['lr']:g}, {chosen['epochs']} "
               "epochs", flush=True)
         run(stage5(chosen["lr"], chosen["epochs"]), out, args.quick, args.workers)

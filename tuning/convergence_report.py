@@ -134,15 +134,20 @@ def fixed_lr(lr: float):
     return rule
 
 
+def final_rows(folder: Path, option: str) -> dict:
+    """Candidates that differ in one ``option``, each with its final validation score (mean curve's last value), its
+    seeds' finals and late gain: the rows of a rule that takes the best final score."""
+    return {name: {option: r[0]["options"][option], "final": float(mean_curve(r)[-1]), "late_gain": seeds_late_gain(r),
+                   "seeds": len(r), "finals": [float(x["epochs"][-1]["val_score"]) for x in r]}
+            for name, r in load(folder).items()}
+
+
 def choose_lr_per_kind(folder: Path) -> dict:
     """The learning rate of the networks without batch norm: candidates "<kind>_lr<lr>" (depth 3: plain and
     residual) or "lr<lr>" (depth 1, one kind); for each kind by the same rule, the rate with the highest final
     validation Dice (mean over seeds). The two kinds are compared each at its own rate: at one shared rate the
     comparison would follow whichever kind the rate suits."""
-    runs = load(folder)
-    rows = {name: {"lr": r[0]["options"]["lr"], "final": float(mean_curve(r)[-1]),
-                   "late_gain": seeds_late_gain(r), "seeds": len(r),
-                   "finals": [float(x["epochs"][-1]["val_score"]) for x in r]} for name, r in runs.items()}
+    rows = final_rows(folder, "lr")
     kinds: dict[str, list[str]] = {}
     for name in rows:  # "plain_lr0.001" -> "plain"; "lr0.003" -> ""
         kinds.setdefault(re.fullmatch(r"(?:(.+)_)?lr[\d.e+-]+", name).group(1) or "", []).append(name)
@@ -156,9 +161,7 @@ def choose_lr_per_kind(folder: Path) -> dict:
 def choose_weight_decay(folder: Path) -> dict:
     """Ex 2.2's weight decay: candidates "wd<strength>" at one rate and length; the strength with the highest final
     validation Dice (mean over seeds)."""
-    runs = load(folder)
-    rows = {name: {"weight_decay": r[0]["options"]["weight_decay"], "final": float(mean_curve(r)[-1]),
-                   "late_gain": seeds_late_gain(r), "seeds": len(r)} for name, r in runs.items()}
+    rows = final_rows(folder, "weight_decay")
     name = max(rows, key=lambda n: rows[n]["final"])
     return {"candidate": name, "weight_decay": rows[name]["weight_decay"], "rows": rows, "score": "dice",
             "tolerance": TOLERANCE["dice"]}
