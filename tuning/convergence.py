@@ -221,6 +221,12 @@ def main(argv=None) -> None:
         from tuning.convergence_report import choose_lr
 
         chosen = choose_lr(out / "segnet_lr")
+        if chosen["candidate"] is None:  # no schedule converged within the tolerance
+            if not args.quick:
+                parser.error(f"stage 3 chose no learning rate and length in {out / 'segnet_lr'}: none of its "
+                             "schedules converged; stages 4 and 5 need one")
+            # --quick: 2-epoch runs converge nowhere; the smoke test goes on with the best final score
+            chosen = max(chosen["rows"].values(), key=lambda row: row["final"])
     if args.stage in (None, 4):
         print(f"stage 4: the encoder-decoder without batch norm, learning rate at {chosen['epochs']} epochs", flush=True)
         run(stage4(chosen["epochs"]), out, args.quick, args.workers)
