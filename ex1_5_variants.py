@@ -68,8 +68,9 @@ def main(argv=None) -> list:
     arrays = {"misclassified": splits.test[0][[w["index"] for w in shown], 0].cpu().numpy().astype(np.float16)}
     numbers = {"chosen": chosen.label, "errors": f"{errors['errors']:,}", "images": f"{errors['images']:,}",
                "top_confusions": errors["top_confusions_text"],
-               "single_changes": text.grouped([(c.label, f"{text.relation(findings['versus_baseline'][c.name], c.label)} "
-                                                          "the baseline") for c in configs[1:4]]),
+               # (subject, predicate) pairs: the report words them as one sentence (text.grouped)
+               "single_changes": [(c.label, f"{text.relation(findings['versus_baseline'][c.name], c.label)} the baseline")
+                                  for c in configs[1:4]],
                "best_vs_baseline": text.relation(findings["versus_baseline"]["best"], configs[4].label),
                # augmentation at a constant learning rate: how far its validation score still jumps between the
                # late epochs, and so how much where a run stops decides its final score

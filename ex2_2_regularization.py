@@ -63,13 +63,11 @@ def main(argv=None) -> list[train.Runs]:
     findings = {"versus_baseline": {c.name: {"test": evaluation.compare_runs(baseline, c, splits.test[1]),
                                              "validation": evaluation.compare_runs(baseline, c, on="validation")}
                                     for c in configs[1:]}}
-    subjects = {"no_augmentation": "the network without augmentation", "no_batch_norm": "the network without batch norm",
-                "weight_decay": "the network with weight decay"}
     final_train = {c.name: text.score("dice", np.mean([r["history"]["epochs"][-1]["train_eval_score"] for r in c.records]))
                    for c in configs}
     labels = {c.name: c.label for c in configs}  # the table's rows, which the sentence states too
-    numbers = {"changes": text.grouped([(subjects[name], f"{text.relation(v['test'], labels[name])} the baseline")
-                                        for name, v in findings["versus_baseline"].items()]),
+    # each change against the baseline, for the answer's sentence: "better than", "not distinguishable from"
+    numbers = {**{f"relation_{name}": text.relation(v["test"], labels[name]) for name, v in findings["versus_baseline"].items()},
                # how well each fits its own training images: does a change act on fitting or on generalising?
                **{f"train_{name}": dice for name, dice in final_train.items()}}
     table = [text.row(c.label, findings["versus_baseline"][c.name]["test"]) for c in configs[1:]]

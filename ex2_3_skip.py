@@ -58,8 +58,9 @@ def main(argv=None) -> list[train.Runs]:
                                 for what, i in shown.items()}}
     shown_metrics = {"dice": "Dice", "boundary_f1_2px": "boundary F1 (2 px)", "hd95": "HD95 (px; lower is better)"}
     table = [text.row(label, findings["skip_vs_plain"][m]) for m, label in shown_metrics.items()]
-    numbers = {"skip_vs_plain": text.grouped([(f"the {label.split(' (px')[0]}", text.outcome(findings["skip_vs_plain"][m], label))
-                                              for m, label in shown_metrics.items()])}
+    # (subject, predicate) pairs: the report words them as one sentence (text.grouped)
+    numbers = {"skip_vs_plain": [(f"the {label.split(' (px')[0]}", text.outcome(findings["skip_vs_plain"][m], label))
+                                 for m, label in shown_metrics.items()]}
     arrays = evaluation.case_arrays(splits, list(shown.values()),
                                     [evaluation.gland_masks(r.test_logits()[0]) for r in (plain, skip)])
     draw(results.write(ctx, EXERCISE, [plain, skip], splits, findings, arrays, numbers, table), arrays, ctx.figures_dir)

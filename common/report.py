@@ -77,10 +77,14 @@ def _peak_lr(hyper: dict) -> float:
 
 def exercise_macros(record: dict, replication: dict | None = None) -> dict[str, str]:
     """A results file's macros: each configuration's, the numbers its script chose to quote
-    (``<ex>.<name>``, their claims resolved against the rerun: ``resolve_claims``) and the data's sizes."""
+    (``<ex>.<name>``, their claims resolved against the rerun: ``resolve_claims``; a list of (subject,
+    predicate) pairs as one sentence: ``text.grouped``) and the data's sizes."""
     ex = exercise_id(record["exercise"])
-    macros = {f"{ex}.{k}": tex(resolve_claims(str(v), record, replication or {}))
-              for k, v in record.get("numbers", {}).items()}
+    def quoted(v) -> str:  # a phrase, or (subject, predicate) pairs grouped once their claims are resolved
+        if isinstance(v, list):
+            return text.grouped([(subject, resolve_claims(q, record, replication or {})) for subject, q in v])
+        return resolve_claims(str(v), record, replication or {})
+    macros = {f"{ex}.{k}": tex(quoted(v)) for k, v in record.get("numbers", {}).items()}
     fit = text.fit_comment([(c["label"], c["summary"], c["score_name"]) for c in record["configs"]])
     macros[f"{ex}.fit"], macros[f"{ex}.Fit"] = tex(fit), tex(text.capitalised(fit))  # the latter opens a sentence
     for config in record["configs"]:
@@ -95,14 +99,16 @@ def comparison_table(record: dict, replication: dict) -> str:
     stay in the results file: the interval over seeds decides, and the page has no room for what only supports),
     A's score left blank where the row above has the same; a direction that did not hold with other seeds
     (``not_held``): "not replicated†"; not distinguishable here but with a direction in the rerun
-    (``found_in_rerun``): "not distinguishable‡"."""
+    (``found_in_rerun``): "not distinguishable‡ (new seeds: better)"."""
     cells = ("row", "a", "b", "difference", "ci")
     missed, found = not_held(record, replication), found_in_rerun(record, replication)
 
     def outcome(row: dict) -> str:
         if row["row"] in missed:
             return r"not replicated\textsuperscript{\textdagger}"
-        return tex(row["outcome"]) + (r"\textsuperscript{\textdaggerdbl}" if row["row"] in found else "")
+        if row["row"] in found:  # and what the new seeds found
+            return tex(row["outcome"]) + r"\textsuperscript{\textdaggerdbl} (new seeds: " + tex(found[row["row"]]) + ")"
+        return tex(row["outcome"])
     rows = record.get("table", [])
     # A's score once where rows in turn share it (the baseline of every row of Ex 1.5's table)
     shown = [{**row, "a": "" if k and row["a"] == rows[k - 1]["a"] else row["a"]} for k, row in enumerate(rows)]
@@ -137,24 +143,13 @@ def found_in_rerun(record: dict, replication: dict) -> dict[str, str]:
             if row["outcome"] == "not distinguishable" and theirs.get(row["row"]) in DIRECTIONS}
 
 
-CLAIM = re.compile(r"(\S?)" + text.CLAIM.pattern)  # text.claim's mark, and the character before it
-
-
 def resolve_claims(sentence: str, record: dict, replication: dict) -> str:
     """``sentence`` with each ``text.claim`` mark resolved: dropped, or, where it marks a direction of ``record``'s
-    table that the rerun did not give (``not_held``), replaced by "(not replicated with other seeds†)": after the
-    subject it is attached to ("batch norm⟨row⟩ is better" -> "batch norm (not replicated with other seeds†) is
-    better"), or before the phrase it opens ("⟨row⟩in fewer epochs" -> "(...) in fewer epochs"). The sentence
-    states the direction and, in the same breath, that it did not replicate (as its table row: "not replicated†")."""
+    table that the rerun did not give (``not_held``), replaced by "not reliably" ("is ⟨row⟩better than" -> "is
+    not reliably better than"; "reaches it ⟨row⟩sooner than" -> "reaches it not reliably sooner than"). Its table
+    row reads "not replicated†" (``comparison_table``); page 1 says what both mean (``replication_macros``)."""
     missed = not_held(record, replication)
-    note = "(not replicated with other seeds†)" if missed else ""
-
-    def resolve(m: re.Match) -> str:
-        before, row = m.group(1), m.group(2)
-        if row not in missed:
-            return before
-        return f"{before} {note}" if before else f"{note} "
-    return CLAIM.sub(resolve, sentence)
+    return text.CLAIM.sub(lambda m: "not reliably " if m.group(1) in missed else "", sentence)
 
 
 def seed_range(seeds: list[int]) -> str:
@@ -175,16 +170,16 @@ def replication_macros(records: list[dict], replication: dict) -> dict[str, str]
         return {"replication.summary": "The comparisons have not been rerun with other seeds."}
     # the rerun's seed sets: "100–104", or "100–104 or 100–107 (as many as here)" where configurations differ
     ranges = list(dict.fromkeys(seed_range(s) for s in replication.get("seed_sets", [replication["seeds"]])))
-    shown = ranges[0] if len(ranges) == 1 else f"{' or '.join(ranges)} (as many as here)"
+    shown = ranges[0] if len(ranges) == 1 else f"{' or '.join(ranges)}, as many as here"
     failed = sum(len(not_held(r, replication)) for r in records)
     what = {1: "the one direction", 2: "both directions"}.get(stated, f"all {stated} directions")
     lead = what if rerun == stated else f"{rerun} of the {stated} directions"
-    summary = ("" if not rerun else f"We reran {lead} stated here with seeds {shown}, and {rerun - failed} held"
-               + (f"; {'the one' if failed == 1 else f'the {failed}'} that did not {'is' if failed == 1 else 'are'} "
-                  f"marked “not replicated†” where stated and {'is' if failed == 1 else 'are'} not {'a finding' if failed == 1 else 'findings'}."
-                  if failed else "."))
-    summary += (f" ‡: not distinguishable here but resolved with {'those seeds' if rerun else f'seeds {shown}'}; we claim "
-                "no direction." if found else "")
+    summary = ("" if not rerun else f"We reran {lead} found here with new seeds ({shown}): {rerun - failed} held."
+               + (f" The text calls {'the one' if failed == 1 else f'the {failed}'} that did not “not reliably” better "
+                  f"(or worse, sooner, later), and {'its table row' if failed == 1 else 'their table rows'} "
+                  "“not replicated†”." if failed else ""))
+    summary += (f" ‡ marks a row not distinguishable here that {'the new seeds' if rerun else f'new seeds ({shown})'} "
+                "found better or worse, as its row says: no direction is claimed." if found else "")
     return {"replication.summary": tex(summary.strip())}
 
 
@@ -410,15 +405,16 @@ def _differing(cell: str, base: str, sep: str) -> str:
 
 
 HYPER = r"""% Generated by python -m common.report latex. Do not edit.
-{\centering\footnotesize% in place (no float), before Table A2, which refers to it
-\captionof{table}{PyTorch's settings of every optimizer, loss, layer and schedule used (its defaults, save the learning rate), and the initialisations.}\label{tab:defaults}
+\par\noindent\begin{minipage}{\linewidth}\centering\footnotesize% in place (no float, caption and body on one
+% page), before Table A2, which refers to it
+\captionof{table}{PyTorch's defaults for every optimizer, loss, layer and schedule used, and the initialisations.}\label{tab:defaults}
 \begin{tabularx}{\linewidth}{@{}l>{\raggedright\arraybackslash}X@{}}\toprule
 class & settings \\\midrule
 %A1
-\bottomrule\end{tabularx}\par}
+\bottomrule\end{tabularx}\end{minipage}\par\medskip
 {\footnotesize\setlength{\tabcolsep}{3pt}
 \begin{longtable}{@{}>{\raggedright\arraybackslash}p{0.08\linewidth}>{\raggedright\arraybackslash}p{0.15\linewidth}>{\raggedright\arraybackslash}p{0.24\linewidth}>{\raggedright\arraybackslash}p{0.29\linewidth}>{\raggedright\arraybackslash}p{0.13\linewidth}>{\raggedright\arraybackslash}p{0.06\linewidth}@{}}
-\caption{Every configuration (learning rate: its peak; seeds $0,\ldots,n-1$, $n$ in Table~\ref{tab:summary}). Below a data set's first row, only what differs from it; settings not listed are Table~\ref{tab:defaults}'s.}\label{tab:hyper}\\
+\caption{Every configuration (learning rate: its peak; seeds $0,\ldots,n-1$, $n$ in Table~\ref{tab:summary}); below a data set's first row, what differs; the rest as Table~\ref{tab:defaults}.}\label{tab:hyper}\\
 \toprule Ex. & configuration & model & training & augmentation & epochs / batch \\ \midrule \endfirsthead
 \toprule Ex. & configuration & model & training & augmentation & epochs / batch \\ \midrule \endhead
 %A2
@@ -444,11 +440,54 @@ def write_all(root: Path) -> list[Path]:
                out / "paths.tex": f"% Generated. Do not edit.\n\\graphicspath{{{{{(root / 'figures').resolve().as_posix()}/}}}}\n"}
     written[out / "hyper.tex"] = hyper_tables(records)
     written[out / "summary.tex"] = summary_table(records)
+    written[out / "tuning.tex"] = tuning_table(json.loads(TUNING.read_text()) if TUNING.is_file() else {})
     for record in records:
         written[out / f"{exercise_id(record['exercise'])}_table.tex"] = comparison_table(record, replication)
     for path, content in written.items():
         atomic_write_bytes(path, content.encode())
     return list(written)
+
+
+TUNING = REPO_ROOT / "tuning" / "convergence" / "choices.json"  # python -m tuning.convergence_report
+# The validation sweeps the report's text points to: (family in TUNING, its candidates' prefix, the row's label)
+TUNED = [("cnn_sgd", "", "1.2, SGD: learning rate"), ("cnn_adam", "", "1.4, Adam: learning rate"),
+         ("segnet_lr", "", "2.1: learning rate, epochs"), ("segnet_nobn", "", "2.2, no BN: learning rate"),
+         ("segnet_wd", "", "2.2: weight decay"), ("segnet_depth3_nobn", "plain_", "2.4, plain, no BN: learning rate"),
+         ("segnet_depth3_nobn", "residual_", "2.4, residual, no BN: learning rate")]
+
+
+def tuning_table(choices: dict) -> str:
+    """Table A3: for each sweep in ``TUNED``, every setting tried with its validation score (a constant rate's
+    plateau, an annealed or fixed-length run's final score; mean over the tuning seeds), the one used in bold:
+    the family's choice, or, where each kind chooses its own (no choice recorded), the best of its rows."""
+    def setting(name: str) -> str:  # "lr0.2_batch128" -> "0.2 (batch 128)"; "lr0.01_e80" -> "0.01, 80" (epochs)
+        name = re.sub(r"^(lr|wd)", "", name)
+        return re.sub(r"_e(\d+)$", r", \1", re.sub(r"_batch(\d+)$", r" (batch \1)", name))
+
+    def order(name: str) -> tuple:
+        return tuple(float(x) for x in re.findall(r"\d+(?:\.\d+)?(?:e-?\d+)?", name))
+
+    lines = []
+    tolerance = {v["score"]: v["tolerance"] for v in choices.values() if "tolerance" in v}  # "converged" allows
+    within = (f"within {text.signed('accuracy', tolerance.get('accuracy', math.nan))[1:]} (Dice "
+              f"{text.signed('dice', tolerance.get('dice', math.nan))[1:]}) of the best")
+    for family, prefix, label in TUNED:
+        sweep = choices.get(family)
+        if not sweep:
+            continue
+        rows = {k[len(prefix):]: r.get("plateau", r.get("final")) for k, r in sweep["rows"].items() if k.startswith(prefix)}
+        chosen = sweep.get("candidate") if not prefix and sweep.get("candidate") else max(rows, key=rows.get)
+        cells = [(rf"\textbf{{{tex(setting(k))}: {tex(text.score(sweep['score'], v))}}}" if k == chosen
+                  else f"{tex(setting(k))}: {tex(text.score(sweep['score'], v))}") for k, v in
+                 sorted(rows.items(), key=lambda kv: order(kv[0]))]
+        lines.append(f"{tex(label)} & {'; '.join(cells)} \\\\")
+    return ("% Generated by python -m common.report latex. Do not edit.\n"
+            "\\begin{table}[htbp]\\centering\\footnotesize\n"
+            "\\caption{Settings tried on the validation split, with the validation score (plateau at a constant rate, "
+            "else final; mean of 1--2 seeds). Bold: the one used, the cheapest "
+            f"{tex(within)} where epochs are chosen too, else the best.}}\\label{{tab:tuning}}\n"
+            "\\begin{tabularx}{\\linewidth}{@{}l>{\\raggedright\\arraybackslash}X@{}}\\toprule\n"
+            "Ex., sweep & setting: validation score \\\\\\midrule\n" + "\n".join(lines) + "\n\\bottomrule\\end{tabularx}\\end{table}\n")
 
 
 # --- README ----------------------------------------------------------------------------------

@@ -50,11 +50,12 @@ def entry(runs: Runs) -> dict:
 
 
 def write(ctx: Context, exercise: str, configs: list, splits: Splits, findings: dict | None = None,
-          arrays: dict[str, np.ndarray] | None = None, numbers: dict[str, str | int] | None = None, table: list[dict] | None = None) -> dict:
+          arrays: dict[str, np.ndarray] | None = None, numbers: dict[str, str | int | list] | None = None, table: list[dict] | None = None) -> dict:
     """Write ``<out>/results/<exercise>.json`` (``configs``: ``Runs``, or their results-file form) and,
     if given, the ``arrays`` a figure needs (test images shown, their predictions) beside it as
     ``<exercise>.npz``; print one line per configuration. ``numbers``: what the report's section quotes,
-    by names the script chose, as text (``common.text``); ``table``: the rows of its comparison table
+    by names the script chose, as text (``common.text``) or (subject, predicate) pairs that the report words as one
+    sentence (``text.grouped``); ``table``: the rows of its comparison table
     (``text.row``). Returns the record written."""
     entries = [entry(c) if isinstance(c, Runs) else c for c in configs]
     record = {

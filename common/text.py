@@ -60,10 +60,10 @@ def relation(comparison: dict, row: str | None = None) -> str:
 
 def claim(phrase: str, row: str | None, outcome: str) -> str:
     """``phrase``, stating ``outcome``, marked where it states a direction as the outcome of the table row ``row``:
-    "⟨row⟩phrase" ("not distinguishable" has nothing to confirm, and stays unmarked, so that such clauses still
-    group). The report resolves the mark when it is built (``common.report.resolve_claims``): to nothing, or,
-    where other seeds did not give the row's direction, to a note saying so, so that a sentence never states a
-    direction the report leaves open without saying so."""
+    "⟨row⟩phrase" ("not distinguishable" has nothing to confirm, and stays unmarked). The report resolves the
+    mark when it is built (``common.report.resolve_claims``): to nothing, or, where other seeds did not give the
+    row's direction, to "not reliably" before the phrase ("not reliably better than"), so that a sentence never
+    states a direction the report leaves open."""
     return phrase if row is None or outcome == "unresolved" else f"⟨{row}⟩{phrase}"
 
 
@@ -92,7 +92,7 @@ def _compared(sooner: dict) -> bool:
 
 def epochs_row(label: str, sooner: dict) -> dict[str, str]:
     """A table row for ``evaluation.paired_epochs_to_threshold``: the first epoch each reaches the threshold
-    (mean over the seeds that reach it, with their count), b − a over the pairs that both reach it with its
+    (mean over the seeds that reach it, with their count), b − a over the pairs that both reach it (their count) with its
     95 % interval, and its outcome: "sooner", "later" or "not distinguishable" (b against a), or "too few pairs"
     where fewer than two pairs both reach it (no interval)."""
     def reach(side: str) -> str:
@@ -102,20 +102,21 @@ def epochs_row(label: str, sooner: dict) -> dict[str, str]:
 
     finite = _compared(sooner)
     return {"row": label, "a": reach("a"), "b": reach("b"),
-            "difference": f"{sooner['difference']:+.1f}".replace("-", "−") if sooner["both_reach"] else "–",
+            "difference": (f"{sooner['difference']:+.1f} ({sooner['both_reach']} pair{'s' * (sooner['both_reach'] > 1)})"
+                           .replace("-", "−") if sooner["both_reach"] else "–"),
             "ci": f"{sooner['ci_low']:+.1f} to {sooner['ci_high']:+.1f}".replace("-", "−") if finite else "–",
             "images": "–", "outcome": OUTCOMES.get(sooner["outcome"], sooner["outcome"]) if finite else "too few pairs"}
 
 
 def when(sooner: dict, other: str, row: str | None = None) -> str:
     """The outcome of ``evaluation.paired_epochs_to_threshold`` in words, against ``other``: "in fewer epochs
-    than SGD", "in more epochs than SGD", "in a number of epochs not distinguishable from SGD's", or, where
+    "sooner than SGD", "later than SGD", "about as soon as SGD (not distinguishable)", or, where
     fewer than two pairs of seeds both reach it, "too rarely alongside SGD to compare the epochs (1 of 8 pairs)";
     with ``row``, marked as the table row's outcome (``claim``)."""
     if not _compared(sooner):
         return f"too rarely alongside {other} to compare the epochs ({sooner['both_reach']} of {sooner['pairs']} pairs)"
-    return claim({"sooner": f"in fewer epochs than {other}", "later": f"in more epochs than {other}",
-                  "unresolved": f"in a number of epochs not distinguishable from {other}'s"}[sooner["outcome"]], row,
+    return claim({"sooner": f"sooner than {other}", "later": f"later than {other}",
+                  "unresolved": f"about as soon as {other} (not distinguishable)"}[sooner["outcome"]], row,
                  sooner["outcome"])
 
 
@@ -138,15 +139,12 @@ def grouped(pairs: list[tuple[str, str]]) -> str:
     """(subject, predicate) pairs as one sentence, the subjects of one predicate together, in the order the
     predicates first appear: [("batch norm", "better than the baseline"), ("tanh", "not distinguishable from
     the baseline"), ("augmentation", "better than the baseline")] -> "batch norm and augmentation are better
-    than the baseline, and tanh is not distinguishable from the baseline" (clauses joined by ", and "). A
-    predicate marked with the table row it states (``claim``) groups as unmarked, its mark moved onto its
-    subject: "batch norm⟨row⟩ and augmentation are better than the baseline"."""
-    marks = [CLAIM.match(q) for _, q in pairs]
-    marked = [(s + m.group(0), q[m.end():]) if m else (s, q) for (s, q), m in zip(pairs, marks)]
-    predicates = dict.fromkeys(p for _, p in marked)
+    than the baseline, and tanh is not distinguishable from the baseline" (clauses joined by ", and "). The
+    report groups a script's pairs once their claims are resolved (``common.report.exercise_macros``)."""
+    predicates = dict.fromkeys(q for _, q in pairs)
     clauses = []
     for p in predicates:
-        subjects = [s for s, q in marked if q == p]
+        subjects = [s for s, q in pairs if q == p]
         clauses.append(f"{join(subjects)} {'is' if len(subjects) == 1 else 'are'} {p}")
     return clauses[0] if len(clauses) == 1 else f"{', '.join(clauses[:-1])}, and {clauses[-1]}"
 

@@ -49,7 +49,8 @@ def test_write_all_defines_a_macro_for_every_result(results_root):
 
     root, runs, versus = results_root
     paths = report.write_all(root)
-    assert {p.name for p in paths} == {"results.tex", "paths.tex", "hyper.tex", "summary.tex", "ex9_9_table.tex"}
+    assert {p.name for p in paths} == {"results.tex", "paths.tex", "hyper.tex", "summary.tex", "tuning.tex",
+                                        "ex9_9_table.tex"}
     macros = _macros((root / "generated" / "results.tex").read_text())
     summary = results.summary(runs[0])
     assert macros["ex9_9.toy.test"] == report.tex(text.mean_std("accuracy", [r["test"]["accuracy"] for r in runs[0].records]))
@@ -385,36 +386,64 @@ def test_a_direction_that_did_not_hold_with_other_seeds_is_marked_and_named():
     assert [line.split(" & ")[1] for line in body] == ["1", "", "", "5"]  # A once while the rows share it
     assert [line.endswith(r"not replicated\textsuperscript{\textdagger} \\") for line in body] == [False, False, True, False]
     # tanh: not distinguishable here, worse in the rerun: marked in its row, not claimed
-    assert body[1].endswith(r"not distinguishable\textsuperscript{\textdaggerdbl} \\") and body[0].endswith(r"better \\")
+    assert body[1].endswith(r"not distinguishable\textsuperscript{\textdaggerdbl} (new seeds: worse) \\")
+    assert body[0].endswith(r"better \\")
     macros = report.replication_macros(records, check)
     # the sentences that state a row's direction say, where it is stated, that the rerun did not give it
     claims = f"{text.relation({'outcome': 'better'}, 'augmentation')} the baseline; {text.outcome({'outcome': 'better'}, 'batch norm')}"
-    assert report.resolve_claims(claims, records[0], check) == \
-        "(not replicated with other seeds†) better than the baseline; better"
+    assert report.resolve_claims(claims, records[0], check) == "not reliably better than the baseline; better"
     assert report.resolve_claims(claims, records[0], {}) == "better than the baseline; better"  # no rerun
-    grouped = text.grouped([("batch norm", f"{text.relation({'outcome': 'better'}, 'batch norm')} the baseline"),
-                            ("augmentation", f"{text.relation({'outcome': 'better'}, 'augmentation')} the baseline")])
-    assert report.resolve_claims(grouped, records[0], check) == \
-        "batch norm and augmentation (not replicated with other seeds†) are better than the baseline"
-    assert macros == {"replication.summary": "We reran 2 of the 3 directions stated here with seeds 100--102, and 1 "
-                      r"held; the one that did not is marked “not replicated\textdagger{}” where stated and is not a finding. "
-                      r"\textdaggerdbl{}: not distinguishable here but resolved with those seeds; we claim no direction."}
+    sooner = text.when({"outcome": "sooner", "both_reach": 3, "pairs": 3, "ci_low": -3.0}, "SGD", "augmentation")
+    assert report.resolve_claims(f"it gets there {sooner}.", records[0], check) == "it gets there not reliably sooner than SGD."
+    # (subject, predicate) pairs are grouped once their claims are resolved: a held claim groups with its like
+    pairs = [(name, f"{text.relation({'outcome': 'better'}, name)} the baseline") for name in ("batch norm", "augmentation")]
+    quoted = report.exercise_macros({**records[0], "numbers": {"changes": pairs + [("tanh", "not distinguishable from the baseline")]},
+                                     "configs": [], "data": {}}, check)["ex1_5.changes"]
+    assert quoted == ("batch norm is better than the baseline, augmentation is not reliably better than the baseline, "
+                      "and tanh is not distinguishable from the baseline")
+    assert report.exercise_macros({**records[0], "numbers": {"changes": pairs}, "configs": [], "data": {}},
+                                  {})["ex1_5.changes"] == "batch norm and augmentation are better than the baseline"
+    assert macros == {"replication.summary": "We reran 2 of the 3 directions found here with new seeds (100--102): 1 "
+                      "held. The text calls the one that did not “not reliably” better (or worse, sooner, later), and its "
+                      r"table row “not replicated\textdagger{}”. \textdaggerdbl{} marks a row not distinguishable here that "
+                      "the new seeds found better or worse, as its row says: no direction is claimed."}
     # a mark follows the rows as they are now: a result recomputed to "worse" in the rerun's terms holds
     again = {**records[0], "table": [rows[0], rows[1], {**rows[2], "outcome": "not distinguishable"}, rows[3]]}
     assert report.not_held(again, check) == []
     # configurations rerun with different numbers of seeds: each set named
     mixed = {**check, "seed_sets": [[100, 101, 102], [100, 101, 102, 103]]}
-    assert "with seeds 100--102 or 100--103 (as many as here), and 1 held" in \
+    assert "with new seeds (100--102 or 100--103, as many as here): 1 held" in \
         report.replication_macros(records, mixed)["replication.summary"]
     # a rerun that states no direction here, only a ‡ row: the ‡ is still explained
     only_found = {"seeds": [100], "outcomes": {"ex1_5_variants": {"tanh": "worse"}}}
-    assert report.replication_macros(records[:1], only_found)["replication.summary"] == \
-        r"\textdaggerdbl{}: not distinguishable here but resolved with seeds 100; we claim no direction."
+    assert report.replication_macros(records[:1], only_found)["replication.summary"] == (
+        r"\textdaggerdbl{} marks a row not distinguishable here that new seeds (100) found better or worse, as its row "
+        "says: no direction is claimed.")
     # one seed; everything held: no dagger clause
     held = {"seeds": [100], "outcomes": {"ex1_5_variants": {"batch norm": "better", "augmentation": "worse"}}}
     assert report.replication_macros(records[:1], held)["replication.summary"] == \
-        "We reran both directions stated here with seeds 100, and 2 held."
+        "We reran both directions found here with new seeds (100): 2 held."
     # no rerun: no marks, and page 1 says so
     assert "textdagger" not in report.comparison_table(records[0], {})
     assert report.replication_macros(records, {})["replication.summary"] == \
         "The comparisons have not been rerun with other seeds."
+
+
+def test_the_tuning_table_lists_every_setting_tried_with_the_one_used_in_bold():
+    choices = {"cnn_sgd": {"candidate": "lr0.1", "score": "accuracy", "tolerance": 0.0015,
+                           "rows": {"lr0.2": {"plateau": 0.9875}, "lr0.05": {"plateau": 0.9863},
+                                    "lr0.1": {"plateau": 0.9880}, "lr0.2_batch128": {"plateau": 0.9859}}},
+               "segnet_lr": {"candidate": "lr0.01_e80", "score": "dice", "tolerance": 0.008,
+                             "rows": {"lr0.01_e160": {"final": 0.9096}, "lr0.01_e80": {"final": 0.9039}}},
+               # each kind its own choice (none recorded): the best of its rows
+               "segnet_depth3_nobn": {"candidate": None, "score": "dice", "tolerance": 0.008,
+                                      "rows": {"plain_lr0.001": {"final": 0.828}, "plain_lr0.003": {"final": 0.697},
+                                               "residual_lr0.001": {"final": 0.693}, "residual_lr0.003": {"final": 0.835}}}}
+    table = report.tuning_table(choices)
+    rows = [line for line in table.splitlines() if line.endswith(r"\\") and " & " in line]
+    assert rows == [
+        r"1.2, SGD: learning rate & 0.05: 98.63 \%; \textbf{0.1: 98.80 \%}; 0.2: 98.75 \%; 0.2 (batch 128): 98.59 \% \\",
+        r"2.1: learning rate, epochs & \textbf{0.01, 80: 0.904}; 0.01, 160: 0.910 \\",
+        r"2.4, plain, no BN: learning rate & \textbf{0.001: 0.828}; 0.003: 0.697 \\",
+        r"2.4, residual, no BN: learning rate & 0.001: 0.693; \textbf{0.003: 0.835} \\"]
+    assert "within 0.15 points (Dice 0.008) of the best" in table  # the tolerance the choices recorded

@@ -121,8 +121,10 @@ def test_quick_run_writes_results_and_figures(script, quick):
             assert hyper["augmentation"] == run["config"]["augment"]
             assert run["cache_key"] == train.cache_key(run["config"], run["seed"], types.SimpleNamespace(
                 info=record["data"]), torch.device(run["device"]))
-    # what the report quotes, as text (common.text), by names the script chose; counts as whole numbers
-    assert record["numbers"] and all(isinstance(v, (str, int)) for v in record["numbers"].values())
+    # what the report quotes, as text (common.text), by names the script chose; counts as whole numbers; a list
+    # of (subject, predicate) pairs for a sentence the report groups (text.grouped)
+    assert record["numbers"] and all(isinstance(v, (str, int)) or all(len(pair) == 2 and all(isinstance(x, str) for x in pair)
+                                                                       for pair in v) for v in record["numbers"].values())
     written = sorted(p.name for p in (out / "figures").iterdir())
     assert written == sorted(f"{name}.{ext}" for name in FIGURES[script] for ext in ("pdf", "png"))
     for path in (out / "figures").iterdir():

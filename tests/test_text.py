@@ -44,10 +44,10 @@ def test_a_comparison_prints_as_its_outcome_and_a_table_row_with_the_interval():
     # naming the table row it states: marked, for the report to resolve (common.report.resolve_claims)
     assert text.relation(better, "B vs A") == "⟨B vs A⟩better than" and text.outcome(better, "x") == "⟨x⟩better"
     assert text.relation(metrics.compare(A, A, score="dice"), "same") == "not distinguishable from"  # nothing to confirm
-    # grouped with its like; the mark moves onto the subject
-    assert text.grouped([("a", text.relation(better, "row a") + " x"), ("b", text.relation(better, "row b") + " x"),
+    # a marked predicate groups only once its mark is resolved (common.report.exercise_macros)
+    assert text.grouped([("a", text.relation(better, "row a") + " x"), ("b", "better than x"),
                          ("c", "not distinguishable from x")]) == \
-        "a⟨row a⟩ and b⟨row b⟩ are better than x, and c is not distinguishable from x"
+        "a is ⟨row a⟩better than x, b is better than x, and c is not distinguishable from x"
     assert text.row("B vs A", better) == {"row": "B vs A", "a": "81.26 ± 1.11 %", "b": "82.64 ± 1.11 %",
                                           "difference": "+1.38", "ci": "+0.58 to +2.18", "images": "–",
                                           "outcome": "better"}
@@ -76,12 +76,12 @@ def test_epochs_to_a_threshold_print_with_their_count_and_outcome():
     sooner = {"a_epochs": [9, 10, 12, None], "b_epochs": [3, 4, 4, 5], "both_reach": 3, "difference": -6.667,
               "ci_low": -9.5, "ci_high": -3.8, "outcome": "sooner"}
     row = text.epochs_row("epochs", sooner)
-    assert (row["a"], row["b"], row["difference"], row["ci"]) == ("10.3 (3 of 4)", "4.0 (4 of 4)", f"{MINUS}6.7",
+    assert (row["a"], row["b"], row["difference"], row["ci"]) == ("10.3 (3 of 4)", "4.0 (4 of 4)", f"{MINUS}6.7 (3 pairs)",
                                                                    f"{MINUS}9.5 to {MINUS}3.8")
-    assert row["outcome"] == "sooner" and text.when(sooner, "SGD") == "in fewer epochs than SGD"
+    assert row["outcome"] == "sooner" and text.when(sooner, "SGD") == "sooner than SGD"
     wide = {**sooner, "ci_low": -15.0, "ci_high": 1.2, "outcome": "unresolved"}
     assert text.epochs_row("", wide)["outcome"] == "not distinguishable"
-    assert text.when(wide, "SGD") == "in a number of epochs not distinguishable from SGD's"
+    assert text.when(wide, "SGD") == "about as soon as SGD (not distinguishable)"
     never = {"a_epochs": [None, None], "b_epochs": [None, 7], "both_reach": 0, "pairs": 2, "difference": float("nan"),
              "ci_low": float("nan"), "ci_high": float("nan"), "outcome": "unresolved"}
     row = text.epochs_row("", never)
@@ -89,7 +89,7 @@ def test_epochs_to_a_threshold_print_with_their_count_and_outcome():
                                                                        "too few pairs")
     assert text.when(never, "SGD") == "too rarely alongside SGD to compare the epochs (0 of 2 pairs)"
     one_pair = {**never, "a_epochs": [5, None], "both_reach": 1, "difference": 2.0}  # a difference, no interval
-    assert (text.epochs_row("", one_pair)["difference"], text.epochs_row("", one_pair)["outcome"]) == ("+2.0", "too few pairs")
+    assert (text.epochs_row("", one_pair)["difference"], text.epochs_row("", one_pair)["outcome"]) == ("+2.0 (1 pair)", "too few pairs")
 
 
 def test_a_timing_is_faster_or_slower_only_where_the_sign_test_says_so():
