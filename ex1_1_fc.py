@@ -56,6 +56,9 @@ def main(argv=None) -> list[train.Runs]:
     accuracy = evaluation.compare_runs(fc_torch, fc_numpy, splits.test[1])
     findings = {"step_timing": steps, "training_batch_size": args.batch_size, "numpy_vs_torch_accuracy": accuracy}
     numbers = text.cells("accuracy", accuracy)  # a: PyTorch, b: NumPy
+    # "do you observe similar accuracy?": yes where the seeds tell no difference; the interval bounds the gap
+    numbers["similar"] = "Yes" if accuracy["outcome"] == "unresolved" else "No"
+    numbers["accuracy_bound"] = text.signed("accuracy", max(abs(accuracy["ci_low"]), abs(accuracy["ci_high"]))).lstrip("+")
     numbers["gpu"] = ("No GPU was available for these runs." if ctx.device.type == "cpu" else
                       f"PyTorch on the GPU ({ctx.device.type}) is in Table 1.")
     small, large = (text.speed(steps[str(b)]["NumPy"]["versus"], relation=True) for b in (args.batch_size, max(steps, key=int)))

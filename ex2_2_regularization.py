@@ -66,8 +66,10 @@ def main(argv=None) -> list[train.Runs]:
     final_train = {c.name: text.score("dice", np.mean([r["history"]["epochs"][-1]["train_eval_score"] for r in c.records]))
                    for c in configs}
     labels = {c.name: c.label for c in configs}  # the table's rows, which the sentence states too
-    # each change against the baseline, for the answer's sentence: "better than", "not distinguishable from"
-    numbers = {**{f"relation_{name}": text.relation(v["test"], labels[name]) for name, v in findings["versus_baseline"].items()},
+    # each change's effect on the baseline, for the answer's sentence: "makes it worse", "makes no measurable difference"
+    numbers = {**{f"effect_{name}": ("makes no measurable difference" if v["test"]["outcome"] == "unresolved"
+                                     else f"makes it {text.outcome(v['test'], labels[name])}")
+                  for name, v in findings["versus_baseline"].items()},
                # how well each fits its own training images: does a change act on fitting or on generalising?
                **{f"train_{name}": dice for name, dice in final_train.items()}}
     table = [text.row(c.label, findings["versus_baseline"][c.name]["test"]) for c in configs[1:]]

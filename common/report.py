@@ -98,16 +98,16 @@ def comparison_table(record: dict, replication: dict) -> str:
     """The body of an exercise's comparison table: one row per ``text.row`` its script recorded (the image tests
     stay in the results file: the interval over seeds decides, and the page has no room for what only supports),
     A's score left blank where the row above has the same; a direction that did not hold with other seeds
-    (``not_held``): "not replicated†"; not distinguishable here but with a direction in the rerun
-    (``found_in_rerun``): "not distinguishable‡ (new seeds: better)"."""
+    (``not_held``): "not reliably better", as its sentences say it; not distinguishable here but with a direction
+    in the rerun (``found_in_rerun``): "not distinguishable (new seeds: better)"."""
     cells = ("row", "a", "b", "difference", "ci")
     missed, found = not_held(record, replication), found_in_rerun(record, replication)
 
     def outcome(row: dict) -> str:
-        if row["row"] in missed:
-            return r"not replicated\textsuperscript{\textdagger}"
-        if row["row"] in found:  # and what the new seeds found
-            return tex(row["outcome"]) + r"\textsuperscript{\textdaggerdbl} (new seeds: " + tex(found[row["row"]]) + ")"
+        if row["row"] in missed:  # as its sentence reads (resolve_claims)
+            return tex(f"not reliably {row['outcome']}")
+        if row["row"] in found:
+            return tex(f"{row['outcome']} (new seeds: {found[row['row']]})")
         return tex(row["outcome"])
     rows = record.get("table", [])
     # A's score once where rows in turn share it (the baseline of every row of Ex 1.5's table)
@@ -146,8 +146,8 @@ def found_in_rerun(record: dict, replication: dict) -> dict[str, str]:
 def resolve_claims(sentence: str, record: dict, replication: dict) -> str:
     """``sentence`` with each ``text.claim`` mark resolved: dropped, or, where it marks a direction of ``record``'s
     table that the rerun did not give (``not_held``), replaced by "not reliably" ("is ⟨row⟩better than" -> "is
-    not reliably better than"; "reaches it ⟨row⟩sooner than" -> "reaches it not reliably sooner than"). Its table
-    row reads "not replicated†" (``comparison_table``); page 1 says what both mean (``replication_macros``)."""
+    not reliably better than"; "reaches it ⟨row⟩sooner than" -> "reaches it not reliably sooner than"), as its
+    table row (``comparison_table``); page 1 says what it means (``replication_macros``)."""
     missed = not_held(record, replication)
     return text.CLAIM.sub(lambda m: "not reliably " if m.group(1) in missed else "", sentence)
 
@@ -160,9 +160,9 @@ def seed_range(seeds: list[int]) -> str:
 
 def replication_macros(records: list[dict], replication: dict) -> dict[str, str]:
     """``replication.summary``, for page 1: of the directions the tables state, how many were rerun with other
-    seeds and how many held. A direction that did not hold is marked where it is stated: in its table row
-    (``comparison_table``: †) and its sentence (``resolve_claims``); a row not distinguishable here that has a
-    direction in the rerun (``found_in_rerun``) is marked ‡ in its table."""
+    seeds and how many held. A direction that did not hold reads "not reliably better" where it is stated: in its
+    table row (``comparison_table``) and its sentence (``resolve_claims``); a row not distinguishable here that
+    has a direction in the rerun (``found_in_rerun``) names it in its table ("new seeds: better")."""
     stated = sum(row["outcome"] in DIRECTIONS for r in records for row in r.get("table", []))
     rerun = sum(len(rerun_rows(r, replication)) for r in records)
     found = sum(len(found_in_rerun(r, replication)) for r in records)
@@ -175,11 +175,11 @@ def replication_macros(records: list[dict], replication: dict) -> dict[str, str]
     what = {1: "the one direction", 2: "both directions"}.get(stated, f"all {stated} directions")
     lead = what if rerun == stated else f"{rerun} of the {stated} directions"
     summary = ("" if not rerun else f"We reran {lead} found here with new seeds ({shown}): {rerun - failed} held."
-               + (f" The text calls {'the one' if failed == 1 else f'the {failed}'} that did not “not reliably” better "
-                  f"(or worse, sooner, later), and {'its table row' if failed == 1 else 'their table rows'} "
-                  "“not replicated†”." if failed else ""))
-    summary += (f" ‡ marks a row not distinguishable here that {'the new seeds' if rerun else f'new seeds ({shown})'} "
-                "found better or worse, as its row says: no direction is claimed." if found else "")
+               + (f" {'The one' if failed == 1 else f'The {failed}'} that did not {'reads' if failed == 1 else 'read'} "
+                  "“not reliably better” (or worse, sooner, later) in the text and the tables: "
+                  f"{'not a finding' if failed == 1 else 'not findings'}." if failed else ""))
+    summary += (f" A row not distinguishable here that {'the new seeds' if rerun else f'new seeds ({shown})'} resolved "
+                "says so (“new seeds: better”): no direction is claimed." if found else "")
     return {"replication.summary": tex(summary.strip())}
 
 
@@ -413,7 +413,7 @@ class & settings \\\midrule
 %A1
 \bottomrule\end{tabularx}\end{minipage}\par\medskip
 {\footnotesize\setlength{\tabcolsep}{3pt}
-\begin{longtable}{@{}>{\raggedright\arraybackslash}p{0.08\linewidth}>{\raggedright\arraybackslash}p{0.15\linewidth}>{\raggedright\arraybackslash}p{0.24\linewidth}>{\raggedright\arraybackslash}p{0.29\linewidth}>{\raggedright\arraybackslash}p{0.13\linewidth}>{\raggedright\arraybackslash}p{0.06\linewidth}@{}}
+\begin{longtable}{@{}>{\raggedright\arraybackslash}p{0.07\linewidth}>{\raggedright\arraybackslash}p{0.18\linewidth}>{\raggedright\arraybackslash}p{0.23\linewidth}>{\raggedright\arraybackslash}p{0.28\linewidth}>{\raggedright\arraybackslash}p{0.12\linewidth}>{\raggedright\arraybackslash}p{0.07\linewidth}@{}}
 \caption{Every configuration (learning rate: its peak; seeds $0,\ldots,n-1$, $n$ in Table~\ref{tab:summary}); below a data set's first row, what differs; the rest as Table~\ref{tab:defaults}.}\label{tab:hyper}\\
 \toprule Ex. & configuration & model & training & augmentation & epochs / batch \\ \midrule \endfirsthead
 \toprule Ex. & configuration & model & training & augmentation & epochs / batch \\ \midrule \endhead

@@ -384,9 +384,9 @@ def test_a_direction_that_did_not_hold_with_other_seeds_is_marked_and_named():
         "batch norm": "better", "tanh": "worse", "augmentation": "not distinguishable", "ms per step": "1.10× faster"}}}
     body = report.comparison_table(records[0], check).splitlines()
     assert [line.split(" & ")[1] for line in body] == ["1", "", "", "5"]  # A once while the rows share it
-    assert [line.endswith(r"not replicated\textsuperscript{\textdagger} \\") for line in body] == [False, False, True, False]
-    # tanh: not distinguishable here, worse in the rerun: marked in its row, not claimed
-    assert body[1].endswith(r"not distinguishable\textsuperscript{\textdaggerdbl} (new seeds: worse) \\")
+    assert [line.endswith(r"not reliably worse \\") for line in body] == [False, False, True, False]
+    # tanh: not distinguishable here, worse in the rerun: said in its row, not claimed
+    assert body[1].endswith(r"not distinguishable (new seeds: worse) \\")
     assert body[0].endswith(r"better \\")
     macros = report.replication_macros(records, check)
     # the sentences that state a row's direction say, where it is stated, that the rerun did not give it
@@ -404,9 +404,9 @@ def test_a_direction_that_did_not_hold_with_other_seeds_is_marked_and_named():
     assert report.exercise_macros({**records[0], "numbers": {"changes": pairs}, "configs": [], "data": {}},
                                   {})["ex1_5.changes"] == "batch norm and augmentation are better than the baseline"
     assert macros == {"replication.summary": "We reran 2 of the 3 directions found here with new seeds (100--102): 1 "
-                      "held. The text calls the one that did not “not reliably” better (or worse, sooner, later), and its "
-                      r"table row “not replicated\textdagger{}”. \textdaggerdbl{} marks a row not distinguishable here that "
-                      "the new seeds found better or worse, as its row says: no direction is claimed."}
+                      "held. The one that did not reads “not reliably better” (or worse, sooner, later) in the text and "
+                      "the tables: not a finding. A row not distinguishable here that the new seeds resolved says so "
+                      "(“new seeds: better”): no direction is claimed."}
     # a mark follows the rows as they are now: a result recomputed to "worse" in the rerun's terms holds
     again = {**records[0], "table": [rows[0], rows[1], {**rows[2], "outcome": "not distinguishable"}, rows[3]]}
     assert report.not_held(again, check) == []
@@ -417,14 +417,15 @@ def test_a_direction_that_did_not_hold_with_other_seeds_is_marked_and_named():
     # a rerun that states no direction here, only a ‡ row: the ‡ is still explained
     only_found = {"seeds": [100], "outcomes": {"ex1_5_variants": {"tanh": "worse"}}}
     assert report.replication_macros(records[:1], only_found)["replication.summary"] == (
-        r"\textdaggerdbl{} marks a row not distinguishable here that new seeds (100) found better or worse, as its row "
-        "says: no direction is claimed.")
+        "A row not distinguishable here that new seeds (100) resolved says so (“new seeds: better”): no direction is "
+        "claimed.")
     # one seed; everything held: no dagger clause
     held = {"seeds": [100], "outcomes": {"ex1_5_variants": {"batch norm": "better", "augmentation": "worse"}}}
     assert report.replication_macros(records[:1], held)["replication.summary"] == \
         "We reran both directions found here with new seeds (100): 2 held."
     # no rerun: no marks, and page 1 says so
-    assert "textdagger" not in report.comparison_table(records[0], {})
+    assert "not reliably" not in report.comparison_table(records[0], {})
+    assert "new seeds" not in report.comparison_table(records[0], {})
     assert report.replication_macros(records, {})["replication.summary"] == \
         "The comparisons have not been rerun with other seeds."
 

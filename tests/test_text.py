@@ -81,7 +81,7 @@ def test_epochs_to_a_threshold_print_with_their_count_and_outcome():
     assert row["outcome"] == "sooner" and text.when(sooner, "SGD") == "sooner than SGD"
     wide = {**sooner, "ci_low": -15.0, "ci_high": 1.2, "outcome": "unresolved"}
     assert text.epochs_row("", wide)["outcome"] == "not distinguishable"
-    assert text.when(wide, "SGD") == "about as soon as SGD (not distinguishable)"
+    assert text.when(wide, "SGD") == "neither measurably sooner nor later than SGD"
     never = {"a_epochs": [None, None], "b_epochs": [None, 7], "both_reach": 0, "pairs": 2, "difference": float("nan"),
              "ci_low": float("nan"), "ci_high": float("nan"), "outcome": "unresolved"}
     row = text.epochs_row("", never)
