@@ -64,8 +64,8 @@ check-tex:
 	fi
 
 # One rule per results file: the script makes it and its figures. A run that several exercises share is
-# trained by the first (Ex 1.2's network, reused by Ex 1.3-1.5; Ex 2.1's, by Ex 2.2-2.4) and loaded from the
-# run cache by the others, so they wait for it.
+# trained by the first (Ex 1.2's network, reused by Ex 1.3-1.5; Ex 2.1's, by Ex 2.2-2.4; Ex 2.2's network without
+# batch norm, by Ex 2.4) and loaded from the run cache by the others, so they wait for it.
 SCRIPTS := $(sort $(wildcard ex[0-9]_[0-9]_*.py))
 RESULTS = $(patsubst %.py,$(OUT)/results/%.json,$(SCRIPTS))
 # FORCE=1 runs every script, whatever is up to date (their runs come from the run cache where they are there).
@@ -77,6 +77,7 @@ $(OUT)/results/ex1_3_pool_order.json $(OUT)/results/ex1_4_adam.json $(OUT)/resul
 $(OUT)/results/ex1_5_variants.json: $(OUT)/results/ex1_3_pool_order.json  # its tanh run is Ex 1.3's
 $(OUT)/results/ex2_2_regularization.json $(OUT)/results/ex2_3_skip.json $(OUT)/results/ex2_4_residual.json: \
 	$(OUT)/results/ex2_1_segnet.json
+$(OUT)/results/ex2_4_residual.json: $(OUT)/results/ex2_2_regularization.json  # its depth-1 no-BN runs are Ex 2.2's
 
 results: $(RESULTS)
 always:

@@ -4,7 +4,7 @@ A U-Net (skip connections, Ex 2.3) whose every conv + ReLU is a residual block o
 batch norm and flips/rotations (Ex 2.2), trained with Adam on a one-cycle schedule, and predicting
 with test-time augmentation: the mean class probability over the 8 flips and rotations of an image.
 Every choice was made on validation images by the sweeps in tuning/ (tuning/README.md: what each
-compared, by which rule, what it chose). The final model is that configuration trained on all 85
+compared, by which rule, what it chose), though test results prompted some of those rounds. The final model is that configuration trained on all 85
 training images. Shown: its test Dice, and the best and the worst test image.
 
 Run:  python ex2_5_best.py --device cuda     (or --device cpu; --quick: a smoke test)

@@ -128,8 +128,7 @@ SAVED_KEYS = ("name", "seed", "num_weights", "test_accuracy", "model_options", "
 
 
 def save_model(path: Path, runs: Runs, seed_index: int, splits: Splits) -> None:
-    """The weights of one run of ``runs`` (built by a ``functools.partial`` of its model class),
-    with what is needed to rebuild the model and to check it."""
+    """The weights of one run of ``runs``, with what is needed to rebuild the model and to check it."""
     record = runs.records[seed_index]
     buffer = io.BytesIO()
     torch.save({"name": runs.label, "model_options": options(runs.config["model"]), "seed": record["seed"],
@@ -145,20 +144,22 @@ def load_model(path: Path, model_class: type[nn.Module]) -> dict:
     not a torch file, another model's weights, missing entries) is a DataError naming the file."""
     if not Path(path).is_file():
         raise DataError(f"{shown_path(path)}: no such weights file")
+    not_ours = f"{shown_path(path)}: not a weights file written by this project"
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(saved, dict):
-            raise TypeError(f"it holds a {type(saved).__name__}, not a dict")
-        missing = [key for key in SAVED_KEYS if key not in saved]
-        if missing:
-            raise KeyError(f"no {', '.join(missing)}")
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:  # torch's own message suggests
+        # weights_only=False: wrong for a stray file
+        raise DataError(f"{not_ours} (not a file torch.save wrote, or one holding more than tensors and plain "
+                        "values)") from exc
+    if not isinstance(saved, dict):
+        raise DataError(f"{not_ours} (it holds a {type(saved).__name__}, not a dict)")
+    missing = [key for key in SAVED_KEYS if key not in saved]
+    if missing:
+        raise DataError(f"{not_ours} (no {', '.join(missing)})")
+    try:
         model = model_class(**saved["model_options"])
         model.load_state_dict(saved["state_dict"])
-    except pickle.UnpicklingError as exc:  # torch's own message suggests weights_only=False: wrong for a stray file
-        raise DataError(f"{shown_path(path)}: not a weights file written by this project (not a file torch.save "
-                        "wrote, or one holding more than tensors and plain values)") from exc
-    except Exception as exc:  # a user's file: whatever is wrong with it, say which file and what
+    except (TypeError, RuntimeError) as exc:  # options or weights of another model class
         reason = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise DataError(f"{shown_path(path)}: not a weights file written by this project "
-                        f"({type(exc).__name__}: {reason})") from exc
+        raise DataError(f"{not_ours} ({type(exc).__name__}: {reason})") from exc
     return {**saved, "model": model}

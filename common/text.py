@@ -1,4 +1,4 @@
-"""Numbers in words, as the scripts print them and the report quotes them (plain text; common.latex escapes it).
+"""Numbers in words, as the scripts print them and the report quotes them (plain text; common.report.tex escapes it).
 
 A score prints at the report's precision: accuracy in percent with 2 decimals ("98.85 %", a difference in
 points), HD95 in pixels with 1, Dice and boundary F1 with 3. A comparison (``metrics.compare``) prints as its

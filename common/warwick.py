@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from .data import (DataError, Splits, check_val_size, shown_path, split_ordered, stable_hash, tensor_fingerprint,
                    train_val_indices)
@@ -147,6 +147,8 @@ def _open(data: bytes, where: str) -> np.ndarray:
         with Image.open(io.BytesIO(data)) as img:
             img.load()
             return np.asarray(img.convert("RGB") if img.mode not in ("RGB", "L", "1") else img)
+    except UnidentifiedImageError as exc:  # its message names an in-memory buffer, not the file
+        raise DataError(f"cannot read {where}: not a PNG image") from exc
     except Exception as exc:
         raise DataError(f"cannot read {where}: {exc}") from exc
 

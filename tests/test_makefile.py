@@ -86,3 +86,16 @@ def test_report_without_latex_stops_at_once_with_the_install_line(tmp_path):
     dry = subprocess.run([make, "-n", "report", "PDF=no"], cwd=tmp_path, env=env, capture_output=True, text=True,
                          timeout=30)
     assert dry.returncode == 0 and "common.report readme" in dry.stdout  # on to the results and the README's table
+
+
+def test_a_script_waits_for_the_script_that_trains_the_runs_it_reuses():
+    """Under make -j, a script that loads shared runs from the cache must not train them alongside the
+    script that trains them: its results file depends on the other's."""
+    database = subprocess.run(["make", "-pnq", "OUT=zz", "zz/results/ex2_4_residual.json"], cwd=REPO_ROOT,
+                              capture_output=True, text=True).stdout
+    needs = {line.split(":")[0]: line for line in database.splitlines() if line.startswith("zz/results/")}
+    reuse = {"ex1_3_pool_order": ["ex1_2_cnn"], "ex1_4_adam": ["ex1_2_cnn"], "ex1_5_variants": ["ex1_2_cnn", "ex1_3_pool_order"],
+             "ex2_2_regularization": ["ex2_1_segnet"], "ex2_3_skip": ["ex2_1_segnet"],
+             "ex2_4_residual": ["ex2_1_segnet", "ex2_2_regularization"]}  # Ex 2.4's depth-1 no-BN runs are Ex 2.2's
+    for script, trained_by in reuse.items():
+        assert all(f"zz/results/{other}.json" in needs[f"zz/results/{script}.json"] for other in trained_by), script
