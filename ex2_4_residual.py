@@ -77,17 +77,6 @@ def residual_against_plain(plain: train.Runs, residual: train.Runs, timings: dic
     }
 
 
-def score_std_at_init(config: dict, images: torch.Tensor, seeds: list[int]) -> float:
-    """The standard deviation of a fresh network's class scores on ``images``, mean over ``seeds``. Without
-    batch norm nothing rescales a residual sum, so each block adds its branch's variance to the shortcut's."""
-    stds = []
-    for seed in seeds:
-        torch.manual_seed(seed)
-        with torch.no_grad():
-            stds.append(train.build_model(config).to(images.device).eval()(images).std().item())
-    return sum(stds) / len(stds)
-
-
 EPOCHS_ROW = f"epochs to {text.score('dice', DICE_THRESHOLD)}"
 
 
@@ -110,13 +99,11 @@ def group_rows(group: dict, timings: dict, names: tuple[str, str], batch_norm: b
     rows = [text.row(row_label(batch_norm, "test Dice"), group["residual_vs_plain"]),
             text.epochs_row(row_label(batch_norm, EPOCHS_ROW), group["epochs_to_threshold"])]
     if batch_norm:
-        return rows + [{"row": row_label(batch_norm, "ms per step"), "a": text.ms(timings[names[0]]["per_batch_s"]),
-                        "b": text.ms(timings[names[1]]["per_batch_s"]), "difference": "–", "ci": "–", "images": "–",
-                        "outcome": text.speed(time)}]
-    return rows + [{"row": row_label(batch_norm, "runs stuck at one class"), "a": f"{fails['a']} of {fails['a_runs']}",
-                    "b": f"{fails['b']} of {fails['b_runs']}", "difference": "–", "ci": "–", "images": "–",
-                    "outcome": ("fewer" if fails["b"] < fails["a"] else "more") if fails["p"] < metrics.ALPHA
-                    else "not distinguishable"}]
+        return rows + [text.plain_row(row_label(batch_norm, "ms per step"), *(text.ms(timings[n]["per_batch_s"]) for n in names),
+                                      text.speed(time))]
+    fewer = ("fewer" if fails["b"] < fails["a"] else "more") if fails["p"] < metrics.ALPHA else "not distinguishable"
+    return rows + [text.plain_row(row_label(batch_norm, "runs stuck at one class"), f"{fails['a']} of {fails['a_runs']}",
+                                  f"{fails['b']} of {fails['b_runs']}", fewer)]
 
 
 def main(argv=None) -> list[train.Runs]:
@@ -143,8 +130,9 @@ def main(argv=None) -> list[train.Runs]:
                                 f"depth 1, no BN (Ex 2.2's, {len(no_bn_seeds)} seeds)", seeds=no_bn_seeds)
 
     images = splits.train[0][:args.batch_size]
-    init_std = {kind: score_std_at_init(deeper(config, DEPTH, kind == "residual", batch_norm=False), images, no_bn_seeds)
-                for kind in ("plain", "residual")}
+    # without batch norm nothing rescales a residual sum: each block adds its branch's variance to the shortcut's
+    init_std = {kind: evaluation.score_std_at_init(deeper(config, DEPTH, kind == "residual", batch_norm=False), images,
+                                                   no_bn_seeds) for kind in ("plain", "residual")}
     torch.manual_seed(ctx.seed)  # the time does not depend on the weights' values
     networks = {r.name: r.model() for pair in runs.values() for r in pair}
     timings = timing.time_forward_backward(networks, *splits.train, batch_size=args.batch_size,

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import metrics, results, warwick
-from .train import Runs
+from .train import Runs, build_model
 
 LOWER_IS_BETTER = ("hd95",)
 DIHEDRAL = [(flip, k) for flip in (False, True) for k in range(4)]  # the 8 symmetries of the square
@@ -89,6 +89,17 @@ def with_test_prediction(runs: Runs, logits: list[Tensor], targets: Tensor, name
                        "n": len(targets), "evaluation": how}
     out["summary"]["test_dice"] = metrics.summarize([run["test"]["dice"] for run in out["runs"]])
     return out
+
+
+def score_std_at_init(config: dict, images: Tensor, seeds: list[int]) -> float:
+    """The standard deviation of the class scores on ``images`` of a fresh network of ``config``, mean over
+    ``seeds`` (each seed draws the initial weights)."""
+    stds = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            stds.append(build_model(config).to(images.device).eval()(images).std().item())
+    return sum(stds) / len(stds)
 
 
 def speed_of_learning(runs: Runs | dict, threshold: float) -> dict:

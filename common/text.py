@@ -79,6 +79,12 @@ def row(label: str, comparison: dict) -> dict[str, str]:
             "images": f"{images['agree']} / {images['disagree']}" if images else "–", "outcome": outcome(c)}
 
 
+def plain_row(label: str, a: str, b: str, outcome: str) -> dict[str, str]:
+    """A table row of two values and an outcome that has no paired difference or interval over seeds (a
+    timing, a count), in ``row``'s layout: "–" in the cells it lacks."""
+    return {"row": label, "a": a, "b": b, "difference": "–", "ci": "–", "images": "–", "outcome": outcome}
+
+
 def cells(prefix: str, comparison: dict) -> dict[str, str]:
     """``row``'s cells and the ``relation`` as numbers named ``<prefix>_a``, ``<prefix>_difference``, ...,
     for a table or sentence the report writes itself."""

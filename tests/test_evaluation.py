@@ -390,3 +390,15 @@ def test_red_share_summary_by_hand():
     beyond = summary["test"].pop("beyond_training")
     assert summary["test"] == pytest.approx({"min": 0.4, "median": 0.575, "max": 0.75, "above_training_max": 1})
     assert beyond == [1]  # the second test image
+
+
+def test_score_std_at_init_is_the_mean_over_seeds_of_a_fresh_networks_output_std():
+    from common import train
+    config = {"model": {"class": "MLP", "in_features": 4, "hidden": (3,), "num_classes": 2, "activation": "relu"}}
+    images = torch.arange(8.0).reshape(2, 4)
+    stds = []
+    for seed in (0, 1):  # by hand: each seed draws the weights, then one forward pass
+        torch.manual_seed(seed)
+        stds.append(train.build_model(config)(images).std().item())
+    assert evaluation.score_std_at_init(config, images, [0, 1]) == pytest.approx(sum(stds) / 2)
+    assert stds[0] != stds[1]  # the seeds matter

@@ -190,3 +190,10 @@ def test_the_reason_for_a_fit_verdict_is_the_mean_over_the_seeds_that_share_the_
     good = [detail("good fit"), detail("borderline", borderline=["gap"]), detail("good fit")]
     assert text.fit_reason({"verdicts": ["good fit", "borderline", "good fit"], "verdict_details": good}, "dice") == \
         "no criterion of the rule applies"
+
+
+def test_a_plain_row_has_rows_layout_with_dashes_where_it_has_no_difference():
+    assert text.plain_row("ms per step", "438", "463", "1.06× slower") == {
+        "row": "ms per step", "a": "438", "b": "463", "difference": "–", "ci": "–", "images": "–",
+        "outcome": "1.06× slower"}
+    assert set(text.plain_row("x", "1", "2", "y")) == set(text.row("x", metrics.compare([0.1, 0.2], [0.2, 0.3], score="dice")))
