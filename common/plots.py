@@ -100,8 +100,9 @@ def _score_lines(ax, runs, color, label: str | None = None) -> list[float]:
     val = _epochs(runs, "val_score")
     train = _epochs(runs, "train_eval_score").mean(0)
     x = np.arange(1, val.shape[1] + 1)
-    ax.plot(x, train, color=color, linewidth=0.9, label=label)
-    ax.plot(x, val.mean(0), "--", color=color, linewidth=1.1)
+    marker = "o" if len(x) == 1 else None  # one epoch (--quick): a line of one point would not show
+    ax.plot(x, train, color=color, linewidth=0.9, label=label, marker=marker)
+    ax.plot(x, val.mean(0), "--", color=color, linewidth=1.1, marker=marker)
     if len(val) > 1:  # the range over seeds: a light fill with its edges drawn, so that two ranges stay apart
         ax.fill_between(x, val.min(0), val.max(0), color=color, alpha=0.12, linewidth=0)
         for edge in (val.min(0), val.max(0)):
