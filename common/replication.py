@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
+from . import text
 from .data import atomic_write_bytes
 from .metrics import ALPHA
 
@@ -34,7 +35,7 @@ def outcomes(findings, path: str = "") -> Iterator[tuple[str, str]]:
         if "outcome" in findings and "difference" in findings:  # a comparison, or epochs to a threshold
             yield path, findings["outcome"]
         elif "speedup" in findings and "p" in findings:
-            yield path, ("about as fast" if findings["p"] >= ALPHA else "faster" if findings["speedup"] > 1 else "slower")
+            yield path, text.speed_outcome(findings)
         elif {"a_runs", "b_runs", "p"} <= set(findings):
             yield path, ("a difference" if findings["p"] < ALPHA else "no difference")
         for key, value in findings.items():

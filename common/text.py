@@ -236,14 +236,22 @@ def fit_reason(summary: dict, score_name: str) -> str:
     return details[0]["why"]
 
 
+def speed_outcome(versus: dict) -> str:
+    """A paired timing's (``timing.versus``) direction: "about as fast" where its sign test does not resolve
+    one, else "faster" or "slower"."""
+    if versus["p"] >= ALPHA:
+        return "about as fast"
+    return "faster" if versus["speedup"] >= 1 else "slower"
+
+
 def speed(versus: dict, relation: bool = False) -> str:
     """A paired timing (``timing.versus``: the median speed-up over paired repeats and its sign test):
     "1.33× faster", "1.25× slower" or "about as fast"; with ``relation``, for a sentence: "1.33× faster
     than", "about as fast as"."""
-    s = versus["speedup"]
-    if versus["p"] >= ALPHA:
-        return "about as fast" + (" as" if relation else "")
-    return (f"{s:.2f}× faster" if s >= 1 else f"{1 / s:.2f}× slower") + (" than" if relation else "")
+    s, outcome = versus["speedup"], speed_outcome(versus)
+    if outcome == "about as fast":
+        return outcome + (" as" if relation else "")
+    return (f"{s:.2f}× faster" if outcome == "faster" else f"{1 / s:.2f}× slower") + (" than" if relation else "")
 
 
 def ms(seconds: float) -> str:
