@@ -97,6 +97,9 @@ def test_a_timing_is_faster_or_slower_only_where_the_sign_test_says_so():
     assert text.speed({"speedup": 0.8, "p": 0.0156}) == "1.25× slower"  # 1 / 0.8
     assert text.speed({"speedup": 2.0, "p": 0.05}) == "about as fast"  # p < 0.05 is needed
     assert text.speed({"speedup": 0.5, "p": 0.45}) == "about as fast"
+    # the direction alone, as the replication check compares it
+    assert [text.speed_outcome({"speedup": s, "p": p}) for s, p in ((1.333, 0.0156), (0.8, 0.0156), (2.0, 0.05))] == \
+        ["faster", "slower", "about as fast"]
     assert text.speed({"speedup": 1.333, "p": 0.0156}, relation=True) == "1.33× faster than"
     assert text.speed({"speedup": 0.5, "p": 0.45}, relation=True) == "about as fast as"
 
