@@ -166,8 +166,7 @@ def main(argv=None) -> list[train.Runs]:
     for key, findings_key, bn, pair in (("versus_depth1", "versus_ex2_1", True, with_bn),
                                         ("versus_depth1_no_bn", "versus_depth1_no_bn", False, without_bn)):
         # (subject, predicate) pairs: the report words them as one sentence (text.grouped)
-        numbers[key] = [(f"the deeper {kind} network",
-                         f"{text.relation(findings[findings_key][r.name], depth_label(kind, bn))} the depth-1 network")
+        numbers[key] = [(f"the {kind} one", f"{text.relation(findings[findings_key][r.name], depth_label(kind, bn))} depth 1")
                         for kind, r in zip(("plain", "residual"), pair)]
     configs = [reference, *with_bn, reference_no_bn, *without_bn]
     draw(results.write(ctx, EXERCISE, configs, splits, findings, numbers=numbers, table=table), {}, ctx.figures_dir)
