@@ -96,14 +96,15 @@ figures: $(VENV)/.installed
 # 100.. (which also draw another validation split) and with PyTorch's CPU kernels limited to another
 # instruction set (OTHER_CPU: AVX2 on an AVX-512 machine; on an AVX2 machine, such as the one the report
 # was made on, the plain kernels), into scratch/; then every comparison's outcome against report/results
-# (common/replication.py), and the directions the report's tables state against the other seeds into
-# report/replication.json, which the report marks (†). The run cache keys hold the instruction set, so the two
-# never mix.
+# (common/replication.py), and the outcomes of the report's table rows in both into report/replication.json:
+# a direction either did not give reads "not reliably better" in the report. The run cache keys hold the
+# instruction set, so the two never mix.
 OTHER_CPU ?= ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_ENABLE_INSTRUCTIONS=SSE4_2
 replicate: $(VENV)/.installed
 	$(MAKE) --no-print-directory -j$(JOBS) results FORCE=1 OUT=scratch/seed100 SCRIPT_ARGS="--seed 100 --no-progress"
 	$(OTHER_CPU) $(MAKE) --no-print-directory -j$(JOBS) results FORCE=1 OUT=scratch/other_cpu SCRIPT_ARGS="--no-progress"
-	$(PY) -m common.replication report/results scratch/seed100/results --write report/replication.json
+	$(PY) -m common.replication report/results scratch/seed100/results --write report/replication.json \
+		--other-cpu scratch/other_cpu/results
 	$(PY) -m common.replication report/results scratch/other_cpu/results
 
 report: check-tex $(VENV)/.installed

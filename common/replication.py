@@ -14,7 +14,9 @@ Prints the outcomes that differ, and how many were compared; exits 1 if any diff
 also writes, for the report, the seeds of the second folder and the outcome of each row of its comparison
 tables; ``common.report`` checks each direction its own tables state (a row's outcome in DIRECTIONS; timings
 aside: they do not depend on the seeds) against the same row there, and marks those that did not hold. With
---write it exits 0 (a record, not a gate).
+--write it exits 0 (a record, not a gate). ``--other-cpu scratch/other_cpu/results`` adds the table outcomes
+of the scripts run with another CPU's kernels (the report's seeds; a results file there may hold only some
+rows of its table), which the report checks its directions against too.
 """
 from __future__ import annotations
 
@@ -62,7 +64,13 @@ def rerun_outcomes(other: Path) -> dict:
     sets = {tuple(sorted(run["seed"] for run in config["runs"])) for r in records.values() for config in r["configs"]}
     return {"seeds": sorted({run["seed"] for r in records.values() for config in r["configs"] for run in config["runs"]}),
             "seed_sets": [list(s) for s in sorted(sets, key=lambda s: (len(s), s))],
-            "outcomes": {stem: {row["row"]: row["outcome"] for row in r.get("table", [])} for stem, r in records.items()}}
+            "outcomes": table_outcomes(records)}
+
+
+def table_outcomes(records: dict[str, dict]) -> dict[str, dict[str, str]]:
+    """The outcome of each row of each record's comparison table: {results stem: {row label: outcome}}. A
+    record may hold only some of its script's rows (a partial rerun)."""
+    return {stem: {row["row"]: row["outcome"] for row in r.get("table", [])} for stem, r in records.items()}
 
 
 def main(argv: list[str]) -> int:
@@ -70,12 +78,19 @@ def main(argv: list[str]) -> int:
     parser.add_argument("reference", type=Path, help="the report's results folder")
     parser.add_argument("others", type=Path, nargs="+", help="the same scripts' results, rerun")
     parser.add_argument("--write", type=Path, help="write the rerun's seeds and table outcomes here (one rerun)")
+    parser.add_argument("--other-cpu", type=Path, help="with --write: the same scripts' results with another CPU's "
+                        "kernels (the report's seeds), whose table outcomes are written too, as \"other_cpu\"")
     args = parser.parse_args(argv)
     if args.write and len(args.others) != 1:
         parser.error("--write takes one rerun folder")
+    if args.other_cpu and not args.write:
+        parser.error("--other-cpu goes with --write")
     if args.write:  # a record for the report, not a gate: outcomes that differ are what it is for
-        atomic_write_bytes(args.write, (json.dumps(rerun_outcomes(args.others[0]), indent=1, ensure_ascii=False)
-                                        + "\n").encode())
+        record = rerun_outcomes(args.others[0])
+        if args.other_cpu:
+            records = {file.stem: json.loads(file.read_text()) for file in sorted(args.other_cpu.glob("*.json"))}
+            record["other_cpu"] = {"outcomes": table_outcomes(records)}
+        atomic_write_bytes(args.write, (json.dumps(record, indent=1, ensure_ascii=False) + "\n").encode())
         print(f"wrote {args.write}")
     reference = read(args.reference)
     changed = 0

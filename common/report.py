@@ -116,23 +116,37 @@ def comparison_table(record: dict, replication: dict) -> str:
 
 
 def _rerun_table(record: dict, replication: dict) -> dict[str, str]:
-    """The rerun's outcome of each row of ``record``'s table, by label (``replication.rerun_outcomes``; {} where
-    none was run)."""
+    """The seed rerun's outcome of each row of ``record``'s table, by label (``replication.rerun_outcomes``; {}
+    where none was run)."""
     return replication.get("outcomes", {}).get(record["exercise"], {})
 
 
+def _other_cpu_table(record: dict, replication: dict) -> dict[str, str]:
+    """The outcome with another CPU's kernels of the rows of ``record``'s table that were rerun so, by label."""
+    return replication.get("other_cpu", {}).get("outcomes", {}).get(record["exercise"], {})
+
+
 def rerun_rows(record: dict, replication: dict) -> dict[str, str]:
-    """The directions ``record``'s table states (a row's outcome in ``replication.DIRECTIONS``) that the rerun
-    also holds: row label -> the rerun's outcome."""
+    """The directions ``record``'s table states (a row's outcome in ``replication.DIRECTIONS``) that the seed
+    rerun also holds: row label -> the rerun's outcome."""
     theirs = _rerun_table(record, replication)
     return {row["row"]: theirs[row["row"]] for row in record.get("table", [])
             if row["outcome"] in DIRECTIONS and row["row"] in theirs}
 
 
+def other_cpu_rows(record: dict, replication: dict) -> dict[str, str]:
+    """As ``rerun_rows``, for the rerun with another CPU's kernels."""
+    theirs = _other_cpu_table(record, replication)
+    return {row["row"]: theirs[row["row"]] for row in record.get("table", [])
+            if row["outcome"] in DIRECTIONS and row["row"] in theirs}
+
+
 def not_held(record: dict, replication: dict) -> list[str]:
-    """The labels of ``record``'s table rows whose direction the rerun did not give."""
+    """The labels of ``record``'s table rows whose direction the seed rerun, or the rerun with another CPU's
+    kernels, did not give."""
     ours = {row["row"]: row["outcome"] for row in record.get("table", [])}
-    return [label for label, outcome in rerun_rows(record, replication).items() if outcome != ours[label]]
+    reruns = [rerun_rows(record, replication), other_cpu_rows(record, replication)]
+    return [label for label in ours if any(label in rerun and rerun[label] != ours[label] for rerun in reruns)]
 
 
 def found_in_rerun(record: dict, replication: dict) -> dict[str, str]:
@@ -158,6 +172,12 @@ def seed_range(seeds: list[int]) -> str:
             else ", ".join(map(str, seeds)))
 
 
+def _held(rows: dict[str, str], record: dict) -> int:
+    """How many of ``rows`` (a rerun's outcomes of ``record``'s stated directions) give the table's outcome."""
+    ours = {row["row"]: row["outcome"] for row in record.get("table", [])}
+    return sum(outcome == ours[label] for label, outcome in rows.items())
+
+
 def replication_macros(records: list[dict], replication: dict) -> dict[str, str]:
     """``replication.summary``, for page 1: of the directions the tables state, how many were rerun with other
     seeds and how many held. A direction that did not hold reads "not reliably better" where it is stated: in its
@@ -174,8 +194,13 @@ def replication_macros(records: list[dict], replication: dict) -> dict[str, str]
     failed = sum(len(not_held(r, replication)) for r in records)
     what = {1: "the one direction", 2: "both directions"}.get(stated, f"all {stated} directions")
     lead = what if rerun == stated else f"{rerun} of the {stated} directions"
-    summary = ("" if not rerun else f"We reran {lead} found here with new seeds ({shown}): {rerun - failed} held."
-               + (f" {'The one' if failed == 1 else f'The {failed}'} that did not {'reads' if failed == 1 else 'read'} "
+    held = sum(_held(rerun_rows(r, replication), r) for r in records)
+    cpu_checked = sum(len(other_cpu_rows(r, replication)) for r in records)
+    cpu_held = sum(_held(other_cpu_rows(r, replication), r) for r in records)
+    summary = ("" if not rerun else f"We reran {lead} found here with new seeds ({shown}): {held} held."
+               + (f" We also reran {cpu_checked} of them with another CPU's arithmetic (PyTorch's plain kernels, the same "
+                  f"seeds): {cpu_held} held." if cpu_checked else "")
+               + (f" {'The one' if failed == 1 else f'The {failed}'} that did not hold {'reads' if failed == 1 else 'read'} "
                   "“not reliably better” (or worse, sooner, later) in the text and the tables: "
                   f"{'not a finding' if failed == 1 else 'not findings'}." if failed else ""))
     summary += (f" A row not distinguishable here that {'the new seeds' if rerun else f'new seeds ({shown})'} resolved "

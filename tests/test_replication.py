@@ -126,3 +126,17 @@ def test_written_record_holds_the_reruns_seeds_and_table_outcomes_and_exits_0(tm
         with pytest.raises(SystemExit) as stopped:
             replication.main(wrong)
         assert stopped.value.code == 2
+
+
+def test_written_record_holds_the_other_cpus_table_outcomes_too(tmp_path, capsys):
+    reference = tables(tmp_path / "reference", [0, 1, 2], ex9_9={"batch norm": "better"})
+    other = tables(tmp_path / "seed100", [100, 101, 102], ex9_9={"batch norm": "better"})
+    cpu = tmp_path / "other_cpu"
+    cpu.mkdir()  # a partial rerun: one row of its script's table
+    (cpu / "ex9_9.json").write_text(json.dumps({"table": [{"row": "batch norm", "outcome": "not distinguishable"}]}))
+    out = tmp_path / "replication.json"
+    assert replication.main([reference, other, "--write", str(out), "--other-cpu", str(cpu)]) == 0
+    assert json.loads(out.read_text())["other_cpu"] == {"outcomes": {"ex9_9": {"batch norm": "not distinguishable"}}}
+    with pytest.raises(SystemExit) as stopped:  # --other-cpu only goes into the record
+        replication.main([reference, other, "--other-cpu", str(cpu)])
+    assert stopped.value.code == 2
