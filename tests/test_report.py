@@ -78,7 +78,7 @@ def test_write_all_defines_a_macro_for_every_result(results_root):
     defaults, rows = _hyper_tables((root / "generated" / "hyper.tex").read_text())
     assert defaults == [r"SGD & momentum=0, dampening=0, weight\_decay=0, nesterov=False \\",
                         r"CrossEntropyLoss & reduction=mean, ignore\_index=-100, label\_smoothing=0.0 \\",
-                        "PyTorch init & " + report.tex(models.INIT_SCHEMES["default"]) + r" \\"]
+                        "PyTorch init & " + report.tex(report._formula(models.INIT_SCHEMES["default"])) + r" \\"]
     assert rows == [["9.9", "toy net", "MLP 16-8-2", "SGD, lr 0.1; constant", "none", "2 / 16"],
                     ["9.9", r"wide\_50\%", "", "", "", "3 / 16"]]  # blank: as in the first row
 
@@ -456,3 +456,8 @@ def test_the_tuning_table_lists_every_setting_tried_with_the_one_used_in_bold():
         r"2.4, plain, no BN: learning rate & \textbf{0.001: 0.828}; 0.003: 0.697 \\",
         r"2.4, residual, no BN: learning rate & 0.001: 0.693; \textbf{0.003: 0.835} \\"]
     assert "within 0.15 points (Dice 0.008) of the best" in table  # the tolerance the choices recorded
+
+
+def test_the_initialisations_formulas_print_with_their_symbols():
+    assert report._formula("U(+-1/sqrt(fan_in))") == "U(±1/√(fan_in))"
+    assert report.tex(report._formula("in_channels*(k/stride)^2")) == r"in\_channels*(k/stride)\ensuremath{^2}"
