@@ -45,10 +45,8 @@ def outcomes(findings, path: str = "") -> Iterator[tuple[str, str]]:
 
 
 def read(folder: Path) -> dict[str, str]:
-    out = {}
-    for file in sorted(Path(folder).glob("*.json")):
-        out.update({f"{file.stem}: {where}": o for where, o in outcomes(json.loads(file.read_text())["findings"])})
-    return out
+    return {f"{stem}: {where}": o for stem, record in read_records(folder).items()
+            for where, o in outcomes(record["findings"])}
 
 
 DIRECTIONS = ("better", "worse", "sooner", "later", "fewer", "more")  # a table row's outcome that states one
@@ -60,17 +58,27 @@ def rerun_outcomes(other: Path) -> dict:
     row of its comparison tables, {"seeds": [...], "seed_sets": [[...], ...], "outcomes": {results stem: {row
     label: outcome}}}, each results file read once. The report compares them with its own rows when it is built
     (``common.report.not_held``), so a mark never goes stale."""
-    records = {file.stem: json.loads(file.read_text()) for file in sorted(Path(other).glob("*.json"))}
+    records = read_records(other)
     sets = {tuple(sorted(run["seed"] for run in config["runs"])) for r in records.values() for config in r["configs"]}
     return {"seeds": sorted({run["seed"] for r in records.values() for config in r["configs"] for run in config["runs"]}),
             "seed_sets": [list(s) for s in sorted(sets, key=lambda s: (len(s), s))],
             "outcomes": table_outcomes(records)}
 
 
+def read_records(folder: Path) -> dict[str, dict]:
+    """Every results file in ``folder``, by stem, each read once."""
+    return {file.stem: json.loads(file.read_text()) for file in sorted(Path(folder).glob("*.json"))}
+
+
+def row_outcomes(record: dict) -> dict[str, str]:
+    """The outcome of each row of a record's comparison table, by label. A record may hold only some of its
+    script's rows (a partial rerun)."""
+    return {row["row"]: row["outcome"] for row in record.get("table", [])}
+
+
 def table_outcomes(records: dict[str, dict]) -> dict[str, dict[str, str]]:
-    """The outcome of each row of each record's comparison table: {results stem: {row label: outcome}}. A
-    record may hold only some of its script's rows (a partial rerun)."""
-    return {stem: {row["row"]: row["outcome"] for row in r.get("table", [])} for stem, r in records.items()}
+    """``row_outcomes`` of each record: {results stem: {row label: outcome}}."""
+    return {stem: row_outcomes(r) for stem, r in records.items()}
 
 
 def main(argv: list[str]) -> int:
@@ -88,8 +96,7 @@ def main(argv: list[str]) -> int:
     if args.write:  # a record for the report, not a gate: outcomes that differ are what it is for
         record = rerun_outcomes(args.others[0])
         if args.other_cpu:
-            records = {file.stem: json.loads(file.read_text()) for file in sorted(args.other_cpu.glob("*.json"))}
-            record["other_cpu"] = {"outcomes": table_outcomes(records)}
+            record["other_cpu"] = {"outcomes": table_outcomes(read_records(args.other_cpu))}
         atomic_write_bytes(args.write, (json.dumps(record, indent=1, ensure_ascii=False) + "\n").encode())
         print(f"wrote {args.write}")
     reference = read(args.reference)

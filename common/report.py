@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from . import metrics, text, train
-from .replication import DIRECTIONS
+from .replication import DIRECTIONS, row_outcomes
 from .cli import environment, resolve_device
 from .data import REPO_ROOT, atomic_write_bytes, cache_dir
 
@@ -115,28 +115,17 @@ def comparison_table(record: dict, replication: dict) -> str:
     return "".join(" & ".join([*(tex(row[c]) for c in cells), outcome(row)]) + " \\\\\n" for row in shown)
 
 
-def _rerun_table(record: dict, replication: dict) -> dict[str, str]:
-    """The seed rerun's outcome of each row of ``record``'s table, by label (``replication.rerun_outcomes``; {}
-    where none was run)."""
-    return replication.get("outcomes", {}).get(record["exercise"], {})
+def _rerun_table(record: dict, replication: dict, which: str | None = None) -> dict[str, str]:
+    """A rerun's outcome of each row of ``record``'s table that it reran, by label: the seed rerun's
+    (``replication.rerun_outcomes``), or with ``which="other_cpu"`` the rerun with another CPU's kernels; {}
+    where none was run."""
+    return (replication.get(which, {}) if which else replication).get("outcomes", {}).get(record["exercise"], {})
 
 
-def _other_cpu_table(record: dict, replication: dict) -> dict[str, str]:
-    """The outcome with another CPU's kernels of the rows of ``record``'s table that were rerun so, by label."""
-    return replication.get("other_cpu", {}).get("outcomes", {}).get(record["exercise"], {})
-
-
-def rerun_rows(record: dict, replication: dict) -> dict[str, str]:
-    """The directions ``record``'s table states (a row's outcome in ``replication.DIRECTIONS``) that the seed
-    rerun also holds: row label -> the rerun's outcome."""
-    theirs = _rerun_table(record, replication)
-    return {row["row"]: theirs[row["row"]] for row in record.get("table", [])
-            if row["outcome"] in DIRECTIONS and row["row"] in theirs}
-
-
-def other_cpu_rows(record: dict, replication: dict) -> dict[str, str]:
-    """As ``rerun_rows``, for the rerun with another CPU's kernels."""
-    theirs = _other_cpu_table(record, replication)
+def rerun_rows(record: dict, replication: dict, which: str | None = None) -> dict[str, str]:
+    """The directions ``record``'s table states (a row's outcome in ``replication.DIRECTIONS``) that a rerun
+    (``_rerun_table``) also holds: row label -> the rerun's outcome."""
+    theirs = _rerun_table(record, replication, which)
     return {row["row"]: theirs[row["row"]] for row in record.get("table", [])
             if row["outcome"] in DIRECTIONS and row["row"] in theirs}
 
@@ -144,8 +133,8 @@ def other_cpu_rows(record: dict, replication: dict) -> dict[str, str]:
 def not_held(record: dict, replication: dict) -> list[str]:
     """The labels of ``record``'s table rows whose direction the seed rerun, or the rerun with another CPU's
     kernels, did not give."""
-    ours = {row["row"]: row["outcome"] for row in record.get("table", [])}
-    reruns = [rerun_rows(record, replication), other_cpu_rows(record, replication)]
+    ours = row_outcomes(record)
+    reruns = [rerun_rows(record, replication), rerun_rows(record, replication, "other_cpu")]
     return [label for label in ours if any(label in rerun and rerun[label] != ours[label] for rerun in reruns)]
 
 
@@ -174,7 +163,7 @@ def seed_range(seeds: list[int]) -> str:
 
 def _held(rows: dict[str, str], record: dict) -> int:
     """How many of ``rows`` (a rerun's outcomes of ``record``'s stated directions) give the table's outcome."""
-    ours = {row["row"]: row["outcome"] for row in record.get("table", [])}
+    ours = row_outcomes(record)
     return sum(outcome == ours[label] for label, outcome in rows.items())
 
 
@@ -195,8 +184,8 @@ def replication_macros(records: list[dict], replication: dict) -> dict[str, str]
     what = {1: "the one direction", 2: "both directions"}.get(stated, f"all {stated} directions")
     lead = what if rerun == stated else f"{rerun} of the {stated} directions"
     held = sum(_held(rerun_rows(r, replication), r) for r in records)
-    cpu_checked = sum(len(other_cpu_rows(r, replication)) for r in records)
-    cpu_held = sum(_held(other_cpu_rows(r, replication), r) for r in records)
+    cpu_checked = sum(len(rerun_rows(r, replication, "other_cpu")) for r in records)
+    cpu_held = sum(_held(rerun_rows(r, replication, "other_cpu"), r) for r in records)
     summary = ("" if not rerun else f"We reran {lead} found here with new seeds ({shown}): {held} held."
                + (f" We also reran {cpu_checked} of them with another CPU's arithmetic (PyTorch's plain kernels, the same "
                   f"seeds): {cpu_held} held." if cpu_checked else "")

@@ -115,8 +115,8 @@ def epochs_row(label: str, sooner: dict) -> dict[str, str]:
 
 
 def when(sooner: dict, other: str, row: str | None = None) -> str:
-    """The outcome of ``evaluation.paired_epochs_to_threshold`` in words, against ``other``: "in fewer epochs
-    "sooner than SGD", "later than SGD", "neither measurably sooner nor later than SGD", or, where
+    """The outcome of ``evaluation.paired_epochs_to_threshold`` in words, against ``other``: "sooner than SGD",
+    "later than SGD", "neither measurably sooner nor later than SGD", or, where
     fewer than two pairs of seeds both reach it, "too rarely alongside SGD to compare the epochs (1 of 8 pairs)";
     with ``row``, marked as the table row's outcome (``claim``)."""
     if not _compared(sooner):
