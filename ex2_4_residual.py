@@ -9,8 +9,8 @@ Every conv + ReLU of the Exercise 2.1 network (encoder, bottleneck, decoder; its
 reference) becomes a block of 3 pairs (DEPTH), plain or with a shortcut relu(F(x) + x) (a 1x1 convolution
 where the block changes the channel count). Batch norm already keeps deep plain networks trainable, so the
 comparison is repeated without it, where the shortcut is the only help depth gets: with He initialisation
-by true fan-in, each kind at the learning rate chosen for it on validation (tuning/) and 8 seeds (NO_BN_SEEDS; neither
---lr nor --num-seeds below 8 changes them). Speed of learning: the epoch at which the validation Dice first
+by true fan-in, each residual block starting as its shortcut, each kind at the learning rate chosen for it on
+validation (tuning/) and 8 seeds (NO_BN_SEEDS; neither --lr nor --num-seeds below 8 changes them). Speed of learning: the epoch at which the validation Dice first
 reaches 0.75 (DICE_THRESHOLD), paired seed by seed, and the time per training step of the two networks
 timed in turn on the same batches.
 
@@ -34,8 +34,11 @@ SEEDS = 5  # enough for the paired comparisons to resolve differences of the siz
 DEPTH = 3  # conv + ReLU pairs per block (Ex 2.1: 1); compared with batch norm, and without it, where the
 # shortcut is the only help depth gets
 # He initialisation by true fan-in (models.INIT_SCHEMES): without batch norm, Ex 2.1's "kaiming" (which counts a
-# transposed convolution's fan-in as in_channels*k*k) would let the decoder lose signal at each up-sampling
-NO_BN_INIT = "he"
+# transposed convolution's fan-in as in_channels*k*k) would let the decoder lose signal at each up-sampling. The
+# residual blocks' last convolutions start at zero ("he_zero"): without batch norm nothing rescales a residual sum,
+# and with plain He weights every block adds its body's variance to the shortcut's (class scores of std 24 at the
+# start against the plain network's 1.2), a handicap that has nothing to do with the shortcut's help
+NO_BN_INIT = {"plain": "he", "residual": "he_zero"}
 # Without batch norm a run can fail (stuck predicting one class); how many runs of each kind fail is compared
 # (Fisher's exact test), which needs more seeds than a difference of means
 NO_BN_SEEDS = 8
@@ -54,13 +57,14 @@ EXERCISE = "ex2_4_residual"  # its results file and figures
 
 def deeper(config: dict, depth: int, residual: bool, batch_norm: bool = True) -> dict:
     """Exercise 2.1's configuration with blocks of ``depth`` pairs, plain or residual; without batch norm,
-    with the NO_BN_INIT initialisation and the learning rate chosen for its kind (depth 1: Ex 2.2's network)."""
+    with the initialisation and learning rate chosen for its kind (depth 1: Ex 2.2's network)."""
     if batch_norm:
         return {**config, "model": {**SEGNET, "block_depth": depth, "residual": residual}}
+    kind = "residual" if residual else "plain"
     return {**config, "model": {**SEGNET, "block_depth": depth, "residual": residual, "batch_norm": False,
-                                "init": NO_BN_INIT},
+                                "init": NO_BN_INIT[kind]},
             "optimizer": {**config["optimizer"],
-                          "lr": DEPTH1_NO_BN_LR if depth == 1 else NO_BN_LR["residual" if residual else "plain"]}}
+                          "lr": DEPTH1_NO_BN_LR if depth == 1 else NO_BN_LR[kind]}}
 
 
 def residual_against_plain(plain: train.Runs, residual: train.Runs, timings: dict, test_targets) -> dict:
@@ -121,7 +125,7 @@ def main(argv=None) -> list[train.Runs]:
     reference = train.run("segnet", config, splits, ctx, "depth 1 (Ex 2.1)")
     with_bn = [train.run(f"segnet_depth{DEPTH}_{kind}", deeper(config, DEPTH, kind == "residual"), splits, ctx,
                          f"depth {DEPTH}, {kind}") for kind in ("plain", "residual")]
-    without_bn = [train.run(f"segnet_depth{DEPTH}_{kind}_nobn_{NO_BN_INIT}",
+    without_bn = [train.run(f"segnet_depth{DEPTH}_{kind}_nobn_{NO_BN_INIT[kind]}",
                             deeper(config, DEPTH, kind == "residual", batch_norm=False), splits, ctx,
                             f"depth {DEPTH}, {kind}, no BN", seeds=no_bn_seeds) for kind in ("plain", "residual")]
     runs = {f"depth {DEPTH}": with_bn, f"depth {DEPTH}, no BN": without_bn}  # group -> [plain, residual]
@@ -130,9 +134,11 @@ def main(argv=None) -> list[train.Runs]:
                                 f"depth 1, no BN (Ex 2.2's, {len(no_bn_seeds)} seeds)", seeds=no_bn_seeds)
 
     images = splits.train[0][:args.batch_size]
-    # without batch norm nothing rescales a residual sum: each block adds its branch's variance to the shortcut's
-    init_std = {kind: evaluation.score_std_at_init(deeper(config, DEPTH, kind == "residual", batch_norm=False), images,
-                                                   no_bn_seeds) for kind in ("plain", "residual")}
+    # without batch norm nothing rescales a residual sum: with plain He weights ("residual_he") each block adds its
+    # body's variance to the shortcut's; the blocks that start as their shortcuts do not
+    at_init = {kind: deeper(config, DEPTH, kind == "residual", batch_norm=False) for kind in ("plain", "residual")}
+    at_init["residual_he"] = {**at_init["residual"], "model": {**at_init["residual"]["model"], "init": "he"}}
+    init_std = {kind: evaluation.score_std_at_init(c, images, no_bn_seeds) for kind, c in at_init.items()}
     torch.manual_seed(ctx.seed)  # the time does not depend on the weights' values
     networks = {r.name: r.model() for pair in runs.values() for r in pair}
     timings = timing.time_forward_backward(networks, *splits.train, batch_size=args.batch_size,

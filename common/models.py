@@ -21,6 +21,9 @@ INIT_SCHEMES = {
     "he": "He et al. (2015) with each layer's true fan-in: weights N(0, 2/fan_in), for a transposed "
           "convolution fan_in = in_channels*(k/stride)^2 (the inputs one output pixel sums), zero biases",
 }
+# residual networks without batch norm (Ex 2.4): each block starts as its shortcut, the zero initialisation of Fixup
+# (Zhang et al. 2019) without its rescaling of the other layers
+INIT_SCHEMES["he_zero"] = INIT_SCHEMES["he"] + "; the last convolution of each residual block starts at zero"
 
 
 def make_activation(name: str) -> nn.Module:
@@ -164,6 +167,17 @@ class ConvStage(nn.Module):
                 self.shortcut = nn.Sequential(self.shortcut, nn.BatchNorm2d(out_channels))
         self.act = make_activation(activation)
 
+    def start_as_shortcut(self) -> None:
+        """Zero the body's last convolution: the block then computes act(shortcut(x)) until it learns more.
+        Without batch norm a residual sum adds the body's variance to the shortcut's at every block; this
+        keeps the signal's scale through the network at the start."""
+        if self.shortcut is None:
+            raise ValueError("start_as_shortcut needs a residual block (residual=True)")
+        last = [m for m in self.body if isinstance(m, nn.Conv2d)][-1]
+        nn.init.zeros_(last.weight)
+        if last.bias is not None:
+            nn.init.zeros_(last.bias)
+
     def forward(self, x: Tensor) -> Tensor:
         out = self.body(x)
         if self.shortcut is not None:
@@ -254,6 +268,8 @@ class SegNet(nn.Module):
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         if init not in INIT_SCHEMES:
             raise ValueError(f"unknown init {init!r}; choose one of {', '.join(INIT_SCHEMES)}")
+        if init == "he_zero" and not residual:
+            raise ValueError("init 'he_zero' zeroes each residual block's last convolution; it needs residual=True")
         stage = dict(depth=block_depth, residual=residual, batch_norm=batch_norm, activation=activation)
         *enc, bottom = channels
         self.input_norm = nn.InstanceNorm2d(in_channels) if input_norm else None
@@ -270,7 +286,10 @@ class SegNet(nn.Module):
         self.head = nn.Conv2d(enc[0], num_classes, kernel_size=1)
         self.init_scheme = INIT_SCHEMES[init]  # recorded with every run
         if init != "default":
-            self._init_he(transposed_by_fan_in=init == "he")
+            self._init_he(transposed_by_fan_in=init != "kaiming")
+        if init == "he_zero":
+            for stage in (*self.encoder, self.bottleneck, *self.decoder):
+                stage.start_as_shortcut()
 
     def _init_he(self, transposed_by_fan_in: bool) -> None:
         """He-normal weights and zero biases. A transposed convolution's weight is (in, out, k, k),

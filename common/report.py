@@ -97,15 +97,19 @@ def exercise_macros(record: dict, replication: dict | None = None) -> dict[str, 
 def comparison_table(record: dict, replication: dict) -> str:
     """The body of an exercise's comparison table: one row per ``text.row`` its script recorded (the image tests
     stay in the results file: the interval over seeds decides, and the page has no room for what only supports),
-    A's score left blank where the row above has the same; a direction that did not hold with other seeds
-    (``not_held``): "not reliably better", as its sentences say it; not distinguishable here but with a direction
-    in the rerun (``found_in_rerun``): "not distinguishable (new seeds: better)"."""
+    A's score left blank where the row above has the same; a direction that a rerun did not give (``not_held``;
+    its sentence reads "not reliably better"): "better; not with new seeds", or "better; not on another CPU";
+    not distinguishable here but with a direction in the seed rerun (``found_in_rerun``): "not distinguishable
+    (new seeds: better)"."""
     cells = ("row", "a", "b", "difference", "ci")
     missed, found = not_held(record, replication), found_in_rerun(record, replication)
+    reruns = {"with new seeds": rerun_rows(record, replication),
+              "on another CPU": rerun_rows(record, replication, "other_cpu")}
 
     def outcome(row: dict) -> str:
-        if row["row"] in missed:  # as its sentence reads (resolve_claims)
-            return tex(f"not reliably {row['outcome']}")
+        if row["row"] in missed:  # the first rerun that gave another outcome
+            which = next(which for which, rows in reruns.items() if rows.get(row["row"], row["outcome"]) != row["outcome"])
+            return tex(f"{row['outcome']}; not {which}")
         if row["row"] in found:
             return tex(f"{row['outcome']} (new seeds: {found[row['row']]})")
         return tex(row["outcome"])
@@ -190,7 +194,9 @@ def replication_macros(records: list[dict], replication: dict) -> dict[str, str]
                + (f" We also reran {cpu_checked} of them with another CPU's arithmetic (PyTorch's plain kernels, the same "
                   f"seeds): {cpu_held} held." if cpu_checked else "")
                + (f" {'The one' if failed == 1 else f'The {failed}'} that did not hold {'reads' if failed == 1 else 'read'} "
-                  "“not reliably better” (or worse, sooner, later) in the text and the tables: "
+                  "“not reliably better” (or worse, sooner, later) in the text, and "
+                  f"{'its table row says' if failed == 1 else 'their table rows say'} which rerun did not give it "
+                  "(“better; not with new seeds”): "
                   f"{'not a finding' if failed == 1 else 'not findings'}." if failed else ""))
     summary += (f" A row not distinguishable here that {'the new seeds' if rerun else f'new seeds ({shown})'} resolved "
                 "says so (“new seeds: better”): no direction is claimed." if found else "")
@@ -237,7 +243,8 @@ def _value(v: Any) -> str:
     return str(v)
 
 
-INIT_NAMES = {"default": "PyTorch init", "kaiming": "He init", "he": "He init (true fan-in)"}  # models.INIT_SCHEMES in words
+INIT_NAMES = {"default": "PyTorch init", "kaiming": "He init", "he": "He init (true fan-in)",
+              "he_zero": "He init (true fan-in), blocks start as shortcuts"}  # models.INIT_SCHEMES in words
 
 
 def model_short(h: dict) -> str:
@@ -349,6 +356,11 @@ def hyper_tables(records: list[dict]) -> str:
     references.update(_layer_settings(records))
     for h in (config["runs"][0]["hyperparameters"] for record in records for config in record["configs"]):
         references.setdefault(INIT_NAMES[h.get("model_options", {}).get("init", "default")], h["init"])
+    inits = {name: references[name] for name in INIT_NAMES.values() if name in references}  # as the runs recorded them
+    for name, settings in inits.items():  # an initialisation that extends another: only what it adds
+        base = next((other for other, s in inits.items() if other != name and settings.startswith(f"{s}; ")), None)
+        if base:
+            references[name] = f"as {base}{settings[len(inits[base]):]}"
     table_a1 = "\n".join(rf"{tex(name)} & {tex(_formula(_value(settings)))} \\" for name, settings in references.items())
     return HYPER.replace("%A1", table_a1).replace("%A2", "\n\\midrule\n".join(parts))
 
@@ -473,7 +485,7 @@ TUNING = REPO_ROOT / "tuning" / "convergence" / "choices.json"  # python -m tuni
 TUNED = [("cnn_sgd", "", "1.2, SGD: learning rate"), ("cnn_adam", "", "1.4, Adam: learning rate"),
          ("segnet_lr", "", "2.1: learning rate, epochs"), ("segnet_nobn", "", "2.2, no BN: learning rate"),
          ("segnet_wd", "", "2.2: weight decay"), ("segnet_depth3_nobn", "plain_", "2.4, plain, no BN: learning rate"),
-         ("segnet_depth3_nobn", "residual_", "2.4, residual, no BN: learning rate")]
+         ("segnet_depth3_nobn", "residual_zero_", "2.4, residual, no BN: learning rate")]
 
 
 def tuning_table(choices: dict) -> str:
@@ -495,7 +507,8 @@ def tuning_table(choices: dict) -> str:
         sweep = choices.get(family)
         if not sweep:
             continue
-        rows = {k[len(prefix):]: r.get("plateau", r.get("final")) for k, r in sweep["rows"].items() if k.startswith(prefix)}
+        rows = {k[len(prefix):]: r.get("plateau", r.get("final")) for k, r in sweep["rows"].items()
+                if k.startswith(prefix) and k[len(prefix):].startswith(("lr", "wd"))}  # "residual_": not "residual_zero_"
         chosen = sweep.get("candidate") if not prefix and sweep.get("candidate") else max(rows, key=rows.get)
         cells = [(rf"\textbf{{{tex(setting(k))}: {tex(text.score(sweep['score'], v))}}}" if k == chosen
                   else f"{tex(setting(k))}: {tex(text.score(sweep['score'], v))}") for k, v in

@@ -183,6 +183,26 @@ def test_residual_stage_adds_its_input():
     assert isinstance(ConvStage(4, 6, residual=True).shortcut, torch.nn.Conv2d)  # 1x1 projection
 
 
+def test_he_zero_starts_every_residual_block_as_its_shortcut():
+    """Each stage of a "he_zero" network computes relu(shortcut(x)) at the start; everything else is drawn
+    as "he" draws it (same seed, same weights)."""
+    torch.manual_seed(0)
+    zero = SegNet(channels=(8, 16, 32), block_depth=3, residual=True, init="he_zero")
+    torch.manual_seed(0)
+    he = SegNet(channels=(8, 16, 32), block_depth=3, residual=True, init="he")
+    stages = [*zero.encoder, zero.bottleneck, *zero.decoder]
+    x = torch.randn(2, 8, 8, 8)
+    for stage in (stages[1], stages[-1]):  # encoder[1]: 8 -> 16 through a 1x1 projection; decoder[1]: 8 -> 8, identity
+        shortcut = stage.shortcut(x[:, :stage.body[0].in_channels])
+        assert torch.equal(stage(x[:, :stage.body[0].in_channels]), torch.relu(shortcut))
+    zeroed = {f"{name}.body.4.{p}" for name in ("encoder.0", "encoder.1", "bottleneck", "decoder.0", "decoder.1")
+              for p in ("weight", "bias")}  # body: conv, ReLU, conv, ReLU, conv
+    for (name, a), b in zip(zero.state_dict().items(), he.state_dict().values()):
+        assert (a.abs().sum() == 0) if name in zeroed else torch.equal(a, b), name
+    with pytest.raises(ValueError, match="needs residual=True"):
+        SegNet(init="he_zero")
+
+
 @pytest.mark.parametrize("bad,match", [({"skip": "add"}, "unknown skip mode"), ({"block_depth": 0}, "at least 1"),
                                        ({"dropout": 1.0}, "dropout"), ({"channels": (8,)}, "two levels")])
 def test_bad_options_are_rejected(bad, match):

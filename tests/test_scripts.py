@@ -394,12 +394,15 @@ def test_ex2_4_pairs_plain_and_residual_blocks(part2):
         # runs stuck at one class, plain against residual, by Fisher's exact test
         counts = [c["summary"]["verdicts"].count("one class") for c in (plain, residual)]
         assert group["one_class_runs"] == metrics.compare_counts(*counts, len(plain["runs"]), len(residual["runs"]))
-        options = [c["runs"][0]["hyperparameters"]["model_options"] for c in (plain, residual)]
+        options = [dict(c["runs"][0]["hyperparameters"]["model_options"]) for c in (plain, residual)]
+        bn = options[0]["batch_norm"]
         assert (options[0].pop("residual"), options[1].pop("residual")) == (False, True)
+        # without batch norm the residual blocks start as their shortcuts (ex2_4_residual.NO_BN_INIT)
+        assert [o.pop("init") for o in options] == (
+            [ex2_4_residual.SEGNET["init"]] * 2 if bn else [ex2_4_residual.NO_BN_INIT[k] for k in ("plain", "residual")])
         assert options[0] == options[1] and options[0]["block_depth"] >= 2  # otherwise identical, deeper blocks
         # only the 1x1 projections where a block changes its width differ: 2->8, 8->16, 16->32, 32->64;
         # with biases 24 + 144 + 544 + 2,112; with batch norm no biases but 2 per channel
-        bn = plain["runs"][0]["hyperparameters"]["model_options"]["batch_norm"]
         # without batch norm, the learning rate chosen for each kind (ex2_4_residual.NO_BN_LR)
         assert [c["runs"][0]["config"]["optimizer"]["lr"] for c in (plain, residual)] == (
             [ex2_4_residual.LR] * 2 if bn else [ex2_4_residual.NO_BN_LR[k] for k in ("plain", "residual")])
@@ -411,7 +414,7 @@ def test_ex2_4_pairs_plain_and_residual_blocks(part2):
     assert all(v["images"]["images"] == record["data"]["sizes"]["test"] for v in versus.values())
     # without batch norm against Ex 2.2's network without it: its runs (the same cache keys), seed for seed
     versus = findings["versus_depth1_no_bn"]
-    assert set(versus) == {"segnet_depth3_plain_nobn_he", "segnet_depth3_residual_nobn_he"}
+    assert set(versus) == {"segnet_depth3_plain_nobn_he", "segnet_depth3_residual_nobn_he_zero"}
     depth1 = configs["no_batch_norm"]
     ex2_2 = {c["name"]: c for c in part2("ex2_2_regularization")[1]["configs"]}["no_batch_norm"]
     assert [r["cache_key"] for r in depth1["runs"]][:len(ex2_2["runs"])] == [r["cache_key"] for r in ex2_2["runs"]]

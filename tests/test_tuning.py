@@ -63,10 +63,13 @@ def test_the_networks_without_batch_norm_train_at_the_learning_rate_chosen_for_t
     depth1, depth3 = committed["segnet_nobn"], committed["segnet_depth3_nobn"]
     assert ex2_2_regularization.NO_BN_LR == depth1["lr"] and ex2_2_regularization.NO_BN_INIT == "he"
     assert depth1["rows"][depth1["candidate"]]["final"] == max(row["final"] for row in depth1["rows"].values())
-    assert ex2_4_residual.NO_BN_LR == depth3["lr_per_kind"] and ex2_4_residual.NO_BN_INIT == "he"
+    # Ex 2.4's residual blocks start as their shortcuts: the sweep's kind "residual_zero"
+    assert ex2_4_residual.NO_BN_INIT == {"plain": "he", "residual": "he_zero"}
+    assert ex2_4_residual.NO_BN_LR == {"plain": depth3["lr_per_kind"]["plain"],
+                                       "residual": depth3["lr_per_kind"]["residual_zero"]}
     for kind, name in depth3["chosen_per_kind"].items():
         assert depth3["rows"][name]["final"] == max(row["final"] for n, row in depth3["rows"].items()
-                                                    if n.startswith(kind + "_"))
+                                                    if n.rsplit("_lr", 1)[0] == kind)
     assert ex2_4_residual.DEPTH1_NO_BN_LR == ex2_2_regularization.NO_BN_LR  # Ex 2.4's depth-1 reference is Ex 2.2's
 
 

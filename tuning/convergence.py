@@ -72,9 +72,11 @@ def stage1() -> dict:
         "segnet_skip": {f"e{e}": {**seg, "epochs": e, "net": {"skip": "concat"}} for e in (40, 80)},
         "segnet_depth3": {f"{kind}_e{e}": {**seg, "epochs": e, "net": {"block_depth": 3, "residual": kind == "residual"}}
                           for kind in ("plain", "residual") for e in (40, 80)},
+        # "residual_zero": each residual block's last convolution starts at zero (models.INIT_SCHEMES "he_zero")
         "segnet_depth3_nobn": {f"{kind}_lr{lr:g}": {**nobn, "lr": lr, "epochs": 80,
-                                                    "net": {**nobn["net"], "residual": kind == "residual"}}
-                               for kind in ("plain", "residual") for lr in (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)},
+                                                    "net": {**nobn["net"], "residual": kind != "plain",
+                                                            "init": "he_zero" if kind == "residual_zero" else "he"}}
+                               for kind in ("plain", "residual", "residual_zero") for lr in (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)},
     }
 
 
