@@ -90,9 +90,9 @@ def row_label(batch_norm: bool, what: str) -> str:
 
 
 def depth_label(kind: str, batch_norm: bool) -> str:
-    """A row of the table: a deep network against the depth-1 network (with batch norm Ex 2.1's, without it
-    Ex 2.2's)."""
-    return f"depth 1 → {DEPTH}, {kind}{'' if batch_norm else ', no BN'}: test Dice"
+    """A row of the table: a deep network's test Dice against the depth-1 network's (with batch norm Ex 2.1's,
+    without it Ex 2.2's)."""
+    return f"depth 1 → {DEPTH}, {kind}{'' if batch_norm else ', no BN'}"
 
 
 def group_rows(group: dict, timings: dict, names: tuple[str, str], batch_norm: bool) -> list[dict]:
