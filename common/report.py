@@ -103,13 +103,10 @@ def comparison_table(record: dict, replication: dict) -> str:
     (new seeds: better)"."""
     cells = ("row", "a", "b", "difference", "ci")
     missed, found = not_held(record, replication), found_in_rerun(record, replication)
-    reruns = {"with new seeds": rerun_rows(record, replication),
-              "on another CPU": rerun_rows(record, replication, "other_cpu")}
 
     def outcome(row: dict) -> str:
-        if row["row"] in missed:  # the first rerun that gave another outcome
-            which = next(which for which, rows in reruns.items() if rows.get(row["row"], row["outcome"]) != row["outcome"])
-            return tex(f"{row['outcome']}; not {which}")
+        if row["row"] in missed:
+            return tex(f"{row['outcome']}; not {missed[row['row']]}")
         if row["row"] in found:
             return tex(f"{row['outcome']} (new seeds: {found[row['row']]})")
         return tex(row["outcome"])
@@ -134,12 +131,20 @@ def rerun_rows(record: dict, replication: dict, which: str | None = None) -> dic
             if row["outcome"] in DIRECTIONS and row["row"] in theirs}
 
 
-def not_held(record: dict, replication: dict) -> list[str]:
-    """The labels of ``record``'s table rows whose direction the seed rerun, or the rerun with another CPU's
-    kernels, did not give."""
+RERUNS = {"with new seeds": None, "on another CPU": "other_cpu"}  # in words -> ``rerun_rows``'s ``which``
+
+
+def not_held(record: dict, replication: dict) -> dict[str, str]:
+    """``record``'s table rows whose direction the seed rerun, or the rerun with another CPU's kernels, did not
+    give: row label -> the first rerun that did not, in words ("with new seeds", "on another CPU")."""
     ours = row_outcomes(record)
-    reruns = [rerun_rows(record, replication), rerun_rows(record, replication, "other_cpu")]
-    return [label for label in ours if any(label in rerun and rerun[label] != ours[label] for rerun in reruns)]
+    reruns = {words: rerun_rows(record, replication, which) for words, which in RERUNS.items()}
+    missed = {}
+    for label in ours:
+        failed = [words for words, rerun in reruns.items() if label in rerun and rerun[label] != ours[label]]
+        if failed:
+            missed[label] = failed[0]
+    return missed
 
 
 def found_in_rerun(record: dict, replication: dict) -> dict[str, str]:

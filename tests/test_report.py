@@ -410,14 +410,14 @@ def test_a_direction_that_did_not_hold_with_other_seeds_is_marked_and_named():
     # another CPU's kernels: batch norm, held with the new seeds, is not better there; what was not rerun there
     # (augmentation) stays as the seed rerun left it
     both = {**check, "other_cpu": {"outcomes": {"ex1_5_variants": {"batch norm": "not distinguishable"}}}}
-    assert report.not_held(records[0], both) == ["batch norm", "augmentation"]
+    assert report.not_held(records[0], both) == {"batch norm": "on another CPU", "augmentation": "with new seeds"}
     assert report.comparison_table(records[0], both).splitlines()[0].endswith(r"better; not on another CPU \\")
     assert "We reran 2 of the 3 directions found here with new seeds (100--102): 1 held. We also reran 1 of them with " \
            "another CPU's arithmetic (PyTorch's plain kernels, the same seeds): 0 held. The 2 that did not hold read" in \
         report.replication_macros(records, both)["replication.summary"]
     # a mark follows the rows as they are now: a result recomputed to "worse" in the rerun's terms holds
     again = {**records[0], "table": [rows[0], rows[1], {**rows[2], "outcome": "not distinguishable"}, rows[3]]}
-    assert report.not_held(again, check) == []
+    assert report.not_held(again, check) == {}
     # configurations rerun with different numbers of seeds: each set named
     mixed = {**check, "seed_sets": [[100, 101, 102], [100, 101, 102, 103]]}
     assert "with new seeds (100--102 or 100--103, as many as here): 1 held" in \
