@@ -94,8 +94,7 @@ figures: $(VENV)/.installed
 
 # Do the report's directions survive other seeds, and another CPU's rounding? Every script again with seeds
 # 100.. (which also draw another validation split) and with PyTorch's CPU kernels limited to another
-# instruction set (OTHER_CPU: AVX2 on an AVX-512 machine; on an AVX2 machine, such as the one the report
-# was made on, the plain kernels), into scratch/; then every comparison's outcome against report/results
+# instruction set (OTHER_CPU: the plain kernels; AVX2 would do on an AVX-512 machine), into scratch/; then every comparison's outcome against report/results
 # (common/replication.py), and the outcomes of the report's table rows in both into report/replication.json:
 # a direction either did not give reads "not reliably better" in the report. The run cache keys hold the
 # instruction set, so the two never mix.

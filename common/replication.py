@@ -65,6 +65,14 @@ def rerun_outcomes(other: Path) -> dict:
             "outcomes": table_outcomes(records)}
 
 
+def cpu_name(records: dict[str, dict]) -> str:
+    """The CPU the records were computed on, as their environment names it: "AMD EPYC" (from "CPU: AMD EPYC (1 torch
+    thread, 2 logical cores)"); "" for none."""
+    names = {r.get("environment", {}).get("device_name", "").removeprefix("CPU: ").split(" (")[0]
+             for r in records.values()}
+    return names.pop() if len(names) == 1 else ""
+
+
 def read_records(folder: Path) -> dict[str, dict]:
     """Every results file in ``folder``, by stem, each read once."""
     return {file.stem: json.loads(file.read_text()) for file in sorted(Path(folder).glob("*.json"))}
@@ -96,7 +104,8 @@ def main(argv: list[str]) -> int:
     if args.write:  # a record for the report, not a gate: outcomes that differ are what it is for
         record = rerun_outcomes(args.others[0])
         if args.other_cpu:
-            record["other_cpu"] = {"outcomes": table_outcomes(read_records(args.other_cpu))}
+            records = read_records(args.other_cpu)
+            record["other_cpu"] = {"device": cpu_name(records), "outcomes": table_outcomes(records)}
         atomic_write_bytes(args.write, (json.dumps(record, indent=1, ensure_ascii=False) + "\n").encode())
         print(f"wrote {args.write}")
     reference = read(args.reference)

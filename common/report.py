@@ -195,16 +195,18 @@ def replication_macros(records: list[dict], replication: dict) -> dict[str, str]
     held = sum(_held(rerun_rows(r, replication), r) for r in records)
     cpu_checked = sum(len(rerun_rows(r, replication, "other_cpu")) for r in records)
     cpu_held = sum(_held(rerun_rows(r, replication, "other_cpu"), r) for r in records)
-    summary = ("" if not rerun else f"We reran {lead} found here with new seeds ({shown}): {held} held."
-               + (f" We also reran {cpu_checked} of them with another CPU's arithmetic (PyTorch's plain kernels, the same "
-                  f"seeds): {cpu_held} held." if cpu_checked else "")
-               + (f" {'The one' if failed == 1 else f'The {failed}'} that did not hold {'reads' if failed == 1 else 'read'} "
-                  "“not reliably better” (or worse, sooner, later) in the text, and "
-                  f"{'its table row says' if failed == 1 else 'their table rows say'} which rerun did not give it "
-                  "(“better; not with new seeds”): "
-                  f"{'not a finding' if failed == 1 else 'not findings'}." if failed else ""))
-    summary += (f" A row not distinguishable here that {'the new seeds' if rerun else f'new seeds ({shown})'} resolved "
-                "says so (“new seeds: better”): no direction is claimed." if found else "")
+    # the other CPU by name where it is one (``replication.cpu_name``); else this CPU limited to other kernels
+    cpu = replication.get("other_cpu", {}).get("device", "")
+    ours = {r.get("environment", {}).get("device_name", "").removeprefix("CPU: ").split(" (")[0] for r in records}
+    where = f"on another CPU ({cpu}, the same seeds)" if cpu and cpu not in ours else \
+        "with another CPU's kernels (PyTorch's plain ones, the same seeds)"
+    summary = ("" if not rerun else f"We reran {lead} found here with new seeds ({shown}): {held} held"
+               + (f"; and {cpu_checked} of them {where}: {cpu_held} held." if cpu_checked else ".")
+               + (f" {'The one' if failed == 1 else f'The {failed}'} that did not hold {'is' if failed == 1 else 'are'} "
+                  "not claimed: the text says “not reliably better” (or worse, sooner, later), and the table row names "
+                  "the rerun (“better; not with new seeds”)." if failed else ""))
+    summary += (f" A row that only {'the new seeds' if rerun else f'new seeds ({shown})'} resolved says so "
+                "(“new seeds: better”)." if found else "")
     return {"replication.summary": tex(summary.strip())}
 
 
@@ -451,7 +453,7 @@ class & settings \\\midrule
 \bottomrule\end{tabularx}\end{minipage}\par\medskip
 {\footnotesize\setlength{\tabcolsep}{3pt}
 \begin{longtable}{@{}>{\raggedright\arraybackslash}p{0.07\linewidth}>{\raggedright\arraybackslash}p{0.18\linewidth}>{\raggedright\arraybackslash}p{0.23\linewidth}>{\raggedright\arraybackslash}p{0.28\linewidth}>{\raggedright\arraybackslash}p{0.12\linewidth}>{\raggedright\arraybackslash}p{0.07\linewidth}@{}}
-\caption{Every configuration (learning rate: its peak; seeds $0,\ldots,n-1$, $n$ in Table~\ref{tab:summary}); below a data set's first row, what differs; the rest as Table~\ref{tab:defaults}.}\label{tab:hyper}\\
+\caption{Every configuration (learning rate: its peak; seeds $0,\ldots,n-1$, $n$ in Table~\ref{tab:summary}); a blank cell: as in the data set's first row; what no row names: PyTorch's default, Table~\ref{tab:defaults}.}\label{tab:hyper}\\
 \toprule Ex. & configuration & model & training & augmentation & epochs / batch \\ \midrule \endfirsthead
 \toprule Ex. & configuration & model & training & augmentation & epochs / batch \\ \midrule \endhead
 %A2
@@ -485,12 +487,21 @@ def write_all(root: Path) -> list[Path]:
     return list(written)
 
 
+def candidate_kind(name: str) -> str | None:
+    """The kind a tuning candidate's name opens with, before its setting, as tuning.convergence names them (its
+    report reads them with this too): "residual_zero_lr0.003" -> "residual_zero"; "lr0.2_batch128", "wd0.001" -> ""
+    (one kind); "plain_e40" -> None (no rate or strength)."""
+    match = re.match(r"(?:(.+?)_)?(?:lr|wd)\d", name)
+    return None if match is None else match.group(1) or ""
+
+
 TUNING = REPO_ROOT / "tuning" / "convergence" / "choices.json"  # python -m tuning.convergence_report
-# The validation sweeps the report's text points to: (family in TUNING, its candidates' prefix, the row's label)
+# The validation sweeps the report's text points to: (family in TUNING, its candidates' kind
+# (tuning.convergence_report.candidate_kind; "": the family has one), the row's label)
 TUNED = [("cnn_sgd", "", "1.2, SGD: learning rate"), ("cnn_adam", "", "1.4, Adam: learning rate"),
          ("segnet_lr", "", "2.1: learning rate, epochs"), ("segnet_nobn", "", "2.2, no BN: learning rate"),
-         ("segnet_wd", "", "2.2: weight decay"), ("segnet_depth3_nobn", "plain_", "2.4, plain, no BN: learning rate"),
-         ("segnet_depth3_nobn", "residual_zero_", "2.4, residual, no BN: learning rate")]
+         ("segnet_wd", "", "2.2: weight decay"), ("segnet_depth3_nobn", "plain", "2.4, plain, no BN: learning rate"),
+         ("segnet_depth3_nobn", "residual_zero", "2.4, residual, no BN: learning rate")]
 
 
 def tuning_table(choices: dict) -> str:
@@ -508,13 +519,14 @@ def tuning_table(choices: dict) -> str:
     tolerance = {v["score"]: v["tolerance"] for v in choices.values() if "tolerance" in v}  # "converged" allows
     within = (f"within {text.signed('accuracy', tolerance.get('accuracy', math.nan))[1:]} (Dice "
               f"{text.signed('dice', tolerance.get('dice', math.nan))[1:]}) of the best")
-    for family, prefix, label in TUNED:
+    for family, kind, label in TUNED:
         sweep = choices.get(family)
         if not sweep:
             continue
+        prefix = f"{kind}_" if kind else ""
         rows = {k[len(prefix):]: r.get("plateau", r.get("final")) for k, r in sweep["rows"].items()
-                if k.startswith(prefix) and k[len(prefix):].startswith(("lr", "wd"))}  # "residual_": not "residual_zero_"
-        chosen = sweep.get("candidate") if not prefix and sweep.get("candidate") else max(rows, key=rows.get)
+                if candidate_kind(k) == kind}
+        chosen = sweep.get("candidate") if not kind and sweep.get("candidate") else max(rows, key=rows.get)
         cells = [(rf"\textbf{{{tex(setting(k))}: {tex(text.score(sweep['score'], v))}}}" if k == chosen
                   else f"{tex(setting(k))}: {tex(text.score(sweep['score'], v))}") for k, v in
                  sorted(rows.items(), key=lambda kv: order(kv[0]))]
@@ -522,8 +534,8 @@ def tuning_table(choices: dict) -> str:
     return ("% Generated by python -m common.report latex. Do not edit.\n"
             "\\begin{table}[htbp]\\centering\\footnotesize\n"
             "\\caption{Settings tried on the validation split, with the validation score (plateau at a constant rate, "
-            "else final; mean of 1--2 seeds). Bold: the one used, the cheapest "
-            f"{tex(within)} where epochs are chosen too, else the best.}}\\label{{tab:tuning}}\n"
+            "else final; mean of 1--2 seeds). Bold: the setting used, the best; where epochs are chosen too, the "
+            f"cheapest {tex(within)}.}}\\label{{tab:tuning}}\n"
             "\\begin{tabularx}{\\linewidth}{@{}l>{\\raggedright\\arraybackslash}X@{}}\\toprule\n"
             "Ex., sweep & setting: validation score \\\\\\midrule\n" + "\n".join(lines) + "\n\\bottomrule\\end{tabularx}\\end{table}\n")
 
@@ -552,21 +564,15 @@ def summary_rows(records: list[dict]) -> list[dict]:
     return rows
 
 
-def _most_frequent_with_count(verdicts: list[str]) -> str:
-    """Table 1's fit: "over-fitting (3 of 5)" where the seeds differ, "good fit" where all agree."""
-    top = metrics.most_frequent(verdicts)
-    return f"{top} ({verdicts.count(top)} of {len(verdicts)})" if len(set(verdicts)) > 1 else top
-
-
 def summary_table(records: list[dict]) -> str:
     """Table 1 of the report: every configuration's test score, seeds and fit (``summary_rows``; epochs: Table A2)."""
     body = "\n".join(rf"{r['exercise']} & {tex(r['label'])} & {tex(r['test'])} & {r['seeds']} & "
-                      rf"{tex(_most_frequent_with_count(r['verdicts']))} \\" for r in summary_rows(records))
+                      rf"{tex(metrics.configuration_verdict(r['verdicts']))} \\" for r in summary_rows(records))
     return ("% Generated by python -m common.report latex. Do not edit.\n"
             "\\begin{table}[!h]\\centering\\footnotesize\n"
             "\\caption{Every configuration: test score (mean\\,$\\pm$\\,std over the seeds) and fit "
-            "(Appendix~\\ref{app:hyper}; where the seeds differ, the most frequent verdict).}\\label{tab:summary}\n"
-            "\\begin{tabularx}{\\linewidth}{@{}l>{\\raggedright\\arraybackslash}Xlr>{\\raggedright\\arraybackslash}p{0.3\\linewidth}@{}}"
+            "(Appendix~\\ref{app:hyper}; where the seeds differ, the most frequent verdict with its count, then the others).}\\label{tab:summary}\n"
+            "\\begin{tabularx}{\\linewidth}{@{}l>{\\raggedright\\arraybackslash}Xlr>{\\raggedright\\arraybackslash}p{0.47\\linewidth}@{}}"
             "\\toprule\nEx. & configuration & test score & seeds & fit \\\\\\midrule\n"
             + body + "\n\\bottomrule\\end{tabularx}\\end{table}\n")
 

@@ -116,13 +116,13 @@ def epochs_row(label: str, sooner: dict) -> dict[str, str]:
 
 def when(sooner: dict, other: str, row: str | None = None) -> str:
     """The outcome of ``evaluation.paired_epochs_to_threshold`` in words, against ``other``: "sooner than SGD",
-    "later than SGD", "neither measurably sooner nor later than SGD", or, where
+    "later than SGD", "in a number of epochs not distinguishable from SGD's", or, where
     fewer than two pairs of seeds both reach it, "too rarely alongside SGD to compare the epochs (1 of 8 pairs)";
     with ``row``, marked as the table row's outcome (``claim``)."""
     if not _compared(sooner):
         return f"too rarely alongside {other} to compare the epochs ({sooner['both_reach']} of {sooner['pairs']} pairs)"
     return claim({"sooner": f"sooner than {other}", "later": f"later than {other}",
-                  "unresolved": f"neither measurably sooner nor later than {other}"}[sooner["outcome"]], row,
+                  "unresolved": f"in a number of epochs not distinguishable from {other}'s"}[sooner["outcome"]], row,
                  sooner["outcome"])
 
 
@@ -257,6 +257,7 @@ def speed(versus: dict, relation: bool = False) -> str:
 
 
 def ms(seconds: float) -> str:
-    """Milliseconds to a tenth below 100 (close times stay apart), else whole: "0.96", "4.2", "12.4", "153"."""
+    """Milliseconds to three significant digits, so that a ratio of two shown can be checked against the speed-up
+    beside them: "0.962", "4.21", "12.4", "153"."""
     v = 1000 * seconds
-    return f"{v:.0f}" if v >= 99.95 else f"{v:.1f}" if v >= 0.995 else f"{v:.2f}"
+    return f"{v:.0f}" if v >= 99.95 else f"{v:.1f}" if v >= 9.995 else f"{v:.2f}" if v >= 0.9995 else f"{v:.3f}"

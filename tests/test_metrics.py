@@ -9,7 +9,7 @@ import torch
 from scipy import ndimage, stats
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from common import metrics, report
+from common import metrics
 from common.metrics import (DICE_EMPTY, boundary_distances, boundary_f1, boundary_map, dice_coefficient,
                             dice_per_sample, fit_verdict, hd95, segmentation_scores)
 from helpers import epoch, history
@@ -666,11 +666,9 @@ def test_the_configuration_verdict_is_the_most_frequent_with_the_others_counted(
     assert metrics.configuration_verdict(["not converged", "over-fitting", "not converged", "good fit"]) == \
         "not converged (2 of 4; over-fitting 1; good fit 1)"
     assert metrics.configuration_verdict(["over-fitting", "good fit"]) == "over-fitting (1 of 2; good fit 1)"  # a tie
-    # the same verdict alone, and Table 1's form of it (the most frequent with its count)
+    # the same verdict alone
     assert metrics.most_frequent(["good fit", "borderline", "good fit"]) == "good fit"
     assert metrics.most_frequent(["over-fitting", "good fit"]) == "over-fitting"  # a tie: the first
-    assert report._most_frequent_with_count(["good fit", "borderline", "good fit"]) == "good fit (2 of 3)"
-    assert report._most_frequent_with_count(["good fit"] * 3) == "good fit"
 
 
 def test_a_network_predicting_one_class_is_one_class_whatever_its_curves():

@@ -136,7 +136,11 @@ def test_written_record_holds_the_other_cpus_table_outcomes_too(tmp_path, capsys
     (cpu / "ex9_9.json").write_text(json.dumps({"table": [{"row": "batch norm", "outcome": "not distinguishable"}]}))
     out = tmp_path / "replication.json"
     assert replication.main([reference, other, "--write", str(out), "--other-cpu", str(cpu)]) == 0
-    assert json.loads(out.read_text())["other_cpu"] == {"outcomes": {"ex9_9": {"batch norm": "not distinguishable"}}}
+    assert json.loads(out.read_text())["other_cpu"] == {"device": "", "outcomes": {"ex9_9": {"batch norm": "not distinguishable"}}}
+    # the other CPU by the name its results record, for the report to say which; several names: none
+    amd = {"environment": {"device_name": "CPU: AMD EPYC (1 torch thread, 2 logical cores)"}}
+    assert replication.cpu_name({"ex9_9": amd, "ex9_8": amd}) == "AMD EPYC"
+    assert replication.cpu_name({"ex9_9": amd, "ex9_8": {"environment": {"device_name": "CPU: Intel(R) Xeon(R) Processor"}}}) == ""
     with pytest.raises(SystemExit) as stopped:  # --other-cpu only goes into the record
         replication.main([reference, other, "--other-cpu", str(cpu)])
     assert stopped.value.code == 2

@@ -59,6 +59,8 @@ def test_write_all_defines_a_macro_for_every_result(results_root):
     assert macros["ex9_9.toy.label"] == "toy net" and macros["ex9_9.wide_50.epochs"] == "3"  # keys: A-Za-z0-9_
     assert macros["ex9_9.toy.lr"] == "0.1" and macros["ex9_9.toy.model"] == "MLP 16-8-2"
     assert macros["ex9_9.toy.fit"] == summary["verdict"]
+    # Table 1: each configuration's fit as the README gives it, the others' counts included where the seeds differ
+    assert report.tex(summary["verdict"]) in (root / "generated" / "summary.tex").read_text()
     fit = text.fit_comment([(c.label, results.summary(c), c.score) for c in runs])  # the exercise's, in words
     assert macros["ex9_9.fit"] == report.tex(fit) and macros["ex9_9.Fit"] == report.tex(fit[0].upper() + fit[1:])
     # the numbers the script chose, by its names, escaped; nothing else of the findings
@@ -404,17 +406,23 @@ def test_a_direction_that_did_not_hold_with_other_seeds_is_marked_and_named():
     assert report.exercise_macros({**records[0], "numbers": {"changes": pairs}, "configs": [], "data": {}},
                                   {})["ex1_5.changes"] == "batch norm and augmentation are better than the baseline"
     assert macros == {"replication.summary": "We reran 2 of the 3 directions found here with new seeds (100--102): 1 "
-                      "held. The one that did not hold reads “not reliably better” (or worse, sooner, later) in the text, and "
-                      "its table row says which rerun did not give it (“better; not with new seeds”): not a finding. A row not distinguishable here that the new seeds resolved says so "
-                      "(“new seeds: better”): no direction is claimed."}
+                      "held. The one that did not hold is not claimed: the text says “not reliably better” (or worse, "
+                      "sooner, later), and the table row names the rerun (“better; not with new seeds”). A row that only "
+                      "the new seeds resolved says so (“new seeds: better”)."}
     # another CPU's kernels: batch norm, held with the new seeds, is not better there; what was not rerun there
     # (augmentation) stays as the seed rerun left it
     both = {**check, "other_cpu": {"outcomes": {"ex1_5_variants": {"batch norm": "not distinguishable"}}}}
     assert report.not_held(records[0], both) == {"batch norm": "on another CPU", "augmentation": "with new seeds"}
     assert report.comparison_table(records[0], both).splitlines()[0].endswith(r"better; not on another CPU \\")
-    assert "We reran 2 of the 3 directions found here with new seeds (100--102): 1 held. We also reran 1 of them with " \
-           "another CPU's arithmetic (PyTorch's plain kernels, the same seeds): 0 held. The 2 that did not hold read" in \
+    assert "We reran 2 of the 3 directions found here with new seeds (100--102): 1 held; and 1 of them with another " \
+           "CPU's kernels (PyTorch's plain ones, the same seeds): 0 held. The 2 that did not hold are not claimed" in \
         report.replication_macros(records, both)["replication.summary"]
+    # a rerun on another CPU by name (``replication.cpu_name``), and the same CPU's name: only its kernels differ
+    named = {**both, "other_cpu": {**both["other_cpu"], "device": "AMD EPYC"}}
+    assert "; and 1 of them on another CPU (AMD EPYC, the same seeds): 0 held." in \
+        report.replication_macros(records, named)["replication.summary"]
+    ours = [{**r, "environment": {"device_name": "CPU: AMD EPYC (1 torch thread, 2 logical cores)"}} for r in records]
+    assert "with another CPU's kernels" in report.replication_macros(ours, named)["replication.summary"]
     # a mark follows the rows as they are now: a result recomputed to "worse" in the rerun's terms holds
     again = {**records[0], "table": [rows[0], rows[1], {**rows[2], "outcome": "not distinguishable"}, rows[3]]}
     assert report.not_held(again, check) == {}
@@ -425,8 +433,7 @@ def test_a_direction_that_did_not_hold_with_other_seeds_is_marked_and_named():
     # a rerun that states no direction here, only a ‡ row: the ‡ is still explained
     only_found = {"seeds": [100], "outcomes": {"ex1_5_variants": {"tanh": "worse"}}}
     assert report.replication_macros(records[:1], only_found)["replication.summary"] == (
-        "A row not distinguishable here that new seeds (100) resolved says so (“new seeds: better”): no direction is "
-        "claimed.")
+        "A row that only new seeds (100) resolved says so (“new seeds: better”).")
     # one seed; everything held: no dagger clause
     held = {"seeds": [100], "outcomes": {"ex1_5_variants": {"batch norm": "better", "augmentation": "worse"}}}
     assert report.replication_macros(records[:1], held)["replication.summary"] == \

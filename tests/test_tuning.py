@@ -15,7 +15,7 @@ from torch import nn
 import ex2_2_regularization
 import ex2_4_residual
 import ex2_5_best
-from common import evaluation, train
+from common import evaluation, report, train
 from common.data import REPO_ROOT
 from common.models import SegNet, count_weights
 from helpers import stored_runs
@@ -69,8 +69,16 @@ def test_the_networks_without_batch_norm_train_at_the_learning_rate_chosen_for_t
                                        "residual": depth3["lr_per_kind"]["residual_zero"]}
     for kind, name in depth3["chosen_per_kind"].items():
         assert depth3["rows"][name]["final"] == max(row["final"] for n, row in depth3["rows"].items()
-                                                    if n.rsplit("_lr", 1)[0] == kind)
+                                                    if report.candidate_kind(n) == kind)
     assert ex2_4_residual.DEPTH1_NO_BN_LR == ex2_2_regularization.NO_BN_LR  # Ex 2.4's depth-1 reference is Ex 2.2's
+
+
+def test_a_candidates_kind_is_its_name_before_the_setting():
+    kinds = {name: report.candidate_kind(name) for name in
+             ("residual_zero_lr0.003", "residual_lr0.01", "plain_lr1e-04", "lr0.2_batch128", "lr0.01_e80", "wd0.001",
+              "plain_e40", "e80")}
+    assert kinds == {"residual_zero_lr0.003": "residual_zero", "residual_lr0.01": "residual", "plain_lr1e-04": "plain",
+                     "lr0.2_batch128": "", "lr0.01_e80": "", "wd0.001": "", "plain_e40": None, "e80": None}
 
 
 def test_ex2_2_weight_decay_is_the_strength_chosen_on_validation():

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from common.data import REPO_ROOT
+from common.report import candidate_kind
 from common.metrics import THRESHOLDS, late_gain
 
 RUNS_DIR = REPO_ROOT / "tuning" / "convergence" / "runs"
@@ -149,8 +150,8 @@ def choose_lr_per_kind(folder: Path) -> dict:
     comparison would follow whichever kind the rate suits."""
     rows = final_rows(folder, "lr")
     kinds: dict[str, list[str]] = {}
-    for name in rows:  # "plain_lr0.001" -> "plain"; "lr0.003" -> ""
-        kinds.setdefault(re.fullmatch(r"(?:(.+)_)?lr[\d.e+-]+", name).group(1) or "", []).append(name)
+    for name in rows:
+        kinds.setdefault(candidate_kind(name), []).append(name)
     chosen = {kind: max(names, key=lambda n: rows[n]["final"]) for kind, names in kinds.items()}
     lrs = {kind: rows[name]["lr"] for kind, name in chosen.items()}
     one = next(iter(chosen.values())) if len(chosen) == 1 else None
