@@ -88,6 +88,15 @@ def test_report_without_latex_stops_at_once_with_the_install_line(tmp_path):
     assert dry.returncode == 0 and "common.report readme" in dry.stdout  # on to the results and the README's table
 
 
+def test_the_longest_chain_of_scripts_starts_first():
+    """Ex 2.4 trains longest and waits for Ex 2.1 and 2.2: make starts that chain before the others."""
+    dry = subprocess.run(["make", "-n", "results", "FORCE=1", "OUT=zz"], cwd=REPO_ROOT, capture_output=True,
+                         text=True).stdout
+    order = [word for line in dry.splitlines() for word in line.split() if word.startswith("ex") and word.endswith(".py")]
+    assert order[:3] == ["ex2_1_segnet.py", "ex2_2_regularization.py", "ex2_4_residual.py"]
+    assert sorted(order) == sorted(p.name for p in REPO_ROOT.glob("ex[0-9]_[0-9]_*.py"))  # every script, once
+
+
 def test_a_script_waits_for_the_script_that_trains_the_runs_it_reuses():
     """Under make -j, a script that loads shared runs from the cache must not train them alongside the
     script that trains them: its results file depends on the other's."""
