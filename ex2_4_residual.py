@@ -55,6 +55,13 @@ QUICK_TIMING = {"num_batches": 1, "warmup": 1, "repeats": 1}  # --quick: a smoke
 EXERCISE = "ex2_4_residual"  # its results file and figures
 
 
+def segnet_config(args) -> dict:
+    """Exercise 2.1's network and training, with the command line's epochs, batch size and learning rate."""
+    return {"model": SEGNET, "loss": LOSS, "optimizer": {"class": "Adam", "lr": args.lr},
+            "schedule": {"class": "CosineAnnealingLR"}, "augment": DIHEDRAL, "epochs": args.epochs,
+            "batch_size": args.batch_size, "score": "dice"}
+
+
 def deeper(config: dict, depth: int, residual: bool, batch_norm: bool = True) -> dict:
     """Exercise 2.1's configuration with blocks of ``depth`` pairs, plain or residual; without batch norm,
     with the initialisation and learning rate chosen for its kind (depth 1: Ex 2.2's network)."""
@@ -117,9 +124,7 @@ def main(argv=None) -> list[train.Runs]:
     if args.figures_only:  # make figures: from the results file alone, no data, no training
         return draw(*results.read(ctx.out_dir, EXERCISE, ("figure_groups",)), ctx.figures_dir)
     splits = warwick.load_splits(ctx.data_dir, ctx.device, seed=ctx.seed, quick=ctx.quick)
-    config = {"model": SEGNET, "loss": LOSS, "optimizer": {"class": "Adam", "lr": args.lr},
-              "schedule": {"class": "CosineAnnealingLR"}, "augment": DIHEDRAL, "epochs": args.epochs,
-              "batch_size": args.batch_size, "score": "dice"}
+    config = segnet_config(args)
     no_bn_seeds = ctx.seeds if ctx.quick else [ctx.seed + k for k in range(max(NO_BN_SEEDS, args.num_seeds))]
 
     reference = train.run("segnet", config, splits, ctx, "depth 1 (Ex 2.1)")

@@ -73,6 +73,27 @@ def test_the_networks_without_batch_norm_train_at_the_learning_rate_chosen_for_t
     assert ex2_4_residual.DEPTH1_NO_BN_LR == ex2_2_regularization.NO_BN_LR  # Ex 2.4's depth-1 reference is Ex 2.2's
 
 
+def test_ex2_4_trains_without_batch_norm_with_the_schedule_its_warm_up_check_kept():
+    """tuning/nobn_warmup.json: per kind, the schedule with the higher mean final validation Dice over Ex 2.4's seeds,
+    with its runs stuck at one class counted; Ex 2.4 trains that schedule."""
+    from tuning import nobn_warmup
+
+    record = json.loads((REPO_ROOT / "tuning" / "nobn_warmup.json").read_text())
+    assert record["seeds"] == list(range(ex2_4_residual.NO_BN_SEEDS)) and record["epochs"] == ex2_4_residual.EPOCHS
+    ex2_4 = ex2_4_residual.segnet_config(types.SimpleNamespace(lr=ex2_4_residual.LR, epochs=ex2_4_residual.EPOCHS,
+                                                               batch_size=ex2_4_residual.BATCH_SIZE))
+    schedule = ex2_4["schedule"]
+    for kind in ("plain", "residual"):  # the check's networks are Ex 2.4's, so its cosine runs are Ex 2.4's own
+        assert nobn_warmup.config(kind, schedule["class"], ex2_4_residual.EPOCHS, ex2_4_residual.BATCH_SIZE) == \
+            ex2_4_residual.deeper(ex2_4, ex2_4_residual.DEPTH, kind == "residual", batch_norm=False)
+    for kind, rows in record["kinds"].items():
+        assert record["chosen"][kind] == max(rows, key=lambda s: rows[s]["mean"]) == schedule["class"]
+        assert rows[schedule["class"]]["lr"] == ex2_4_residual.NO_BN_LR[kind]
+        assert rows[schedule["class"]]["init"] == ex2_4_residual.NO_BN_INIT[kind]
+        for row in rows.values():
+            assert len(row["final_val_dice"]) == ex2_4_residual.NO_BN_SEEDS and 0 <= row["stuck"] <= ex2_4_residual.NO_BN_SEEDS
+
+
 def test_a_candidates_kind_is_its_name_before_the_setting():
     kinds = {name: report.candidate_kind(name) for name in
              ("residual_zero_lr0.003", "residual_lr0.01", "plain_lr1e-04", "lr0.2_batch128", "lr0.01_e80", "wd0.001",
@@ -535,3 +556,14 @@ def test_a_quick_sweep_records_validation_dice_and_nothing_of_the_test_set(warwi
     assert reddest["val_min"] > reddest["train_max"]  # validated on staining outside the training range
     assert "test" not in json.dumps(record["candidates"])
     assert set(record["code"]) == {"commit", "uncommitted_changes"}
+
+
+def test_a_quick_warm_up_check_writes_its_record_and_nothing_of_the_test_set(warwick_dir, tmp_path):
+    from tuning import nobn_warmup
+
+    record = nobn_warmup.main(["--quick", "--device", "cpu", "--data-dir", str(warwick_dir), "--out-dir", str(tmp_path),
+                               "--no-progress", "--num-seeds", "1"])
+    assert json.loads((tmp_path / "nobn_warmup.json").read_text()) == json.loads(json.dumps(record))
+    assert set(record["kinds"]) == {"plain", "residual"} and set(record["chosen"]) == {"plain", "residual"}
+    assert all(set(rows) == set(nobn_warmup.SCHEDULES) for rows in record["kinds"].values())
+    assert "test" not in json.dumps(record["kinds"])
