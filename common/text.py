@@ -179,8 +179,8 @@ def capitalised(phrase: str) -> str:
 
 def fit_comment(configs: list[tuple[str, dict, str]]) -> str:
     """The configurations' fit (label, ``results.summary``, score name) as a clause, by each one's most
-    frequent verdict over its seeds, with its count and the other seeds' verdicts where the seeds differ (as
-    Table 1: "over-fits in 2 of 5 seeds (borderline in 2, good fit in 1)"), and the reason
+    frequent verdict over its seeds, with its count where the seeds differ ("over-fits in 2 of 5 seeds"; Table 1
+    gives the other seeds' verdicts), and the reason
     (``fit_reason``) where one network has that verdict in all its seeds and it is not a good fit: "the
     network over-fits (the validation loss ends 33 % above its minimum)"; "batch norm fits well; tanh and
     augmentation over-fit"; "NumPy over-fits in 3 of 5 seeds; PyTorch over-fits (...)". Networks are named as in
@@ -189,8 +189,7 @@ def fit_comment(configs: list[tuple[str, dict, str]]) -> str:
     for name, (_, summary, score_name) in zip(prose_names([label for label, _, _ in configs]), configs):
         verdicts = summary["verdicts"]
         verdict = most_frequent(verdicts)
-        others = ", ".join(f"{v} in {verdicts.count(v)}" for v in sorted(set(verdicts) - {verdict}, key=verdicts.index))
-        share = f" in {verdicts.count(verdict)} of {len(verdicts)} seeds ({others})" if others else ""
+        share = f" in {verdicts.count(verdict)} of {len(verdicts)} seeds" if len(set(verdicts)) > 1 else ""
         groups.setdefault((verdict, share), []).append((name, summary, score_name))
     clauses = []
     for (verdict, share), members in groups.items():

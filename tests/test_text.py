@@ -135,28 +135,27 @@ def test_fit_comment_names_each_verdict_and_its_count_once_with_its_reason():
     good = summary("good fit", "good fit", "over-fitting")  # the most frequent verdict counts
     assert text.fit_comment([("a", over, "accuracy")]) == "the network over-fits (the validation loss ends 30 % above its minimum)"
     assert text.fit_comment([("a (Ex 1.2)", over, "accuracy"), ("b", good, "accuracy")]) == \
-        "a over-fits (the validation loss ends 30 % above its minimum); b fits well in 2 of 3 seeds (over-fitting in 1)"
-    assert text.fit_comment([("a", good, "accuracy"), ("b", good, "accuracy")]) == "both networks fit well in 2 of 3 seeds (over-fitting in 1)"
-    assert text.fit_comment([("a", good, "dice")] * 3) == "all 3 networks fit well in 2 of 3 seeds (over-fitting in 1)"
+        "a over-fits (the validation loss ends 30 % above its minimum); b fits well in 2 of 3 seeds"
+    assert text.fit_comment([("a", good, "accuracy"), ("b", good, "accuracy")]) == "both networks fit well in 2 of 3 seeds"
+    assert text.fit_comment([("a", good, "dice")] * 3) == "all 3 networks fit well in 2 of 3 seeds"
     assert text.fit_comment([("a", good, "accuracy"), ("b, c", over, "accuracy"), ("d", summary("over-fitting", rise=0.5),
                                                                                    "accuracy")]) == \
-        "a fits well in 2 of 3 seeds (over-fitting in 1); “b, c” and d over-fit"  # several networks: no one number for all
+        "a fits well in 2 of 3 seeds; “b, c” and d over-fit"  # several networks: no one number for all
     near = {"verdicts": ["borderline"], "verdict_details": [{"verdict": "borderline", "borderline": ["gap", "floor"]}]}
     assert text.fit_comment([("a", near, "dice")]) == \
         "the network is borderline (within the margin of its thresholds for the training score and the training-validation gap)"
-    # where the seeds differ, the most frequent verdict's count and the others' (as Table 1); networks whose counts
-    # differ apart
+    # where the seeds differ, the most frequent verdict's count (Table 1 gives the others'); networks with the same
+    # verdict and count together
     assert text.fit_comment([("a", over, "accuracy"), ("b", summary("over-fitting", "good fit", "over-fitting"), "accuracy"),
                              ("c", summary("over-fitting", "borderline", "over-fitting"), "accuracy")]) == \
-        ("a over-fits (the validation loss ends 30 % above its minimum); b over-fits in 2 of 3 seeds (good fit in 1); "
-         "c over-fits in 2 of 3 seeds (borderline in 1)")
+        "a over-fits (the validation loss ends 30 % above its minimum); b and c over-fit in 2 of 3 seeds"
     # one network whose seeds disagree: its count, no reason (a mean over some seeds is no run's); two networks
     # with the same verdict but different counts apart
     assert text.fit_comment([("a", summary("over-fitting", "good fit", "over-fitting"), "accuracy")]) == \
-        "the network over-fits in 2 of 3 seeds (good fit in 1)"
+        "the network over-fits in 2 of 3 seeds"
     assert text.fit_comment([("NumPy (ours)", summary("over-fitting", "good fit", "over-fitting"), "accuracy"),
                              ("PyTorch", summary("over-fitting", "good fit", "over-fitting", "over-fitting"), "accuracy")]) == \
-        "NumPy over-fits in 2 of 3 seeds (good fit in 1); PyTorch over-fits in 3 of 4 seeds (good fit in 1)"  # named without their brackets
+        "NumPy over-fits in 2 of 3 seeds; PyTorch over-fits in 3 of 4 seeds"  # named without their brackets
     assert text.fit_comment([]) == ""
 
 
