@@ -97,8 +97,8 @@ figures: $(VENV)/.installed
 
 # Do the report's directions survive other seeds, and another CPU's rounding? Every script again with seeds
 # 100.. (which also draw another validation split) and with PyTorch's CPU kernels limited to another
-# instruction set (OTHER_CPU: the plain kernels; AVX2 would do on an AVX-512 machine), into scratch/; then every comparison's outcome against report/results
-# (common/replication.py), and the outcomes of the report's table rows in both into report/replication.json:
+# instruction set (OTHER_CPU: the plain kernels; AVX2 would do on an AVX-512 machine), into scratch/; then every
+# comparison's outcome against report/results (common/replication.py), and the outcomes of the report's table rows in both into report/replication.json:
 # a direction either did not give reads "not reliably better" in the report. The run cache keys hold the
 # instruction set, so the two never mix.
 OTHER_CPU ?= ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_ENABLE_INSTRUCTIONS=SSE4_2

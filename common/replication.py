@@ -65,11 +65,15 @@ def rerun_outcomes(other: Path) -> dict:
             "outcomes": table_outcomes(records)}
 
 
+def cpu_of(record: dict) -> str:
+    """The CPU a results file was computed on, as its environment names it: "AMD EPYC" (from "CPU: AMD EPYC (1 torch
+    thread, 2 logical cores)"); "" where it names none."""
+    return record.get("environment", {}).get("device_name", "").removeprefix("CPU: ").split(" (")[0]
+
+
 def cpu_name(records: dict[str, dict]) -> str:
-    """The CPU the records were computed on, as their environment names it: "AMD EPYC" (from "CPU: AMD EPYC (1 torch
-    thread, 2 logical cores)"); "" for none."""
-    names = {r.get("environment", {}).get("device_name", "").removeprefix("CPU: ").split(" (")[0]
-             for r in records.values()}
+    """The one CPU the records were computed on (``cpu_of``); "" for none or several."""
+    names = {cpu_of(r) for r in records.values()}
     return names.pop() if len(names) == 1 else ""
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from . import metrics, text, train
-from .replication import DIRECTIONS, row_outcomes
+from .replication import DIRECTIONS, cpu_of, row_outcomes
 from .cli import environment, resolve_device
 from .data import REPO_ROOT, atomic_write_bytes, cache_dir
 
@@ -197,7 +197,7 @@ def replication_macros(records: list[dict], replication: dict) -> dict[str, str]
     cpu_held = sum(_held(rerun_rows(r, replication, "other_cpu"), r) for r in records)
     # the other CPU by name where it is one (``replication.cpu_name``); else this CPU limited to other kernels
     cpu = replication.get("other_cpu", {}).get("device", "")
-    ours = {r.get("environment", {}).get("device_name", "").removeprefix("CPU: ").split(" (")[0] for r in records}
+    ours = {cpu_of(r) for r in records}
     where = f"on another CPU ({cpu}, the same seeds)" if cpu and cpu not in ours else \
         "with another CPU's kernels (PyTorch's plain ones, the same seeds)"
     summary = ("" if not rerun else f"We reran {lead} found here with new seeds ({shown}): {held} held"
