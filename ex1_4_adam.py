@@ -47,11 +47,12 @@ def main(argv=None) -> list[train.Runs]:
     test = evaluation.compare_runs(sgd, adam, splits.test[1])
     sooner = evaluation.paired_epochs_to_threshold(sgd, adam, target)
     findings = {"adam_vs_sgd": test, "epochs_to_target": sooner}
-    table = [text.row("test accuracy", test), text.epochs_row("epochs to reach the target", sooner)]
+    rows = ("test accuracy", "epochs to reach the target")
+    table = [text.row(rows[0], test), text.epochs_row(rows[1], sooner)]
     # the exercise's question, "better results faster?", answered from the two comparisons
     gains = (test["outcome"] == "better") + (sooner["outcome"] == "sooner")
     numbers = {"answer": ("No", "Partly", "Yes")[gains], "target": text.score("accuracy", target),
-               "adam_vs_sgd": text.relation(test), "adam_when": text.when(sooner, "SGD")}
+               "adam_vs_sgd": text.relation(test, rows[0], "SGD's"), "adam_when": text.when(sooner, "SGD", rows[1])}
     draw(results.write(ctx, EXERCISE, [sgd, adam], splits, findings, numbers=numbers, table=table), {},
          ctx.figures_dir)
     return [sgd, adam]

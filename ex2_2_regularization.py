@@ -67,8 +67,8 @@ def main(argv=None) -> list[train.Runs]:
                    for c in configs}
     labels = {c.name: c.label for c in configs}  # the table's rows, which the sentence states too
     # each change's effect on the baseline, for the answer's sentence: "makes it worse", "makes no measurable difference"
-    numbers = {**{f"effect_{name}": ("makes no measurable difference" if v["test"]["outcome"] == "unresolved"
-                                     else f"makes it {text.outcome(v['test'], labels[name])}")
+    numbers = {**{f"effect_{name}": (text.claim("makes no measurable difference", labels[name])
+                                     if v["test"]["outcome"] == "unresolved" else f"makes it {text.outcome(v['test'], labels[name])}")
                   for name, v in findings["versus_baseline"].items()},
                # how well each fits its own training images: does a change act on fitting or on generalising?
                **{f"train_{name}": dice for name, dice in final_train.items()}}

@@ -91,6 +91,26 @@ def residual_against_plain(plain: train.Runs, residual: train.Runs, timings: dic
 EPOCHS_ROW = f"epochs to {text.score('dice', DICE_THRESHOLD)}"
 
 
+def residual_sentence(groups: list[dict]) -> str:
+    """The answer to the exercise in words, from ``residual_against_plain`` with batch norm and without: one
+    sentence for both where neither resolves a difference in test Dice or in the epochs to DICE_THRESHOLD (no
+    direction, so nothing for the report to qualify), else a sentence for each, its phrases marked as the table
+    rows they state (``text.claim``)."""
+    threshold = text.score("dice", DICE_THRESHOLD)
+    if all(g["residual_vs_plain"]["outcome"] == g["epochs_to_threshold"]["outcome"] == "unresolved"
+           and text.compared(g["epochs_to_threshold"]) for g in groups):
+        return ("With and without batch norm, neither the residual network's test Dice nor the epochs it needs to "
+                f"reach a validation Dice of {threshold} are distinguishable from the plain network's")
+    sentences = []
+    for g, bn in zip(groups, (True, False)):
+        dice = text.relation(g["residual_vs_plain"], row_label(bn, "test Dice"), "the plain network's")
+        when = text.when(g["epochs_to_threshold"], "the plain network", row_label(bn, EPOCHS_ROW))
+        subject = "the residual network's" if bn else "its"
+        sentences.append(f"{'With' if bn else 'Without'} batch norm, {subject} test Dice is {dice}, and it reaches a "
+                         f"validation Dice of {threshold} {when}")
+    return ". ".join(sentences)
+
+
 def row_label(batch_norm: bool, what: str) -> str:
     """A row of the exercise's table: "with BN: test Dice". The answer's sentences name the rows they state."""
     return f"{'with BN' if batch_norm else 'no BN'}: {what}"
@@ -166,18 +186,20 @@ def main(argv=None) -> list[train.Runs]:
               for kind, r in zip(("plain", "residual"), pair)]
     # the exercise's question, "do residual connections improve performance?": the residual network against the
     # plain one of the same depth, with batch norm and without
-    gains = sum(g["residual_vs_plain"]["outcome"] == "better" for g in findings["groups"].values())
-    numbers = {"answer": ("No", "Partly", "Yes")[min(gains, 2)],  # as Ex 1.4: "No" where neither group resolves a gain
+    outcomes = [g["residual_vs_plain"]["outcome"] for g in findings["groups"].values()]
+    gains = outcomes.count("better")
+    numbers = {"answer": ("Yes", "Partly")[gains < len(outcomes)] if gains else "No" if "worse" in outcomes
+               else "Not measurably",  # neither group resolves a difference
                "threshold": text.score("dice", DICE_THRESHOLD), "depth": DEPTH, "nobn_seeds": len(no_bn_seeds),
-               **{f"init_std_{kind}": f"{std:.2g}" for kind, std in init_std.items()}}
-    for key, group, bn in (("bn", f"depth {DEPTH}", True), ("nobn", f"depth {DEPTH}, no BN", False)):
-        g = findings["groups"][group]
-        numbers[f"{key}_dice"] = text.relation(g["residual_vs_plain"], row_label(bn, "test Dice"))
-        numbers[f"{key}_when"] = text.when(g["epochs_to_threshold"], "the plain network", row_label(bn, EPOCHS_ROW))
+               # how much wider a fresh residual network's class scores spread with plain He weights than a plain one's
+               "init_ratio": f"{init_std['residual_he'] / init_std['plain']:.0f}"}
+    numbers["residual_vs_plain"] = residual_sentence([findings["groups"][f"depth {DEPTH}"],
+                                                      findings["groups"][f"depth {DEPTH}, no BN"]])
     for key, findings_key, bn, pair in (("versus_depth1", "versus_ex2_1", True, with_bn),
                                         ("versus_depth1_no_bn", "versus_depth1_no_bn", False, without_bn)):
         # (subject, predicate) pairs: the report words them as one sentence (text.grouped)
-        numbers[key] = [(f"the {kind} one", f"{text.relation(findings[findings_key][r.name], depth_label(kind, bn))} depth 1")
+        numbers[key] = [(f"the {kind} network", text.relation(findings[findings_key][r.name], depth_label(kind, bn),
+                                                              "depth 1"))
                         for kind, r in zip(("plain", "residual"), pair)]
     configs = [reference, *with_bn, reference_no_bn, *without_bn]
     draw(results.write(ctx, EXERCISE, configs, splits, findings, numbers=numbers, table=table), {}, ctx.figures_dir)

@@ -73,14 +73,19 @@ def main(argv=None) -> dict:
                "worst_red_share": f"{red['case']['red_share']:.2f}",
                "worst_vs_training": ("redder than every training image" if as_red == 0 else
                                      f"as red as {as_red} of the {red['case']['training_images']} training images"),
-               "staining": "every test image lies within the training images' range of staining"}
+               "staining": "every test image lies within the training images' range of staining",
+               "redder": f"{redder} of {len(names)}", "redder_dice": "–", "other_dice": text.score("dice", dice.mean())}
     if redder:  # does staining beyond the training images' explain more than the one worst image?
         beyond = np.isin(np.arange(len(names)), red["test"]["beyond_training"])
         image_dice = dice.mean(0)  # each image's Dice, mean over the seeds
-        numbers["staining"] = (f"{redder} of the {len(names)} test images lie beyond the reddest training image, "
-                               f"outside the staining the network was trained on; their mean Dice is "
-                               f"{text.score('dice', image_dice[beyond].mean())}, the other images' "
-                               f"{text.score('dice', image_dice[~beyond].mean())}")
+        numbers["redder_dice"], numbers["other_dice"] = text.score("dice", image_dice[beyond].mean()), "–"
+        numbers["staining"] = (f"{redder} of the {len(names)} test images {'lies' if redder == 1 else 'lie'} beyond the "
+                               "reddest training image")
+        if redder < len(names):
+            lower = image_dice[beyond].mean() < image_dice[~beyond].mean()
+            numbers["other_dice"] = text.score("dice", image_dice[~beyond].mean())
+            numbers["staining"] += (f", and {'it scores' if redder == 1 else 'they score'} "
+                                    f"{'lower' if lower else 'no lower'} than the others")
     draw(results.write(ctx, EXERCISE, [refit, final], splits, findings, arrays, numbers), arrays, ctx.figures_dir)
     return final
 

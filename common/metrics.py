@@ -212,11 +212,10 @@ def most_frequent(verdicts: list[str]) -> str:
 
 
 def configuration_verdict(verdicts: list[str]) -> str:
-    """One verdict for a configuration's seeds: the verdict all seeds share ("good fit"), or the most frequent
-    with its count and the others' counts ("good fit (3 of 5; borderline 2)")."""
+    """One verdict for a configuration's seeds: the verdict all seeds share ("good fit"), or each verdict with its
+    number of seeds, the most frequent first ("good fit 3, borderline 2")."""
     order = sorted(dict.fromkeys(verdicts), key=lambda v: -verdicts.count(v))
-    rest = "; ".join(f"{v} {verdicts.count(v)}" for v in order[1:])
-    return f"{order[0]} ({verdicts.count(order[0])} of {len(verdicts)}; {rest})" if rest else order[0]
+    return ", ".join(f"{v} {verdicts.count(v)}" for v in order) if len(order) > 1 else order[0]
 
 
 # --- comparisons -----------------------------------------------------------------------------

@@ -70,9 +70,11 @@ def _epochs(runs, key: str) -> np.ndarray:
     return np.array([[e[key] for e in r["history"]["epochs"]] for r in runs["runs"]])
 
 
-def _loss_lines(ax, runs, color, label: str | None, x: str = "epoch", validation: bool = True) -> list[float]:
+def _loss_lines(ax, runs, color, label: str | None, x: str = "epoch", validation: bool = True,
+                width: float = 0.9) -> list[float]:
     """Training loss per iteration (mean over seeds, smoothed over a fifth of an epoch; solid) and
     validation loss per epoch (mean over seeds; dashed, circles on about ten epochs) against epochs or training seconds.
+    A ``width`` above the usual draws the training line that wide and light, to show beneath another curve.
     Returns the values drawn, for the axis limits."""
     records = runs["runs"]
     n = min(len(r["history"]["iter_loss"]) for r in records)
@@ -83,26 +85,29 @@ def _loss_lines(ax, runs, color, label: str | None, x: str = "epoch", validation
     if x == "seconds":
         x_epoch = np.cumsum(_epochs(runs, "train_time_s").mean(0))
     x_iter = np.interp(np.arange(1, n + 1) / per_epoch, np.arange(0, epochs + 1), np.insert(x_epoch, 0, 0.0))
-    ax.plot(x_iter, train, color=color, label=label, linewidth=0.9)
+    ax.plot(x_iter, train, color=color, label=label, linewidth=width, alpha=0.5 if width > 0.9 else 1.0)
     drawn = list(train[len(train) // 20:])  # the axis leaves out the first steps' spikes
     if validation:
         val = _epochs(runs, "val_loss").mean(0)
-        # circles on about ten epochs: one on every epoch of a long run would fill the dashes in
-        ax.plot(x_epoch, val, "o--", color=color, markersize=2.2, linewidth=0.8, markevery=max(1, round(epochs / 10)))
+        # open circles on about ten epochs (one on every epoch of a long run would fill the dashes in), on top: where
+        # the two curves coincide the circles still show the validation curve
+        ax.plot(x_epoch, val, "o--", color=color, markersize=3, markerfacecolor="white", linewidth=0.8,
+                markevery=max(1, round(epochs / 10)), zorder=3)
         drawn += list(val[1:] if len(val) > 3 else val)
     return drawn
 
 
-def _score_lines(ax, runs, color, label: str | None = None) -> list[float]:
-    """Training-subset score (mean over seeds; solid) and validation score (mean over seeds, dashed, its range
-    over seeds shaded), as the loss: training solid, validation dashed. Returns the means drawn after the
-    first epoch, for the axis limits."""
+def _score_lines(ax, runs, color, label: str | None = None, training: bool = True) -> list[float]:
+    """Training-subset score (mean over seeds; solid; with ``training``) and validation score (mean over seeds,
+    dashed, its range over seeds shaded), as the loss: training solid, validation dashed. Returns the means drawn
+    after the first epoch, for the axis limits."""
     val = _epochs(runs, "val_score")
-    train = _epochs(runs, "train_eval_score").mean(0)
+    train = _epochs(runs, "train_eval_score").mean(0) if training else np.array([])
     x = np.arange(1, val.shape[1] + 1)
     marker = "o" if len(x) == 1 else None  # one epoch (--quick): a line of one point would not show
-    ax.plot(x, train, color=color, linewidth=0.9, label=label, marker=marker)
-    ax.plot(x, val.mean(0), "--", color=color, linewidth=1.1, marker=marker)
+    if training:
+        ax.plot(x, train, color=color, linewidth=0.9, label=label, marker=marker)
+    ax.plot(x, val.mean(0), "--", color=color, linewidth=1.1, marker=marker, label=None if training else label)
     if len(val) > 1:  # the range over seeds: a light fill with its edges drawn, so that two ranges stay apart
         ax.fill_between(x, val.min(0), val.max(0), color=color, alpha=0.12, linewidth=0)
         for edge in (val.min(0), val.max(0)):
@@ -179,14 +184,16 @@ def curves(configs: list, path: Path, *, against_time: bool = False, coinciding:
 
 def variant_grid(configs: list, path: Path, ncols: int = 4) -> list[Path]:
     """One panel per configuration after the first (the baseline, grey in every panel): training loss
-    per iteration (line) and validation loss per epoch (dashed), mean over seeds, against epochs."""
+    per iteration (line) and validation loss per epoch (dashed), mean over seeds, against epochs. The caption says
+    which line is which: a title or legend would take a row of the page."""
     baseline, variants = configs[0], configs[1:]
     ncols = min(ncols, len(variants))
     nrows = -(-len(variants) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(6.4, 1.7 * nrows + 0.4), sharex=True, sharey=True, squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.4, 1.7 * nrows + 0.15), sharex=True, sharey=True, squeeze=False)
     drawn = []
     for k, (ax, c) in enumerate(zip(axes.flat, variants)):
-        drawn += _loss_lines(ax, baseline, GREY, None)
+        # the baseline wide and light underneath: where a variant's curve lies on it, it shows as a grey halo
+        drawn += _loss_lines(ax, baseline, GREY, None, width=2.4)
         drawn += _loss_lines(ax, c, COLORS[k % len(COLORS)], None)
         ax.set_title(c["label"])
     for ax in axes.flat[len(variants):]:
@@ -194,7 +201,6 @@ def variant_grid(configs: list, path: Path, ncols: int = 4) -> list[Path]:
     for ax in axes.flat[:len(variants)]:
         _log_loss_axis(ax, drawn, "epoch")
         ax.label_outer()
-    fig.suptitle(f"loss (training solid, validation dashed); grey: {baseline['label']}", fontsize=9)
     fig.tight_layout()
     return save(fig, path)
 
@@ -247,8 +253,8 @@ def confusion_and_errors(errors: dict, images: np.ndarray, path: Path, title: st
             if cm[i, j] and i != j:
                 ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8.5,
                         color="white" if cm[i, j] > 0.55 * top else "black")  # white on the darkest reds
-        ax.text(n - 0.3, i, f"{cm[i, i]:,}", ha="left", va="center", fontsize=8, color="dimgrey")
-    ax.text(n - 0.3, n - 0.2, "correct", ha="left", va="top", fontsize=8, color="dimgrey")
+        ax.text(n - 0.3, i, f"{cm[i, i]:,}", ha="left", va="center", fontsize=8.5, color="black")
+    ax.text(n - 0.3, n - 0.2, "correct", ha="left", va="top", fontsize=8.5, color="black")
     ax.set_xticks(range(n))
     ax.set_yticks(range(n))
     ax.set(xlabel="predicted class", ylabel="true class",
@@ -276,7 +282,7 @@ def segmentation_cases(cases: dict[str, dict], arrays: dict[str, np.ndarray], pa
     """One row per test image of ``cases`` (label -> {"name", "dice": the shown prediction's, "mean": over the
     seeds}, in the order of the arrays' rows): the image (``arrays["case_image"]``, RGB), the ground truth
     (``case_truth``), the first seed's prediction (``case_pred``) and its errors."""
-    fig, axes = plt.subplots(len(cases), 4, figsize=(5.8, 1.4 * len(cases) + 0.3), squeeze=False)
+    fig, axes = plt.subplots(len(cases), 4, figsize=(5.8, 1.25 * len(cases) + 0.3), squeeze=False)
     for k, (row, (what, case)) in enumerate(zip(axes, cases.items())):
         image, truth, p = arrays["case_image"][k], arrays["case_truth"][k], arrays["case_pred"][k]
         for ax, picture in zip(row, (image, truth, p, error_map(p, truth))):
@@ -296,13 +302,15 @@ def segmentation_cases(cases: dict[str, dict], arrays: dict[str, np.ndarray], pa
 
 def boundary_crops(cases: dict[str, dict], arrays: dict[str, np.ndarray], labels: list[str], path: Path,
                    crop: int = 48) -> list[Path]:
-    """Per case (label -> {"name", "boundary_f1_2px": per network, "hd95": per network}, in the order of
+    """Per case (label -> {"name", "boundary_f1_2px": per network, its mean over the seeds "boundary_f1_2px_mean",
+    "hd95": per network}, in the order of
     the arrays' rows): the whole image (``arrays["case_image"]``) with the true boundary (``case_truth``),
     then a ``crop`` px window (where the two networks' predictions ``case_pred_0`` and ``case_pred_1``
     differ most) enlarged, with the true boundary (white) and each network's (its colour, ``labels``)
-    drawn thick. Predictions: the first seed's."""
+    drawn thick, and each network's boundary F1 (2 px) on the image, mean over the seeds and the first seed's.
+    Predictions: the first seed's."""
     colors = [COLORS[4], COLORS[0]]
-    fig, axes = plt.subplots(len(cases), 1 + len(labels), figsize=(4.2, 1.8 * len(cases) + 0.4), squeeze=False)
+    fig, axes = plt.subplots(len(cases), 1 + len(labels), figsize=(4.2, 1.85 * len(cases) + 0.35), squeeze=False)
     for k, (row, (what, case)) in enumerate(zip(axes, cases.items())):
         image, truth = arrays["case_image"][k], arrays["case_truth"][k]
         masks = [arrays[f"case_pred_{n}"][k] for n in range(len(labels))]
@@ -316,7 +324,8 @@ def boundary_crops(cases: dict[str, dict], arrays: dict[str, np.ndarray], labels
             ax.imshow(image[window], interpolation="nearest")
             ax.contour(truth[window], levels=[0.5], colors="white", linewidths=2.4)
             ax.contour(mask[window], levels=[0.5], colors=[color], linewidths=2.0)
-            ax.set_title(f"{label}\nF1 (2 px) {case['boundary_f1_2px'][n]:.2f}", fontsize=8.5)
+            ax.set_title(f"{label}\nF1 {case['boundary_f1_2px_mean'][n]:.2f} (mean),\n{case['boundary_f1_2px'][n]:.2f} (shown)",
+                         fontsize=8.5)
         for ax in row:
             ax.set(xticks=[], yticks=[])
             ax.grid(False)
@@ -338,22 +347,23 @@ def _window(changed: np.ndarray, size: int) -> tuple[int, int]:
 
 
 def residual_grid(groups: dict[str, list], path: Path) -> list[Path]:
-    """One row per group (label -> [plain, residual]): the loss and the validation Dice against epochs; plain
-    grey, residual coloured. (Time per step is measured apart, in pairs: a run's recorded seconds shared
+    """One row per group (label -> [plain, residual]): the loss and the validation Dice (no training Dice: two
+    pairs of curves with their ranges would hide each other) against epochs; plain grey, residual coloured. (Time per step is measured apart, in pairs: a run's recorded seconds shared
     the machine with another run.)"""
-    fig, axes = plt.subplots(len(groups), 2, figsize=(6.4, 1.6 * len(groups) + 0.3), squeeze=False)
+    fig, axes = plt.subplots(len(groups), 2, figsize=(6.4, 1.65 * len(groups) + 0.3), squeeze=False)
     for row, (group, pair) in zip(axes, groups.items()):
         drawn = []
         for runs, color in zip(pair, (GREY, COLORS[0])):
             drawn += _loss_lines(row[0], runs, color, None, "epoch")
-            _score_lines(row[1], runs, color)
+            _score_lines(row[1], runs, color, training=False)
         _log_loss_axis(row[0], drawn, "epoch")
-        row[1].set(xlabel="epoch", ylabel="Dice", ylim=(0, 1))
+        row[1].set(xlabel="epoch", ylabel="validation Dice", ylim=(0, 1))
         _epoch_axis(row[1])
-        row[0].set_title(f"{group}: loss", loc="left")
-        row[1].set_title("Dice", loc="left")
+        row[0].set_title(f"{group}: loss")
+        row[1].set_title(f"{group}: validation Dice")
     kinds = [plt.Line2D([], [], color=color, linewidth=1.1, label=runs["label"].split(", ")[1])
              for runs, color in zip(next(iter(groups.values())), (GREY, COLORS[0]))]
-    fig.legend(handles=kinds + _style_handles(), loc="lower center", ncol=4)  # below the curves, off them
+    seeds = plt.Rectangle((0, 0), 1, 1, facecolor=GREY, alpha=0.25, edgecolor=GREY, linewidth=0.5, label="seed range")
+    fig.legend(handles=kinds + _style_handles() + [seeds], loc="lower center", ncol=5)  # below the curves, off them
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return save(fig, path)

@@ -97,23 +97,29 @@ def exercise_macros(record: dict, replication: dict | None = None) -> dict[str, 
 def comparison_table(record: dict, replication: dict) -> str:
     """The body of an exercise's comparison table: one row per ``text.row`` its script recorded (the image tests
     stay in the results file: the interval over seeds decides, and the page has no room for what only supports),
-    A's score left blank where the row above has the same; a direction that a rerun did not give (``not_held``;
-    its sentence reads "not reliably better"): "better; not with new seeds", or "better; not on another CPU";
-    not distinguishable here but with a direction in the seed rerun (``found_in_rerun``): "not distinguishable
-    (new seeds: better)"."""
+    A's score left blank where the row above has the same, a rule between groups of rows ("with BN: ...", "no
+    BN: ..."), and a last column with the row's outcome in the seed rerun ("same", its own outcome, or "–" where
+    it was not rerun). A direction that the rerun with another CPU's kernels did not give (``not_held``) reads
+    "better; not on another CPU"; one the seed rerun did not give shows in the last column, and its sentence reads
+    "not reliably better" (``resolve_claims``)."""
     cells = ("row", "a", "b", "difference", "ci")
-    missed, found = not_held(record, replication), found_in_rerun(record, replication)
+    missed, seeds = not_held(record, replication), _rerun_table(record, replication)
 
     def outcome(row: dict) -> str:
-        if row["row"] in missed:
-            return tex(f"{row['outcome']}; not {missed[row['row']]}")
-        if row["row"] in found:
-            return tex(f"{row['outcome']} (new seeds: {found[row['row']]})")
-        return tex(row["outcome"])
+        cpu = missed.get(row["row"]) == "on another CPU"
+        return tex(f"{row['outcome']}; not on another CPU" if cpu else row["outcome"])
+
+    def with_new_seeds(row: dict) -> str:
+        theirs = seeds.get(row["row"])
+        return tex("–") if theirs is None else "same" if theirs == row["outcome"] else tex(theirs)
     rows = record.get("table", [])
     # A's score once where rows in turn share it (the baseline of every row of Ex 1.5's table)
     shown = [{**row, "a": "" if k and row["a"] == rows[k - 1]["a"] else row["a"]} for k, row in enumerate(rows)]
-    return "".join(" & ".join([*(tex(row[c]) for c in cells), outcome(row)]) + " \\\\\n" for row in shown)
+    # a rule between groups of rows, a group being the rows whose labels share the words before a colon ("with BN:")
+    group = [row["row"].split(":")[0] if ":" in row["row"] else "" for row in rows]
+    return "".join(("\\midrule\n" if k and group[k] != group[k - 1] else "")
+                   + " & ".join([*(tex(row[c]) for c in cells), outcome(row), with_new_seeds(row)]) + " \\\\\n"
+                   for k, row in enumerate(shown))
 
 
 def _rerun_table(record: dict, replication: dict, which: str | None = None) -> dict[str, str]:
@@ -147,21 +153,21 @@ def not_held(record: dict, replication: dict) -> dict[str, str]:
     return missed
 
 
-def found_in_rerun(record: dict, replication: dict) -> dict[str, str]:
-    """The rows of ``record``'s table that are not distinguishable here but have a direction in the rerun:
-    row label -> that direction (one seed set shows it, so it is not a finding either)."""
-    theirs = _rerun_table(record, replication)
-    return {row["row"]: theirs[row["row"]] for row in record.get("table", [])
-            if row["outcome"] == "not distinguishable" and theirs.get(row["row"]) in DIRECTIONS}
-
-
 def resolve_claims(sentence: str, record: dict, replication: dict) -> str:
-    """``sentence`` with each ``text.claim`` mark resolved: dropped, or, where it marks a direction of ``record``'s
-    table that the rerun did not give (``not_held``), replaced by "not reliably" ("is ⟨row⟩better than" -> "is
-    not reliably better than"; "reaches it ⟨row⟩sooner than" -> "reaches it not reliably sooner than"), as its
-    table row (``comparison_table``); page 1 says what it means (``replication_macros``)."""
+    """``sentence`` with each ``text.claim`` mark resolved as its table row reads (``comparison_table``): to its
+    phrase; where it states a direction that the rerun did not give (``not_held``), to "not reliably" and the phrase
+    ("is not reliably better than"; "reaches it not reliably sooner than"). A direction only the seed rerun found
+    is no claim: its table row shows it, its sentence does not. Page 1 says what these mean
+    (``replication_macros``)."""
     missed = not_held(record, replication)
-    return text.CLAIM.sub(lambda m: "not reliably " if m.group(1) in missed else "", sentence)
+
+    def resolved(m: re.Match) -> str:
+        row, phrase = m.group(1), m.group(2)
+        return f"not reliably {phrase}" if row in missed else phrase
+    out = text.CLAIM.sub(resolved, sentence)
+    if "⟨" in out:  # a mark in another form (a results file from an older version) would reach the page as it is
+        raise ValueError(f"an unresolved claim mark in {record['exercise']}'s sentence {sentence!r}: rerun its script")
+    return out
 
 
 def seed_range(seeds: list[int]) -> str:
@@ -177,37 +183,33 @@ def _held(rows: dict[str, str], record: dict) -> int:
 
 
 def replication_macros(records: list[dict], replication: dict) -> dict[str, str]:
-    """``replication.summary``, for page 1: of the directions the tables state, how many were rerun with other
-    seeds and how many held. A direction that did not hold reads "not reliably better" where it is stated: in its
-    table row (``comparison_table``) and its sentence (``resolve_claims``); a row not distinguishable here that
-    has a direction in the rerun (``found_in_rerun``) names it in its table ("new seeds: better")."""
+    """``replication.summary``, for page 1: what the comparison tables' last column is (``comparison_table``), and
+    of the directions the tables state, how many were rerun with other seeds and on another CPU, and how many held.
+    A direction that did not hold reads "not reliably better" in its sentence (``resolve_claims``)."""
+    if not any(_rerun_table(r, replication) for r in records):
+        return {"replication.summary": "The comparisons have not been rerun with other seeds."}
+    # the rerun's seed sets: "100–104", or "100–104 or 100–107" where configurations differ (as many as here)
+    shown = " or ".join(dict.fromkeys(seed_range(s) for s in replication.get("seed_sets", [replication["seeds"]])))
+    summary = f"The last column of each comparison table gives its outcome with new seeds ({shown}; “–”: not rerun)."
     stated = sum(row["outcome"] in DIRECTIONS for r in records for row in r.get("table", []))
     rerun = sum(len(rerun_rows(r, replication)) for r in records)
-    found = sum(len(found_in_rerun(r, replication)) for r in records)
-    if not rerun and not found:
-        return {"replication.summary": "The comparisons have not been rerun with other seeds."}
-    # the rerun's seed sets: "100–104", or "100–104 or 100–107 (as many as here)" where configurations differ
-    ranges = list(dict.fromkeys(seed_range(s) for s in replication.get("seed_sets", [replication["seeds"]])))
-    shown = ranges[0] if len(ranges) == 1 else f"{' or '.join(ranges)}, as many as here"
-    failed = sum(len(not_held(r, replication)) for r in records)
-    what = {1: "the one direction", 2: "both directions"}.get(stated, f"all {stated} directions")
-    lead = what if rerun == stated else f"{rerun} of the {stated} directions"
-    held = sum(_held(rerun_rows(r, replication), r) for r in records)
-    cpu_checked = sum(len(rerun_rows(r, replication, "other_cpu")) for r in records)
-    cpu_held = sum(_held(rerun_rows(r, replication, "other_cpu"), r) for r in records)
-    # the other CPU by name where it is one (``replication.cpu_name``); else this CPU limited to other kernels
-    cpu = replication.get("other_cpu", {}).get("device", "")
-    ours = {cpu_of(r) for r in records}
-    where = f"on another CPU ({cpu}, the same seeds)" if cpu and cpu not in ours else \
-        "with another CPU's kernels (PyTorch's plain ones, the same seeds)"
-    summary = ("" if not rerun else f"We reran {lead} found here with new seeds ({shown}): {held} held"
-               + (f"; and {cpu_checked} of them {where}: {cpu_held} held." if cpu_checked else ".")
-               + (f" {'The one' if failed == 1 else f'The {failed}'} that did not hold {'is' if failed == 1 else 'are'} "
-                  "not claimed: the text says “not reliably better” (or worse, sooner, later), and the table row names "
-                  "the rerun (“better; not with new seeds”)." if failed else ""))
-    summary += (f" A row that only {'the new seeds' if rerun else f'new seeds ({shown})'} resolved says so "
-                "(“new seeds: better”)." if found else "")
-    return {"replication.summary": tex(summary.strip())}
+    if rerun:
+        held = sum(_held(rerun_rows(r, replication), r) for r in records)
+        cpu_checked = sum(len(rerun_rows(r, replication, "other_cpu")) for r in records)
+        cpu_held = sum(_held(rerun_rows(r, replication, "other_cpu"), r) for r in records)
+        # the other CPU by name where it is one (``replication.cpu_name``); else this CPU limited to other kernels
+        cpu = replication.get("other_cpu", {}).get("device", "")
+        where = (f"on another CPU ({cpu}, the same seeds)" if cpu and cpu not in {cpu_of(r) for r in records} else
+                 "with another CPU's kernels (PyTorch's plain ones, the same seeds)")
+        which = "found here" if rerun == stated else "found here that were rerun"
+        summary += (f" {held} of the {rerun} differences {which} held with new seeds"
+                    + (f", and {cpu_held} of {cpu_checked} {where}." if cpu_checked else "."))
+        failed = sum(len(not_held(r, replication)) for r in records)
+        if failed:
+            summary += (f" The text calls {'the one' if failed == 1 else f'the {failed}'} that did not hold “not "
+                        "reliably better”.")
+    summary += " A difference only the new seeds show is not claimed."
+    return {"replication.summary": tex(summary)}
 
 
 def rule_macros(records: list[dict]) -> dict[str, str]:
@@ -326,6 +328,13 @@ def _differences(settings: dict, reference: dict) -> str:
     return ", ".join(f"{k}={_value(v)}" for k, v in settings.items() if reference.get(k) != v)
 
 
+def exercise_list(exercises: list[str]) -> str:
+    """Exercises as a table cell: "1.3, 1.5"; three or more that are all one run in one part, as its ends: "1.2–1.5"."""
+    part, numbers = exercises[0].split(".")[0], [int(e.split(".")[1]) for e in exercises]
+    consecutive = all(e.split(".")[0] == part for e in exercises) and numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+    return f"{exercises[0]}–{exercises[-1]}" if consecutive and len(exercises) > 2 else ", ".join(exercises)
+
+
 def hyper_tables(records: list[dict]) -> str:
     """Table A1, every setting of each optimizer and loss class the first time a configuration uses it
     (PyTorch's defaults, save the learning rate); Table A2, one row per distinct configuration (one that
@@ -355,8 +364,8 @@ def hyper_tables(records: list[dict]) -> str:
     for score in dict.fromkeys(row[3] for row in rows.values()):
         group = [row for row in rows.values() if row[3] == score]
         base = max(group, key=lambda row: len(row[0]))  # the first of those most exercises share
-        lines = [[", ".join(base[0]), " and ".join(base[1]), *base[2]]]
-        lines += [[", ".join(exs), " and ".join(labels), *(_differing(c, b, sep) for c, b, sep in zip(cells, base[2], (", ", "; ", "; ", "")))]
+        lines = [[exercise_list(base[0]), " and ".join(base[1]), *base[2]]]
+        lines += [[exercise_list(exs), " and ".join(labels), *(_differing(c, b, sep) for c, b, sep in zip(cells, base[2], (", ", "; ", "; ", "")))]
                   for exs, labels, cells, _ in group if cells is not base[2]]
         parts.append("\n".join(" & ".join(tex(c) for c in line) + r" \\" for line in lines))
     references.update(_unrecorded_defaults(records))
@@ -446,16 +455,17 @@ def _differing(cell: str, base: str, sep: str) -> str:
 HYPER = r"""% Generated by python -m common.report latex. Do not edit.
 \par\noindent\begin{minipage}{\linewidth}\centering\footnotesize% in place (no float, caption and body on one
 % page), before Table A2, which refers to it
-\captionof{table}{PyTorch's defaults for every optimizer, loss, layer and schedule used, and the initialisations.}\label{tab:defaults}
+\captionof{table}{Every optimizer, loss, layer and schedule used: PyTorch's defaults, and for layers the arguments we
+pass; and the initialisations.}\label{tab:defaults}
 \begin{tabularx}{\linewidth}{@{}l>{\raggedright\arraybackslash}X@{}}\toprule
 class & settings \\\midrule
 %A1
 \bottomrule\end{tabularx}\end{minipage}\par\medskip
 {\footnotesize\setlength{\tabcolsep}{3pt}
-\begin{longtable}{@{}>{\raggedright\arraybackslash}p{0.07\linewidth}>{\raggedright\arraybackslash}p{0.18\linewidth}>{\raggedright\arraybackslash}p{0.23\linewidth}>{\raggedright\arraybackslash}p{0.28\linewidth}>{\raggedright\arraybackslash}p{0.12\linewidth}>{\raggedright\arraybackslash}p{0.07\linewidth}@{}}
-\caption{Every configuration (learning rate: its peak; seeds $0,\ldots,n-1$, $n$ in Table~\ref{tab:summary}); a blank cell repeats the first row of its data set; settings no row names are PyTorch's defaults (Table~\ref{tab:defaults}).}\label{tab:hyper}\\
+\begin{longtable}{@{}>{\raggedright\arraybackslash}p{0.06\linewidth}>{\raggedright\arraybackslash}p{0.16\linewidth}>{\raggedright\arraybackslash}p{0.23\linewidth}>{\raggedright\arraybackslash}p{0.30\linewidth}>{\raggedright\arraybackslash}p{0.13\linewidth}>{\raggedright\arraybackslash}p{0.07\linewidth}@{}}
+\caption{Every configuration (learning rate: its peak; seeds $0,\ldots,n-1$, $n$ in Table~\ref{tab:summary}); a cell names only what differs from the first row of its data set, and a blank cell repeats it; settings no row names are PyTorch's defaults (Table~\ref{tab:defaults}).}\label{tab:hyper}\\
 \toprule Ex. & configuration & model & training & augmentation & epochs / batch \\ \midrule \endfirsthead
-\toprule Ex. & configuration & model & training & augmentation & epochs / batch \\ \midrule \endhead
+\caption[]{(continued)}\\ \toprule Ex. & configuration & model & training & augmentation & epochs / batch \\ \midrule \endhead
 %A2
 \bottomrule
 \end{longtable}}
@@ -570,9 +580,10 @@ def summary_table(records: list[dict]) -> str:
                       rf"{tex(metrics.configuration_verdict(r['verdicts']))} \\" for r in summary_rows(records))
     return ("% Generated by python -m common.report latex. Do not edit.\n"
             "\\begin{table}[!h]\\centering\\footnotesize\n"
-            "\\caption{Every configuration: test score (mean\\,$\\pm$\\,std over the seeds) and fit "
-            "(Appendix~\\ref{app:hyper}; where the seeds differ, the most frequent verdict with its count, then the others).}\\label{tab:summary}\n"
-            "\\begin{tabularx}{\\linewidth}{@{}l>{\\raggedright\\arraybackslash}Xlr>{\\raggedright\\arraybackslash}p{0.47\\linewidth}@{}}"
+            "\\caption{Every configuration: test score (mean\\,$\\pm$\\,std over the seeds) and fit (where the seeds "
+            "differ, each verdict with its number of seeds, the most frequent first). BN: batch norm; 2.5: our best "
+            "segmentation model.}\\label{tab:summary}\n"
+            "\\begin{tabularx}{\\linewidth}{@{}l>{\\raggedright\\arraybackslash}Xlr>{\\raggedright\\arraybackslash}p{0.42\\linewidth}@{}}"
             "\\toprule\nEx. & configuration & test score & seeds & fit \\\\\\midrule\n"
             + body + "\n\\bottomrule\\end{tabularx}\\end{table}\n")
 

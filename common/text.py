@@ -14,7 +14,12 @@ from .metrics import ALPHA, most_frequent
 FORMATS = {"accuracy": (100, 2, " %", " points"), "hd95": (1, 1, " px", " px")}  # scale, decimals, unit, of a difference
 OUTCOMES = {"better": "better", "worse": "worse", "unresolved": "not distinguishable"}
 RELATIONS = {"better": "better than", "worse": "worse than", "unresolved": "not distinguishable from"}
-CLAIM = re.compile(r"⟨([^⟩]*)⟩")  # ``claim``'s mark: the label of the table row a phrase states
+CLAIM = re.compile(r"⟨([^|⟩]*)\|([^⟩]*)⟩")  # ``claim``'s mark: ⟨table row|the phrase that states its outcome⟩
+
+
+def p_value(p: float) -> str:
+    """A test's p-value as a table gives it: "p = 0.37", "p < 0.01"."""
+    return "p < 0.01" if p < 0.01 else f"p = {p:.2f}"
 
 
 def score(name: str, x: float) -> str:
@@ -49,22 +54,23 @@ def mean_std(name: str, values) -> str:
 def outcome(comparison: dict, row: str | None = None) -> str:
     """"better", "worse" or "not distinguishable" (``metrics.compare``'s outcome); with ``row``, marked as the
     table row's outcome (``claim``)."""
-    return claim(OUTCOMES[comparison["outcome"]], row, comparison["outcome"])
+    return claim(OUTCOMES[comparison["outcome"]], row)
 
 
-def relation(comparison: dict, row: str | None = None) -> str:
-    """"better than", "worse than" or "not distinguishable from", for a sentence; with ``row``, the label of the
-    table row that states the same comparison, marked (``claim``)."""
-    return claim(RELATIONS[comparison["outcome"]], row, comparison["outcome"])
+def relation(comparison: dict, row: str | None = None, other: str = "") -> str:
+    """"better than", "worse than" or "not distinguishable from", for a sentence, and ``other`` after it ("better
+    than SGD's"); with ``row``, the label of the table row that states the same comparison, marked (``claim``)."""
+    return claim(" ".join(filter(None, (RELATIONS[comparison["outcome"]], other))), row)
 
 
-def claim(phrase: str, row: str | None, outcome: str) -> str:
-    """``phrase``, stating ``outcome``, marked where it states a direction as the outcome of the table row ``row``:
-    "⟨row⟩phrase" ("not distinguishable" has nothing to confirm, and stays unmarked). The report resolves the
-    mark when it is built (``common.report.resolve_claims``): to nothing, or, where other seeds did not give the
-    row's direction, to "not reliably" before the phrase ("not reliably better than"), so that a sentence never
-    states a direction the report leaves open."""
-    return phrase if row is None or outcome == "unresolved" else f"⟨{row}⟩{phrase}"
+def claim(phrase: str, row: str | None) -> str:
+    """``phrase``, which states a comparison's outcome; with ``row``, marked as the outcome of that table row: "⟨row|phrase⟩". The
+    report resolves the mark when it is built (``common.report.resolve_claims``), as the row's cell reads: to the
+    phrase; where other seeds did not give the row's direction, to "not reliably" before it ("not reliably better
+    than"), so that a sentence never states a direction the report leaves open; and where the row is not
+    distinguishable here but the new seeds gave a direction, to the phrase and that direction ("not
+    distinguishable from SGD's (new seeds: better)"), so that the sentence and its row say the same."""
+    return phrase if row is None else f"⟨{row}|{phrase}⟩"
 
 
 def row(label: str, comparison: dict) -> dict[str, str]:
@@ -91,7 +97,7 @@ def cells(prefix: str, comparison: dict) -> dict[str, str]:
     return {f"{prefix}_{k}": v for k, v in {**row("", comparison), "relation": relation(comparison)}.items() if k != "row"}
 
 
-def _compared(sooner: dict) -> bool:
+def compared(sooner: dict) -> bool:
     """Whether ``evaluation.paired_epochs_to_threshold`` had the two pairs (or more) an interval needs."""
     return sooner["both_reach"] > 1 and math.isfinite(sooner["ci_low"])
 
@@ -106,7 +112,7 @@ def epochs_row(label: str, sooner: dict) -> dict[str, str]:
         mean = f"{sum(epochs) / len(epochs):.1f}" if epochs else "never"
         return f"{mean} ({len(epochs)} of {len(sooner[f'{side}_epochs'])})"
 
-    finite = _compared(sooner)
+    finite = compared(sooner)
     return {"row": label, "a": reach("a"), "b": reach("b"),
             "difference": (f"{sooner['difference']:+.1f} ({sooner['both_reach']} pair{'s' * (sooner['both_reach'] > 1)})"
                            .replace("-", "−") if sooner["both_reach"] else "–"),
@@ -116,14 +122,13 @@ def epochs_row(label: str, sooner: dict) -> dict[str, str]:
 
 def when(sooner: dict, other: str, row: str | None = None) -> str:
     """The outcome of ``evaluation.paired_epochs_to_threshold`` in words, against ``other``: "sooner than SGD",
-    "later than SGD", "in a number of epochs not distinguishable from SGD's", or, where
-    fewer than two pairs of seeds both reach it, "too rarely alongside SGD to compare the epochs (1 of 8 pairs)";
-    with ``row``, marked as the table row's outcome (``claim``)."""
-    if not _compared(sooner):
+    "later than SGD", "neither measurably sooner nor later than SGD" (not distinguishable), or, where fewer than two pairs of seeds
+    both reach it, "too rarely alongside SGD to compare the epochs (1 of 8 pairs)"; with ``row``, marked as the
+    table row's outcome (``claim``)."""
+    if not compared(sooner):
         return f"too rarely alongside {other} to compare the epochs ({sooner['both_reach']} of {sooner['pairs']} pairs)"
     return claim({"sooner": f"sooner than {other}", "later": f"later than {other}",
-                  "unresolved": f"in a number of epochs not distinguishable from {other}'s"}[sooner["outcome"]], row,
-                 sooner["outcome"])
+                  "unresolved": f"neither measurably sooner nor later than {other}"}[sooner["outcome"]], row)
 
 
 def against_target(name: str, seeds: list[float], target: float) -> str:
@@ -165,10 +170,13 @@ FIT_VERBS = {"over-fitting": ("over-fit", "over-fits"), "under-fitting": ("under
 
 def prose_names(labels: list[str]) -> list[str]:
     """Configurations' labels as the subjects of a sentence: without a closing bracket ("NumPy (our own)" -> "NumPy",
-    "baseline (Ex 1.2)" -> "baseline") unless two would then read alike ("PyTorch (CPU)", "PyTorch (CUDA)"), quoted
-    where a comma would split a list ("“depth 3, plain”")."""
+    "baseline (Ex 1.2)" -> "the baseline") unless two would then read alike ("PyTorch (CPU)", "PyTorch (CUDA)"); a
+    change as the network it makes ("no augmentation" -> "the network without augmentation", "+ weight decay 0.001"
+    -> "the network with weight decay 0.001"); quoted where a comma would split a list ("“depth 3, plain”")."""
     short = [re.sub(r"\s*\([^()]*\)$", "", label) for label in labels]
     names = short if len(set(short)) == len(short) else labels
+    names = [f"the network without {n[3:]}" if n.startswith("no ") else f"the network with {n[2:]}" if n.startswith("+ ")
+             else f"the {n}" if n == "baseline" else n for n in names]
     return [f"“{name}”" if "," in name else name for name in names]
 
 
@@ -178,63 +186,57 @@ def capitalised(phrase: str) -> str:
 
 
 def fit_comment(configs: list[tuple[str, dict, str]]) -> str:
-    """The configurations' fit (label, ``results.summary``, score name) as a clause, by each one's most
-    frequent verdict over its seeds, with its count where the seeds differ ("over-fits in 2 of 5 seeds"; Table 1
-    gives the other seeds' verdicts), and the reason
-    (``fit_reason``) where one network has that verdict in all its seeds and it is not a good fit: "the
-    network over-fits (the validation loss ends 33 % above its minimum)"; "batch norm fits well; tanh and
-    augmentation over-fit"; "NumPy over-fits in 3 of 5 seeds; PyTorch over-fits (...)". Networks are named as in
+    """The configurations' fit (label, ``results.summary``, score name) as a clause, by the verdict most of each
+    one's seeds share (Table 1 gives the counts; "mostly" where not all do), the networks of one verdict together:
+    "batch norm fits well; tanh and augmentation mostly over-fit"; where no verdict has most seeds, "the fit of the
+    combination varies between seeds". What the curves show (``fit_reason``) follows where the clause is about one
+    network: "the network over-fits (its validation loss rises again after its minimum)". Networks are named as in
     prose (``prose_names``); no configurations: ""."""
-    groups: dict[tuple[str, str], list] = {}
-    for name, (_, summary, score_name) in zip(prose_names([label for label, _, _ in configs]), configs):
-        verdicts = summary["verdicts"]
-        verdict = most_frequent(verdicts)
-        share = f" in {verdicts.count(verdict)} of {len(verdicts)} seeds" if len(set(verdicts)) > 1 else ""
-        groups.setdefault((verdict, share), []).append((name, summary, score_name))
+    groups: dict[str, list[tuple[str, dict]]] = {}
+    for name, (_, summary, _) in zip(prose_names([label for label, _, _ in configs]), configs):
+        top, n = most_frequent(summary["verdicts"]), len(summary["verdicts"])
+        share = summary["verdicts"].count(top)
+        groups.setdefault("varies" if share * 2 <= n else top if share == n else f"mostly {top}", []).append(
+            (name, summary))
     clauses = []
-    for (verdict, share), members in groups.items():
+    for verdict, members in groups.items():
         if len(groups) == 1:
             subject = {1: "the network", 2: "both networks"}.get(len(members), f"all {len(members)} networks")
         else:
-            subject = join([name for name, _, _ in members])
-        # the reason's number for one network whose seeds agree: pooled over several networks, or over some
-        # seeds of one, it would not be any one run's
-        _, summary, score_name = members[0]
-        reason = ("" if verdict in ("good fit", "no hold-out") or len(members) > 1 or share
-                  else f" ({fit_reason(summary, score_name)})")
-        clauses.append(f"{subject} {FIT_VERBS[verdict][len(members) == 1]}{share}{reason}")
+            subject = join([name for name, _ in members])
+        if verdict == "varies":
+            clauses.append(f"the fit of {subject} varies between seeds")
+            continue
+        reason = fit_reason(members[0][1]) if len(members) == 1 and len(groups) == 1 else ""
+        clauses.append(f"{subject} {fit_verb(verdict, len(members) == 1)}" + (f" ({reason})" if reason else ""))
     return "; ".join(clauses)
 
 
-CRITERIA = {"floor": "the training score", "gap": "the training-validation gap", "late_gain": "the late gain",
-            "rise": "the rise of the validation loss"}  # metrics.THRESHOLDS in words
+def fit_verb(verdict: str, singular: bool) -> str:
+    """A verdict as a verb (``FIT_VERBS``), "mostly" where only most seeds share it: "mostly over-fits", "is mostly
+    borderline", "have mostly not converged"."""
+    mostly = verdict.startswith("mostly ")
+    verb = FIT_VERBS[verdict.removeprefix("mostly ")][singular]
+    if not mostly:
+        return verb
+    first, _, rest = verb.partition(" ")
+    return f"{first} mostly {rest}" if first in ("is", "are", "has", "have") else f"mostly {verb}"
 
 
-def fit_reason(summary: dict, score_name: str) -> str:
-    """Why a configuration got its fit verdict (``results.summary``), in a few words, from the values of the seeds
-    that share the most frequent verdict (means): "the validation loss ends 34 % above its minimum" for
-    over-fitting, the training score for under-fitting, the late gain for not converged; for a good fit, that
-    no criterion of the rule applies."""
+def fit_reason(summary: dict) -> str:
+    """What the curves show behind a configuration's most frequent fit verdict (``results.summary``), in words, from
+    the seeds that share it: for over-fitting, "its validation loss rises again after its minimum" where that
+    decided it in most of them, else "its training score stays above its validation score"; "its training score
+    stays low" (under-fitting); "its validation score still rises at the end" (not converged); "" where the
+    verdict says it all (good fit, borderline, one class, diverged, no hold-out)."""
     top = most_frequent(summary["verdicts"])
     details = [d for d in summary["verdict_details"] if d["verdict"] == top]
-
-    def mean(key: str) -> float:
-        return sum(d[key] for d in details) / len(details)
-
     if top == "over-fitting":
-        if sum(d["states"]["rise"] == "exceeded" for d in details) * 2 >= len(details):
-            return f"the validation loss ends {100 * mean('rise'):.0f} % above its minimum"
-        return f"the training score exceeds the validation score by {signed(score_name, mean('gap'))}"
-    if top == "under-fitting":
-        return f"the training score ends at {score(score_name, mean('floor'))}"
-    if top == "not converged":
-        return f"the validation score still gains {signed(score_name, mean('late_gain'))} in the last quarter"
-    if top == "good fit":
-        return "no criterion of the rule applies"
-    if top == "borderline":
-        near = sorted({CRITERIA[c] for d in details for c in d["borderline"]})
-        return f"within the margin of its threshold{'s' * (len(near) > 1)} for {join(near)}"
-    return details[0]["why"]
+        rise = sum(d["states"]["rise"] == "exceeded" for d in details) * 2 >= len(details)
+        return ("its validation loss rises again after its minimum" if rise
+                else "its training score stays above its validation score")
+    return {"under-fitting": "its training score stays low",
+            "not converged": "its validation score still rises at the end"}.get(top, "")
 
 
 def speed_outcome(versus: dict) -> str:

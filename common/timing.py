@@ -6,18 +6,21 @@ processes) hits all of them alike, and the median over repeats discards the outl
 """
 from __future__ import annotations
 
+import concurrent.futures
 import copy
 import functools
+import multiprocessing
 import statistics
 import time
 from typing import Callable
 
 import torch
+from threadpoolctl import threadpool_limits
 from torch import Tensor, nn
 
 from .metrics import sign_test
 from .numpy_mlp import NumpyLearner, NumpyMLP
-from .train import TorchLearner, synchronize
+from .train import TorchLearner, build_model, synchronize
 
 
 def time_forward_backward(models: dict[str, nn.Module], inputs: Tensor, targets: Tensor, *,
@@ -49,6 +52,32 @@ def time_forward_backward(models: dict[str, nn.Module], inputs: Tensor, targets:
                          for name, model in models.items()},
                         batch_size=batch_size, num_batches=num_batches, warmup=warmup, repeats=repeats,
                         reference=reference)
+
+
+def time_in_processes(configs: dict[str, dict], inputs: Tensor, targets: Tensor, *, sessions: int,
+                      **options) -> list[dict[str, dict]]:
+    """:func:`time_forward_backward` of the networks ``configs`` describe (name -> a configuration, as
+    ``train.build_model`` takes it), once per session, each session in a fresh Python process. Timings of the
+    same code in separate processes differ more than the repeats within one (memory layout, the CPU's state), so
+    a difference of a percent or two is real only where every session shows it."""
+    used = (options.get("warmup", 3) + options.get("num_batches", 20)) * options["batch_size"]
+    job = functools.partial(_timing_session, configs, inputs[:used].cpu(), targets[:used].cpu(), str(inputs.device),
+                            torch.get_num_threads(), options)
+    timings = []
+    for _ in range(sessions):
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            timings.append(pool.submit(job).result())
+    return timings
+
+
+def _timing_session(configs: dict[str, dict], inputs: Tensor, targets: Tensor, device: str, threads: int,
+                    options: dict) -> dict[str, dict]:
+    """One session of :func:`time_in_processes`, in its own process."""
+    torch.set_num_threads(threads)  # as the parent (common.cli.setup), for PyTorch and NumPy's BLAS alike
+    threadpool_limits(threads, user_api="blas")
+    torch.manual_seed(0)  # the time does not depend on the weights' values
+    models = {name: build_model(config) for name, config in configs.items()}
+    return time_forward_backward(models, inputs.to(device), targets.to(device), **options)
 
 
 def time_train_steps(learners: dict, inputs: Tensor, targets: Tensor, *, batch_size: int,

@@ -659,13 +659,13 @@ def test_a_training_score_below_the_floor_is_under_fitting_before_anything_else_
     assert trivial["verdict"] == "one class"  # a trivial solution is named as such
 
 
-def test_the_configuration_verdict_is_the_most_frequent_with_the_others_counted():
+def test_the_configuration_verdict_counts_each_verdict_most_frequent_first():
     assert metrics.configuration_verdict(["good fit"] * 5) == "good fit"  # all seeds agree: no count
     assert metrics.configuration_verdict(["good fit", "borderline", "good fit", "borderline", "good fit"]) == \
-        "good fit (3 of 5; borderline 2)"
+        "good fit 3, borderline 2"
     assert metrics.configuration_verdict(["not converged", "over-fitting", "not converged", "good fit"]) == \
-        "not converged (2 of 4; over-fitting 1; good fit 1)"
-    assert metrics.configuration_verdict(["over-fitting", "good fit"]) == "over-fitting (1 of 2; good fit 1)"  # a tie
+        "not converged 2, over-fitting 1, good fit 1"
+    assert metrics.configuration_verdict(["over-fitting", "good fit"]) == "over-fitting 1, good fit 1"  # a tie
     # the same verdict alone
     assert metrics.most_frequent(["good fit", "borderline", "good fit"]) == "good fit"
     assert metrics.most_frequent(["over-fitting", "good fit"]) == "over-fitting"  # a tie: the first

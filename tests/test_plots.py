@@ -97,9 +97,10 @@ def test_variant_grid_draws_each_variant_beside_the_grey_baseline(captured):
     for k, ax in enumerate(visible):
         base_train, base_val, train, val = ax.get_lines()
         assert base_train.get_color() == base_val.get_color() == plots.GREY
+        assert base_train.get_linewidth() > train.get_linewidth()  # beneath, wide: a halo where the two coincide
         assert val.get_color() == plots.COLORS[k % len(plots.COLORS)]
         np.testing.assert_allclose(base_val.get_ydata(), [(0.1 + 0.08) / 2, (0.05 + 0.03) / 2])
-    assert "grey: BASE" in fig._suptitle.get_text()
+    assert fig._suptitle is None  # the caption names the lines
 
 
 def test_pool_order_dots_the_pool_first_curves_and_shows_the_time_ratios_of_each_paired_repeat(captured):
@@ -188,7 +189,8 @@ def test_segmentation_and_boundary_figures_are_written(seg, tmp_path):
              "median": {"name": "Test/image_02.png", "dice": 0.8, "mean": 0.85}}
     paths = plots.segmentation_cases(cases, evaluation.case_arrays(splits, [2, 1], preds[:1]),
                                      tmp_path / "figures" / "cases")
-    crops = {"largest gain": {"name": "Test/image_01.png", "boundary_f1_2px": [0.5, 0.6], "hd95": [2.0, 2.0]}}
+    crops = {"largest gain": {"name": "Test/image_01.png", "boundary_f1_2px": [0.5, 0.6], "hd95": [2.0, 2.0],
+                              "boundary_f1_2px_mean": [0.55, 0.7]}}
     paths += plots.boundary_crops(crops, evaluation.case_arrays(splits, [0], preds), ["plain", "skips"],
                                   tmp_path / "figures" / "crops")
     for path in paths:
@@ -214,11 +216,13 @@ def test_segmentation_cases_label_each_row_and_show_the_errors(seg, captured):
 
 def test_boundary_crops_title_each_network_with_its_scores(seg, captured):
     splits, preds = seg
-    crops = {"best for skips": {"name": "Test/image_01.png", "boundary_f1_2px": [0.5, 0.6], "hd95": [2.0, 3.0]}}
+    crops = {"best for skips": {"name": "Test/image_01.png", "boundary_f1_2px": [0.5, 0.6], "hd95": [2.0, 3.0],
+                                "boundary_f1_2px_mean": [0.45, 0.7]}}
     plots.boundary_crops(crops, evaluation.case_arrays(splits, [0], preds), ["plain", "skips"], None)
     axes = captured[0].axes
     assert axes[0].get_title() == "best for skips:\nimage_01.png"
-    assert [ax.get_title() for ax in axes[1:]] == ["plain\nF1 (2 px) 0.50", "skips\nF1 (2 px) 0.60"]
+    assert [ax.get_title() for ax in axes[1:]] == ["plain\nF1 0.45 (mean),\n0.50 (shown)",
+                                                    "skips\nF1 0.70 (mean),\n0.60 (shown)"]
 
 
 def test_residual_grid_draws_one_row_per_group(captured):
@@ -228,11 +232,14 @@ def test_residual_grid_draws_one_row_per_group(captured):
     groups = {"depth 2": [runs("plain", 0), runs("residual", 0)], "depth 3": [runs("plain", 1), runs("residual", 1)]}
     plots.residual_grid(groups, None)
     fig = captured[0]
-    assert len(fig.axes) == 4 and fig.axes[0].get_title(loc="left") == "depth 2: loss"  # loss and Dice per group
-    assert fig.axes[1].get_ylim() == (0.0, 1.0) and fig.axes[2].get_title(loc="left") == "depth 3: loss"
+    assert len(fig.axes) == 4 and fig.axes[0].get_title() == "depth 2: loss"  # loss and Dice per group
+    assert fig.axes[1].get_ylim() == (0.0, 1.0) and fig.axes[2].get_title() == "depth 3: loss"
+    # the Dice panel: validation only (dashed), one curve per kind
+    assert [line.get_linestyle() for line in fig.axes[1].get_lines()] == ["--", "--"]
     # one legend below the panels, off the curves: the two kinds, then the line styles
     assert fig.axes[0].get_legend() is None
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["plain", "residual", "training", "validation"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["plain", "residual", "training", "validation",
+                                                                  "seed range"]
 
 
 def test_log_loss_axis_ticks_are_plain_numbers_inside_the_drawn_range():

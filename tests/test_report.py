@@ -75,7 +75,7 @@ def test_write_all_defines_a_macro_for_every_result(results_root):
     assert str((root / "figures").resolve()) in (root / "generated" / "paths.tex").read_text()
     # the comparison table: one row of six cells (the image tests stay in the results file), escaped, from text.row
     row = (root / "generated" / "ex9_9_table.tex").read_text()
-    assert row.endswith(" \\\\\n") and row.count(" & ") == 5 and row.startswith(r"wide \& toy & ")
+    assert row.endswith(" & -- \\\\\n") and row.count(" & ") == 6 and row.startswith(r"wide \& toy & ")  # not rerun
     assert report.tex(text.row("", versus)["outcome"]) in row
     defaults, rows = _hyper_tables((root / "generated" / "hyper.tex").read_text())
     assert defaults == [r"SGD & momentum=0, dampening=0, weight\_decay=0, nesterov=False \\",
@@ -386,10 +386,11 @@ def test_a_direction_that_did_not_hold_with_other_seeds_is_marked_and_named():
         "batch norm": "better", "tanh": "worse", "augmentation": "not distinguishable", "ms per step": "1.10× faster"}}}
     body = report.comparison_table(records[0], check).splitlines()
     assert [line.split(" & ")[1] for line in body] == ["1", "", "", "5"]  # A once while the rows share it
-    assert [line.endswith(r"worse; not with new seeds \\") for line in body] == [False, False, True, False]
-    # tanh: not distinguishable here, worse in the rerun: said in its row, not claimed
-    assert body[1].endswith(r"not distinguishable (new seeds: worse) \\")
-    assert body[0].endswith(r"better \\")
+    # the last column: the rerun's outcome of each row ("same" where it agrees); tanh: not distinguishable here,
+    # worse in the rerun: shown in its row, not claimed
+    assert [line.split(" & ")[-2:] for line in body] == [["better", r"same \\"], ["not distinguishable", r"worse \\"],
+                                                         ["worse", r"not distinguishable \\"],
+                                                         [r"1.25\ensuremath{\times} faster", r"1.10\ensuremath{\times} faster \\"]]
     macros = report.replication_macros(records, check)
     # the sentences that state a row's direction say, where it is stated, that the rerun did not give it
     claims = f"{text.relation({'outcome': 'better'}, 'augmentation')} the baseline; {text.outcome({'outcome': 'better'}, 'batch norm')}"
@@ -397,6 +398,10 @@ def test_a_direction_that_did_not_hold_with_other_seeds_is_marked_and_named():
     assert report.resolve_claims(claims, records[0], {}) == "better than the baseline; better"  # no rerun
     sooner = text.when({"outcome": "sooner", "both_reach": 3, "pairs": 3, "ci_low": -3.0}, "SGD", "augmentation")
     assert report.resolve_claims(f"it gets there {sooner}.", records[0], check) == "it gets there not reliably sooner than SGD."
+    # tanh: not distinguishable here, worse with new seeds: no claim, so its sentence stays as it is (its row names it)
+    same = text.relation({"outcome": "unresolved"}, "tanh", "the baseline")
+    assert report.resolve_claims(f"tanh is {same}", records[0], check) == "tanh is not distinguishable from the baseline"
+    assert report.resolve_claims(f"tanh is {same}", records[0], {}) == "tanh is not distinguishable from the baseline"
     # (subject, predicate) pairs are grouped once their claims are resolved: a held claim groups with its like
     pairs = [(name, f"{text.relation({'outcome': 'better'}, name)} the baseline") for name in ("batch norm", "augmentation")]
     quoted = report.exercise_macros({**records[0], "numbers": {"changes": pairs + [("tanh", "not distinguishable from the baseline")]},
@@ -405,21 +410,22 @@ def test_a_direction_that_did_not_hold_with_other_seeds_is_marked_and_named():
                       "and tanh is not distinguishable from the baseline")
     assert report.exercise_macros({**records[0], "numbers": {"changes": pairs}, "configs": [], "data": {}},
                                   {})["ex1_5.changes"] == "batch norm and augmentation are better than the baseline"
-    assert macros == {"replication.summary": "We reran 2 of the 3 directions found here with new seeds (100--102): 1 "
-                      "held. The one that did not hold is not claimed: the text says “not reliably better” (or worse, "
-                      "sooner, later), and the table row names the rerun (“better; not with new seeds”). A row that only "
-                      "the new seeds resolved says so (“new seeds: better”)."}
+    lead = "The last column of each comparison table gives its outcome with new seeds (100--102; “--”: not rerun)."
+    assert macros == {"replication.summary": f"{lead} 1 of the 2 differences found here that were rerun held with new "
+                      "seeds. The text calls the one that did not hold “not reliably better”. A difference only the new "
+                      "seeds show is not claimed."}
     # another CPU's kernels: batch norm, held with the new seeds, is not better there; what was not rerun there
     # (augmentation) stays as the seed rerun left it
     both = {**check, "other_cpu": {"outcomes": {"ex1_5_variants": {"batch norm": "not distinguishable"}}}}
     assert report.not_held(records[0], both) == {"batch norm": "on another CPU", "augmentation": "with new seeds"}
-    assert report.comparison_table(records[0], both).splitlines()[0].endswith(r"better; not on another CPU \\")
-    assert "We reran 2 of the 3 directions found here with new seeds (100--102): 1 held; and 1 of them with another " \
-           "CPU's kernels (PyTorch's plain ones, the same seeds): 0 held. The 2 that did not hold are not claimed" in \
-        report.replication_macros(records, both)["replication.summary"]
+    assert report.comparison_table(records[0], both).splitlines()[0].endswith(r"better; not on another CPU & same \\")
+    assert report.replication_macros(records, both)["replication.summary"] == (
+        f"{lead} 1 of the 2 differences found here that were rerun held with new seeds, and 0 of 1 with another CPU's "
+        "kernels (PyTorch's plain ones, the same seeds). The text calls the 2 that did not hold “not reliably better”. "
+        "A difference only the new seeds show is not claimed.")
     # a rerun on another CPU by name (``replication.cpu_name``), and the same CPU's name: only its kernels differ
     named = {**both, "other_cpu": {**both["other_cpu"], "device": "AMD EPYC"}}
-    assert "; and 1 of them on another CPU (AMD EPYC, the same seeds): 0 held." in \
+    assert "held with new seeds, and 0 of 1 on another CPU (AMD EPYC, the same seeds)." in \
         report.replication_macros(records, named)["replication.summary"]
     ours = [{**r, "environment": {"device_name": "CPU: AMD EPYC (1 torch thread, 2 logical cores)"}} for r in records]
     assert "with another CPU's kernels" in report.replication_macros(ours, named)["replication.summary"]
@@ -428,19 +434,21 @@ def test_a_direction_that_did_not_hold_with_other_seeds_is_marked_and_named():
     assert report.not_held(again, check) == {}
     # configurations rerun with different numbers of seeds: each set named
     mixed = {**check, "seed_sets": [[100, 101, 102], [100, 101, 102, 103]]}
-    assert "with new seeds (100--102 or 100--103, as many as here): 1 held" in \
+    assert "with new seeds (100--102 or 100--103; “--”: not rerun)." in \
         report.replication_macros(records, mixed)["replication.summary"]
-    # a rerun that states no direction here, only a ‡ row: the ‡ is still explained
+    # a rerun that states no direction here: the column is still explained
     only_found = {"seeds": [100], "outcomes": {"ex1_5_variants": {"tanh": "worse"}}}
-    assert report.replication_macros(records[:1], only_found)["replication.summary"] == (
-        "A row that only new seeds (100) resolved says so (“new seeds: better”).")
-    # one seed; everything held: no dagger clause
+    assert report.replication_macros(records[:1], only_found)["replication.summary"] == \
+        "The last column of each comparison table gives its outcome with new seeds (100; “--”: not rerun). A " \
+        "difference only the new seeds show is not claimed."
+    # one seed; everything held: nothing to disown
     held = {"seeds": [100], "outcomes": {"ex1_5_variants": {"batch norm": "better", "augmentation": "worse"}}}
     assert report.replication_macros(records[:1], held)["replication.summary"] == \
-        "We reran both directions found here with new seeds (100): 2 held."
+        "The last column of each comparison table gives its outcome with new seeds (100; “--”: not rerun). 2 of the 2 " \
+        "differences found here held with new seeds. A difference only the new seeds show is not claimed."
     # no rerun: no marks, and page 1 says so
     assert "not reliably" not in report.comparison_table(records[0], {})
-    assert "new seeds" not in report.comparison_table(records[0], {})
+    assert all(line.endswith(" & -- \\\\") for line in report.comparison_table(records[0], {}).splitlines())
     assert report.replication_macros(records, {})["replication.summary"] == \
         "The comparisons have not been rerun with other seeds."
 
@@ -470,3 +478,21 @@ def test_the_tuning_table_lists_every_setting_tried_with_the_one_used_in_bold():
 def test_the_initialisations_formulas_print_with_their_symbols():
     assert report._formula("U(+-1/sqrt(fan_in))") == "U(±1/√(fan_in))"
     assert report.tex(report._formula("in_channels*(k/stride)^2")) == r"in\_channels*(k/stride)\ensuremath{^2}"
+
+
+def test_exercises_of_a_table_cell_shorten_a_run_of_three_or_more_to_its_ends():
+    assert report.exercise_list(["1.2", "1.3", "1.4", "1.5"]) == "1.2–1.5"
+    assert report.exercise_list(["2.1", "2.2", "2.3", "2.4"]) == "2.1–2.4"
+    assert report.exercise_list(["1.3", "1.5"]) == "1.3, 1.5" and report.exercise_list(["2.2", "2.4"]) == "2.2, 2.4"
+    assert report.exercise_list(["1.2", "1.3"]) == "1.2, 1.3" and report.exercise_list(["1.1"]) == "1.1"
+    assert report.exercise_list(["1.2", "1.3", "1.5"]) == "1.2, 1.3, 1.5"  # not a run
+
+
+def test_a_comparison_table_rules_off_groups_of_rows_named_before_a_colon():
+    def row(label):
+        return {"row": label, "a": "1", "b": "2", "difference": "+1", "ci": "+0.5 to +1.5", "outcome": "better"}
+    record = {"exercise": "ex2_4_residual", "table": [row("with BN: test Dice"), row("with BN: epochs"),
+                                                      row("no BN: test Dice"), row("depth 1 → 3, plain"), row("depth 1 → 3, residual")]}
+    lines = report.comparison_table(record, {}).splitlines()
+    assert [k for k, line in enumerate(lines) if line == r"\midrule"] == [2, 4]  # before "no BN" and before depth
+    assert "midrule" not in report.comparison_table({**record, "table": [row("Dice"), row("HD95 (px; lower is better)")]}, {})

@@ -100,7 +100,7 @@ def test_summary_and_entry_of_runs_by_hand():
     assert s["test_accuracy"]["mean"] == pytest.approx(0.97) and s["test_accuracy"]["n"] == 2
     assert s["final_val_accuracy"]["mean"] == pytest.approx(0.965) and s["train_time_per_epoch_s"]["mean"] == 3.0
     assert s["verdicts"] == ["good fit", "over-fitting"] and [d["verdict"] for d in s["verdict_details"]] == s["verdicts"]
-    assert s["verdict"] == "good fit (1 of 2; over-fitting 1)"  # metrics.configuration_verdict
+    assert s["verdict"] == "good fit 1, over-fitting 1"  # metrics.configuration_verdict
     assert s["late_val_gain"] == pytest.approx(0.0)  # both validation curves level
     # the fit rule's thresholds (and margins), so that the report states the rule it applied
     assert s["verdict_thresholds"] == {**metrics.THRESHOLDS["accuracy"], "one_class": metrics.ONE_CLASS_SHARE,
@@ -125,7 +125,7 @@ def test_the_configurations_late_gain_is_the_mean_of_its_seeds_late_gains():
     s = results.summary(toy_runs(records))
     assert s["late_val_gain"] == pytest.approx(0.005)
     assert [d["late_gain"] for d in s["verdict_details"]] == pytest.approx([0.01, 0.0])
-    assert s["verdicts"] == ["not converged", "good fit"] and s["verdict"] == "not converged (1 of 2; good fit 1)"
+    assert s["verdicts"] == ["not converged", "good fit"] and s["verdict"] == "not converged 1, good fit 1"
     # runs that trained on their validation images: no verdict from their curves, no convergence check
     refit = results.summary(toy_runs([{**r, "validation_held_out": False} for r in records]))
     assert "late_val_gain" not in refit and "final_val_accuracy" not in refit

@@ -27,6 +27,18 @@ def test_times_every_model_on_the_same_batches_without_changing_weights():
     assert all(torch.equal(a, b) for a, b in zip(before, small.parameters()))
 
 
+def test_each_session_times_the_configured_networks_in_a_process_of_its_own():
+    configs = {"relu": {"model": {"class": "MnistCNN", "channels": (2, 2, 2)}},
+               "tanh": {"model": {"class": "MnistCNN", "channels": (2, 2, 2), "activation": "tanh"}}}
+    x, y = torch.randn(12, 1, 28, 28), torch.randint(0, 10, (12,))
+    sessions = timing.time_in_processes(configs, x, y, sessions=2, batch_size=4, num_batches=1, warmup=1, repeats=2)
+    assert len(sessions) == 2
+    for session in sessions:
+        assert set(session) == {"relu", "tanh"}
+        assert all(len(e["per_batch_repeats_s"]) == 2 and e["batch_size"] == 4 for e in session.values())
+    assert sessions[0]["relu"]["per_batch_repeats_s"] != sessions[1]["relu"]["per_batch_repeats_s"]  # timed apart
+
+
 def _timings(**repeats):
     import statistics
 

@@ -2,15 +2,15 @@
 one class? Each kind (plain, residual) as ex2_4_residual.py trains it, at its own rate and initialisation, with
 its 8 seeds, once with the cosine schedule and once with one-cycle (a warm-up from a 25th of the rate over the
 first 30 % of the steps, then a cosine down); scored on validation only. Per kind, the schedule with the higher
-mean final validation Dice is kept; the runs stuck at one class (ONE_CLASS_SHARE of the validation pixels) are
-counted.
+mean final validation Dice is kept; the runs stuck at one class (the fit verdict "one class", as Ex 2.4 counts
+them) are counted.
 
 Run:  python -m tuning.nobn_warmup --device cpu     (32 runs; the cosine ones are Ex 2.4's, from the run cache)
 Writes tuning/nobn_warmup.json (with --quick or --out-dir DIR: DIR/nobn_warmup.json).
 """
 import statistics
 
-from common import cli, metrics, train, warwick
+from common import cli, results, train, warwick
 
 from . import sweep
 
@@ -46,7 +46,7 @@ def main(argv=None) -> dict:
             finals = [e["val_score"] for e in last]
             kinds.setdefault(kind, {})[schedule] = {
                 "final_val_dice": finals, "mean": statistics.mean(finals),
-                "stuck": sum(e["val_majority_share"] >= metrics.ONE_CLASS_SHARE for e in last),
+                "stuck": results.summary(runs)["verdicts"].count("one class"),
                 "lr": c["optimizer"]["lr"], "init": c["model"]["init"]}
             print(f"{kind:8s} {schedule:18s} final val Dice {statistics.mean(finals):.3f}, "
                   f"stuck {kinds[kind][schedule]['stuck']} of {len(finals)}", flush=True)
