@@ -181,8 +181,8 @@ def main(argv=None) -> list[train.Runs]:
     table = [row for group, (plain, residual) in runs.items()
              for row in group_rows(findings["groups"][group], timings, (plain.name, residual.name),
                                    batch_norm=group == f"depth {DEPTH}")]
-    table += [text.row(depth_label(kind, bn), findings[key][r.name]) for key, bn, pair in
-              (("versus_ex2_1", True, with_bn), ("versus_depth1_no_bn", False, without_bn))
+    table += [{**text.row(depth_label(kind, bn), findings[key][r.name]), "part": "depth"}  # a table of their own
+              for key, bn, pair in (("versus_ex2_1", True, with_bn), ("versus_depth1_no_bn", False, without_bn))
               for kind, r in zip(("plain", "residual"), pair)]
     # the exercise's question, "do residual connections improve performance?": the residual network against the
     # plain one of the same depth, with batch norm and without

@@ -94,9 +94,10 @@ def exercise_macros(record: dict, replication: dict | None = None) -> dict[str, 
     return macros
 
 
-def comparison_table(record: dict, replication: dict) -> str:
-    """The body of an exercise's comparison table: one row per ``text.row`` its script recorded (the image tests
-    stay in the results file: the interval over seeds decides, and the page has no room for what only supports),
+def comparison_table(record: dict, replication: dict, part: str | None = None) -> str:
+    """The body of an exercise's comparison table: one row per ``text.row`` its script recorded with the given
+    ``part`` (a script may give rows a "part", a table of their own; none: the main table) (the image tests stay in
+    the results file: the interval over seeds decides, and the page has no room for what only supports),
     A's score left blank where the row above has the same, a rule between groups of rows ("with BN: ...", "no
     BN: ..."), and a last column with the row's outcome in the seed rerun ("same", its own outcome, or "–" where
     it was not rerun). A direction that the rerun with another CPU's kernels did not give (``not_held``) reads
@@ -112,7 +113,7 @@ def comparison_table(record: dict, replication: dict) -> str:
     def with_new_seeds(row: dict) -> str:
         theirs = seeds.get(row["row"])
         return tex("–") if theirs is None else "same" if theirs == row["outcome"] else tex(theirs)
-    rows = record.get("table", [])
+    rows = [row for row in record.get("table", []) if row.get("part") == part]
     # A's score once where rows in turn share it (the baseline of every row of Ex 1.5's table)
     shown = [{**row, "a": "" if k and row["a"] == rows[k - 1]["a"] else row["a"]} for k, row in enumerate(rows)]
     # a rule between groups of rows, a group being the rows whose labels share the words before a colon ("with BN:")
@@ -490,8 +491,10 @@ def write_all(root: Path) -> list[Path]:
     written[out / "hyper.tex"] = hyper_tables(records)
     written[out / "summary.tex"] = summary_table(records)
     written[out / "tuning.tex"] = tuning_table(json.loads(TUNING.read_text()) if TUNING.is_file() else {})
-    for record in records:
-        written[out / f"{exercise_id(record['exercise'])}_table.tex"] = comparison_table(record, replication)
+    for record in records:  # a table per part of the rows (``comparison_table``): <ex>_table.tex, <ex>_<part>_table.tex
+        for part in dict.fromkeys(row.get("part") for row in record.get("table", [])) or [None]:
+            name = "_".join(filter(None, (exercise_id(record["exercise"]), part, "table")))
+            written[out / f"{name}.tex"] = comparison_table(record, replication, part)
     for path, content in written.items():
         atomic_write_bytes(path, content.encode())
     return list(written)

@@ -496,3 +496,12 @@ def test_a_comparison_table_rules_off_groups_of_rows_named_before_a_colon():
     lines = report.comparison_table(record, {}).splitlines()
     assert [k for k, line in enumerate(lines) if line == r"\midrule"] == [2, 4]  # before "no BN" and before depth
     assert "midrule" not in report.comparison_table({**record, "table": [row("Dice"), row("HD95 (px; lower is better)")]}, {})
+
+
+def test_rows_of_a_part_make_a_table_of_their_own():
+    rows = [{"row": r, "a": "1", "b": "2", "difference": "+1", "ci": "+0.5 to +1.5", "outcome": "better"}
+            for r in ("with BN: test Dice", "depth 1 → 3")]
+    record = {"exercise": "ex2_4_residual", "table": [rows[0], {**rows[1], "part": "depth"}]}
+    main, depth = (report.comparison_table(record, {}, part) for part in (None, "depth"))
+    assert main.startswith("with BN: test Dice & ") and "depth 1" not in main
+    assert depth.startswith(r"depth 1 \ensuremath{\to} 3 & ") and "with BN" not in depth
