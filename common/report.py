@@ -58,11 +58,12 @@ def key(text: str) -> str:
 
 
 def config_macros(ex: str, config: dict) -> dict[str, str]:
-    """What the report quotes of one configuration: its test score (mean ± std over seeds), seeds, epochs,
-    batch, learning rate (or its peak), weights, model and fit."""
+    """What the report quotes of one configuration: its test score (mean ± std over seeds; ``mean``: the mean alone,
+    for a sentence), seeds, epochs, batch, learning rate (or its peak), weights, model and fit."""
     name, s = config["score_name"], config["summary"]
     runs, hyper = config["runs"], config["runs"][0]["hyperparameters"]
-    out = {"test": text.mean_std(name, [r["test"][name] for r in runs]), "seeds": len(runs),
+    scores = [r["test"][name] for r in runs]
+    out = {"test": text.mean_std(name, scores), "mean": text.score(name, sum(scores) / len(scores)), "seeds": len(runs),
            "epochs": hyper["num_epochs"], "batch": hyper["batch_size"], "lr": f"{_peak_lr(hyper):g}",
            "weights": f"{config['num_weights']:,}", "label": config["label"], "model": model_short(hyper),
            "fit": s["verdict"]}

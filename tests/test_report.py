@@ -55,6 +55,8 @@ def test_write_all_defines_a_macro_for_every_result(results_root):
     summary = results.summary(runs[0])
     assert macros["ex9_9.toy.test"] == report.tex(text.mean_std("accuracy", [r["test"]["accuracy"] for r in runs[0].records]))
     assert macros["ex9_9.toy.weights"] == "154" and macros["ex9_9.toy.seeds"] == "2"
+    toy_scores = [r["test"]["accuracy"] for r in runs[0].records]  # the mean alone, for a sentence
+    assert macros["ex9_9.toy.mean"] == report.tex(text.score("accuracy", sum(toy_scores) / len(toy_scores)))
     assert macros["ex9_9.toy.epochs"] == "2" and macros["ex9_9.toy.batch"] == "16"
     assert macros["ex9_9.toy.label"] == "toy net" and macros["ex9_9.wide_50.epochs"] == "3"  # keys: A-Za-z0-9_
     assert macros["ex9_9.toy.lr"] == "0.1" and macros["ex9_9.toy.model"] == "MLP 16-8-2"
