@@ -350,7 +350,7 @@ def residual_grid(groups: dict[str, list], path: Path) -> list[Path]:
     """One row per group (label -> [plain, residual]): the loss and the validation Dice (no training Dice: two
     pairs of curves with their ranges would hide each other) against epochs; plain grey, residual coloured. (Time per step is measured apart, in pairs: a run's recorded seconds shared
     the machine with another run.)"""
-    fig, axes = plt.subplots(len(groups), 2, figsize=(6.4, 2.0 * len(groups) + 0.3), squeeze=False)
+    fig, axes = plt.subplots(len(groups), 2, figsize=(6.4, 2.15 * len(groups) + 0.3), squeeze=False)
     for row, (group, pair) in zip(axes, groups.items()):
         drawn = []
         for runs, color in zip(pair, (GREY, COLORS[0])):

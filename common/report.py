@@ -203,7 +203,7 @@ def replication_macros(records: list[dict], replication: dict) -> dict[str, str]
         cpu = replication.get("other_cpu", {}).get("device", "")
         where = (f"on another CPU ({cpu}, the same seeds)" if cpu and cpu not in {cpu_of(r) for r in records} else
                  "with another CPU's kernels (PyTorch's plain ones, the same seeds)")
-        which = "found here" if rerun == stated else "found here that were rerun"
+        which = "in the comparison tables" if rerun == stated else "in the comparison tables that were rerun"
         summary += (f" {held} of the {rerun} differences {which} held with new seeds"
                     + (f", and {cpu_held} of {cpu_checked} {where}." if cpu_checked else "."))
         failed = sum(len(not_held(r, replication)) for r in records)

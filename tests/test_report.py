@@ -413,7 +413,7 @@ def test_a_direction_that_did_not_hold_with_other_seeds_is_marked_and_named():
     assert report.exercise_macros({**records[0], "numbers": {"changes": pairs}, "configs": [], "data": {}},
                                   {})["ex1_5.changes"] == "batch norm and augmentation are better than the baseline"
     lead = "The last column of each comparison table gives its outcome with new seeds (100--102; “--”: not rerun)."
-    assert macros == {"replication.summary": f"{lead} 1 of the 2 differences found here that were rerun held with new "
+    assert macros == {"replication.summary": f"{lead} 1 of the 2 differences in the comparison tables that were rerun held with new "
                       "seeds. The text calls the one that did not hold “not reliably better”. A difference only the new "
                       "seeds show is not claimed."}
     # another CPU's kernels: batch norm, held with the new seeds, is not better there; what was not rerun there
@@ -422,7 +422,7 @@ def test_a_direction_that_did_not_hold_with_other_seeds_is_marked_and_named():
     assert report.not_held(records[0], both) == {"batch norm": "on another CPU", "augmentation": "with new seeds"}
     assert report.comparison_table(records[0], both).splitlines()[0].endswith(r"better; not on another CPU & same \\")
     assert report.replication_macros(records, both)["replication.summary"] == (
-        f"{lead} 1 of the 2 differences found here that were rerun held with new seeds, and 0 of 1 with another CPU's "
+        f"{lead} 1 of the 2 differences in the comparison tables that were rerun held with new seeds, and 0 of 1 with another CPU's "
         "kernels (PyTorch's plain ones, the same seeds). The text calls the 2 that did not hold “not reliably better”. "
         "A difference only the new seeds show is not claimed.")
     # a rerun on another CPU by name (``replication.cpu_name``), and the same CPU's name: only its kernels differ
@@ -447,7 +447,7 @@ def test_a_direction_that_did_not_hold_with_other_seeds_is_marked_and_named():
     held = {"seeds": [100], "outcomes": {"ex1_5_variants": {"batch norm": "better", "augmentation": "worse"}}}
     assert report.replication_macros(records[:1], held)["replication.summary"] == \
         "The last column of each comparison table gives its outcome with new seeds (100; “--”: not rerun). 2 of the 2 " \
-        "differences found here held with new seeds. A difference only the new seeds show is not claimed."
+        "differences in the comparison tables held with new seeds. A difference only the new seeds show is not claimed."
     # no rerun: no marks, and page 1 says so
     assert "not reliably" not in report.comparison_table(records[0], {})
     assert all(line.endswith(" & -- \\\\") for line in report.comparison_table(records[0], {}).splitlines())
