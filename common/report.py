@@ -102,8 +102,8 @@ def comparison_table(record: dict, replication: dict, part: str | None = None) -
     A's score left blank where the row above has the same, a rule between groups of rows ("with BN: ...", "no
     BN: ..."), and a last column with the row's outcome in the seed rerun ("same", its own outcome, or "–" where
     it was not rerun). A direction that the rerun with another CPU's kernels did not give (``not_held``) reads
-    "better; not on another CPU"; one the seed rerun did not give shows in the last column, and its sentence reads
-    "not reliably better" (``resolve_claims``)."""
+    "better; not on another CPU"; one the seed rerun did not give shows in the last column, and its sentence says
+    so (``resolve_claims``)."""
     cells = ("row", "a", "b", "difference", "ci")
     missed, seeds = not_held(record, replication), _rerun_table(record, replication)
 
@@ -157,15 +157,16 @@ def not_held(record: dict, replication: dict) -> dict[str, str]:
 
 def resolve_claims(sentence: str, record: dict, replication: dict) -> str:
     """``sentence`` with each ``text.claim`` mark resolved as its table row reads (``comparison_table``): to its
-    phrase; where it states a direction that the rerun did not give (``not_held``), to "not reliably" and the phrase
-    ("is not reliably better than"; "reaches it not reliably sooner than"). A direction only the seed rerun found
-    is no claim: its table row shows it, its sentence does not. Page 1 says what these mean
-    (``replication_macros``)."""
+    phrase; where it states a direction that a rerun did not give (``not_held``), to the phrase, the seeds that gave
+    it and the rerun that did not ("is better than the baseline with seeds 0–4 but not with new seeds"; "reaches it
+    sooner than SGD with seeds 0–4 but not on another CPU"). A direction only the seed rerun found is no claim: its
+    table row shows it, its sentence does not."""
     missed = not_held(record, replication)
+    ours = f"with seeds {seed_range(record['seeds'])}" if record.get("seeds") else "here"
 
     def resolved(m: re.Match) -> str:
         row, phrase = m.group(1), m.group(2)
-        return f"not reliably {phrase}" if row in missed else phrase
+        return f"{phrase} {ours} but not {missed[row]}" if row in missed else phrase
     out = text.CLAIM.sub(resolved, sentence)
     if "⟨" in out:  # a mark in another form (a results file from an older version) would reach the page as it is
         raise ValueError(f"an unresolved claim mark in {record['exercise']}'s sentence {sentence!r}: rerun its script")
@@ -187,7 +188,7 @@ def _held(rows: dict[str, str], record: dict) -> int:
 def replication_macros(records: list[dict], replication: dict) -> dict[str, str]:
     """``replication.summary``, for page 1: what the comparison tables' last column is (``comparison_table``), and
     of the directions the tables state, how many were rerun with other seeds and on another CPU, and how many held.
-    A direction that did not hold reads "not reliably better" in its sentence (``resolve_claims``)."""
+    A direction that did not hold is named so in its sentence (``resolve_claims``)."""
     if not any(_rerun_table(r, replication) for r in records):
         return {"replication.summary": "The comparisons have not been rerun with other seeds."}
     # the rerun's seed sets: "100–104", or "100–104 or 100–107" where configurations differ (as many as here)
@@ -208,8 +209,9 @@ def replication_macros(records: list[dict], replication: dict) -> dict[str, str]
                     + (f", and {cpu_held} of {cpu_checked} {where}." if cpu_checked else "."))
         failed = sum(len(not_held(r, replication)) for r in records)
         if failed:
-            summary += (f" The text calls {'the one' if failed == 1 else f'the {failed}'} that did not hold “not "
-                        "reliably better”.")
+            ours = f"with seeds {seed_range(records[0]['seeds'])}" if records[0].get("seeds") else "here"
+            summary += (f" The text names {'the one' if failed == 1 else f'the {failed}'} that did not hold "
+                        f"(“better {ours} but not with new seeds”).")
     summary += " A difference only the new seeds show is not claimed."
     return {"replication.summary": tex(summary)}
 

@@ -65,11 +65,9 @@ def relation(comparison: dict, row: str | None = None, other: str = "") -> str:
 
 def claim(phrase: str, row: str | None) -> str:
     """``phrase``, which states a comparison's outcome; with ``row``, marked as the outcome of that table row: "⟨row|phrase⟩". The
-    report resolves the mark when it is built (``common.report.resolve_claims``), as the row's cell reads: to the
-    phrase; where other seeds did not give the row's direction, to "not reliably" before it ("not reliably better
-    than"), so that a sentence never states a direction the report leaves open; and where the row is not
-    distinguishable here but the new seeds gave a direction, to the phrase and that direction ("not
-    distinguishable from SGD's (new seeds: better)"), so that the sentence and its row say the same."""
+    report resolves the mark when it is built (``common.report.resolve_claims``): to the phrase; where other seeds
+    did not give the row's direction, to the phrase and which seeds did and did not ("better than the baseline with
+    seeds 0–4 but not with new seeds"), so that a sentence never states a direction the report leaves open."""
     return phrase if row is None else f"⟨{row}|{phrase}⟩"
 
 

@@ -395,26 +395,30 @@ def test_a_direction_that_did_not_hold_with_other_seeds_is_marked_and_named():
                                                          [r"1.25\ensuremath{\times} faster", r"1.10\ensuremath{\times} faster \\"]]
     macros = report.replication_macros(records, check)
     # the sentences that state a row's direction say, where it is stated, that the rerun did not give it
-    claims = f"{text.relation({'outcome': 'better'}, 'augmentation')} the baseline; {text.outcome({'outcome': 'better'}, 'batch norm')}"
-    assert report.resolve_claims(claims, records[0], check) == "not reliably better than the baseline; better"
+    claims = (f"{text.relation({'outcome': 'better'}, 'augmentation', 'the baseline')}; "
+              f"{text.outcome({'outcome': 'better'}, 'batch norm')}")
+    assert report.resolve_claims(claims, records[0], check) == \
+        "better than the baseline with seeds 0–2 but not with new seeds; better"
     assert report.resolve_claims(claims, records[0], {}) == "better than the baseline; better"  # no rerun
     sooner = text.when({"outcome": "sooner", "both_reach": 3, "pairs": 3, "ci_low": -3.0}, "SGD", "augmentation")
-    assert report.resolve_claims(f"it gets there {sooner}.", records[0], check) == "it gets there not reliably sooner than SGD."
+    assert report.resolve_claims(f"it gets there {sooner}.", records[0], check) == \
+        "it gets there sooner than SGD with seeds 0–2 but not with new seeds."
     # tanh: not distinguishable here, worse with new seeds: no claim, so its sentence stays as it is (its row names it)
     same = text.relation({"outcome": "unresolved"}, "tanh", "the baseline")
     assert report.resolve_claims(f"tanh is {same}", records[0], check) == "tanh is not distinguishable from the baseline"
     assert report.resolve_claims(f"tanh is {same}", records[0], {}) == "tanh is not distinguishable from the baseline"
     # (subject, predicate) pairs are grouped once their claims are resolved: a held claim groups with its like
-    pairs = [(name, f"{text.relation({'outcome': 'better'}, name)} the baseline") for name in ("batch norm", "augmentation")]
+    pairs = [(name, text.relation({"outcome": "better"}, name, "the baseline")) for name in ("batch norm", "augmentation")]
     quoted = report.exercise_macros({**records[0], "numbers": {"changes": pairs + [("tanh", "not distinguishable from the baseline")]},
                                      "configs": [], "data": {}}, check)["ex1_5.changes"]
-    assert quoted == ("batch norm is better than the baseline, augmentation is not reliably better than the baseline, "
-                      "and tanh is not distinguishable from the baseline")
+    assert quoted == ("batch norm is better than the baseline, augmentation is better than the baseline with seeds "
+                      "0--2 but not with new seeds, and tanh is not distinguishable from the baseline")  # as LaTeX
     assert report.exercise_macros({**records[0], "numbers": {"changes": pairs}, "configs": [], "data": {}},
                                   {})["ex1_5.changes"] == "batch norm and augmentation are better than the baseline"
     lead = "The last column of each comparison table gives its outcome with new seeds (100--102; “--”: not rerun)."
     assert macros == {"replication.summary": f"{lead} 1 of the 2 differences in the comparison tables that were rerun held with new "
-                      "seeds. The text calls the one that did not hold “not reliably better”. A difference only the new "
+                      "seeds. The text names the one that did not hold (“better with seeds 0--2 but not with new seeds”). "
+                      "A difference only the new "
                       "seeds show is not claimed."}
     # another CPU's kernels: batch norm, held with the new seeds, is not better there; what was not rerun there
     # (augmentation) stays as the seed rerun left it
@@ -423,7 +427,7 @@ def test_a_direction_that_did_not_hold_with_other_seeds_is_marked_and_named():
     assert report.comparison_table(records[0], both).splitlines()[0].endswith(r"better; not on another CPU & same \\")
     assert report.replication_macros(records, both)["replication.summary"] == (
         f"{lead} 1 of the 2 differences in the comparison tables that were rerun held with new seeds, and 0 of 1 with another CPU's "
-        "kernels (PyTorch's plain ones, the same seeds). The text calls the 2 that did not hold “not reliably better”. "
+        "kernels (PyTorch's plain ones, the same seeds). The text names the 2 that did not hold (“better with seeds 0--2 but not with new seeds”). "
         "A difference only the new seeds show is not claimed.")
     # a rerun on another CPU by name (``replication.cpu_name``), and the same CPU's name: only its kernels differ
     named = {**both, "other_cpu": {**both["other_cpu"], "device": "AMD EPYC"}}
