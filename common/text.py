@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import statistics
 
 from .metrics import ALPHA, most_frequent
 
@@ -187,9 +188,9 @@ def fit_comment(configs: list[tuple[str, dict, str]]) -> str:
     """The configurations' fit (label, ``results.summary``, score name) as a clause, by the verdict most of each
     one's seeds share (Table 1 gives the counts; "mostly" where not all do), the networks of one verdict together:
     "batch norm fits well; tanh and augmentation mostly over-fit"; where no verdict has most seeds, "the fit of the
-    combination varies between seeds". What the curves show (``fit_reason``) follows where the clause is about one
-    network: "the network over-fits (its validation loss rises again after its minimum)". Networks are named as in
-    prose (``prose_names``); no configurations: ""."""
+    combination varies between seeds". What the curves show (``fit_reason``) follows a verdict of one network in a
+    clause of at most two verdicts: "the network over-fits (its validation loss bottoms out near epoch 10, then
+    rises)". Networks are named as in prose (``prose_names``); no configurations: ""."""
     groups: dict[str, list[tuple[str, dict]]] = {}
     for name, (_, summary, _) in zip(prose_names([label for label, _, _ in configs]), configs):
         top, n = most_frequent(summary["verdicts"]), len(summary["verdicts"])
@@ -205,7 +206,7 @@ def fit_comment(configs: list[tuple[str, dict, str]]) -> str:
         if verdict == "varies":
             clauses.append(f"the fit of {subject} varies between seeds")
             continue
-        reason = fit_reason(members[0][1]) if len(members) == 1 and len(groups) == 1 else ""
+        reason = fit_reason(members[0][1]) if len(members) == 1 and len(groups) <= 2 else ""
         clauses.append(f"{subject} {fit_verb(verdict, len(members) == 1)}" + (f" ({reason})" if reason else ""))
     return "; ".join(clauses)
 
@@ -223,16 +224,20 @@ def fit_verb(verdict: str, singular: bool) -> str:
 
 def fit_reason(summary: dict) -> str:
     """What the curves show behind a configuration's most frequent fit verdict (``results.summary``), in words, from
-    the seeds that share it: for over-fitting, "its validation loss rises again after its minimum" where that
-    decided it in most of them, else "its training score stays above its validation score"; "its training score
-    stays low" (under-fitting); "its validation score still rises at the end" (not converged); "" where the
-    verdict says it all (good fit, borderline, one class, diverged, no hold-out)."""
+    the seeds that share it: for over-fitting, "its validation loss bottoms out near epoch 10, then rises" (the
+    median epoch of those seeds' minima) where the rise decided it in most of them, else "its training score stays
+    above its validation score"; "its training score stays low" (under-fitting); "its validation score still rises
+    at the end" (not converged); "" where the verdict says it all (good fit, borderline, one class, diverged, no
+    hold-out)."""
     top = most_frequent(summary["verdicts"])
     details = [d for d in summary["verdict_details"] if d["verdict"] == top]
     if top == "over-fitting":
-        rise = sum(d["states"]["rise"] == "exceeded" for d in details) * 2 >= len(details)
-        return ("its validation loss rises again after its minimum" if rise
-                else "its training score stays above its validation score")
+        rising = [d for d in details if d["states"]["rise"] == "exceeded"]
+        epochs = [d["best_val_loss_epoch"] for d in rising if d.get("best_val_loss_epoch")]
+        if len(rising) * 2 < len(details):
+            return "its training score stays above its validation score"
+        return (f"its validation loss bottoms out near epoch {round(statistics.median(epochs))}, then rises" if epochs
+                else "its validation loss rises again after its minimum")
     return {"under-fitting": "its training score stays low",
             "not converged": "its validation score still rises at the end"}.get(top, "")
 

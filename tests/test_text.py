@@ -136,7 +136,7 @@ def test_fit_comment_names_each_most_frequent_verdict_once_with_what_the_curves_
     good = summary("good fit", "good fit", "over-fitting")  # the verdict most seeds share counts: "mostly"
     assert text.fit_comment([("a", over, "accuracy")]) == "the network over-fits (its validation loss rises again after its minimum)"
     assert text.fit_comment([("a (Ex 1.2)", over, "accuracy"), ("b", good, "accuracy")]) == \
-        "a over-fits; b mostly fits well"  # the reason only where the clause is about one network
+        "a over-fits (its validation loss rises again after its minimum); b mostly fits well"
     assert text.fit_comment([("a", good, "accuracy"), ("b", good, "accuracy")]) == "both networks mostly fit well"
     assert text.fit_comment([("a", over, "dice")] * 3) == "all 3 networks over-fit"
     # the networks of one verdict together
@@ -150,7 +150,12 @@ def test_fit_comment_names_each_most_frequent_verdict_once_with_what_the_curves_
     near = {"verdicts": ["borderline"], "verdict_details": [{"verdict": "borderline", "borderline": ["gap", "floor"]}]}
     assert text.fit_comment([("a", near, "dice")]) == "the network is borderline"
     assert text.fit_comment([("NumPy (ours)", over, "accuracy"), ("PyTorch", good, "accuracy")]) == \
-        "NumPy over-fits; PyTorch mostly fits well"
+        "NumPy over-fits (its validation loss rises again after its minimum); PyTorch mostly fits well"
+    # where the seeds recorded the epoch of their lowest validation loss, the reason points at it (the median)
+    dated = {"verdicts": ["over-fitting"] * 3, "verdict_details": [
+        {"verdict": "over-fitting", "states": {"rise": "exceeded"}, "best_val_loss_epoch": e} for e in (8, 10, 13)]}
+    assert text.fit_comment([("a", dated, "accuracy")]) == \
+        "the network over-fits (its validation loss bottoms out near epoch 10, then rises)"
     assert text.fit_verb("mostly borderline", True) == "is mostly borderline"
     assert text.fit_verb("mostly not converged", False) == "have mostly not converged"
     assert text.fit_verb("mostly over-fitting", True) == "mostly over-fits" and text.fit_verb("good fit", False) == "fit well"
