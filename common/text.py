@@ -168,11 +168,12 @@ FIT_VERBS = {"over-fitting": ("over-fit", "over-fits"), "under-fitting": ("under
 
 
 def prose_names(labels: list[str]) -> list[str]:
-    """Configurations' labels as the subjects of a sentence: without a closing bracket ("NumPy (our own)" -> "NumPy",
-    "baseline (Ex 1.2)" -> "the baseline") unless two would then read alike ("PyTorch (CPU)", "PyTorch (CUDA)"); a
+    """Configurations' labels as the subjects of a sentence: without a closing bracket or learning rate ("NumPy (our
+    own)" -> "NumPy", "Adam, lr 0.001" -> "Adam", "baseline (Ex 1.2)" -> "the baseline") unless two would then read
+    alike ("PyTorch (CPU)", "PyTorch (CUDA)"); a
     change as the network it makes ("no augmentation" -> "the network without augmentation", "+ weight decay 0.001"
     -> "the network with weight decay 0.001"); quoted where a comma would split a list ("“depth 3, plain”")."""
-    short = [re.sub(r"\s*\([^()]*\)$", "", label) for label in labels]
+    short = [re.sub(r"\s*\([^()]*\)$|, lr [0-9.e-]+$", "", label) for label in labels]
     names = short if len(set(short)) == len(short) else labels
     names = [f"the network without {n[3:]}" if n.startswith("no ") else f"the network with {n[2:]}" if n.startswith("+ ")
              else f"the {n}" if n == "baseline" else n for n in names]

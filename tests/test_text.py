@@ -168,6 +168,7 @@ def test_prose_names_drop_a_closing_bracket_unless_two_would_read_alike_and_name
     assert text.prose_names(["no batch norm", "+ weight decay 0.001"]) == \
         ["the network without batch norm", "the network with weight decay 0.001"]
     assert text.prose_names(["PyTorch (CPU)", "PyTorch (CUDA)"]) == ["PyTorch (CPU)", "PyTorch (CUDA)"]
+    assert text.prose_names(["SGD, lr 0.1", "Adam, lr 0.001"]) == ["SGD", "Adam"]  # the rate is in the table
     assert text.capitalised("“b, c” fit") == "“B, c” fit" and text.capitalised("+ weight decay") == "+ Weight decay"
     assert text.capitalised("") == ""
 
