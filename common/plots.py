@@ -303,12 +303,11 @@ def segmentation_cases(cases: dict[str, dict], arrays: dict[str, np.ndarray], pa
 def boundary_crops(cases: dict[str, dict], arrays: dict[str, np.ndarray], labels: list[str], path: Path,
                    crop: int = 48) -> list[Path]:
     """Per case (label -> {"name", "boundary_f1_2px": per network, its mean over the seeds "boundary_f1_2px_mean",
-    "hd95": per network}, in the order of
-    the arrays' rows): the whole image (``arrays["case_image"]``) with the true boundary (``case_truth``),
-    then a ``crop`` px window (where the two networks' predictions ``case_pred_0`` and ``case_pred_1``
-    differ most) enlarged, with the true boundary (white) and each network's (its colour, ``labels``)
-    drawn thick, and each network's boundary F1 (2 px) on the image, mean over the seeds and the first seed's.
-    Predictions: the first seed's."""
+    "hd95": per network}, in the order of the arrays' rows): the whole image (``arrays["case_image"]``) with the
+    true boundary (``case_truth``), then a ``crop`` px window (where the two networks' predictions ``case_pred_0``
+    and ``case_pred_1`` differ most) enlarged, with the true boundary (white) and each network's (its colour,
+    ``labels``) drawn thick, and each network's boundary F1 (2 px) on the image, mean over the seeds and the first
+    seed's. Predictions: the first seed's."""
     colors = [COLORS[4], COLORS[0]]
     fig, axes = plt.subplots(len(cases), 1 + len(labels), figsize=(4.2, 1.85 * len(cases) + 0.35), squeeze=False)
     for k, (row, (what, case)) in enumerate(zip(axes, cases.items())):
@@ -348,8 +347,8 @@ def _window(changed: np.ndarray, size: int) -> tuple[int, int]:
 
 def residual_grid(groups: dict[str, list], path: Path) -> list[Path]:
     """One row per group (label -> [plain, residual]): the loss and the validation Dice (no training Dice: two
-    pairs of curves with their ranges would hide each other) against epochs; plain grey, residual coloured. (Time per step is measured apart, in pairs: a run's recorded seconds shared
-    the machine with another run.)"""
+    pairs of curves with their ranges would hide each other) against epochs; plain grey, residual coloured. (Time
+    per step is measured apart, in pairs: a run's recorded seconds shared the machine with another run.)"""
     fig, axes = plt.subplots(len(groups), 2, figsize=(6.4, 2.15 * len(groups) + 0.3), squeeze=False)
     for row, (group, pair) in zip(axes, groups.items()):
         drawn = []

@@ -162,15 +162,19 @@ def resolve_claims(sentence: str, record: dict, replication: dict) -> str:
     sooner than SGD with seeds 0–4 but not on another CPU"). A direction only the seed rerun found is no claim: its
     table row shows it, its sentence does not."""
     missed = not_held(record, replication)
-    ours = f"with seeds {seed_range(record['seeds'])}" if record.get("seeds") else "here"
 
     def resolved(m: re.Match) -> str:
         row, phrase = m.group(1), m.group(2)
-        return f"{phrase} {ours} but not {missed[row]}" if row in missed else phrase
+        return f"{phrase} {_our_seeds(record)} but not {missed[row]}" if row in missed else phrase
     out = text.CLAIM.sub(resolved, sentence)
     if "⟨" in out:  # a mark in another form (a results file from an older version) would reach the page as it is
         raise ValueError(f"an unresolved claim mark in {record['exercise']}'s sentence {sentence!r}: rerun its script")
     return out
+
+
+def _our_seeds(record: dict) -> str:
+    """The seeds behind ``record``'s directions, for a sentence: "with seeds 0–4" ("here" where it names none)."""
+    return f"with seeds {seed_range(record['seeds'])}" if record.get("seeds") else "here"
 
 
 def seed_range(seeds: list[int]) -> str:
@@ -209,9 +213,8 @@ def replication_macros(records: list[dict], replication: dict) -> dict[str, str]
                     + (f", and {cpu_held} of {cpu_checked} {where}." if cpu_checked else "."))
         failed = sum(len(not_held(r, replication)) for r in records)
         if failed:
-            ours = f"with seeds {seed_range(records[0]['seeds'])}" if records[0].get("seeds") else "here"
             summary += (f" The text names {'the one' if failed == 1 else f'the {failed}'} that did not hold "
-                        f"(“better {ours} but not with new seeds”).")
+                        f"(“better {_our_seeds(records[0])} but not with new seeds”).")
     summary += " A difference only the new seeds show is not claimed."
     return {"replication.summary": tex(summary)}
 

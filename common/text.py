@@ -170,9 +170,9 @@ FIT_VERBS = {"over-fitting": ("over-fit", "over-fits"), "under-fitting": ("under
 def prose_names(labels: list[str]) -> list[str]:
     """Configurations' labels as the subjects of a sentence: without a closing bracket or learning rate ("NumPy (our
     own)" -> "NumPy", "Adam, lr 0.001" -> "Adam", "baseline (Ex 1.2)" -> "the baseline") unless two would then read
-    alike ("PyTorch (CPU)", "PyTorch (CUDA)"); a
-    change as the network it makes ("no augmentation" -> "the network without augmentation", "+ weight decay 0.001"
-    -> "the network with weight decay 0.001"); quoted where a comma would split a list ("“depth 3, plain”")."""
+    alike ("PyTorch (CPU)", "PyTorch (CUDA)"); a change as the network it makes ("no augmentation" -> "the network
+    without augmentation", "+ weight decay 0.001" -> "the network with weight decay 0.001"); quoted where a comma
+    would split a list ("“depth 3, plain”")."""
     short = [re.sub(r"\s*\([^()]*\)$|, lr [0-9.e-]+$", "", label) for label in labels]
     names = short if len(set(short)) == len(short) else labels
     names = [f"the network without {n[3:]}" if n.startswith("no ") else f"the network with {n[2:]}" if n.startswith("+ ")
@@ -192,31 +192,31 @@ def fit_comment(configs: list[tuple[str, dict, str]]) -> str:
     combination varies between seeds". What the curves show (``fit_reason``) follows a verdict of one network in a
     clause of at most two verdicts: "the network over-fits (its validation loss bottoms out near epoch 10, then
     rises)". Networks are named as in prose (``prose_names``); no configurations: ""."""
-    groups: dict[str, list[tuple[str, dict]]] = {}
+    # (verdict, shared by all seeds?) -> networks; verdict None: no verdict has most seeds
+    groups: dict[tuple[str | None, bool], list[tuple[str, dict]]] = {}
     for name, (_, summary, _) in zip(prose_names([label for label, _, _ in configs]), configs):
         top, n = most_frequent(summary["verdicts"]), len(summary["verdicts"])
         share = summary["verdicts"].count(top)
-        groups.setdefault("varies" if share * 2 <= n else top if share == n else f"mostly {top}", []).append(
-            (name, summary))
+        groups.setdefault((None, False) if share * 2 <= n else (top, share == n), []).append((name, summary))
     clauses = []
-    for verdict, members in groups.items():
+    for (verdict, unanimous), members in groups.items():
         if len(groups) == 1:
             subject = {1: "the network", 2: "both networks"}.get(len(members), f"all {len(members)} networks")
         else:
             subject = join([name for name, _ in members])
-        if verdict == "varies":
+        if verdict is None:
             clauses.append(f"the fit of {subject} varies between seeds")
             continue
         reason = fit_reason(members[0][1]) if len(members) == 1 and len(groups) <= 2 else ""
-        clauses.append(f"{subject} {fit_verb(verdict, len(members) == 1)}" + (f" ({reason})" if reason else ""))
+        clauses.append(f"{subject} {fit_verb(verdict, len(members) == 1, mostly=not unanimous)}"
+                       + (f" ({reason})" if reason else ""))
     return "; ".join(clauses)
 
 
-def fit_verb(verdict: str, singular: bool) -> str:
-    """A verdict as a verb (``FIT_VERBS``), "mostly" where only most seeds share it: "mostly over-fits", "is mostly
+def fit_verb(verdict: str, singular: bool, mostly: bool = False) -> str:
+    """A verdict as a verb (``FIT_VERBS``); ``mostly`` where only most seeds share it: "mostly over-fits", "is mostly
     borderline", "have mostly not converged"."""
-    mostly = verdict.startswith("mostly ")
-    verb = FIT_VERBS[verdict.removeprefix("mostly ")][singular]
+    verb = FIT_VERBS[verdict][singular]
     if not mostly:
         return verb
     first, _, rest = verb.partition(" ")

@@ -22,10 +22,12 @@ from .metrics import sign_test
 from .numpy_mlp import NumpyLearner, NumpyMLP
 from .train import TorchLearner, build_model, synchronize
 
+NUM_BATCHES, WARMUP = 20, 3  # timed and untimed batches per repeat, unless a caller asks for others
+
 
 def time_forward_backward(models: dict[str, nn.Module], inputs: Tensor, targets: Tensor, *,
-                          batch_size: int, loss_fn: nn.Module | None = None, num_batches: int = 20,
-                          warmup: int = 3, repeats: int = 5, channels_last: bool = True,
+                          batch_size: int, loss_fn: nn.Module | None = None, num_batches: int = NUM_BATCHES,
+                          warmup: int = WARMUP, repeats: int = 5, channels_last: bool = True,
                           reference: str | None = None) -> dict[str, dict]:
     """Seconds per batch for forward + loss + backward of each model: per model name, the median and all
     repeats, and against ``reference`` (if given) the paired comparison of :func:`versus`. Each repeat times
@@ -60,7 +62,7 @@ def time_in_processes(configs: dict[str, dict], inputs: Tensor, targets: Tensor,
     ``train.build_model`` takes it), once per session, each session in a fresh Python process. Timings of the
     same code in separate processes differ more than the repeats within one (memory layout, the CPU's state), so
     a difference of a percent or two is real only where every session shows it."""
-    used = (options.get("warmup", 3) + options.get("num_batches", 20)) * options["batch_size"]
+    used = (options.get("warmup", WARMUP) + options.get("num_batches", NUM_BATCHES)) * options["batch_size"]
     job = functools.partial(_timing_session, configs, inputs[:used].cpu(), targets[:used].cpu(), str(inputs.device),
                             torch.get_num_threads(), options)
     timings = []
@@ -81,7 +83,7 @@ def _timing_session(configs: dict[str, dict], inputs: Tensor, targets: Tensor, d
 
 
 def time_train_steps(learners: dict, inputs: Tensor, targets: Tensor, *, batch_size: int,
-                     num_batches: int = 20, warmup: int = 3, repeats: int = 5,
+                     num_batches: int = NUM_BATCHES, warmup: int = WARMUP, repeats: int = 5,
                      reference: str | None = None) -> dict[str, dict]:
     """Seconds per training step (``learner.train_step``: forward, loss, backward, update) of each learner
     (``TorchLearner``, ``NumpyLearner``), each on its own ``learner.device``, on the same batches; as

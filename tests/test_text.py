@@ -156,9 +156,9 @@ def test_fit_comment_names_each_most_frequent_verdict_once_with_what_the_curves_
         {"verdict": "over-fitting", "states": {"rise": "exceeded"}, "best_val_loss_epoch": e} for e in (8, 10, 13)]}
     assert text.fit_comment([("a", dated, "accuracy")]) == \
         "the network over-fits (its validation loss bottoms out near epoch 10, then rises)"
-    assert text.fit_verb("mostly borderline", True) == "is mostly borderline"
-    assert text.fit_verb("mostly not converged", False) == "have mostly not converged"
-    assert text.fit_verb("mostly over-fitting", True) == "mostly over-fits" and text.fit_verb("good fit", False) == "fit well"
+    assert text.fit_verb("borderline", True, mostly=True) == "is mostly borderline"
+    assert text.fit_verb("not converged", False, mostly=True) == "have mostly not converged"
+    assert text.fit_verb("over-fitting", True, mostly=True) == "mostly over-fits" and text.fit_verb("good fit", False) == "fit well"
     assert text.fit_comment([]) == ""
 
 
